@@ -1,0 +1,223 @@
+//! Configuration: `config/councild.toml`, every key with a default, environment overrides.
+//!
+//! Each key `[section] key` can be overridden by `COUNCILD_SECTION_KEY` (e.g.
+//! `COUNCILD_MAIL_SMTP_URL`). Without a file the embedded defaults run anywhere: sled in
+//! `data/`, mail written as `.eml` files under `data/mail/`. A missing admin token or secret
+//! key is generated once and kept in the data folder.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub storage: Storage,
+    pub public: Public,
+    pub admin: Admin,
+    pub mail: MailConfig,
+    pub council: Council,
+    pub workflows: Workflows,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// The data folder: sled store, generated secrets, `.eml` mail.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Public {
+    pub listen: SocketAddr,
+    /// The address delegates reach the ballot pages at; ballot links start with it.
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub from: String,
+    /// `smtp://host:25`, `smtp://user:pass@host:587?tls=required`, `smtps://host:465`.
+    pub smtp_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Council {
+    pub roster: PathBuf,
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workflows {
+    pub dir: PathBuf,
+    pub templates: PathBuf,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            path: "data".into(),
+        }
+    }
+}
+
+impl Default for Public {
+    fn default() -> Self {
+        Public {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Admin {
+            listen: ([127, 0, 0, 1], 8081).into(),
+            token: None,
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: "CPCC Secretariat <secretariat@example.org>".into(),
+            smtp_url: None,
+        }
+    }
+}
+
+impl Default for Council {
+    fn default() -> Self {
+        Council {
+            roster: "config/council.yaml".into(),
+            timezone: "Europe/Istanbul".into(),
+        }
+    }
+}
+
+impl Default for Workflows {
+    fn default() -> Self {
+        Workflows {
+            dir: "workflows".into(),
+            templates: "templates".into(),
+        }
+    }
+}
+
+/// The keys environment variables may override.
+const KEYS: &[(&str, &str)] = &[
+    ("storage", "path"),
+    ("public", "listen"),
+    ("public", "url"),
+    ("admin", "listen"),
+    ("admin", "token"),
+    ("mail", "from"),
+    ("mail", "smtp_url"),
+    ("council", "roster"),
+    ("council", "timezone"),
+    ("workflows", "dir"),
+    ("workflows", "templates"),
+];
+
+impl Config {
+    /// Reads the file if it exists (a missing default file means defaults), then the
+    /// environment. `explicit` is true when the user named the file: then it must exist.
+    pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Config> {
+        let mut table = match std::fs::read_to_string(path) {
+            Ok(text) => text
+                .parse::<toml::Table>()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => toml::Table::new(),
+            Err(e) => anyhow::bail!("{}: {e}", path.display()),
+        };
+        for (section, key) in KEYS {
+            let var = format!("COUNCILD_{}_{}", section.to_uppercase(), key.to_uppercase());
+            if let Ok(value) = std::env::var(&var) {
+                let entry = table
+                    .entry(section.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = entry {
+                    t.insert(key.to_string(), toml::Value::String(value));
+                }
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.timezone()?;
+        config
+            .mail
+            .from
+            .parse::<lettre::message::Mailbox>()
+            .map_err(|e| anyhow::anyhow!("mail.from `{}`: {e}", config.mail.from))?;
+        Ok(config)
+    }
+
+    pub fn timezone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        self.council.timezone.parse().map_err(|_| {
+            anyhow::anyhow!(
+                "council.timezone `{}` is not an IANA time zone such as Europe/Istanbul",
+                self.council.timezone
+            )
+        })
+    }
+
+    /// Where sled keeps its files.
+    pub fn store_path(&self) -> PathBuf {
+        self.storage.path.join("store")
+    }
+
+    /// Where mail is written when no SMTP server is set.
+    pub fn mail_folder(&self) -> PathBuf {
+        self.storage.path.join("mail")
+    }
+
+    /// The admin token: configured, or generated once into the data folder.
+    pub fn admin_token(&self, create: bool) -> anyhow::Result<String> {
+        if let Some(t) = self.admin.token.as_ref().filter(|t| !t.is_empty()) {
+            return Ok(t.clone());
+        }
+        let path = self.storage.path.join("admin.token");
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Ok(t.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let token = hex::encode(rand::random::<[u8; 24]>());
+                write_secret(&path, &token)?;
+                Ok(token)
+            }
+            Err(e) => anyhow::bail!(
+                "admin token {}: {e} (set COUNCILD_ADMIN_TOKEN or start the daemon once)",
+                path.display()
+            ),
+        }
+    }
+}
+
+/// Writes a secret file readable by its owner only.
+pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("{text}\n"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    }
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,230 @@
+//! `councild serve`: loads everything, checks it, and runs the tasks until a signal.
+//!
+//! Start-up refuses to run on any invalid workflow, template or roster, printing every
+//! problem. Shutdown (SIGINT or SIGTERM) stops the listeners, lets the writer finish its
+//! batch and stops the timer and outbox tasks; correctness never depends on a clean exit.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::definition::{self, Definitions, Known};
+use crate::mail::{Outbox, Stats, Templates, Transport};
+use crate::roster::Roster;
+use crate::store::Store;
+use crate::token::Key;
+use crate::writer::{Wake, Writer};
+use crate::{http, timers};
+
+/// Everything read from the configuration folder, checked.
+pub struct Loaded {
+    pub templates: Templates,
+    pub roster: Roster,
+    pub workflows: Vec<definition::Workflow>,
+}
+
+/// Reads templates, roster and workflows; every problem is reported at once.
+pub fn load(config: &Config) -> anyhow::Result<Loaded> {
+    let mut problems = Vec::new();
+    let templates = Templates::load(&config.workflows.templates)
+        .map_err(|e| problems.extend(e))
+        .ok();
+    let roster = read_roster(&config.council.roster)
+        .map_err(|e| problems.extend(e))
+        .ok();
+    let mut workflows = Vec::new();
+    if let Some(t) = &templates {
+        let (ok, errors) = validate(&config.workflows.dir, t);
+        workflows = ok;
+        problems.extend(errors);
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("the configuration has problems:\n{}", problems.join("\n"));
+    }
+    match (templates, roster) {
+        (Some(templates), Some(roster)) => Ok(Loaded {
+            templates,
+            roster,
+            workflows,
+        }),
+        _ => anyhow::bail!("the configuration could not be read"),
+    }
+}
+
+fn read_roster(path: &Path) -> Result<Roster, Vec<String>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    Roster::parse(&text).map_err(|inv| {
+        inv.0
+            .iter()
+            .map(|d| format!("{}:{d}", path.display()))
+            .collect()
+    })
+}
+
+/// Validates the workflow files under `path`: the good ones, and one line per problem.
+pub fn validate(path: &Path, templates: &Templates) -> (Vec<definition::Workflow>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut problems = Vec::new();
+    let files = match definition::files(path) {
+        Ok(f) => f,
+        Err(e) => return (ok, vec![format!("{}: {e}", path.display())]),
+    };
+    let known = Known {
+        templates: Some(templates.names()),
+    };
+    for file in files {
+        let source = match std::fs::read_to_string(&file) {
+            Ok(s) => s,
+            Err(e) => {
+                problems.push(format!("{}: {e}", file.display()));
+                continue;
+            }
+        };
+        match definition::load(&source, &known) {
+            Ok(w) => {
+                if let Some(other) = ok.iter().find(|o: &&definition::Workflow| o.name == w.name) {
+                    problems.push(format!(
+                        "{}:1:1: workflow `{}` is also defined with version {}",
+                        file.display(),
+                        w.name,
+                        other.version
+                    ));
+                    continue;
+                }
+                ok.push(w);
+            }
+            Err(inv) => problems.extend(inv.0.iter().map(|d| format!("{}:{d}", file.display()))),
+        }
+    }
+    (ok, problems)
+}
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let loaded = load(&config)?;
+    let tz = config.timezone()?;
+    std::fs::create_dir_all(&config.storage.path)
+        .with_context(|| format!("creating {}", config.storage.path.display()))?;
+    let store = Store::open(&config.store_path())?;
+    let mut defs = Definitions::default();
+    for w in loaded.workflows {
+        store.save_definition(&w.version, &w.source)?;
+        defs.insert_current(w);
+    }
+    for (version, source) in store.definitions()? {
+        if !defs.is_current(&version) {
+            match definition::load(&source, &Known { templates: None }) {
+                Ok(w) => defs.insert_old(w),
+                Err(e) => {
+                    tracing::error!(version, "a stored workflow version no longer reads: {e}")
+                }
+            }
+        }
+    }
+    store.flush().await?;
+    let defs = Arc::new(defs);
+    let roster = Arc::new(loaded.roster);
+    let templates = Arc::new(loaded.templates);
+    let key = Key::load_or_create(&config.storage.path.join("secret.key")).context("secret key")?;
+    let admin_token = config.admin_token(true)?;
+    let wake = Wake::default();
+    let (mut writer, handle) = Writer::open(
+        store.clone(),
+        defs.clone(),
+        roster.clone(),
+        tz,
+        wake.clone(),
+    )
+    .await?;
+    writer.schedule_workflows().await?;
+    let stop = CancellationToken::new();
+    let stats = Arc::new(Stats::default());
+    let transport = Transport::from_config(config.mail.smtp_url.as_deref(), config.mail_folder())?;
+    let outbox = Outbox {
+        store: store.clone(),
+        templates: templates.clone(),
+        transport,
+        from: config.mail.from.parse()?,
+        public_url: config.public.url.clone(),
+        key: key.clone(),
+        stats: stats.clone(),
+    };
+    let app = Arc::new(http::App {
+        store: store.clone(),
+        writer: handle.clone(),
+        defs,
+        roster,
+        templates,
+        key,
+        admin_token,
+        tz,
+        started: Instant::now(),
+        stats,
+    });
+    let public = tokio::net::TcpListener::bind(config.public.listen)
+        .await
+        .with_context(|| format!("public listener {}", config.public.listen))?;
+    let admin = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("admin listener {}", config.admin.listen))?;
+    tracing::info!(
+        public = %public.local_addr()?, admin = %admin.local_addr()?,
+        mail = %config.mail.smtp_url.as_deref().map_or_else(|| config.mail_folder().display().to_string(), String::from),
+        "councild ready"
+    );
+
+    let writer_task = tokio::spawn(writer.run());
+    let timer_task = tokio::spawn(timers::run(
+        store.clone(),
+        handle.clone(),
+        wake.timers.clone(),
+        stop.clone(),
+    ));
+    let outbox_task = tokio::spawn(outbox.run(wake.outbox.clone(), stop.clone()));
+    let shutdown = |stop: CancellationToken| async move { stop.cancelled().await };
+    let public_task = tokio::spawn(
+        axum::serve(public, http::public_router(app.clone()))
+            .with_graceful_shutdown(shutdown(stop.clone()))
+            .into_future(),
+    );
+    let admin_task = tokio::spawn(
+        axum::serve(admin, http::admin_router(app.clone()))
+            .with_graceful_shutdown(shutdown(stop.clone()))
+            .into_future(),
+    );
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    stop.cancel();
+    let _ = tokio::join!(public_task, admin_task, timer_task, outbox_task);
+    drop(app);
+    drop(handle);
+    let _ = writer_task.await;
+    store.flush().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

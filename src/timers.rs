@@ -1,0 +1,57 @@
+//! The timer task: turns due rows of the `timers` tree into events, in due order.
+//!
+//! It sleeps until the earliest row or until the writer says timers changed. Rows already
+//! overdue at start (downtime, a clock jump) fire once each, oldest first. The writer
+//! deletes a row in the same transaction as the event it causes, so a crash between the
+//! two neither loses nor doubles a firing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+use crate::writer::Handle;
+
+/// Most due timers handed to the writer at once (they commit as one batch).
+const MAX_DUE: usize = 1_024;
+/// Longest sleep, so that a wall-clock jump is noticed.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+pub async fn run(store: Store, writer: Handle, wake: Arc<Notify>, stop: CancellationToken) {
+    loop {
+        let now = Utc::now();
+        let due: Vec<_> = store
+            .timers()
+            .take_while(|k| k.due <= now)
+            .take(MAX_DUE)
+            .collect();
+        if !due.is_empty() {
+            let mut waits = Vec::with_capacity(due.len());
+            for key in due {
+                match writer.fire(key).await {
+                    Ok(rx) => waits.push(rx),
+                    Err(_) => return,
+                }
+            }
+            for rx in waits {
+                if rx.await.is_err() {
+                    // The writer failed the batch; try again shortly.
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            continue;
+        }
+        let sleep = match store.first_timer() {
+            Ok(Some(k)) => (k.due - now).to_std().unwrap_or_default().min(MAX_SLEEP),
+            _ => MAX_SLEEP,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(sleep) => {}
+            _ = wake.notified() => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,634 @@
+//! The single writer: the one task that changes items, with group commit.
+//!
+//! HTTP handlers, the timer task and the CLI (through the admin API) send requests over a
+//! bounded channel. The writer takes every queued request up to [`MAX_BATCH`], runs
+//! `engine::apply` for each, stages the event records, item states, timers, outbox mail and
+//! register entries, commits them in one transaction, flushes once, and only then answers
+//! every waiting request and wakes the timer and outbox tasks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::definition::{Audience, Definitions};
+use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Voter};
+use crate::mail::{self, Mail, Recipient};
+use crate::roster::Roster;
+use crate::store::{self, Act, Batch, Record, Store, TimerKey};
+
+/// Most requests committed together.
+pub const MAX_BATCH: usize = 512;
+/// Requests that may wait for the writer before senders are slowed down.
+pub const QUEUE: usize = 8_192;
+/// Most follow-up events (facts asked for by effects) one request may cause.
+const MAX_FOLLOW_UPS: usize = 16;
+const NEXT_ITEM: &str = "next_item";
+
+/// What a committed request answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub item: String,
+    pub seq: u64,
+    /// Hash of the request's event record: the receipt.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("no item `{0}`")]
+    NoItem(String),
+    #[error("no workflow `{0}`")]
+    NoWorkflow(String),
+    #[error("storage failure: {0}")]
+    Store(String),
+    #[error("the daemon is shutting down")]
+    Closed,
+}
+
+enum Request {
+    Start {
+        workflow: String,
+        inputs: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<Done, WriteError>>,
+    },
+    Event {
+        item: String,
+        event: Event,
+        reply: oneshot::Sender<Result<Done, WriteError>>,
+    },
+    Timer {
+        key: TimerKey,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Wakes the tasks that act on committed state.
+#[derive(Clone, Default)]
+pub struct Wake {
+    pub timers: Arc<Notify>,
+    pub outbox: Arc<Notify>,
+}
+
+/// A cheap handle to send requests to the writer.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Handle {
+    pub async fn start(
+        &self,
+        workflow: String,
+        inputs: BTreeMap<String, String>,
+    ) -> Result<Done, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Start {
+            workflow,
+            inputs,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| WriteError::Closed)?
+    }
+
+    pub async fn event(&self, item: String, event: Event) -> Result<Done, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Event { item, event, reply }).await?;
+        rx.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// Queues a due timer; the receiver answers once it is committed (or found gone).
+    pub async fn fire(&self, key: TimerKey) -> Result<oneshot::Receiver<()>, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Timer { key, reply }).await?;
+        Ok(rx)
+    }
+
+    async fn send(&self, r: Request) -> Result<(), WriteError> {
+        self.tx.send(r).await.map_err(|_| WriteError::Closed)
+    }
+}
+
+pub struct Writer {
+    store: Store,
+    defs: Arc<Definitions>,
+    roster: Arc<Roster>,
+    tz: Tz,
+    items: HashMap<String, Item>,
+    next_item: u64,
+    registers: HashMap<(String, i32), u64>,
+    wake: Wake,
+    rx: mpsc::Receiver<Request>,
+}
+
+/// What one batch changes, and how to take it back if the commit fails.
+#[derive(Default)]
+struct Staged {
+    batch: Batch,
+    undo: HashMap<String, Option<Item>>,
+    dirty: BTreeSet<String>,
+}
+
+impl Writer {
+    /// Loads every item and checks it against its log; returns the writer and its handle.
+    pub async fn open(
+        store: Store,
+        defs: Arc<Definitions>,
+        roster: Arc<Roster>,
+        tz: Tz,
+        wake: Wake,
+    ) -> anyhow::Result<(Writer, Handle)> {
+        let mut items = HashMap::new();
+        let mut repaired = Batch::default();
+        for item in store.items() {
+            let item = item?;
+            let replayed = replay(&store, &defs, tz, &item.id)?;
+            if replayed.as_ref() != Some(&item) {
+                tracing::error!(item = %item.id, "stored state differs from its event log; the log wins");
+            }
+            if let Some(replayed) = replayed {
+                if replayed != item {
+                    repaired
+                        .items
+                        .insert(replayed.id.clone(), store::encode(&replayed));
+                }
+                items.insert(replayed.id.clone(), replayed);
+            }
+        }
+        store.commit(&repaired).await?;
+        let next_item = store.meta_u64(NEXT_ITEM)?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = Writer {
+            store,
+            defs,
+            roster,
+            tz,
+            items,
+            next_item,
+            registers: HashMap::new(),
+            wake,
+            rx,
+        };
+        Ok((writer, Handle { tx }))
+    }
+
+    /// Runs until every handle is dropped.
+    pub async fn run(mut self) {
+        let mut queue = Vec::with_capacity(MAX_BATCH);
+        while self.rx.recv_many(&mut queue, MAX_BATCH).await > 0 {
+            self.batch(std::mem::take(&mut queue)).await;
+        }
+    }
+
+    async fn batch(&mut self, requests: Vec<Request>) {
+        let now = Utc::now();
+        let mut s = Staged::default();
+        let next_item = self.next_item;
+        let mut replies = Vec::with_capacity(requests.len());
+        for request in requests {
+            match request {
+                Request::Start {
+                    workflow,
+                    inputs,
+                    reply,
+                } => replies.push(Reply::Write(
+                    reply,
+                    self.start(&mut s, now, &workflow, inputs),
+                )),
+                Request::Event { item, event, reply } => {
+                    replies.push(Reply::Write(reply, self.step(&mut s, &item, now, event)))
+                }
+                Request::Timer { key, reply } => {
+                    self.timer(&mut s, now, key);
+                    replies.push(Reply::Timer(reply));
+                }
+            }
+        }
+        for id in &s.dirty {
+            if let Some(item) = self.items.get(id) {
+                s.batch.items.insert(id.clone(), store::encode(item));
+            }
+        }
+        let timers_changed = !s.batch.timers.is_empty();
+        let mail_added = !s.batch.outbox.is_empty();
+        tracing::trace!(size = replies.len(), "group commit");
+        if let Err(e) = self.store.commit(&s.batch).await {
+            tracing::error!(error = %e, "commit failed; the batch is refused");
+            for (id, before) in s.undo {
+                match before {
+                    Some(item) => self.items.insert(id, item),
+                    None => self.items.remove(&id),
+                };
+            }
+            self.next_item = next_item;
+            self.registers.clear();
+            for reply in replies {
+                reply.send(Err(WriteError::Store(e.to_string())));
+            }
+            return;
+        }
+        if timers_changed {
+            self.wake.timers.notify_one();
+        }
+        if mail_added {
+            self.wake.outbox.notify_one();
+        }
+        for reply in replies {
+            reply.send(Ok(()));
+        }
+    }
+
+    fn start(
+        &mut self,
+        s: &mut Staged,
+        now: DateTime<Utc>,
+        workflow: &str,
+        inputs: BTreeMap<String, String>,
+    ) -> Result<Done, WriteError> {
+        let def = self
+            .defs
+            .current(workflow)
+            .ok_or_else(|| WriteError::NoWorkflow(workflow.to_string()))?;
+        let id = format!("item-{}", self.next_item + 1);
+        let event = Event::Started {
+            workflow: def.name.clone(),
+            version: def.version.clone(),
+            inputs,
+        };
+        let done = self.step(s, &id, now, event)?;
+        self.next_item += 1;
+        s.batch.meta.insert(
+            NEXT_ITEM.as_bytes().to_vec(),
+            self.next_item.to_be_bytes().to_vec(),
+        );
+        Ok(done)
+    }
+
+    fn timer(&mut self, s: &mut Staged, now: DateTime<Utc>, key: TimerKey) {
+        let encoded = key.encode();
+        let staged = s.batch.timers.get(&encoded).cloned();
+        let exists = match staged {
+            Some(row) => row.is_some(),
+            None => self.store.timer_exists(&key).unwrap_or(false),
+        };
+        if !exists {
+            return;
+        }
+        s.batch.timers.insert(encoded, None);
+        if let Some(workflow) = key.owner.strip_prefix("@schedule/") {
+            let Some(def) = self.defs.current(workflow).cloned() else {
+                return;
+            };
+            match self.start(s, now, workflow, BTreeMap::new()) {
+                Ok(done) => tracing::info!(item = %done.item, workflow, "scheduled item opened"),
+                Err(e) => tracing::error!(workflow, error = %e, "scheduled item could not open"),
+            }
+            if let Some(due) = def
+                .schedule
+                .as_ref()
+                .and_then(|sch| sch.next_after(key.due.max(now), self.tz))
+            {
+                s.batch.timers.insert(
+                    TimerKey {
+                        due,
+                        owner: key.owner.clone(),
+                        name: key.name.clone(),
+                    }
+                    .encode(),
+                    Some(Vec::new()),
+                );
+            }
+            return;
+        }
+        match self.step(
+            s,
+            &key.owner,
+            now,
+            Event::TimerFired {
+                timer: key.name.clone(),
+            },
+        ) {
+            Ok(_) | Err(WriteError::Rejected(Rejection::StaleTimer(_) | Rejection::Ended)) => {}
+            Err(e) => {
+                tracing::warn!(item = %key.owner, timer = %key.name, error = %e, "timer refused")
+            }
+        }
+    }
+
+    /// Makes sure each scheduled workflow has its next start pending.
+    pub async fn schedule_workflows(&mut self) -> anyhow::Result<()> {
+        let pending: BTreeSet<String> = self
+            .store
+            .timers()
+            .filter_map(|k| k.owner.strip_prefix("@schedule/").map(String::from))
+            .collect();
+        let mut batch = Batch::default();
+        for def in self.defs.all_current() {
+            let Some(schedule) = &def.schedule else {
+                continue;
+            };
+            if pending.contains(&def.name) {
+                continue;
+            }
+            if let Some(due) = schedule.next_after(Utc::now(), self.tz) {
+                let key = TimerKey {
+                    due,
+                    owner: format!("@schedule/{}", def.name),
+                    name: "start".into(),
+                };
+                batch.timers.insert(key.encode(), Some(Vec::new()));
+            }
+        }
+        self.store.commit(&batch).await?;
+        Ok(())
+    }
+
+    /// Applies one event and the follow-up facts its effects ask for.
+    fn step(
+        &mut self,
+        s: &mut Staged,
+        id: &str,
+        at: DateTime<Utc>,
+        event: Event,
+    ) -> Result<Done, WriteError> {
+        let mut state = self.items.remove(id);
+        let version = match (&state, &event) {
+            (Some(item), _) => item.version.clone(),
+            (None, Event::Started { version, .. }) => version.clone(),
+            (None, _) => return Err(WriteError::NoItem(id.to_string())),
+        };
+        let Some(def) = self.defs.version(&version).cloned() else {
+            if let Some(item) = state {
+                self.items.insert(id.to_string(), item);
+            }
+            return Err(WriteError::NoWorkflow(version));
+        };
+        let ctx = Context {
+            workflow: &def,
+            tz: self.tz,
+        };
+        s.undo
+            .entry(id.to_string())
+            .or_insert_with(|| state.clone());
+        let mut queue = VecDeque::from([event]);
+        let mut done = None;
+        let mut rounds = 0;
+        while let Some(event) = queue.pop_front() {
+            rounds += 1;
+            let effects = match engine::apply(&ctx, &mut state, id, at, &event) {
+                Ok(fx) => fx,
+                Err(r) if done.is_none() => {
+                    if let Some(item) = state {
+                        self.items.insert(id.to_string(), item);
+                    }
+                    return Err(r.into());
+                }
+                Err(r) => {
+                    tracing::error!(item = id, error = %r, "follow-up event refused");
+                    break;
+                }
+            };
+            let Some(item) = state.as_mut() else { break };
+            let record = Record::new(item.seq + 1, at, event, item.head.clone());
+            item.seq = record.seq;
+            item.head = record.hash.clone();
+            s.batch
+                .events
+                .push((store::event_key(id, record.seq), store::encode(&record)));
+            done.get_or_insert(Done {
+                item: id.to_string(),
+                seq: record.seq,
+                hash: record.hash.clone(),
+            });
+            if let Event::Registered { series, year, seq } = &record.event {
+                let act = Act {
+                    series: series.clone(),
+                    year: *year,
+                    seq: *seq,
+                    number: item.register_number.clone().unwrap_or_default(),
+                    item: id.to_string(),
+                    title: item.inputs.get("title").cloned().unwrap_or_default(),
+                    at,
+                };
+                s.batch.registers.push((
+                    store::register_key(series, *year, *seq),
+                    store::encode(&act),
+                ));
+            }
+            for (index, effect) in effects.into_iter().enumerate() {
+                match effect {
+                    Effect::SetTimer { name, due } => {
+                        s.batch.timers.insert(
+                            TimerKey {
+                                due,
+                                owner: id.to_string(),
+                                name,
+                            }
+                            .encode(),
+                            Some(Vec::new()),
+                        );
+                    }
+                    Effect::CancelTimer { name, due } => {
+                        s.batch.timers.insert(
+                            TimerKey {
+                                due,
+                                owner: id.to_string(),
+                                name,
+                            }
+                            .encode(),
+                            None,
+                        );
+                    }
+                    Effect::Mail {
+                        template,
+                        to,
+                        ballot,
+                    } => self.stage_mail(s, item, &def.title, index, &template, to, ballot, at),
+                    Effect::FixElectorate { ballot } if rounds < MAX_FOLLOW_UPS => {
+                        queue.push_back(Event::ElectorateFixed {
+                            ballot,
+                            electorate: self.electorate(),
+                            members: self.roster.members.len() as u64,
+                        });
+                    }
+                    Effect::Register { series, year } if rounds < MAX_FOLLOW_UPS => {
+                        let seq = self.next_register(&series, year);
+                        queue.push_back(Event::Registered { series, year, seq });
+                    }
+                    Effect::FixElectorate { .. } | Effect::Register { .. } => {
+                        tracing::error!(item = id, "too many follow-up events")
+                    }
+                }
+            }
+        }
+        if let Some(item) = state {
+            self.items.insert(id.to_string(), item);
+        }
+        s.dirty.insert(id.to_string());
+        done.ok_or_else(|| WriteError::NoItem(id.to_string()))
+    }
+
+    fn electorate(&self) -> Vec<Voter> {
+        self.roster
+            .members
+            .iter()
+            .filter(|m| m.voting_right)
+            .filter_map(|m| {
+                let (index, d) = m.voter()?;
+                Some(Voter {
+                    member: m.id.clone(),
+                    member_name: m.name.clone(),
+                    delegate: index,
+                    name: d.name.clone(),
+                    email: d.email.clone(),
+                    language: d.language.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn next_register(&mut self, series: &str, year: i32) -> u64 {
+        let key = (series.to_string(), year);
+        let last = match self.registers.get(&key) {
+            Some(n) => *n,
+            None => self.store.last_register_seq(series, year).unwrap_or(0),
+        };
+        self.registers.insert(key, last + 1);
+        last + 1
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stage_mail(
+        &self,
+        s: &mut Staged,
+        item: &Item,
+        title: &str,
+        index: usize,
+        template: &str,
+        to: Recipients,
+        ballot: Option<usize>,
+        at: DateTime<Utc>,
+    ) {
+        let voter = |v: &Voter| Recipient {
+            name: v.name.clone(),
+            email: v.email.clone(),
+            language: v.language.clone(),
+            member: Some(v.member.clone()),
+            delegate: Some(v.delegate),
+        };
+        let recipients: Vec<Recipient> = match to {
+            Recipients::Audience(Audience::Secretariat) => {
+                let d = &self.roster.secretariat;
+                vec![Recipient {
+                    name: d.name.clone(),
+                    email: d.email.clone(),
+                    language: d.language.clone(),
+                    member: None,
+                    delegate: None,
+                }]
+            }
+            Recipients::Audience(audience) => self
+                .roster
+                .members
+                .iter()
+                .flat_map(|m| {
+                    let delegates: Vec<(usize, &crate::roster::Delegate)> = match audience {
+                        Audience::Heads => m.voter().into_iter().collect(),
+                        _ => m.delegates.iter().enumerate().collect(),
+                    };
+                    delegates.into_iter().map(|(i, d)| Recipient {
+                        name: d.name.clone(),
+                        email: d.email.clone(),
+                        language: d.language.clone(),
+                        member: Some(m.id.clone()),
+                        delegate: Some(i),
+                    })
+                })
+                .collect(),
+            Recipients::Electorate(b) => item
+                .ballots
+                .get(b)
+                .map(|b| b.electorate.iter().map(voter).collect())
+                .unwrap_or_default(),
+            Recipients::NotVoted(b) => item
+                .ballots
+                .get(b)
+                .map(|b| {
+                    b.electorate
+                        .iter()
+                        .filter(|v| !b.votes.contains_key(&v.member))
+                        .map(voter)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        let context = mail::context(&self.roster.council, title, item, ballot, self.tz);
+        for (r, to) in recipients.into_iter().enumerate() {
+            let id = format!("{}.{}.{}.{}", item.id, item.seq, index, r);
+            let mail = Mail {
+                id: id.clone(),
+                item: item.id.clone(),
+                template: template.to_string(),
+                to,
+                ballot,
+                context: context.clone(),
+                created_at: at,
+                attempts: 0,
+                next_attempt: at,
+                last_error: None,
+                failed: false,
+            };
+            s.batch.outbox.push((id.into_bytes(), store::encode(&mail)));
+        }
+    }
+}
+
+enum Reply {
+    Write(
+        oneshot::Sender<Result<Done, WriteError>>,
+        Result<Done, WriteError>,
+    ),
+    Timer(oneshot::Sender<()>),
+}
+
+impl Reply {
+    fn send(self, commit: Result<(), WriteError>) {
+        match self {
+            Reply::Write(tx, result) => {
+                let _ = tx.send(commit.and(result));
+            }
+            Reply::Timer(tx) => {
+                let _ = tx.send(());
+            }
+        }
+    }
+}
+
+/// Rebuilds an item by folding its log through `apply` (the stored state must equal it).
+pub fn replay(store: &Store, defs: &Definitions, tz: Tz, id: &str) -> anyhow::Result<Option<Item>> {
+    let mut state: Option<Item> = None;
+    for record in store.events(id) {
+        let record = record?;
+        let version = match (&state, &record.event) {
+            (Some(item), _) => item.version.clone(),
+            (None, Event::Started { version, .. }) => version.clone(),
+            (None, _) => anyhow::bail!("log of {id} does not begin with `started`"),
+        };
+        let def = defs.version(&version).ok_or_else(|| {
+            anyhow::anyhow!("{id} runs on workflow version {version}, which is not stored")
+        })?;
+        let ctx = Context { workflow: def, tz };
+        engine::apply(&ctx, &mut state, id, record.at, &record.event)
+            .map_err(|e| anyhow::anyhow!("{id} event {}: {e}", record.seq))?;
+        if let Some(item) = state.as_mut() {
+            item.seq = record.seq;
+            item.head = record.hash.clone();
+        }
+    }
+    Ok(state)
+}
