@@ -600,7 +600,7 @@ fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Ballot
         Some("when_decided") => Close::WhenDecided,
         Some(other) => {
             d.error(
-                f.key_pos("close"),
+                f.get("close").map_or(f.at, yaml::pos),
                 format!(
                     "unknown `close` `{other}`: use at_deadline, when_all_voted or when_decided"
                 ),

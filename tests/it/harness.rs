@@ -1,0 +1,314 @@
+//! A small harness: a temporary council folder, the daemon as a child process, and
+//! helpers to read the mail it writes and to call its two listeners.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+pub const TOKEN: &str = "test-admin-token";
+
+/// A small council: three members with a voting right, one suspended, one without a head.
+pub const ROSTER: &str = r#"
+council: Test Council
+secretariat: { name: Secretariat, email: secretariat@example.org }
+members:
+  - id: AAA
+    name: Alphaland
+    delegates:
+      - { name: A. Head, email: aaa.head@example.org, language: en, head: true }
+      - { name: A. Deputy, email: aaa.deputy@example.org, language: fr }
+  - id: BBB
+    name: Betaland
+    delegates:
+      - { name: B. Head, email: bbb.head@example.org, language: ar, head: true }
+  - id: CCC
+    name: Gammaland
+    delegates:
+      - { name: C. First, email: ccc.first@example.org, language: en }
+      - { name: C. Second, email: ccc.second@example.org, language: en }
+  - id: DDD
+    name: Deltaland
+    voting_right: false       # suspended: arrears
+    delegates:
+      - { name: D. Head, email: ddd.head@example.org, language: en, head: true }
+"#;
+
+/// A council folder: config, roster, workflows and the repository's templates.
+pub struct Council {
+    pub dir: tempfile::TempDir,
+}
+
+impl Council {
+    pub fn new(roster: &str, workflows: &[(&str, &str)]) -> Council {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("config")).unwrap();
+        std::fs::create_dir_all(root.join("workflows")).unwrap();
+        std::fs::write(root.join("config/council.yaml"), roster).unwrap();
+        for (name, text) in workflows {
+            std::fs::write(root.join("workflows").join(name), text).unwrap();
+        }
+        copy_dir(&repo().join("templates"), &root.join("templates"));
+        Council { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn mail_dir(&self) -> PathBuf {
+        self.path().join("data/mail")
+    }
+
+    /// Runs the daemon in this folder.
+    pub fn start(&self) -> Daemon {
+        Daemon::start(self.path(), &[])
+    }
+
+    /// Every mail written so far, parsed.
+    pub fn mails(&self) -> Vec<Mail> {
+        let Ok(entries) = std::fs::read_dir(self.mail_dir()) else { return Vec::new() };
+        let mut mails: Vec<Mail> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .map(|p| Mail::parse(&std::fs::read_to_string(&p).unwrap()))
+            .collect();
+        mails.sort_by(|a, b| a.message_id.cmp(&b.message_id));
+        mails
+    }
+
+    /// Runs `councild` with arguments in this folder and returns (exit code, stdout + stderr).
+    /// A command that does not end within a minute is killed and fails the test.
+    pub fn run(&self, args: &[&str]) -> (i32, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_councild"))
+            .args(args)
+            .current_dir(self.path())
+            .env("COUNCILD_PUBLIC_LISTEN", "127.0.0.1:0")
+            .env("COUNCILD_ADMIN_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("councild {args:?} did not end");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code().unwrap_or(-1), text)
+    }
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The daemon as a child process; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    child: Child,
+    pub public: String,
+    pub admin: String,
+    root: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Daemon {
+    pub fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
+        let (public, admin) = (free_port(), free_port());
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_councild"))
+            .arg("serve")
+            .current_dir(root)
+            .env("COUNCILD_PUBLIC_LISTEN", format!("127.0.0.1:{public}"))
+            .env("COUNCILD_PUBLIC_URL", format!("http://127.0.0.1:{public}"))
+            .env("COUNCILD_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+            .env("COUNCILD_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "councild=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child,
+            public: format!("http://127.0.0.1:{public}"),
+            admin: format!("http://127.0.0.1:{admin}"),
+            root: root.to_path_buf(),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        };
+        d.wait_ready();
+        d
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok() && std::net::TcpStream::connect(self.public.trim_start_matches("http://")).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("councild did not start; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.admin)).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn start_item(&self, workflow: &str, inputs: Value) -> String {
+        let (status, body) = self.admin(reqwest::Method::POST, "/api/items", Some(json!({"workflow": workflow, "inputs": inputs}))).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn item(&self, id: &str) -> Value {
+        let (status, body) = self.admin(reqwest::Method::GET, &format!("/api/items/{id}"), None).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Polls an item until `done` holds (the daemon's timers run on wall-clock time).
+    pub async fn wait_item(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let item = self.item(id).await;
+            if done(&item) {
+                return item;
+            }
+            assert!(Instant::now() < deadline, "waited too long for {what}: {item:#}\nlog:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> (u16, String) {
+        let resp = self.http.get(url).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    pub async fn vote(&self, link: &str, choice: &str) -> (u16, String) {
+        let resp = self.http.post(link).form(&[("choice", choice)]).send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A mail as a delegate's client would show it.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub body: String,
+}
+
+impl Mail {
+    pub fn parse(raw: &str) -> Mail {
+        let raw = raw.replace("\r\n", "\n");
+        let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+        let mut headers: Vec<(String, String)> = Vec::new();
+        for line in head.lines() {
+            if line.starts_with([' ', '\t']) {
+                if let Some(last) = headers.last_mut() {
+                    last.1.push_str(line.trim_start_matches(['\t']));
+                }
+            } else if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+        let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let body = match header("content-transfer-encoding").as_str() {
+            "quoted-printable" => quoted_printable(body),
+            "base64" => String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.split_whitespace().collect::<String>()).unwrap()).unwrap(),
+            _ => body.to_string(),
+        };
+        Mail { to: header("to"), subject: decode_words(&header("subject")), message_id: header("message-id"), body }
+    }
+
+    /// The ballot link in the body, if any.
+    pub fn link(&self) -> Option<String> {
+        let start = self.body.find("http://")?;
+        let rest = &self.body[start..];
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        Some(rest[..end].to_string()).filter(|l| l.contains("/ballot/"))
+    }
+}
+
+fn quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() && u8::from_str_radix(&joined[i + 1..i + 3], 16).is_ok() {
+            out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Decodes RFC 2047 encoded words (`=?utf-8?b?...?=` and `=?utf-8?q?...?=`) in a header.
+fn decode_words(value: &str) -> String {
+    let mut out = String::new();
+    let mut prev_encoded = false;
+    for word in value.split_whitespace() {
+        let decoded = word.strip_prefix("=?utf-8?").or_else(|| word.strip_prefix("=?UTF-8?")).and_then(|w| w.strip_suffix("?=")).and_then(|w| {
+            let (enc, text) = w.split_once('?')?;
+            match enc {
+                "b" | "B" => String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).ok()?).ok(),
+                _ => Some(quoted_printable(&text.replace('_', " "))),
+            }
+        });
+        if !out.is_empty() && !(prev_encoded && decoded.is_some()) {
+            out.push(' ');
+        }
+        prev_encoded = decoded.is_some();
+        out.push_str(decoded.as_deref().unwrap_or(word));
+    }
+    out
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `councild` binary on a temporary folder, spoken to over HTTP.
+
+mod harness;
+
+mod crash;
+mod cycle;
+mod validate;

@@ -1,0 +1,72 @@
+//! `councild validate`: the shipped workflows are clean; broken files get every problem,
+//! each with its line and column, and exit code 1.
+
+use crate::harness::{Council, ROSTER, repo};
+
+#[test]
+fn the_shipped_workflows_are_valid() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_councild")).arg("validate").current_dir(repo()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for name in ["regulation-adoption", "statute-ratification", "council-session"] {
+        assert!(stdout.contains(&format!("workflows/{name}.yaml: ok")), "{stdout}");
+    }
+}
+
+const BROKEN: &str = r#"workflow: broken
+start: circulat
+stages:
+  circulate:
+    notify: { to: members, template: draft-circulatd }
+    after: 14x
+    nxt: vote
+  vote:
+    ballot:
+      question: "Adopt?"
+      choices: [yes, no, abstain]
+      closes_after: 7d
+      quorum: "cast >= 2/3 * eligble"
+      pass: "yes >= 2/3 * (yes + no"
+      close: sometime
+    outcomes: { adopted: adpot, rejected: rejected, no_quorum: rejected }
+  rejected:
+    end: rejected
+  orphan:
+    next: rejected
+"#;
+
+#[test]
+fn broken_files_get_every_error_with_line_and_column() {
+    let council = Council::new(ROSTER, &[("broken.yaml", BROKEN), ("syntax.yaml", "workflow: x\nstages: [a, b\n")]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    let expected = [
+        "workflows/broken.yaml:2:8: stage `circulat` does not exist; did you mean `circulate`?",
+        "workflows/broken.yaml:5:38: template `draft-circulatd` does not exist in the templates folder; did you mean `draft-circulated`?",
+        "workflows/broken.yaml:6:12: bad duration `14x`",
+        "workflows/broken.yaml:7:5: unknown key `nxt` in stage `circulate`; did you mean `next`?",
+        "workflows/broken.yaml:13:30: in rule `cast >= 2/3 * eligble`: unknown name `eligble`; did you mean `eligible`?",
+        "workflows/broken.yaml:15:14: unknown `close` `sometime`",
+        "workflows/broken.yaml:16:26: stage `adpot` does not exist",
+    ];
+    for e in expected {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+    assert!(out.contains("workflows/broken.yaml:14:27: in rule `yes >= 2/3 * (yes + no`: unclosed `(`"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("workflows/syntax.yaml:3:1: YAML syntax") || l.starts_with("workflows/syntax.yaml:2:")), "{out}");
+
+    // A workflow that cannot be reached and one with no way out.
+    let council = Council::new(ROSTER, &[("shape.yaml", "workflow: shape\nstart: a\nstages:\n  a:\n    end: done\n  b:\n    notify: { to: members, template: ballot }\n")]);
+    let (code, out) = council.run(&["validate", "workflows/shape.yaml"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("workflows/shape.yaml:6:3: stage `b` is unreachable from `a`"), "{out}");
+    assert!(out.contains("workflows/shape.yaml:6:3: stage `b` has no way out"), "{out}");
+}
+
+#[test]
+fn the_daemon_refuses_to_start_on_an_invalid_workflow() {
+    let council = Council::new(ROSTER, &[("broken.yaml", BROKEN)]);
+    let (code, out) = council.run(&["serve"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("workflows/broken.yaml:2:8: stage `circulat` does not exist"), "{out}");
+}
