@@ -34,7 +34,10 @@ fn votes_in_log(item: &Value) -> BTreeMap<String, String> {
     let mut votes = BTreeMap::new();
     for e in item["events"].as_array().unwrap() {
         if e["event"]["type"] == "vote_cast" {
-            votes.insert(e["event"]["member"].as_str().unwrap().to_string(), e["event"]["choice"].as_str().unwrap().to_string());
+            votes.insert(
+                e["event"]["member"].as_str().unwrap().to_string(),
+                e["event"]["choice"].as_str().unwrap().to_string(),
+            );
         }
     }
     votes
@@ -45,8 +48,17 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
     let roster = std::fs::read_to_string(repo().join("config/council.yaml")).unwrap();
     let council = Council::new(&roster, &[("timed.yaml", TIMED)]);
     let daemon = council.start();
-    let id = daemon.start_item("timed-adoption", json!({"title": "Regulation on joint training"})).await;
-    let item = daemon.wait_item(&id, "the ballot", |i| i["ballots"][0]["eligible"].as_u64() > Some(0)).await;
+    let id = daemon
+        .start_item(
+            "timed-adoption",
+            json!({"title": "Regulation on joint training"}),
+        )
+        .await;
+    let item = daemon
+        .wait_item(&id, "the ballot", |i| {
+            i["ballots"][0]["eligible"].as_u64() > Some(0)
+        })
+        .await;
     let eligible = item["ballots"][0]["eligible"].as_u64().unwrap();
     assert_eq!(eligible, 55, "57 members, 2 suspended");
 
@@ -56,7 +68,10 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
         if links.len() as u64 == eligible {
             break links;
         }
-        assert!(std::time::Instant::now() < deadline, "ballot mail not written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ballot mail not written"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
 
@@ -75,7 +90,12 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
             {
                 let page = r.text().await.unwrap_or_default();
                 if page.contains("id=\"receipt\"") {
-                    let member = page.split("is recorded for ").nth(1).and_then(|s| s.split('.').next()).unwrap_or_default().to_string();
+                    let member = page
+                        .split("is recorded for ")
+                        .nth(1)
+                        .and_then(|s| s.split('.').next())
+                        .unwrap_or_default()
+                        .to_string();
                     acked.lock().unwrap().insert(member, choice.to_string());
                 }
             }
@@ -91,29 +111,55 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
         let _ = t.await;
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() >= 20, "only {} votes acknowledged before the kill", acked.len());
+    assert!(
+        acked.len() >= 20,
+        "only {} votes acknowledged before the kill",
+        acked.len()
+    );
 
     // Restart on the same folder: every acknowledged vote is there, once.
     let daemon = Daemon::start(council.path(), &[]);
     let item = daemon.item(&id).await;
     assert_eq!(item["chain"]["verified"], true);
+    assert!(
+        !daemon.log().contains("differs from its event log"),
+        "start-up replay found a mismatch:\n{}",
+        daemon.log()
+    );
     let logged = votes_in_log(&item);
     for (member, choice) in &acked {
-        assert_eq!(logged.get(member), Some(choice), "acknowledged vote of {member} lost");
+        assert_eq!(
+            logged.get(member),
+            Some(choice),
+            "acknowledged vote of {member} lost"
+        );
     }
     let counts = &item["ballots"][0]["counts"];
-    let total: u64 = ["yes", "no", "abstain"].iter().map(|c| counts[c].as_u64().unwrap()).sum();
-    assert_eq!(total, logged.len() as u64, "each member counted once: {counts}");
+    let total: u64 = ["yes", "no", "abstain"]
+        .iter()
+        .map(|c| counts[c].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        logged.len() as u64,
+        "each member counted once: {counts}"
+    );
     assert_eq!(item["ballots"][0]["cast"], logged.len());
 
     // The deadline timer survived the crash and closes the ballot.
-    let item = daemon.wait_item(&id, "the deadline", |i| i["status"] == "ended").await;
+    let item = daemon
+        .wait_item(&id, "the deadline", |i| i["status"] == "ended")
+        .await;
     let result = &item["ballots"][0]["result"];
     assert_eq!(result["reason"], "the deadline passed");
     let yes = logged.values().filter(|c| *c == "yes").count() as u64;
     let no = logged.values().filter(|c| *c == "no").count() as u64;
     assert_eq!(item["ballots"][0]["counts"]["yes"], yes);
-    let expected = if 2 * logged.len() as u64 >= eligible { if yes > no { "adopted" } else { "rejected" } } else { "no_quorum" };
+    let expected = if 2 * logged.len() as u64 >= eligible {
+        if yes > no { "adopted" } else { "rejected" }
+    } else {
+        "no_quorum"
+    };
     assert_eq!(result["verdict"], expected, "{item:#}");
     assert_eq!(item["chain"]["verified"], true);
 }

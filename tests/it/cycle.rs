@@ -35,41 +35,87 @@ stages:
 "#;
 
 fn ballot_links(council: &Council) -> Vec<(String, String)> {
-    council.mails().into_iter().filter_map(|m| Some((m.to.clone(), m.link()?))).collect()
+    council
+        .mails()
+        .into_iter()
+        .filter_map(|m| Some((m.to.clone(), m.link()?)))
+        .collect()
 }
 
 fn link_for(links: &[(String, String)], email: &str) -> String {
-    links.iter().find(|(to, _)| to.contains(email)).map(|(_, l)| l.clone()).unwrap_or_else(|| panic!("no ballot mail to {email}: {links:?}"))
+    links
+        .iter()
+        .find(|(to, _)| to.contains(email))
+        .map(|(_, l)| l.clone())
+        .unwrap_or_else(|| panic!("no ballot mail to {email}: {links:?}"))
 }
 
 #[tokio::test]
 async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
     let daemon = council.start();
-    let id = daemon.start_item("quick-adoption", json!({"title": "Regulation on the exchange of police information"})).await;
+    let id = daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation on the exchange of police information"}),
+        )
+        .await;
 
     // Circulation goes to every delegate of every member, suspended ones included.
-    let item = daemon.wait_item(&id, "the ballot to open", |i| i["ballots"][0]["eligible"] == 3).await;
+    let item = daemon
+        .wait_item(&id, "the ballot to open", |i| {
+            i["ballots"][0]["eligible"] == 3
+        })
+        .await;
     assert_eq!(item["stage"], "vote");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while ballot_links(&council).len() < 3 {
-        assert!(std::time::Instant::now() < deadline, "ballot mail not written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ballot mail not written"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let mails = council.mails();
-    let circulated: Vec<_> = mails.iter().filter(|m| m.subject.contains("draft circulated")).collect();
-    assert_eq!(circulated.len(), 6, "one per delegate: {:?}", mails.iter().map(|m| &m.subject).collect::<Vec<_>>());
+    let circulated: Vec<_> = mails
+        .iter()
+        .filter(|m| m.subject.contains("draft circulated"))
+        .collect();
+    assert_eq!(
+        circulated.len(),
+        6,
+        "one per delegate: {:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
 
     // One ballot per member with a voting right, to its head (or first) delegate.
     let links = ballot_links(&council);
     assert_eq!(links.len(), 3, "{links:?}");
     let recipients: Vec<&str> = links.iter().map(|(to, _)| to.as_str()).collect();
     assert!(recipients.iter().any(|t| t.contains("aaa.head@")));
-    assert!(recipients.iter().any(|t| t.contains("ccc.first@")), "no head: the first delegate votes");
-    assert!(!recipients.iter().any(|t| t.contains("ddd.")), "a suspended member gets no ballot");
+    assert!(
+        recipients.iter().any(|t| t.contains("ccc.first@")),
+        "no head: the first delegate votes"
+    );
+    assert!(
+        !recipients.iter().any(|t| t.contains("ddd.")),
+        "a suspended member gets no ballot"
+    );
     let ballot_mail = mails.iter().find(|m| m.link().is_some()).unwrap();
-    assert!(ballot_mail.body.contains("Adopt “Regulation on the exchange of police information”?"), "{}", ballot_mail.body);
-    assert!(ballot_mail.subject.contains("ballot on Regulation on the exchange"), "{}", ballot_mail.subject);
+    assert!(
+        ballot_mail
+            .body
+            .contains("Adopt “Regulation on the exchange of police information”?"),
+        "{}",
+        ballot_mail.body
+    );
+    assert!(
+        ballot_mail
+            .subject
+            .contains("ballot on Regulation on the exchange"),
+        "{}",
+        ballot_mail.subject
+    );
 
     let a = link_for(&links, "aaa.head@");
     let b = link_for(&links, "bbb.head@");
@@ -78,7 +124,10 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     // A GET shows the ballot and never votes.
     let (status, page) = daemon.get(&a).await;
     assert_eq!(status, 200);
-    assert!(page.contains("Adopt “Regulation on the exchange of police information”?"), "{page}");
+    assert!(
+        page.contains("Adopt “Regulation on the exchange of police information”?"),
+        "{page}"
+    );
     assert!(page.contains("You have not voted yet"));
     assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 0);
 
@@ -90,8 +139,14 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     let (status, _) = daemon.vote(&b, "yes").await;
     assert_eq!(status, 200);
     let (_, page) = daemon.get(&b).await;
-    assert!(page.contains("Your current vote: <strong id=\"current\">yes</strong>"), "{page}");
-    assert_eq!(daemon.item(&id).await["ballots"][0]["counts"], json!({"yes": 2, "no": 0, "abstain": 0}));
+    assert!(
+        page.contains("Your current vote: <strong id=\"current\">yes</strong>"),
+        "{page}"
+    );
+    assert_eq!(
+        daemon.item(&id).await["ballots"][0]["counts"],
+        json!({"yes": 2, "no": 0, "abstain": 0})
+    );
 
     // A forged token, a tampered one, and a choice the ballot does not have change nothing.
     let forged = format!("{}/ballot/aXRlbS0xCjAKQUFBCjA.AAAA", daemon.public);
@@ -99,15 +154,23 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     let tampered = format!("{}x", a);
     assert_eq!(daemon.vote(&tampered, "no").await.0, 404);
     assert_eq!(daemon.vote(&c, "maybe").await.0, 422);
-    assert_eq!(daemon.item(&id).await["ballots"][0]["counts"], json!({"yes": 2, "no": 0, "abstain": 0}));
+    assert_eq!(
+        daemon.item(&id).await["ballots"][0]["counts"],
+        json!({"yes": 2, "no": 0, "abstain": 0})
+    );
 
     // The last vote closes the ballot: adopted, numbered, notified.
     assert_eq!(daemon.vote(&c, "abstain").await.0, 200);
-    let item = daemon.wait_item(&id, "adoption", |i| i["status"] == "ended").await;
+    let item = daemon
+        .wait_item(&id, "adoption", |i| i["status"] == "ended")
+        .await;
     assert_eq!(item["outcome"], "adopted");
     let year = chrono::Utc::now().format("%Y").to_string();
     assert_eq!(item["register_number"], format!("CPCC/REG/{year}/001"));
-    assert_eq!(item["ballots"][0]["counts"], json!({"yes": 2, "no": 0, "abstain": 1}));
+    assert_eq!(
+        item["ballots"][0]["counts"],
+        json!({"yes": 2, "no": 0, "abstain": 1})
+    );
     assert_eq!(item["ballots"][0]["result"]["verdict"], "adopted");
     assert_eq!(item["chain"]["verified"], true);
 
@@ -119,37 +182,72 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let adopted: Vec<_> = council.mails().into_iter().filter(|m| m.subject.contains(&format!("regulation CPCC/REG/{year}/001 adopted"))).collect();
+        let adopted: Vec<_> = council
+            .mails()
+            .into_iter()
+            .filter(|m| {
+                m.subject
+                    .contains(&format!("regulation CPCC/REG/{year}/001 adopted"))
+            })
+            .collect();
         if adopted.len() == 6 {
-            assert!(adopted[0].body.contains("yes 2; no 0; abstain 1") || adopted[0].body.contains("abstain 1"), "{}", adopted[0].body);
+            assert!(
+                adopted[0].body.contains("yes 2; no 0; abstain 1")
+                    || adopted[0].body.contains("abstain 1"),
+                "{}",
+                adopted[0].body
+            );
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "adoption notices not written: {}", adopted.len());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "adoption notices not written: {}",
+            adopted.len()
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 
     // The register lists the act.
-    let (status, registers) = daemon.admin(reqwest::Method::GET, "/api/registers", None).await;
+    let (status, registers) = daemon
+        .admin(reqwest::Method::GET, "/api/registers", None)
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(registers["acts"][0]["number"], format!("CPCC/REG/{year}/001"));
+    assert_eq!(
+        registers["acts"][0]["number"],
+        format!("CPCC/REG/{year}/001")
+    );
     assert_eq!(registers["acts"][0]["item"], id.as_str());
 
     // A second adoption takes the next number, with no gap.
-    let second = daemon.start_item("quick-adoption", json!({"title": "Second regulation"})).await;
-    daemon.wait_item(&second, "the second ballot", |i| i["ballots"][0]["eligible"] == 3).await;
+    let second = daemon
+        .start_item("quick-adoption", json!({"title": "Second regulation"}))
+        .await;
+    daemon
+        .wait_item(&second, "the second ballot", |i| {
+            i["ballots"][0]["eligible"] == 3
+        })
+        .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let links = loop {
-        let links: Vec<_> = ballot_links(&council).into_iter().filter(|(_, l)| !links.iter().any(|(_, old)| old == l)).collect();
+        let links: Vec<_> = ballot_links(&council)
+            .into_iter()
+            .filter(|(_, l)| !links.iter().any(|(_, old)| old == l))
+            .collect();
         if links.len() == 3 {
             break links;
         }
-        assert!(std::time::Instant::now() < deadline, "second ballot mail not written");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second ballot mail not written"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     };
     for (_, link) in &links {
         assert_eq!(daemon.vote(link, "yes").await.0, 200);
     }
-    let item = daemon.wait_item(&second, "second adoption", |i| i["status"] == "ended").await;
+    let item = daemon
+        .wait_item(&second, "second adoption", |i| i["status"] == "ended")
+        .await;
     assert_eq!(item["register_number"], format!("CPCC/REG/{year}/002"));
 }
 
@@ -158,23 +256,70 @@ async fn the_admin_api_refuses_missing_tokens_and_bad_requests() {
     let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
     let daemon = council.start();
     let http = reqwest::Client::new();
-    assert_eq!(http.get(format!("{}/healthz", daemon.admin)).send().await.unwrap().status(), 200);
-    for (method, path) in [("GET", "/status"), ("GET", "/api/items"), ("POST", "/api/items"), ("GET", "/api/items/item-1"), ("POST", "/api/items/item-1/signals/x"), ("GET", "/api/registers")] {
+    assert_eq!(
+        http.get(format!("{}/healthz", daemon.admin))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for (method, path) in [
+        ("GET", "/status"),
+        ("GET", "/api/items"),
+        ("POST", "/api/items"),
+        ("GET", "/api/items/item-1"),
+        ("POST", "/api/items/item-1/signals/x"),
+        ("GET", "/api/registers"),
+    ] {
         let m: reqwest::Method = method.parse().unwrap();
-        let none = http.request(m.clone(), format!("{}{path}", daemon.admin)).send().await.unwrap();
+        let none = http
+            .request(m.clone(), format!("{}{path}", daemon.admin))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(none.status(), 401, "{method} {path}");
-        let wrong = http.request(m, format!("{}{path}", daemon.admin)).bearer_auth("wrong").send().await.unwrap();
+        let wrong = http
+            .request(m, format!("{}{path}", daemon.admin))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(wrong.status(), 401, "{method} {path}");
     }
-    let (status, body) = daemon.admin(reqwest::Method::POST, "/api/items", Some(json!({"workflow": "quick-adoption", "inputs": {}}))).await;
+    let (status, body) = daemon
+        .admin(
+            reqwest::Method::POST,
+            "/api/items",
+            Some(json!({"workflow": "quick-adoption", "inputs": {}})),
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("`title` is required"), "{body}");
-    let (status, _) = daemon.admin(reqwest::Method::POST, "/api/items", Some(json!({"workflow": "nope"}))).await;
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`title` is required"),
+        "{body}"
+    );
+    let (status, _) = daemon
+        .admin(
+            reqwest::Method::POST,
+            "/api/items",
+            Some(json!({"workflow": "nope"})),
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = daemon.admin(reqwest::Method::GET, "/api/items/item-404", None).await;
+    let (status, _) = daemon
+        .admin(reqwest::Method::GET, "/api/items/item-404", None)
+        .await;
     assert_eq!(status, 404);
     let (_, items) = daemon.admin(reqwest::Method::GET, "/api/items", None).await;
-    assert_eq!(items["items"], json!([]), "refused requests created nothing");
+    assert_eq!(
+        items["items"],
+        json!([]),
+        "refused requests created nothing"
+    );
     let (status, status_body) = daemon.admin(reqwest::Method::GET, "/status", None).await;
     assert_eq!(status, 200);
     assert_eq!(status_body["definitions"][0]["name"], "quick-adoption");

@@ -71,7 +71,9 @@ impl Council {
 
     /// Every mail written so far, parsed.
     pub fn mails(&self) -> Vec<Mail> {
-        let Ok(entries) = std::fs::read_dir(self.mail_dir()) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(self.mail_dir()) else {
+            return Vec::new();
+        };
         let mut mails: Vec<Mail> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|e| e == "eml"))
@@ -102,7 +104,11 @@ impl Council {
             std::thread::sleep(Duration::from_millis(20));
         }
         let out = child.wait_with_output().unwrap();
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         (out.status.code().unwrap_or(-1), text)
     }
 }
@@ -120,7 +126,11 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The daemon as a child process; killed (SIGKILL) when dropped.
@@ -135,7 +145,11 @@ pub struct Daemon {
 impl Daemon {
     pub fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
         let (public, admin) = (free_port(), free_port());
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(root.join("daemon.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("daemon.log"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_councild"))
             .arg("serve")
             .current_dir(root)
@@ -154,7 +168,10 @@ impl Daemon {
             public: format!("http://127.0.0.1:{public}"),
             admin: format!("http://127.0.0.1:{admin}"),
             root: root.to_path_buf(),
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
         };
         d.wait_ready();
         d
@@ -163,7 +180,9 @@ impl Daemon {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok() && std::net::TcpStream::connect(self.public.trim_start_matches("http://")).is_ok() {
+            if std::net::TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok()
+                && std::net::TcpStream::connect(self.public.trim_start_matches("http://")).is_ok()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -181,8 +200,16 @@ impl Daemon {
         let _ = self.child.wait();
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.admin)).bearer_auth(TOKEN);
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.admin))
+            .bearer_auth(TOKEN);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -192,13 +219,21 @@ impl Daemon {
     }
 
     pub async fn start_item(&self, workflow: &str, inputs: Value) -> String {
-        let (status, body) = self.admin(reqwest::Method::POST, "/api/items", Some(json!({"workflow": workflow, "inputs": inputs}))).await;
+        let (status, body) = self
+            .admin(
+                reqwest::Method::POST,
+                "/api/items",
+                Some(json!({"workflow": workflow, "inputs": inputs})),
+            )
+            .await;
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().unwrap().to_string()
     }
 
     pub async fn item(&self, id: &str) -> Value {
-        let (status, body) = self.admin(reqwest::Method::GET, &format!("/api/items/{id}"), None).await;
+        let (status, body) = self
+            .admin(reqwest::Method::GET, &format!("/api/items/{id}"), None)
+            .await;
         assert_eq!(status, 200, "{body}");
         body
     }
@@ -211,7 +246,11 @@ impl Daemon {
             if done(&item) {
                 return item;
             }
-            assert!(Instant::now() < deadline, "waited too long for {what}: {item:#}\nlog:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "waited too long for {what}: {item:#}\nlog:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -222,7 +261,13 @@ impl Daemon {
     }
 
     pub async fn vote(&self, link: &str, choice: &str) -> (u16, String) {
-        let resp = self.http.post(link).form(&[("choice", choice)]).send().await.unwrap();
+        let resp = self
+            .http
+            .post(link)
+            .form(&[("choice", choice)])
+            .send()
+            .await
+            .unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
     }
 }
@@ -257,13 +302,29 @@ impl Mail {
                 headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let header = |k: &str| headers.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+        let header = |k: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
         let body = match header("content-transfer-encoding").as_str() {
             "quoted-printable" => quoted_printable(body),
-            "base64" => String::from_utf8(base64::engine::general_purpose::STANDARD.decode(body.split_whitespace().collect::<String>()).unwrap()).unwrap(),
+            "base64" => String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(body.split_whitespace().collect::<String>())
+                    .unwrap(),
+            )
+            .unwrap(),
             _ => body.to_string(),
         };
-        Mail { to: header("to"), subject: decode_words(&header("subject")), message_id: header("message-id"), body }
+        Mail {
+            to: header("to"),
+            subject: decode_words(&header("subject")),
+            message_id: header("message-id"),
+            body,
+        }
     }
 
     /// The ballot link in the body, if any.
@@ -281,7 +342,10 @@ fn quoted_printable(body: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() && u8::from_str_radix(&joined[i + 1..i + 3], 16).is_ok() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && u8::from_str_radix(&joined[i + 1..i + 3], 16).is_ok()
+        {
             out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
             i += 3;
         } else {
@@ -297,14 +361,24 @@ fn decode_words(value: &str) -> String {
     let mut out = String::new();
     let mut prev_encoded = false;
     for word in value.split_whitespace() {
-        let decoded = word.strip_prefix("=?utf-8?").or_else(|| word.strip_prefix("=?UTF-8?")).and_then(|w| w.strip_suffix("?=")).and_then(|w| {
-            let (enc, text) = w.split_once('?')?;
-            match enc {
-                "b" | "B" => String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).ok()?).ok(),
-                _ => Some(quoted_printable(&text.replace('_', " "))),
-            }
-        });
-        if !out.is_empty() && !(prev_encoded && decoded.is_some()) {
+        let decoded = word
+            .strip_prefix("=?utf-8?")
+            .or_else(|| word.strip_prefix("=?UTF-8?"))
+            .and_then(|w| w.strip_suffix("?="))
+            .and_then(|w| {
+                let (enc, text) = w.split_once('?')?;
+                match enc {
+                    "b" | "B" => String::from_utf8(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(text)
+                            .ok()?,
+                    )
+                    .ok(),
+                    _ => Some(quoted_printable(&text.replace('_', " "))),
+                }
+            });
+        let joins_previous = prev_encoded && decoded.is_some();
+        if !out.is_empty() && !joins_previous {
             out.push(' ');
         }
         prev_encoded = decoded.is_some();

@@ -5,11 +5,22 @@ use crate::harness::{Council, ROSTER, repo};
 
 #[test]
 fn the_shipped_workflows_are_valid() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_councild")).arg("validate").current_dir(repo()).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_councild"))
+        .arg("validate")
+        .current_dir(repo())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
-    for name in ["regulation-adoption", "statute-ratification", "council-session"] {
-        assert!(stdout.contains(&format!("workflows/{name}.yaml: ok")), "{stdout}");
+    for name in [
+        "regulation-adoption",
+        "statute-ratification",
+        "council-session",
+    ] {
+        assert!(
+            stdout.contains(&format!("workflows/{name}.yaml: ok")),
+            "{stdout}"
+        );
     }
 }
 
@@ -37,7 +48,13 @@ stages:
 
 #[test]
 fn broken_files_get_every_error_with_line_and_column() {
-    let council = Council::new(ROSTER, &[("broken.yaml", BROKEN), ("syntax.yaml", "workflow: x\nstages: [a, b\n")]);
+    let council = Council::new(
+        ROSTER,
+        &[
+            ("broken.yaml", BROKEN),
+            ("syntax.yaml", "workflow: x\nstages: [a, b\n"),
+        ],
+    );
     let (code, out) = council.run(&["validate"]);
     assert_eq!(code, 1, "{out}");
     let expected = [
@@ -52,15 +69,35 @@ fn broken_files_get_every_error_with_line_and_column() {
     for e in expected {
         assert!(out.contains(e), "missing `{e}` in:\n{out}");
     }
-    assert!(out.contains("workflows/broken.yaml:14:27: in rule `yes >= 2/3 * (yes + no`: unclosed `(`"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("workflows/syntax.yaml:3:1: YAML syntax") || l.starts_with("workflows/syntax.yaml:2:")), "{out}");
+    assert!(
+        out.contains("workflows/broken.yaml:14:27: in rule `yes >= 2/3 * (yes + no`: unclosed `(`"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("workflows/syntax.yaml:3:1: YAML syntax")
+                || l.starts_with("workflows/syntax.yaml:2:")),
+        "{out}"
+    );
 
     // A workflow that cannot be reached and one with no way out.
-    let council = Council::new(ROSTER, &[("shape.yaml", "workflow: shape\nstart: a\nstages:\n  a:\n    end: done\n  b:\n    notify: { to: members, template: ballot }\n")]);
+    let council = Council::new(
+        ROSTER,
+        &[(
+            "shape.yaml",
+            "workflow: shape\nstart: a\nstages:\n  a:\n    end: done\n  b:\n    notify: { to: members, template: ballot }\n",
+        )],
+    );
     let (code, out) = council.run(&["validate", "workflows/shape.yaml"]);
     assert_eq!(code, 1);
-    assert!(out.contains("workflows/shape.yaml:6:3: stage `b` is unreachable from `a`"), "{out}");
-    assert!(out.contains("workflows/shape.yaml:6:3: stage `b` has no way out"), "{out}");
+    assert!(
+        out.contains("workflows/shape.yaml:6:3: stage `b` is unreachable from `a`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("workflows/shape.yaml:6:3: stage `b` has no way out"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -68,5 +105,8 @@ fn the_daemon_refuses_to_start_on_an_invalid_workflow() {
     let council = Council::new(ROSTER, &[("broken.yaml", BROKEN)]);
     let (code, out) = council.run(&["serve"]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("workflows/broken.yaml:2:8: stage `circulat` does not exist"), "{out}");
+    assert!(
+        out.contains("workflows/broken.yaml:2:8: stage `circulat` does not exist"),
+        "{out}"
+    );
 }

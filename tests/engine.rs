@@ -1,0 +1,426 @@
+//! The pure engine, driven without any I/O: the sample workflows run to their ends on a
+//! simulated clock, and replaying any log through `apply` gives exactly the state it built.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono_tz::Tz;
+use councild::definition::{self, Known, Workflow};
+use councild::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Status, Voter};
+use councild::roster::Roster;
+use proptest::prelude::*;
+
+fn workflow(name: &str) -> Workflow {
+    let path = format!("{}/workflows/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+    definition::load(
+        &std::fs::read_to_string(path).unwrap(),
+        &Known { templates: None },
+    )
+    .unwrap()
+}
+
+fn roster() -> Roster {
+    Roster::parse(include_str!("../config/council.yaml")).unwrap()
+}
+
+/// The engine with a stand-in for the shell: answers its questions, keeps its timers.
+struct Sim {
+    workflow: Workflow,
+    roster: Roster,
+    tz: Tz,
+    state: Option<Item>,
+    log: Vec<(DateTime<Utc>, Event)>,
+    now: DateTime<Utc>,
+    last_register: u64,
+    mails: Vec<(String, Recipients)>,
+}
+
+impl Sim {
+    fn new(workflow: Workflow) -> Sim {
+        Sim {
+            workflow,
+            roster: roster(),
+            tz: "Europe/Istanbul".parse().unwrap(),
+            state: None,
+            log: Vec::new(),
+            now: Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap(),
+            last_register: 0,
+            mails: Vec::new(),
+        }
+    }
+
+    fn item(&self) -> &Item {
+        self.state.as_ref().unwrap()
+    }
+
+    fn apply(&mut self, event: Event) -> Result<(), Rejection> {
+        let ctx = Context {
+            workflow: &self.workflow,
+            tz: self.tz,
+        };
+        let mut queue = vec![event];
+        let mut first = true;
+        while let Some(event) = queue.pop() {
+            let effects = match engine::apply(&ctx, &mut self.state, "item-1", self.now, &event) {
+                Ok(fx) => fx,
+                Err(e) if first => return Err(e),
+                Err(e) => panic!("a follow-up was refused: {e}"),
+            };
+            first = false;
+            self.log.push((self.now, event));
+            for effect in effects {
+                match effect {
+                    Effect::Mail { template, to, .. } => self.mails.push((template, to)),
+                    Effect::FixElectorate { ballot } => {
+                        let electorate =
+                            self.roster
+                                .members
+                                .iter()
+                                .filter(|m| m.voting_right)
+                                .map(|m| {
+                                    let (i, d) = m.voter().unwrap();
+                                    Voter {
+                                        member: m.id.clone(),
+                                        member_name: m.name.clone(),
+                                        delegate: i,
+                                        name: d.name.clone(),
+                                        email: d.email.clone(),
+                                        language: d.language.clone(),
+                                    }
+                                });
+                        queue.push(Event::ElectorateFixed {
+                            ballot,
+                            electorate: electorate.collect(),
+                            members: self.roster.members.len() as u64,
+                        });
+                    }
+                    Effect::Register { series, year } => {
+                        self.last_register += 1;
+                        queue.push(Event::Registered {
+                            series,
+                            year,
+                            seq: self.last_register,
+                        });
+                    }
+                    Effect::SetTimer { .. } | Effect::CancelTimer { .. } => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn start(&mut self, inputs: &[(&str, &str)]) {
+        let inputs = inputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let event = Event::Started {
+            workflow: self.workflow.name.clone(),
+            version: self.workflow.version.clone(),
+            inputs,
+        };
+        self.apply(event).unwrap();
+    }
+
+    /// Moves the clock to the earliest pending timer and fires it.
+    fn advance(&mut self) -> bool {
+        let Some((name, due)) = self
+            .item()
+            .timers
+            .iter()
+            .min_by_key(|(_, d)| **d)
+            .map(|(n, d)| (n.clone(), *d))
+        else {
+            return false;
+        };
+        self.now = self.now.max(due);
+        self.apply(Event::TimerFired { timer: name }).unwrap();
+        true
+    }
+
+    fn vote(&mut self, member: &str, choice: &str) -> Result<(), Rejection> {
+        let ballot = self.item().ballots.len() - 1;
+        self.apply(Event::VoteCast {
+            ballot,
+            member: member.into(),
+            choice: choice.into(),
+        })
+    }
+
+    fn signal(&mut self, name: &str, member: &str) -> Result<(), Rejection> {
+        self.apply(Event::Signal {
+            name: name.into(),
+            member: Some(member.into()),
+            data: serde_json::Value::Null,
+            members: 57,
+            eligible: 55,
+        })
+    }
+
+    /// Folds the log from nothing: must give exactly the current state.
+    fn replayed(&self) -> Option<Item> {
+        let ctx = Context {
+            workflow: &self.workflow,
+            tz: self.tz,
+        };
+        let mut state = None;
+        for (at, event) in &self.log {
+            engine::apply(&ctx, &mut state, "item-1", *at, event).unwrap();
+        }
+        state
+    }
+
+    fn templates_sent(&self) -> Vec<&str> {
+        let mut t: Vec<&str> = self.mails.iter().map(|(t, _)| t.as_str()).collect();
+        t.dedup();
+        t
+    }
+}
+
+fn voters(sim: &Sim) -> Vec<String> {
+    sim.item()
+        .ballots
+        .last()
+        .unwrap()
+        .electorate
+        .iter()
+        .map(|v| v.member.clone())
+        .collect()
+}
+
+#[test]
+fn regulation_adoption_runs_from_circulation_to_a_numbered_act() {
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    sim.start(&[("title", "Regulation on joint investigation teams")]);
+    assert_eq!(sim.item().stage, "circulate");
+    assert!(sim.advance(), "the comment period ends");
+    assert_eq!(sim.item().stage, "vote");
+    let voters = voters(&sim);
+    assert_eq!(voters.len(), 55);
+    assert!(
+        !voters.contains(&"GNB".to_string()),
+        "suspended members get no ballot"
+    );
+    // 40 yes, 10 no, 3 abstain: quorum 53 >= 2/3 * 55; pass 40 >= 2/3 * 50.
+    for (i, m) in voters.iter().take(53).enumerate() {
+        sim.vote(
+            m,
+            if i < 40 {
+                "yes"
+            } else if i < 50 {
+                "no"
+            } else {
+                "abstain"
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        sim.vote("GNB", "yes"),
+        Err(Rejection::NotInElectorate("GNB".into()))
+    );
+    assert_eq!(
+        sim.vote(&voters[0], "maybe"),
+        Err(Rejection::NoSuchChoice("maybe".into()))
+    );
+    // Reminders go out before the deadline, then the deadline closes the ballot.
+    while sim.item().status == Status::Open {
+        assert!(sim.advance());
+    }
+    let item = sim.item();
+    assert_eq!(item.outcome.as_deref(), Some("adopted"));
+    assert_eq!(item.register_number.as_deref(), Some("CPCC/REG/2026/001"));
+    let result = item.ballots[0].result.as_ref().unwrap();
+    assert_eq!(
+        result.counts,
+        BTreeMap::from([("yes".into(), 40), ("no".into(), 10), ("abstain".into(), 3)])
+    );
+    assert_eq!(sim.vote(&voters[0], "no"), Err(Rejection::Ended));
+    assert_eq!(
+        sim.templates_sent(),
+        [
+            "draft-circulated",
+            "ballot",
+            "ballot-reminder",
+            "regulation-adopted"
+        ]
+    );
+    assert!(
+        sim.mails
+            .contains(&("ballot-reminder".into(), Recipients::NotVoted(0)))
+    );
+    assert_eq!(sim.replayed().as_ref(), sim.state.as_ref());
+}
+
+#[test]
+fn without_quorum_the_draft_goes_back_to_circulation() {
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    sim.start(&[("title", "Draft")]);
+    sim.advance();
+    for m in voters(&sim).iter().take(30) {
+        sim.vote(m, "yes").unwrap();
+    }
+    while sim.item().stage == "vote" {
+        sim.advance();
+    }
+    assert_eq!(sim.item().stage, "circulate");
+    assert_eq!(
+        sim.item().ballots[0]
+            .result
+            .as_ref()
+            .unwrap()
+            .verdict
+            .as_str(),
+        "no_quorum"
+    );
+    sim.advance();
+    assert_eq!(
+        sim.item().ballots.len(),
+        2,
+        "a new ballot, with a fresh electorate"
+    );
+    assert!(sim.item().ballots[1].votes.is_empty());
+}
+
+#[test]
+fn the_statute_enters_into_force_thirty_days_after_the_nineteenth_ratification() {
+    let mut sim = Sim::new(workflow("statute-ratification"));
+    sim.start(&[("title", "Statute of the CPCC")]);
+    let members: Vec<String> = sim.roster.members.iter().map(|m| m.id.clone()).collect();
+    for m in members.iter().take(18) {
+        sim.signal("ratification_deposited", m).unwrap();
+    }
+    sim.signal("ratification_deposited", &members[0]).unwrap();
+    assert_eq!(
+        sim.item().stage,
+        "open-for-ratification",
+        "a second deposit by the same state does not count"
+    );
+    assert!(matches!(
+        sim.signal("something_else", &members[30]),
+        Err(Rejection::UnexpectedSignal { .. })
+    ));
+    sim.signal("ratification_deposited", &members[18]).unwrap();
+    assert_eq!(sim.item().stage, "pending-entry-into-force");
+    let due = *sim.item().timers.values().next().unwrap();
+    assert_eq!(due - sim.now, Duration::days(30));
+    sim.advance();
+    assert_eq!(sim.item().outcome.as_deref(), Some("in_force"));
+    assert_eq!(
+        sim.templates_sent(),
+        [
+            "ratification-opened",
+            "ratification-threshold-reached",
+            "statute-in-force"
+        ]
+    );
+    assert_eq!(sim.replayed().as_ref(), sim.state.as_ref());
+}
+
+#[test]
+fn a_council_session_opens_on_its_schedule_and_circulates_the_agenda() {
+    let w = workflow("council-session");
+    let tz: Tz = "Europe/Istanbul".parse().unwrap();
+    let schedule = w.schedule.clone().unwrap();
+    let next = schedule
+        .next_after(Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap(), tz)
+        .unwrap();
+    assert_eq!(
+        next.with_timezone(&tz).to_rfc3339(),
+        "2027-01-01T09:00:00+03:00"
+    );
+    let mut sim = Sim::new(w);
+    sim.start(&[]);
+    assert_eq!(sim.item().stage, "call-for-items");
+    assert!(matches!(
+        sim.mails[0].1,
+        Recipients::Audience(definition::Audience::Heads)
+    ));
+    sim.advance();
+    assert_eq!(sim.item().outcome.as_deref(), Some("convened"));
+    assert_eq!(
+        sim.templates_sent(),
+        ["call-for-agenda-items", "agenda-circulated"]
+    );
+}
+
+#[test]
+fn bad_inputs_are_refused_and_change_nothing() {
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    let start = |inputs: &[(&str, &str)]| Event::Started {
+        workflow: "regulation-adoption".into(),
+        version: String::new(),
+        inputs: inputs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    assert_eq!(
+        sim.apply(start(&[])),
+        Err(Rejection::MissingInput("title".into()))
+    );
+    assert_eq!(
+        sim.apply(start(&[("title", "T"), ("colour", "red")])),
+        Err(Rejection::UnknownInput("colour".into()))
+    );
+    assert!(matches!(
+        sim.apply(start(&[("title", "T"), ("draft_url", "ftp://x")])),
+        Err(Rejection::BadInput(..))
+    ));
+    assert!(sim.state.is_none() && sim.log.is_empty());
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Vote(usize, usize),
+    Signal(usize),
+    Fire,
+    Wait(i64),
+    Cancel,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        8 => (0..60usize, 0..4usize).prop_map(|(m, c)| Op::Vote(m, c)),
+        3 => (0..60usize).prop_map(Op::Signal),
+        3 => Just(Op::Fire),
+        2 => (1..100_000i64).prop_map(Op::Wait),
+        1 => Just(Op::Cancel),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever happens, folding the log from the start gives exactly the state, votes are
+    /// one per member of the electorate, and register numbers have no gaps.
+    #[test]
+    fn replaying_the_log_gives_the_state(which in 0..2usize, ops in proptest::collection::vec(op(), 0..200)) {
+        let name = ["regulation-adoption", "statute-ratification"][which];
+        let mut sim = Sim::new(workflow(name));
+        sim.start(&[("title", "T")]);
+        let members: Vec<String> = sim.roster.members.iter().map(|m| m.id.clone()).collect();
+        for op in ops {
+            let _ = match op {
+                Op::Vote(m, c) if !sim.item().ballots.is_empty() => {
+                    let choice = ["yes", "no", "abstain", "maybe"][c];
+                    sim.vote(&members[m % members.len()], choice)
+                }
+                Op::Vote(..) => Ok(()),
+                Op::Signal(m) => sim.signal("ratification_deposited", &members[m % members.len()]),
+                Op::Fire => { sim.advance(); Ok(()) }
+                Op::Wait(s) => { sim.now += Duration::seconds(s); Ok(()) }
+                Op::Cancel => sim.apply(Event::Cancelled { reason: "test".into() }),
+            };
+            for b in &sim.item().ballots {
+                prop_assert!(b.votes.len() <= b.electorate.len());
+                prop_assert!(b.votes.keys().all(|m| b.electorate.iter().any(|v| &v.member == m)));
+            }
+        }
+        let replayed = sim.replayed();
+        prop_assert_eq!(replayed.as_ref(), sim.state.as_ref());
+        if let Some(n) = &sim.item().register_number {
+            prop_assert_eq!(n, "CPCC/REG/2026/001");
+        }
+    }
+}
