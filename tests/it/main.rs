@@ -4,4 +4,5 @@ mod harness;
 
 mod crash;
 mod cycle;
+mod smtp;
 mod validate;
