@@ -255,6 +255,26 @@ impl Daemon {
         }
     }
 
+    /// Runs a `councild` command against this daemon (its admin address and token).
+    pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_councild"))
+            .args(args)
+            .current_dir(&self.root)
+            .env(
+                "COUNCILD_ADMIN_LISTEN",
+                self.admin.trim_start_matches("http://"),
+            )
+            .env("COUNCILD_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
     pub async fn get(&self, url: &str) -> (u16, String) {
         let resp = self.http.get(url).send().await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod cli;
 mod crash;
 mod cycle;
 mod smtp;

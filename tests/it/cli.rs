@@ -1,0 +1,77 @@
+//! The CLI against a running daemon: start an item, record signals, read the status.
+
+use crate::harness::{Council, repo};
+
+#[tokio::test]
+async fn the_statute_is_ratified_through_the_cli() {
+    let roster = std::fs::read_to_string(repo().join("config/council.yaml")).unwrap();
+    let workflow =
+        std::fs::read_to_string(repo().join("workflows/statute-ratification.yaml")).unwrap();
+    let council = Council::new(&roster, &[("statute-ratification.yaml", &workflow)]);
+    let daemon = council.start();
+
+    let (code, out) = daemon.cli(&[
+        "start",
+        "statute-ratification",
+        "--input",
+        "title=Statute of the CPCC",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let id = out.trim().to_string();
+    assert_eq!(id, "item-1");
+
+    let members = [
+        "TUR", "AZE", "PAK", "MYS", "IDN", "SAU", "EGY", "QAT", "KWT", "JOR", "MAR", "DZA", "TUN",
+        "SEN", "NGA", "BGD", "KAZ", "UZB",
+    ];
+    for m in members {
+        let (code, out) = daemon.cli(&[
+            "signal",
+            &id,
+            "ratification_deposited",
+            "--member",
+            m,
+            "--data",
+            r#"{"deposited": "2026-11-25"}"#,
+        ]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("is at stage open-for-ratification"), "{out}");
+    }
+    let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "XXX"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no member `XXX`"), "{out}");
+    let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "OMN"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("is at stage pending-entry-into-force"),
+        "the 19th deposit: {out}"
+    );
+    let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "IRN"]);
+    assert_eq!(code, 1, "no more deposits expected at this stage: {out}");
+    assert!(out.contains("does not accept signal"), "{out}");
+
+    let (code, out) = daemon.cli(&["status", &id]);
+    assert_eq!(code, 0, "{out}");
+    let item: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(item["signals"].as_array().unwrap().len(), 19);
+    assert_eq!(item["chain"]["verified"], true);
+    let (code, out) = daemon.cli(&["status"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("\"pending-entry-into-force\": 1"), "{out}");
+
+    let admin = daemon.admin.clone();
+    daemon.kill();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_councild"))
+        .args(["start", "statute-ratification", "--input", "title=x"])
+        .current_dir(council.path())
+        .env("COUNCILD_ADMIN_LISTEN", admin.trim_start_matches("http://"))
+        .env("COUNCILD_ADMIN_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("councild is not running at {admin}")),
+        "{stderr}"
+    );
+}
