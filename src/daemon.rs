@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::definition::{self, Definitions, Known};
-use crate::mail::{Outbox, Stats, Templates, Transport};
+use crate::mail::{Outbox, Templates, Transport};
+use crate::observe::Metrics;
 use crate::roster::Roster;
 use crate::store::Store;
 use crate::token::Key;
@@ -132,17 +133,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let key = Key::load_or_create(&config.storage.path.join("secret.key")).context("secret key")?;
     let admin_token = config.admin_token(true)?;
     let wake = Wake::default();
+    let metrics = Arc::new(Metrics::default());
     let (mut writer, handle) = Writer::open(
         store.clone(),
         defs.clone(),
         roster.clone(),
         tz,
         wake.clone(),
+        metrics.clone(),
     )
     .await?;
     writer.schedule_workflows().await?;
     let stop = CancellationToken::new();
-    let stats = Arc::new(Stats::default());
     let transport = Transport::from_config(config.mail.smtp_url.as_deref(), config.mail_folder())?;
     let outbox = Outbox {
         store: store.clone(),
@@ -151,7 +153,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         from: config.mail.from.parse()?,
         public_url: config.public.url.clone(),
         key: key.clone(),
-        stats: stats.clone(),
+        metrics: metrics.clone(),
     };
     let app = Arc::new(http::App {
         store: store.clone(),
@@ -163,7 +165,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         admin_token,
         tz,
         started: Instant::now(),
-        stats,
+        metrics,
     });
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await

@@ -141,6 +141,11 @@ pub enum Event {
         members: u64,
         eligible: u64,
     },
+    /// The secretariat moves a ballot's deadline later.
+    DeadlineExtended {
+        ballot: usize,
+        closes_at: DateTime<Utc>,
+    },
     Cancelled {
         reason: String,
     },
@@ -155,6 +160,7 @@ impl Event {
             Event::VoteCast { .. } => "vote_cast",
             Event::TimerFired { .. } => "timer_fired",
             Event::Signal { .. } => "signal",
+            Event::DeadlineExtended { .. } => "deadline_extended",
             Event::Cancelled { .. } => "cancelled",
         }
     }
@@ -227,6 +233,8 @@ pub enum Rejection {
     StaleTimer(String),
     #[error("the item is not waiting for this fact")]
     NotAwaiting,
+    #[error("the new deadline must be later than the current one ({0}) and in the future")]
+    DeadlineNotLater(DateTime<Utc>),
 }
 
 /// Applies one event to an item (`None` before `Started`), returning the effects.
@@ -302,13 +310,7 @@ pub fn apply(
                     to: Recipients::Electorate(*ballot),
                     ballot: Some(*ballot),
                 });
-                set_timer(item, format!("close:{ballot}"), closes_at, &mut fx);
-                for (i, before) in spec.remind.iter().enumerate() {
-                    let due = closes_at - before.0;
-                    if due > at {
-                        set_timer(item, format!("remind:{ballot}:{i}"), due, &mut fx);
-                    }
-                }
+                set_ballot_timers(item, spec, *ballot, closes_at, at, &mut fx);
                 if no_voters && spec.close != Close::AtDeadline {
                     close(
                         ctx,
@@ -462,12 +464,42 @@ pub fn apply(
                 enter(ctx, item, on.next.clone(), at, &mut fx);
             }
         }
-        Event::Cancelled { reason } => {
+        Event::DeadlineExtended { ballot, closes_at } => {
+            let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
+            if b.result.is_some() {
+                return Err(Rejection::BallotClosed);
+            }
+            if *closes_at <= b.closes_at || *closes_at <= at {
+                return Err(Rejection::DeadlineNotLater(b.closes_at));
+            }
+            let spec = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.ballot.as_ref());
+            if let (Some(spec), Some(b)) = (spec, item.ballots.get_mut(*ballot)) {
+                b.closes_at = *closes_at;
+                let prefixes = [format!("close:{ballot}"), format!("remind:{ballot}:")];
+                let stale: Vec<String> = item
+                    .timers
+                    .keys()
+                    .filter(|t| prefixes.iter().any(|p| t.starts_with(p.as_str())))
+                    .cloned()
+                    .collect();
+                for name in stale {
+                    if let Some(due) = item.timers.remove(&name) {
+                        fx.push(Effect::CancelTimer { name, due });
+                    }
+                }
+                set_ballot_timers(item, spec, *ballot, *closes_at, at, &mut fx);
+            }
+        }
+        Event::Cancelled { .. } => {
+            // The reason stays in the log; the item simply ends.
             cancel_timers(item, &mut fx);
             item.awaiting = None;
             item.status = Status::Ended;
             item.outcome = Some("cancelled".into());
-            let _ = reason;
         }
     }
     Ok(fx)
@@ -653,6 +685,24 @@ fn close(
         .cloned();
     if let Some(next) = next {
         enter(ctx, item, next, at, fx);
+    }
+}
+
+/// The deadline of a ballot, and its reminders still to come.
+fn set_ballot_timers(
+    item: &mut Item,
+    spec: &crate::definition::BallotSpec,
+    ballot: usize,
+    closes_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) {
+    set_timer(item, format!("close:{ballot}"), closes_at, fx);
+    for (i, before) in spec.remind.iter().enumerate() {
+        let due = closes_at - before.0;
+        if due > at {
+            set_timer(item, format!("remind:{ballot}:{i}"), due, fx);
+        }
     }
 }
 

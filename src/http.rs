@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -22,7 +21,8 @@ use serde_json::{Value, json};
 
 use crate::definition::Definitions;
 use crate::engine::{Event, Item, Rejection, Status, counts};
-use crate::mail::{self, Stats, Templates};
+use crate::mail::{self, Templates};
+use crate::observe::{self, Metrics, RequestLabels};
 use crate::roster::Roster;
 use crate::store::Store;
 use crate::token::{BallotRef, Key};
@@ -41,7 +41,7 @@ pub struct App {
     pub admin_token: String,
     pub tz: Tz,
     pub started: Instant,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
 }
 
 type AppState = State<Arc<App>>;
@@ -49,6 +49,7 @@ type AppState = State<Arc<App>>;
 pub fn public_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/ballot/{token}", get(ballot_page).post(ballot_vote))
+        .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }
@@ -56,6 +57,18 @@ pub fn public_router(app: Arc<App>) -> Router {
 pub fn admin_router(app: Arc<App>) -> Router {
     let protected = Router::new()
         .route("/status", get(status))
+        .route(
+            "/metrics",
+            get(|State(app): AppState| async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    app.metrics.render(),
+                )
+            }),
+        )
         .route("/api/items", get(list_items).post(start_item))
         .route("/api/items/{id}", get(show_item))
         .route("/api/items/{id}/signals/{name}", post(signal))
@@ -64,8 +77,27 @@ pub fn admin_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(protected)
+        .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
+}
+
+/// Counts each request by its route pattern (never the token in the path) and status.
+async fn count_request(State(app): AppState, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
 }
 
 async fn require_token(State(app): AppState, request: Request, next: Next) -> Response {
@@ -291,8 +323,9 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
         "items": { "open_by_stage": by_stage, "ended_by_outcome": by_outcome, "total": app.store.item_count() },
         "open_ballots": open_ballots,
         "outbox": { "pending": pending, "retrying": retrying, "failed": failed, "oldest_seconds": oldest.map(|o| (now - o).num_seconds()),
-                    "sent_since_start": app.stats.sent.load(Ordering::Relaxed) },
+                    "sent_since_start": app.metrics.mail_sent.get() },
         "timers": { "count": app.store.timer_count(), "next_due": next_timer },
+        "last_errors": observe::recent_errors(),
     })))
 }
 

@@ -7,7 +7,8 @@
 //!   [`rules`] (quorum and majority), [`engine`] (`apply`: event in, state and effects out);
 //! - shell: [`store`] (every sled call), [`writer`] (single writer, group commit),
 //!   [`timers`], [`mail`] (templates, outbox, transports), [`token`] (signed ballot links),
-//!   [`http`] (ballot pages, admin API), [`config`], [`daemon`] (`serve`), [`cli`].
+//!   [`http`] (ballot pages, admin API), [`observe`] (metrics, recent errors), [`config`],
+//!   [`daemon`] (`serve`), [`cli`].
 
 pub mod cli;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod definition;
 pub mod engine;
 pub mod http;
 pub mod mail;
+pub mod observe;
 pub mod roster;
 pub mod rules;
 pub mod store;

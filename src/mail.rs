@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +23,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Item;
+use crate::observe::Metrics;
 use crate::store::{self, Store};
 use crate::token::{BallotRef, Key};
 
@@ -245,14 +245,6 @@ enum SendError {
     Permanent(String),
 }
 
-/// Mail counters, for `/status`.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub sent: AtomicU64,
-    pub retried: AtomicU64,
-    pub failed: AtomicU64,
-}
-
 /// Everything the outbox worker needs.
 pub struct Outbox {
     pub store: Store,
@@ -261,7 +253,7 @@ pub struct Outbox {
     pub from: Mailbox,
     pub public_url: String,
     pub key: Key,
-    pub stats: Arc<Stats>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Outbox {
@@ -315,13 +307,13 @@ impl Outbox {
         let key = mail.id.clone().into_bytes();
         match result {
             Ok(()) => {
-                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                self.metrics.mail_sent.inc();
                 tracing::info!(item = %mail.item, mail = %mail.id, template = %mail.template, "mail sent");
                 let _ = self.store.outbox.remove(&key);
                 return;
             }
             Err(SendError::Transient(e)) if mail.attempts + 1 < MAX_ATTEMPTS => {
-                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                self.metrics.mail_retried.inc();
                 mail.attempts += 1;
                 let backoff = 2u64.pow(mail.attempts.min(10)) * 1_000;
                 let jitter = rand::random::<u64>() % (backoff / 2 + 1);
@@ -331,7 +323,7 @@ impl Outbox {
                 mail.last_error = Some(e);
             }
             Err(SendError::Transient(e) | SendError::Permanent(e)) => {
-                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.mail_failed.inc();
                 tracing::error!(item = %mail.item, mail = %mail.id, error = %e, "mail failed");
                 mail.failed = true;
                 mail.last_error = Some(e);

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use crate::definition::{Audience, Definitions};
 use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Voter};
 use crate::mail::{self, Mail, Recipient};
+use crate::observe::{KindLabel, Metrics};
 use crate::roster::Roster;
 use crate::store::{self, Act, Batch, Record, Store, TimerKey};
 
@@ -123,6 +124,7 @@ pub struct Writer {
     next_item: u64,
     registers: HashMap<(String, i32), u64>,
     wake: Wake,
+    metrics: Arc<Metrics>,
     rx: mpsc::Receiver<Request>,
 }
 
@@ -132,6 +134,8 @@ struct Staged {
     batch: Batch,
     undo: HashMap<String, Option<Item>>,
     dirty: BTreeSet<String>,
+    /// Kinds of the events staged, counted once the batch is durable.
+    kinds: Vec<&'static str>,
 }
 
 impl Writer {
@@ -142,6 +146,7 @@ impl Writer {
         roster: Arc<Roster>,
         tz: Tz,
         wake: Wake,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<(Writer, Handle)> {
         let mut items = HashMap::new();
         let mut repaired = Batch::default();
@@ -172,6 +177,7 @@ impl Writer {
             next_item,
             registers: HashMap::new(),
             wake,
+            metrics,
             rx,
         };
         Ok((writer, Handle { tx }))
@@ -216,7 +222,7 @@ impl Writer {
         }
         let timers_changed = !s.batch.timers.is_empty();
         let mail_added = !s.batch.outbox.is_empty();
-        tracing::trace!(size = replies.len(), "group commit");
+        let started = std::time::Instant::now();
         if let Err(e) = self.store.commit(&s.batch).await {
             tracing::error!(error = %e, "commit failed; the batch is refused");
             for (id, before) in s.undo {
@@ -231,6 +237,21 @@ impl Writer {
                 reply.send(Err(WriteError::Store(e.to_string())));
             }
             return;
+        }
+        self.metrics
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_size.observe(replies.len() as f64);
+        for kind in s.kinds {
+            self.metrics
+                .events
+                .get_or_create(&KindLabel {
+                    kind: kind.to_string(),
+                })
+                .inc();
+            if kind == "vote_cast" {
+                self.metrics.votes.inc();
+            }
         }
         if timers_changed {
             self.wake.timers.notify_one();
@@ -280,6 +301,9 @@ impl Writer {
             return;
         }
         s.batch.timers.insert(encoded, None);
+        self.metrics
+            .timer_lag_seconds
+            .observe((now - key.due).to_std().unwrap_or_default().as_secs_f64());
         if let Some(workflow) = key.owner.strip_prefix("@schedule/") {
             let Some(def) = self.defs.current(workflow).cloned() else {
                 return;
@@ -400,6 +424,7 @@ impl Writer {
             s.batch
                 .events
                 .push((store::event_key(id, record.seq), store::encode(&record)));
+            s.kinds.push(record.event.kind());
             done.get_or_insert(Done {
                 item: id.to_string(),
                 seq: record.seq,
