@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
@@ -111,30 +112,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.storage.path)
         .with_context(|| format!("creating {}", config.storage.path.display()))?;
     let store = Store::open(&config.store_path())?;
-    let mut defs = Definitions::default();
-    for w in loaded.workflows {
-        store.save_definition(&w.version, &w.source)?;
-        defs.insert_current(w);
-    }
+    // Every version items may run on; the files on disk become current through the writer.
+    let mut stored = Definitions::default();
     for (version, source) in store.definitions()? {
-        if !defs.is_current(&version) {
-            match definition::load(&source, &Known { templates: None }) {
-                Ok(w) => defs.insert_old(w),
-                Err(e) => {
-                    tracing::error!(version, "a stored workflow version no longer reads: {e}")
-                }
-            }
+        match definition::load(&source, &Known { templates: None }) {
+            Ok(w) => stored.insert_old(w),
+            Err(e) => tracing::error!(version, "a stored workflow version no longer reads: {e}"),
         }
     }
-    store.flush().await?;
-    let defs = Arc::new(defs);
+    let defs = Arc::new(ArcSwap::from_pointee(stored));
     let roster = Arc::new(loaded.roster);
-    let templates = Arc::new(loaded.templates);
+    let templates = Arc::new(ArcSwap::from_pointee(loaded.templates));
     let key = Key::load_or_create(&config.storage.path.join("secret.key")).context("secret key")?;
     let admin_token = config.admin_token(true)?;
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
-    let (mut writer, handle) = Writer::open(
+    let (writer, handle) = Writer::open(
         store.clone(),
         defs.clone(),
         roster.clone(),
@@ -143,7 +136,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics.clone(),
     )
     .await?;
-    writer.schedule_workflows().await?;
+    let writer_task = tokio::spawn(writer.run());
+    handle.reload(loaded.workflows).await?;
+
     let stop = CancellationToken::new();
     let transport = Transport::from_config(config.mail.smtp_url.as_deref(), config.mail_folder())?;
     let outbox = Outbox {
@@ -155,7 +150,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         key: key.clone(),
         metrics: metrics.clone(),
     };
+    let public = tokio::net::TcpListener::bind(config.public.listen)
+        .await
+        .with_context(|| format!("public listener {}", config.public.listen))?;
+    let admin = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("admin listener {}", config.admin.listen))?;
+    let mail_to = config
+        .mail
+        .smtp_url
+        .clone()
+        .unwrap_or_else(|| config.mail_folder().display().to_string());
+    tracing::info!(public = %public.local_addr()?, admin = %admin.local_addr()?, mail = %mail_to, "councild ready");
     let app = Arc::new(http::App {
+        config,
         store: store.clone(),
         writer: handle.clone(),
         defs,
@@ -166,20 +174,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tz,
         started: Instant::now(),
         metrics,
+        wake: wake.clone(),
     });
-    let public = tokio::net::TcpListener::bind(config.public.listen)
-        .await
-        .with_context(|| format!("public listener {}", config.public.listen))?;
-    let admin = tokio::net::TcpListener::bind(config.admin.listen)
-        .await
-        .with_context(|| format!("admin listener {}", config.admin.listen))?;
-    tracing::info!(
-        public = %public.local_addr()?, admin = %admin.local_addr()?,
-        mail = %config.mail.smtp_url.as_deref().map_or_else(|| config.mail_folder().display().to_string(), String::from),
-        "councild ready"
-    );
 
-    let writer_task = tokio::spawn(writer.run());
     let timer_task = tokio::spawn(timers::run(
         store.clone(),
         handle.clone(),

@@ -101,6 +101,8 @@ pub struct BallotSpec {
     pub template: String,
     pub remind: Vec<Duration>,
     pub remind_template: String,
+    /// A recorded vote: who voted what is shown to the secretariat.
+    pub recorded: bool,
 }
 
 /// When a ballot closes.
@@ -245,6 +247,7 @@ const BALLOT_KEYS: &[&str] = &[
     "close",
     "template",
     "remind",
+    "recorded",
 ];
 
 /// Reads and validates one workflow file.
@@ -639,6 +642,9 @@ fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Ballot
             );
         }
     }
+    let recorded = f
+        .get("recorded")
+        .map_or(Some(false), |n| yaml::boolean(n, "`recorded`", d));
     Some(BallotSpec {
         question: question?,
         choices,
@@ -649,6 +655,7 @@ fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Ballot
         template,
         remind,
         remind_template,
+        recorded: recorded?,
     })
 }
 
@@ -742,7 +749,7 @@ fn check_instant_loops(
 
 /// The workflows the daemon knows: the current version of each, and older versions that
 /// running items still pin.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Definitions {
     versions: std::collections::HashMap<String, std::sync::Arc<Workflow>>,
     current: BTreeMap<String, String>,
@@ -754,6 +761,19 @@ impl Definitions {
         self.current.insert(w.name.clone(), w.version.clone());
         self.versions
             .insert(w.version.clone(), std::sync::Arc::new(w));
+    }
+
+    /// A new set where `workflows` are the current versions; every version known so far
+    /// stays, for the items that run on it.
+    pub fn with_current(&self, workflows: Vec<Workflow>) -> Definitions {
+        let mut next = Definitions {
+            versions: self.versions.clone(),
+            current: BTreeMap::new(),
+        };
+        for w in workflows {
+            next.insert_current(w);
+        }
+        next
     }
 
     /// Adds an older version, kept for the items that started on it.

@@ -75,6 +75,9 @@ pub struct Ballot {
     /// Member id to choice; a later vote replaces an earlier one.
     pub votes: BTreeMap<String, String>,
     pub result: Option<BallotResult>,
+    /// A recorded vote: who voted what may be shown.
+    #[serde(default)]
+    pub recorded: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -622,6 +625,7 @@ fn proceed(
             members: 0,
             votes: BTreeMap::new(),
             result: None,
+            recorded: spec.recorded,
         });
         item.awaiting = Some(Awaiting::Electorate(index));
         fx.push(Effect::FixElectorate { ballot: index });

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use handlebars::Handlebars;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::Item;
 use crate::observe::Metrics;
-use crate::store::{self, Store};
+use crate::store::Store;
 use crate::token::{BallotRef, Key};
 
 /// Tries before a transiently failing mail is given up as failed.
@@ -248,7 +249,7 @@ enum SendError {
 /// Everything the outbox worker needs.
 pub struct Outbox {
     pub store: Store,
-    pub templates: Arc<Templates>,
+    pub templates: Arc<ArcSwap<Templates>>,
     pub transport: Transport,
     pub from: Mailbox,
     pub public_url: String,
@@ -262,11 +263,8 @@ impl Outbox {
             let now = Utc::now();
             let mut next = None::<DateTime<Utc>>;
             let mut due = Vec::new();
-            for row in self.store.outbox.iter() {
-                let Ok((k, v)) = row else { continue };
-                let Ok(mail) = store::decode::<Mail>(&k, &v) else {
-                    continue;
-                };
+            for mail in self.store.mails::<Mail>() {
+                let Ok(mail) = mail else { continue };
                 if mail.failed {
                     continue;
                 }
@@ -304,12 +302,11 @@ impl Outbox {
             Ok(message) => self.transport.send(&mail.id, message).await,
             Err(e) => Err(SendError::Permanent(e)),
         };
-        let key = mail.id.clone().into_bytes();
         match result {
             Ok(()) => {
                 self.metrics.mail_sent.inc();
                 tracing::info!(item = %mail.item, mail = %mail.id, template = %mail.template, "mail sent");
-                let _ = self.store.outbox.remove(&key);
+                let _ = self.store.remove_mail(&mail.id);
                 return;
             }
             Err(SendError::Transient(e)) if mail.attempts + 1 < MAX_ATTEMPTS => {
@@ -329,7 +326,7 @@ impl Outbox {
                 mail.last_error = Some(e);
             }
         }
-        let _ = self.store.outbox.insert(key, store::encode(&mail));
+        let _ = self.store.put_mail(&mail.id, &mail);
     }
 
     /// Builds the message; the same mail always gets the same `Message-ID`.
@@ -353,11 +350,12 @@ impl Outbox {
                 ));
                 b["question"] = json!(
                     self.templates
+                        .load()
                         .render_text(b["question"].as_str().unwrap_or_default(), &mail.context)
                 );
             }
         }
-        let (subject, body) = self.templates.render(&mail.template, &data)?;
+        let (subject, body) = self.templates.load().render(&mail.template, &data)?;
         let to: Mailbox = format!("{} <{}>", mail.to.name, mail.to.email)
             .parse()
             .or_else(|_| mail.to.email.parse())
@@ -371,5 +369,18 @@ impl Outbox {
             .header(ContentType::TEXT_PLAIN)
             .body(body)
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Whether the SMTP server answers (for `/readyz`).
+pub async fn smtp_reachable(url: Option<&str>) -> bool {
+    let Some(url) = url else { return true };
+    match AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
+        Ok(builder) => {
+            let transport: AsyncSmtpTransport<Tokio1Executor> =
+                builder.timeout(Some(Duration::from_secs(3))).build();
+            transport.test_connection().await.unwrap_or(false)
+        }
+        Err(_) => false,
     }
 }

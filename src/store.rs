@@ -121,6 +121,8 @@ pub struct Batch {
     pub outbox: Vec<(Vec<u8>, Vec<u8>)>,
     pub registers: Vec<(Vec<u8>, Vec<u8>)>,
     pub meta: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Workflow versions: content hash → source.
+    pub definitions: Vec<(String, String)>,
 }
 
 impl Batch {
@@ -131,6 +133,7 @@ impl Batch {
             && self.outbox.is_empty()
             && self.registers.is_empty()
             && self.meta.is_empty()
+            && self.definitions.is_empty()
     }
 }
 
@@ -141,7 +144,7 @@ pub struct Store {
     items: sled::Tree,
     events: sled::Tree,
     timers: sled::Tree,
-    pub outbox: sled::Tree,
+    outbox: sled::Tree,
     registers: sled::Tree,
     meta: sled::Tree,
 }
@@ -212,32 +215,38 @@ impl Store {
             &self.outbox,
             &self.registers,
             &self.meta,
+            &self.definitions,
         );
         trees
-            .transaction(|(items, events, timers, outbox, registers, meta)| {
-                for (k, v) in &batch.items {
-                    items.insert(k.as_bytes(), v.as_slice())?;
-                }
-                for (k, v) in &batch.events {
-                    events.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (k, v) in &batch.timers {
-                    match v {
-                        Some(v) => timers.insert(k.as_slice(), v.as_slice())?,
-                        None => timers.remove(k.as_slice())?,
-                    };
-                }
-                for (k, v) in &batch.outbox {
-                    outbox.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (k, v) in &batch.registers {
-                    registers.insert(k.as_slice(), v.as_slice())?;
-                }
-                for (k, v) in &batch.meta {
-                    meta.insert(k.as_slice(), v.as_slice())?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
+            .transaction(
+                |(items, events, timers, outbox, registers, meta, definitions)| {
+                    for (k, v) in &batch.items {
+                        items.insert(k.as_bytes(), v.as_slice())?;
+                    }
+                    for (k, v) in &batch.events {
+                        events.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &batch.timers {
+                        match v {
+                            Some(v) => timers.insert(k.as_slice(), v.as_slice())?,
+                            None => timers.remove(k.as_slice())?,
+                        };
+                    }
+                    for (k, v) in &batch.outbox {
+                        outbox.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &batch.registers {
+                        registers.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &batch.meta {
+                        meta.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (version, source) in &batch.definitions {
+                        definitions.insert(version.as_bytes(), source.as_bytes())?;
+                    }
+                    Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                },
+            )
             .map_err(|e| match e {
                 sled::transaction::TransactionError::Storage(e) => Error::Sled(e),
                 sled::transaction::TransactionError::Abort(()) => Error::Corrupt {
@@ -273,6 +282,31 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// Rows of the outbox, decoded.
+    pub fn mails<T: DeserializeOwned>(&self) -> impl Iterator<Item = Result<T>> + '_ {
+        self.outbox.iter().map(|r| {
+            let (k, v) = r?;
+            decode(&k, &v)
+        })
+    }
+
+    pub fn mail<T: DeserializeOwned>(&self, id: &str) -> Result<Option<T>> {
+        self.outbox
+            .get(id)?
+            .map(|v| decode(id.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Updates a mail row (the outbox worker's and the admin's own writes; not flushed).
+    pub fn put_mail<T: Serialize>(&self, id: &str, mail: &T) -> Result<()> {
+        self.outbox.insert(id, encode(mail))?;
+        Ok(())
+    }
+
+    pub fn remove_mail(&self, id: &str) -> Result<bool> {
+        Ok(self.outbox.remove(id)?.is_some())
     }
 
     pub fn meta_u64(&self, key: &str) -> Result<u64> {

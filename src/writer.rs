@@ -9,11 +9,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::definition::{Audience, Definitions};
+use crate::definition::{Audience, Definitions, Workflow};
 use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Voter};
 use crate::mail::{self, Mail, Recipient};
 use crate::observe::{KindLabel, Metrics};
@@ -66,6 +67,10 @@ enum Request {
         key: TimerKey,
         reply: oneshot::Sender<()>,
     },
+    Reload {
+        workflows: Vec<Workflow>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Wakes the tasks that act on committed state.
@@ -110,6 +115,14 @@ impl Handle {
         Ok(rx)
     }
 
+    /// Makes `workflows` the current versions; returns once they are stored and in force.
+    pub async fn reload(&self, workflows: Vec<Workflow>) -> Result<(), WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Reload { workflows, reply }).await?;
+        rx.await
+            .map_err(|_| WriteError::Store("the definitions could not be stored".into()))
+    }
+
     async fn send(&self, r: Request) -> Result<(), WriteError> {
         self.tx.send(r).await.map_err(|_| WriteError::Closed)
     }
@@ -117,7 +130,7 @@ impl Handle {
 
 pub struct Writer {
     store: Store,
-    defs: Arc<Definitions>,
+    defs: Arc<ArcSwap<Definitions>>,
     roster: Arc<Roster>,
     tz: Tz,
     items: HashMap<String, Item>,
@@ -136,13 +149,15 @@ struct Staged {
     dirty: BTreeSet<String>,
     /// Kinds of the events staged, counted once the batch is durable.
     kinds: Vec<&'static str>,
+    /// New definitions, in force once the batch is durable.
+    definitions: Option<Definitions>,
 }
 
 impl Writer {
     /// Loads every item and checks it against its log; returns the writer and its handle.
     pub async fn open(
         store: Store,
-        defs: Arc<Definitions>,
+        defs: Arc<ArcSwap<Definitions>>,
         roster: Arc<Roster>,
         tz: Tz,
         wake: Wake,
@@ -152,7 +167,7 @@ impl Writer {
         let mut repaired = Batch::default();
         for item in store.items() {
             let item = item?;
-            let replayed = replay(&store, &defs, tz, &item.id)?;
+            let replayed = replay(&store, &defs.load(), tz, &item.id)?;
             if replayed.as_ref() != Some(&item) {
                 tracing::error!(item = %item.id, "stored state differs from its event log; the log wins");
             }
@@ -213,6 +228,10 @@ impl Writer {
                     self.timer(&mut s, now, key);
                     replies.push(Reply::Timer(reply));
                 }
+                Request::Reload { workflows, reply } => {
+                    self.reload(&mut s, now, workflows);
+                    replies.push(Reply::Reload(reply));
+                }
             }
         }
         for id in &s.dirty {
@@ -253,6 +272,9 @@ impl Writer {
                 self.metrics.votes.inc();
             }
         }
+        if let Some(definitions) = s.definitions {
+            self.defs.store(Arc::new(definitions));
+        }
         if timers_changed {
             self.wake.timers.notify_one();
         }
@@ -273,7 +295,9 @@ impl Writer {
     ) -> Result<Done, WriteError> {
         let def = self
             .defs
+            .load()
             .current(workflow)
+            .cloned()
             .ok_or_else(|| WriteError::NoWorkflow(workflow.to_string()))?;
         let id = format!("item-{}", self.next_item + 1);
         let event = Event::Started {
@@ -305,7 +329,7 @@ impl Writer {
             .timer_lag_seconds
             .observe((now - key.due).to_std().unwrap_or_default().as_secs_f64());
         if let Some(workflow) = key.owner.strip_prefix("@schedule/") {
-            let Some(def) = self.defs.current(workflow).cloned() else {
+            let Some(def) = self.defs.load().current(workflow).cloned() else {
                 return;
             };
             match self.start(s, now, workflow, BTreeMap::new()) {
@@ -344,32 +368,34 @@ impl Writer {
         }
     }
 
-    /// Makes sure each scheduled workflow has its next start pending.
-    pub async fn schedule_workflows(&mut self) -> anyhow::Result<()> {
+    /// Makes `workflows` the current versions: their sources are stored with the batch, and
+    /// each scheduled workflow gets its next start if none is pending.
+    fn reload(&mut self, s: &mut Staged, now: DateTime<Utc>, workflows: Vec<Workflow>) {
         let pending: BTreeSet<String> = self
             .store
             .timers()
             .filter_map(|k| k.owner.strip_prefix("@schedule/").map(String::from))
             .collect();
-        let mut batch = Batch::default();
-        for def in self.defs.all_current() {
-            let Some(schedule) = &def.schedule else {
+        for w in &workflows {
+            s.batch
+                .definitions
+                .push((w.version.clone(), w.source.clone()));
+            let Some(schedule) = &w.schedule else {
                 continue;
             };
-            if pending.contains(&def.name) {
+            if pending.contains(&w.name) {
                 continue;
             }
-            if let Some(due) = schedule.next_after(Utc::now(), self.tz) {
+            if let Some(due) = schedule.next_after(now, self.tz) {
                 let key = TimerKey {
                     due,
-                    owner: format!("@schedule/{}", def.name),
+                    owner: format!("@schedule/{}", w.name),
                     name: "start".into(),
                 };
-                batch.timers.insert(key.encode(), Some(Vec::new()));
+                s.batch.timers.insert(key.encode(), Some(Vec::new()));
             }
         }
-        self.store.commit(&batch).await?;
-        Ok(())
+        s.definitions = Some(self.defs.load().with_current(workflows));
     }
 
     /// Applies one event and the follow-up facts its effects ask for.
@@ -386,7 +412,7 @@ impl Writer {
             (None, Event::Started { version, .. }) => version.clone(),
             (None, _) => return Err(WriteError::NoItem(id.to_string())),
         };
-        let Some(def) = self.defs.version(&version).cloned() else {
+        let Some(def) = self.defs.load().version(&version).cloned() else {
             if let Some(item) = state {
                 self.items.insert(id.to_string(), item);
             }
@@ -619,6 +645,8 @@ enum Reply {
         Result<Done, WriteError>,
     ),
     Timer(oneshot::Sender<()>),
+    /// Dropped unanswered when the commit fails.
+    Reload(oneshot::Sender<()>),
 }
 
 impl Reply {
@@ -629,6 +657,11 @@ impl Reply {
             }
             Reply::Timer(tx) => {
                 let _ = tx.send(());
+            }
+            Reply::Reload(tx) => {
+                if commit.is_ok() {
+                    let _ = tx.send(());
+                }
             }
         }
     }

@@ -1,0 +1,464 @@
+//! The admin API (JSON) and the operators' endpoints: `/status`, `/metrics`, `/readyz`.
+//!
+//! Every change goes through the writer and is answered only once it is durable; refused
+//! requests change nothing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, App, AppState};
+use crate::engine::{Event, Item, Status, counts};
+use crate::mail::{Mail, Templates};
+use crate::observe;
+
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+    vec![
+        (Method::GET, "/status", get(status)),
+        (Method::GET, "/metrics", get(metrics)),
+        (Method::GET, "/api/items", get(list_items)),
+        (Method::POST, "/api/items", post(start_item)),
+        (Method::GET, "/api/items/{id}", get(show_item)),
+        (Method::POST, "/api/items/{id}/signals/{name}", post(signal)),
+        (Method::POST, "/api/items/{id}/cancel", post(cancel)),
+        (
+            Method::POST,
+            "/api/items/{id}/ballots/{ballot}/deadline",
+            post(extend),
+        ),
+        (Method::POST, "/api/reload", post(reload)),
+        (Method::GET, "/api/outbox", get(list_outbox)),
+        (Method::POST, "/api/outbox/{id}/retry", post(retry_mail)),
+        (Method::DELETE, "/api/outbox/{id}", delete(drop_mail)),
+        (Method::GET, "/api/registers", get(registers)),
+    ]
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
+}
+
+fn not_found(what: &str, id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no {what} `{id}`"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    workflow: String,
+    #[serde(default)]
+    inputs: BTreeMap<String, Value>,
+}
+
+async fn start_item(
+    State(app): AppState,
+    b: Result<Json<StartBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let b = body(b)?;
+    let inputs = b
+        .inputs
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), String::from)))
+        .collect();
+    let done = app.writer.start(b.workflow, inputs).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": done.item, "event": done.hash })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemFilter {
+    pub workflow: Option<String>,
+    pub stage: Option<String>,
+    pub status: Option<String>,
+    /// Text to find in the id, the workflow or an input (case-insensitive).
+    pub q: Option<String>,
+}
+
+impl ItemFilter {
+    pub fn matches(&self, item: &Item) -> bool {
+        let q = self.q.as_deref().map(str::to_lowercase);
+        self.workflow.as_ref().is_none_or(|w| *w == item.workflow)
+            && self.stage.as_ref().is_none_or(|s| *s == item.stage)
+            && self
+                .status
+                .as_ref()
+                .is_none_or(|s| *s == status_name(item.status))
+            && q.is_none_or(|q| {
+                let mut text = format!("{} {}", item.id, item.workflow);
+                for v in item.inputs.values() {
+                    text.push(' ');
+                    text.push_str(v);
+                }
+                text.to_lowercase().contains(&q)
+            })
+    }
+}
+
+async fn list_items(
+    State(app): AppState,
+    Query(filter): Query<ItemFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let mut items = Vec::new();
+    for item in app.store.items() {
+        let item = item?;
+        if filter.matches(&item) {
+            items.push(item_json(&item));
+        }
+    }
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn show_item(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let item = app.store.item(&id)?.ok_or_else(|| not_found("item", &id))?;
+    let events: Vec<Value> = app
+        .store
+        .events(&id)
+        .map(|r| r.map(|r| json!({"seq": r.seq, "at": r.at, "event": r.event, "prev": r.prev, "hash": r.hash})))
+        .collect::<Result<_, _>>()?;
+    let broken = app.store.verify_chain(&id)?;
+    let mut out = item_json(&item);
+    out["events"] = json!(events);
+    out["chain"] = json!({ "verified": broken.is_none(), "broken_at": broken });
+    Ok(Json(out))
+}
+
+/// Sends an event about an item and answers with its receipt and the item after it.
+async fn record(app: &App, id: String, event: Event) -> Result<Json<Value>, ApiError> {
+    let done = app.writer.event(id.clone(), event).await?;
+    let item = app.store.item(&id)?.map(|i| item_json(&i));
+    Ok(Json(json!({ "event": done.hash, "item": item })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalBody {
+    member: Option<String>,
+    #[serde(default)]
+    data: Value,
+}
+
+async fn signal(
+    State(app): AppState,
+    Path((id, name)): Path<(String, String)>,
+    b: Result<Json<SignalBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let b = body(b)?;
+    if let Some(m) = &b.member
+        && app.roster.member(m).is_none()
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no member `{m}` in the roster"),
+        ));
+    }
+    let members = app.roster.members.len() as u64;
+    let eligible = app.roster.members.iter().filter(|m| m.voting_right).count() as u64;
+    record(
+        &app,
+        id,
+        Event::Signal {
+            name,
+            member: b.member,
+            data: b.data,
+            members,
+            eligible,
+        },
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: String,
+}
+
+async fn cancel(
+    State(app): AppState,
+    Path(id): Path<String>,
+    b: Result<Json<CancelBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let b = body(b)?;
+    if b.reason.trim().is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "give a reason for the cancellation",
+        ));
+    }
+    record(&app, id, Event::Cancelled { reason: b.reason }).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadlineBody {
+    closes_at: DateTime<Utc>,
+}
+
+async fn extend(
+    State(app): AppState,
+    Path((id, ballot)): Path<(String, usize)>,
+    b: Result<Json<DeadlineBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let b = body(b)?;
+    record(
+        &app,
+        id,
+        Event::DeadlineExtended {
+            ballot,
+            closes_at: b.closes_at,
+        },
+    )
+    .await
+}
+
+/// Reads the workflow files and templates again. Invalid files are refused with the
+/// validator's messages and the running versions stay in force.
+async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
+    let problems = |list: Vec<String>| {
+        let message = "the definitions on disk have problems; the running versions stay in force";
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            message.into(),
+            Some(json!(list)),
+        )
+    };
+    let templates = Templates::load(&app.config.workflows.templates).map_err(problems)?;
+    let (workflows, errors) = crate::daemon::validate(&app.config.workflows.dir, &templates);
+    if !errors.is_empty() {
+        return Err(problems(errors));
+    }
+    app.writer.reload(workflows).await?;
+    app.templates.store(Arc::new(templates));
+    tracing::info!("definitions reloaded");
+    Ok(Json(json!({ "definitions": definitions_json(&app) })))
+}
+
+fn definitions_json(app: &App) -> Vec<Value> {
+    let mut running: BTreeMap<String, u64> = BTreeMap::new();
+    for item in app
+        .store
+        .items()
+        .flatten()
+        .filter(|i| i.status == Status::Open)
+    {
+        *running.entry(item.version).or_default() += 1;
+    }
+    app.defs
+        .load()
+        .all_current()
+        .map(|w| json!({"name": w.name, "title": w.title, "version": w.version, "items_running": running.get(&w.version).copied().unwrap_or(0)}))
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboxFilter {
+    status: Option<String>,
+}
+
+/// How an outbox row stands: pending (never tried), retrying, or failed.
+pub fn mail_status(m: &Mail) -> &'static str {
+    match (m.failed, m.attempts) {
+        (true, _) => "failed",
+        (false, 0) => "pending",
+        _ => "retrying",
+    }
+}
+
+fn mail_json(m: &Mail) -> Value {
+    json!({
+        "id": m.id, "item": m.item, "template": m.template, "to": m.to.email, "status": mail_status(m),
+        "attempts": m.attempts, "next_attempt": m.next_attempt, "last_error": m.last_error, "created_at": m.created_at,
+    })
+}
+
+async fn list_outbox(
+    State(app): AppState,
+    Query(f): Query<OutboxFilter>,
+) -> Result<Json<Value>, ApiError> {
+    let mut mails = Vec::new();
+    for m in app.store.mails::<Mail>() {
+        let m = m?;
+        if f.status.as_deref().is_none_or(|s| s == mail_status(&m)) {
+            mails.push(mail_json(&m));
+        }
+    }
+    Ok(Json(json!({ "mails": mails })))
+}
+
+/// A failed mail, or the reason it cannot be acted on.
+fn failed_mail(app: &App, id: &str) -> Result<Mail, ApiError> {
+    let mail: Mail = app.store.mail(id)?.ok_or_else(|| not_found("mail", id))?;
+    if !mail.failed {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("mail `{id}` has not failed; it is still being sent"),
+        ));
+    }
+    Ok(mail)
+}
+
+async fn retry_mail(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let mut mail = failed_mail(&app, &id)?;
+    mail.failed = false;
+    mail.attempts = 0;
+    mail.next_attempt = Utc::now();
+    app.store.put_mail(&id, &mail)?;
+    app.store.flush().await?;
+    app.wake.outbox.notify_one();
+    tracing::info!(item = %mail.item, mail = %id, "failed mail queued again");
+    Ok(Json(mail_json(&mail)))
+}
+
+async fn drop_mail(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let mail = failed_mail(&app, &id)?;
+    app.store.remove_mail(&id)?;
+    app.store.flush().await?;
+    tracing::warn!(item = %mail.item, mail = %id, to = %mail.to.email, "failed mail dropped");
+    Ok(Json(json!({ "dropped": id })))
+}
+
+async fn registers(State(app): AppState) -> Result<Json<Value>, ApiError> {
+    let acts: Vec<_> = app.store.acts().collect::<Result<_, _>>()?;
+    Ok(Json(json!({ "acts": acts })))
+}
+
+async fn metrics(State(app): AppState) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], app.metrics.render()).into_response()
+}
+
+/// Ready to serve: the store answers, definitions are loaded, mail can go out.
+pub async fn ready(State(app): AppState) -> Response {
+    let store = app.store.first_timer().is_ok();
+    let definitions = app.defs.load().all_current().next().is_some();
+    let mail = match &app.config.mail.smtp_url {
+        None => std::fs::metadata(app.config.mail_folder()).is_ok_and(|m| m.is_dir()),
+        Some(_) => crate::mail::smtp_reachable(app.config.mail.smtp_url.as_deref()).await,
+    };
+    let ok = store && definitions && mail;
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": ok, "store": store, "definitions": definitions, "mail": mail })),
+    )
+        .into_response()
+}
+
+async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
+    let mut by_stage: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut by_outcome: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    let mut open_ballots = Vec::new();
+    let now = Utc::now();
+    for item in app.store.items() {
+        let item = item?;
+        match item.status {
+            Status::Open => {
+                *by_stage
+                    .entry(item.workflow.clone())
+                    .or_default()
+                    .entry(item.stage.clone())
+                    .or_default() += 1
+            }
+            Status::Ended => {
+                *by_outcome
+                    .entry(item.workflow.clone())
+                    .or_default()
+                    .entry(item.outcome.clone().unwrap_or_default())
+                    .or_default() += 1
+            }
+        }
+        if item.status == Status::Ended {
+            continue;
+        }
+        for (i, b) in item
+            .ballots
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.result.is_none())
+        {
+            open_ballots.push(json!({
+                "item": item.id, "ballot": i, "stage": b.stage, "cast": b.votes.len(), "eligible": b.electorate.len(),
+                "closes_at": b.closes_at, "seconds_left": (b.closes_at - now).num_seconds().max(0),
+            }));
+        }
+    }
+    let (mut pending, mut retrying, mut failed, mut oldest) =
+        (0u64, 0u64, 0u64, None::<DateTime<Utc>>);
+    for m in app.store.mails::<Mail>().flatten() {
+        match mail_status(&m) {
+            "failed" => failed += 1,
+            "pending" => pending += 1,
+            _ => retrying += 1,
+        }
+        if !m.failed {
+            oldest = Some(oldest.map_or(m.created_at, |o| o.min(m.created_at)));
+        }
+    }
+    let next_timer = app.store.first_timer()?.map(|k| k.due);
+    Ok(Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": app.started.elapsed().as_secs(),
+        "store_bytes": app.store.size_on_disk(),
+        "definitions": definitions_json(&app),
+        "items": { "open_by_stage": by_stage, "ended_by_outcome": by_outcome, "total": app.store.item_count() },
+        "open_ballots": open_ballots,
+        "outbox": {
+            "pending": pending, "retrying": retrying, "failed": failed,
+            "oldest_seconds": oldest.map(|o| (now - o).num_seconds()),
+            "sent_since_start": app.metrics.mail_sent.get(),
+        },
+        "timers": { "count": app.store.timer_count(), "next_due": next_timer },
+        "last_errors": observe::recent_errors(),
+    })))
+}
+
+pub fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Open => "open",
+        Status::Ended => "ended",
+    }
+}
+
+/// The API's view of an item.
+pub fn item_json(item: &Item) -> Value {
+    let ballots: Vec<Value> = item
+        .ballots
+        .iter()
+        .map(|b| {
+            json!({
+                "stage": b.stage, "question": b.question, "choices": b.choices,
+                "opened_at": b.opened_at, "closes_at": b.closes_at,
+                "eligible": b.electorate.len(), "cast": b.votes.len(),
+                "counts": counts(b).choices,
+                "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at})),
+            })
+        })
+        .collect();
+    json!({
+        "id": item.id, "workflow": item.workflow, "version": item.version,
+        "stage": item.stage, "status": status_name(item.status), "outcome": item.outcome,
+        "register_number": item.register_number, "inputs": item.inputs,
+        "started_at": item.started_at, "entered_at": item.entered_at,
+        "ballots": ballots, "signals": item.signals, "timers": item.timers, "events_count": item.seq,
+    })
+}

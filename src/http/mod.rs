@@ -1,0 +1,203 @@
+//! The two HTTP listeners: public ballot pages for delegates, and the admin side.
+//!
+//! Handlers stay thin: parse, send an event to the writer, wait for the durable answer,
+//! render. On the admin listener every route but `/healthz` and `/readyz` needs the admin
+//! token, as `Authorization: Bearer <token>` (API) or the dashboard's session cookie.
+
+mod admin;
+mod ballot;
+mod dashboard;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use axum::{Json, Router};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::definition::Definitions;
+use crate::engine::Rejection;
+use crate::mail::Templates;
+use crate::observe::{Metrics, RequestLabels};
+use crate::roster::Roster;
+use crate::store::Store;
+use crate::token::Key;
+use crate::writer::{Handle, Wake, WriteError};
+
+pub use ballot::escape;
+
+/// Largest request body accepted, on both listeners.
+const MAX_BODY: usize = 64 * 1024;
+/// The dashboard's session cookie.
+const COOKIE: &str = "councild_admin";
+
+/// What every handler shares.
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub writer: Handle,
+    pub defs: Arc<ArcSwap<Definitions>>,
+    pub roster: Arc<Roster>,
+    pub templates: Arc<ArcSwap<Templates>>,
+    pub key: Key,
+    pub admin_token: String,
+    pub tz: Tz,
+    pub started: Instant,
+    pub metrics: Arc<Metrics>,
+    pub wake: Wake,
+}
+
+type AppState = State<Arc<App>>;
+
+pub fn public_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/ballot/{token}",
+            get(ballot::ballot_page).post(ballot::ballot_vote),
+        )
+        .layer(middleware::from_fn_with_state(app.clone(), count_request))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+/// Every protected admin route: method, path pattern and handler. Tests walk this table, so
+/// a new route cannot forget the token check.
+fn protected_routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+    let mut routes = admin::routes();
+    routes.extend(dashboard::routes());
+    routes
+}
+
+/// The method and path of every route that needs the admin token.
+pub fn protected_route_table() -> Vec<(Method, &'static str)> {
+    protected_routes()
+        .into_iter()
+        .map(|(m, p, _)| (m, p))
+        .collect()
+}
+
+pub fn admin_router(app: Arc<App>) -> Router {
+    let mut protected = Router::new();
+    let mut by_path: Vec<(&str, MethodRouter<Arc<App>>)> = Vec::new();
+    for (_, path, handler) in protected_routes() {
+        match by_path.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
+            None => by_path.push((path, handler)),
+        }
+    }
+    for (path, handler) in by_path {
+        protected = protected.route(path, handler);
+    }
+    let protected =
+        protected.route_layer(middleware::from_fn_with_state(app.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(admin::ready))
+        .merge(dashboard::open_routes())
+        .merge(protected)
+        .layer(middleware::from_fn_with_state(app.clone(), count_request))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+/// Counts each request by its route pattern (never the token in a path) and status.
+async fn count_request(State(app): AppState, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    app.metrics
+        .requests
+        .get_or_create(&RequestLabels { route, status })
+        .inc();
+    response
+}
+
+/// Lets a request through with the right bearer token or dashboard cookie; 401 otherwise
+/// (the dashboard's pages send the browser to the login form instead).
+async fn require_token(State(app): AppState, request: Request, next: Next) -> Response {
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let cookie = dashboard::session_cookie(request.headers());
+    let ok = [bearer, cookie.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|given| constant_time_eq(given.as_bytes(), app.admin_token.as_bytes()));
+    if ok {
+        return next.run(request).await;
+    }
+    if request.uri().path().starts_with("/dashboard") {
+        return dashboard::login_redirect();
+    }
+    let body = Json(json!({"error": "missing or wrong admin token"}));
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        body,
+    )
+        .into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An API error: a status, a message the caller can act on, and optional details.
+pub struct ApiError(pub StatusCode, pub String, pub Option<Value>);
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError(status, message.into(), None)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.0.is_server_error() {
+            tracing::error!(error = %self.1, "request failed");
+        }
+        let mut body = json!({ "error": self.1 });
+        if let Some(details) = self.2 {
+            body["problems"] = details;
+        }
+        (self.0, Json(body)).into_response()
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        let status = match &e {
+            WriteError::Rejected(
+                Rejection::MissingInput(_)
+                | Rejection::UnknownInput(_)
+                | Rejection::BadInput(..)
+                | Rejection::NoSuchChoice(_)
+                | Rejection::DeadlineNotLater(_),
+            ) => StatusCode::UNPROCESSABLE_ENTITY,
+            WriteError::Rejected(Rejection::NoSuchBallot) => StatusCode::NOT_FOUND,
+            WriteError::Rejected(_) => StatusCode::CONFLICT,
+            WriteError::NoItem(_) | WriteError::NoWorkflow(_) => StatusCode::NOT_FOUND,
+            WriteError::Store(_) | WriteError::Closed => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
