@@ -1,5 +1,5 @@
 //! The command line: `serve`, `validate`, and the commands that talk to a running daemon
-//! through its admin API (`start`, `status`, `signal`).
+//! through its admin API. Those print tables for people, or JSON with `--json`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::config::Config;
@@ -26,8 +27,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     /// Log format: `text` (default) or `json` lines.
-    #[arg(long, global = true, default_value = "text")]
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Print the daemon's answer as JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -45,8 +49,23 @@ pub enum Command {
         #[arg(long = "input", value_name = "NAME=VALUE")]
         inputs: Vec<String>,
     },
-    /// Show the daemon's status, or one item with its event log.
+    /// Show the daemon's status, or one item (same as `item ITEM`).
     Status { item: Option<String> },
+    /// List items.
+    Items {
+        #[arg(long)]
+        workflow: Option<String>,
+        #[arg(long)]
+        stage: Option<String>,
+        /// open or ended
+        #[arg(long)]
+        status: Option<String>,
+        /// Text to find in the id, the workflow or an input.
+        #[arg(long)]
+        text: Option<String>,
+    },
+    /// Show one item: stage, ballots and its event log.
+    Item { id: String },
     /// Record a signal on an item (e.g. a ratification deposited).
     Signal {
         item: String,
@@ -57,6 +76,23 @@ pub enum Command {
         #[arg(long)]
         data: Option<String>,
     },
+    /// Cancel an item, with a reason kept in its log.
+    Cancel {
+        item: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Move a ballot's deadline later (RFC 3339 time, e.g. 2026-12-01T17:00:00+03:00).
+    Extend {
+        item: String,
+        /// The ballot's number as shown by `item` (1 for the first).
+        #[arg(long, default_value_t = 1)]
+        ballot: usize,
+        #[arg(long)]
+        until: String,
+    },
+    /// Read the workflow files and templates again; running items keep their version.
+    Reload,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -64,9 +100,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(path) => Config::load(path, true)?,
         None => Config::load(&PathBuf::from(DEFAULT_CONFIG), false)?,
     };
-    match cli.command {
-        Command::Serve => daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
-        Command::Validate { paths } => Ok(validate(&config, paths)),
+    let json = cli.json;
+    let api = |method: Method, path: String, body: Option<Value>| {
+        let config = config.clone();
+        async move { request(&config, method, &path, body).await }
+    };
+    let answer = match cli.command {
+        Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Validate { paths } => return Ok(validate(&config, paths)),
         Command::Start { workflow, inputs } => {
             let mut map = BTreeMap::new();
             for input in inputs {
@@ -75,21 +116,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("--input `{input}`: write NAME=VALUE"))?;
                 map.insert(k.to_string(), v.to_string());
             }
-            let answer = request(
-                &config,
-                reqwest::Method::POST,
-                "/api/items",
+            let answer = api(
+                Method::POST,
+                "/api/items".into(),
                 Some(json!({"workflow": workflow, "inputs": map})),
             )
             .await?;
-            println!("{}", answer["id"].as_str().unwrap_or_default());
-            Ok(ExitCode::SUCCESS)
+            if !json {
+                println!("{}", answer["id"].as_str().unwrap_or_default());
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
         }
-        Command::Status { item } => {
-            let path = item.map_or_else(|| "/status".to_string(), |i| format!("/api/items/{i}"));
-            let answer = request(&config, reqwest::Method::GET, &path, None).await?;
-            println!("{}", serde_json::to_string_pretty(&answer)?);
-            Ok(ExitCode::SUCCESS)
+        Command::Status { item: Some(id) } | Command::Item { id } => {
+            let answer = api(Method::GET, format!("/api/items/{id}"), None).await?;
+            if !json {
+                print_item(&answer);
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+        Command::Status { item: None } => {
+            let answer = api(Method::GET, "/status".into(), None).await?;
+            if !json {
+                print_status(&answer);
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+        Command::Items {
+            workflow,
+            stage,
+            status,
+            text,
+        } => {
+            let query: Vec<(&str, String)> = [
+                ("workflow", workflow),
+                ("stage", stage),
+                ("status", status),
+                ("q", text),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+            let query = query_string(&query);
+            let answer = api(Method::GET, format!("/api/items{query}"), None).await?;
+            if !json {
+                print_items(&answer);
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
         }
         Command::Signal {
             item,
@@ -101,21 +177,260 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(d) => serde_json::from_str(&d).context("--data must be JSON")?,
                 None => Value::Null,
             };
-            let answer = request(
-                &config,
-                reqwest::Method::POST,
-                &format!("/api/items/{item}/signals/{name}"),
+            let answer = api(
+                Method::POST,
+                format!("/api/items/{item}/signals/{name}"),
                 Some(json!({"member": member, "data": data})),
             )
             .await?;
-            let stage = answer["item"]["stage"].as_str().unwrap_or_default();
-            println!(
-                "recorded ({}); item {item} is at stage {stage}",
-                answer["event"].as_str().unwrap_or_default()
-            );
-            Ok(ExitCode::SUCCESS)
+            print_change(json, &answer, &item)
+        }
+        Command::Cancel { item, reason } => {
+            let answer = api(
+                Method::POST,
+                format!("/api/items/{item}/cancel"),
+                Some(json!({ "reason": reason })),
+            )
+            .await?;
+            print_change(json, &answer, &item)
+        }
+        Command::Extend {
+            item,
+            ballot,
+            until,
+        } => {
+            let index = ballot
+                .checked_sub(1)
+                .context("ballots are numbered from 1")?;
+            let path = format!("/api/items/{item}/ballots/{index}/deadline");
+            let answer = api(Method::POST, path, Some(json!({ "closes_at": until }))).await?;
+            print_change(json, &answer, &item)
+        }
+        Command::Reload => {
+            let answer = api(Method::POST, "/api/reload".into(), None).await?;
+            if !json {
+                let rows = rows(
+                    &answer["definitions"],
+                    &["name", "version", "items_running"],
+                );
+                print_table(&["WORKFLOW", "VERSION", "RUNNING ITEMS"], &rows);
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+    };
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn query_string(pairs: &[(&str, String)]) -> String {
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let encoded: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| {
+            let v: String = v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect();
+            format!("{k}={v}")
+        })
+        .collect();
+    format!("?{}", encoded.join("&"))
+}
+
+fn print_change(json: bool, answer: &Value, item: &str) -> Value {
+    if json {
+        return answer.clone();
+    }
+    let stage = answer["item"]["stage"].as_str().unwrap_or_default();
+    let status = answer["item"]["status"].as_str().unwrap_or_default();
+    println!(
+        "recorded ({}); item {item} is {status}, at stage {stage}",
+        answer["event"].as_str().unwrap_or_default()
+    );
+    Value::Null
+}
+
+/// The text of a JSON value for a table cell.
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn rows(list: &Value, fields: &[&str]) -> Vec<Vec<String>> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| fields.iter().map(|f| cell(&v[*f])).collect())
+        .collect()
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
         }
     }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn print_status(s: &Value) {
+    println!(
+        "councild {}, up {} s, store {} bytes",
+        cell(&s["version"]),
+        cell(&s["uptime_seconds"]),
+        cell(&s["store_bytes"])
+    );
+    println!();
+    print_table(
+        &["WORKFLOW", "VERSION", "RUNNING ITEMS"],
+        &rows(&s["definitions"], &["name", "version", "items_running"]),
+    );
+    let mut stages = Vec::new();
+    for (workflow, by_stage) in s["items"]["open_by_stage"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        for (stage, n) in by_stage.as_object().into_iter().flatten() {
+            stages.push(vec![workflow.clone(), stage.clone(), cell(n)]);
+        }
+    }
+    println!();
+    print_table(&["WORKFLOW", "STAGE", "OPEN ITEMS"], &stages);
+    println!();
+    print_table(
+        &["ITEM", "BALLOT STAGE", "CAST", "ELIGIBLE", "SECONDS LEFT"],
+        &rows(
+            &s["open_ballots"],
+            &["item", "stage", "cast", "eligible", "seconds_left"],
+        ),
+    );
+    let o = &s["outbox"];
+    println!();
+    println!(
+        "outbox: {} pending, {} retrying, {} failed",
+        cell(&o["pending"]),
+        cell(&o["retrying"]),
+        cell(&o["failed"])
+    );
+    println!(
+        "timers: {} pending, next due {}",
+        cell(&s["timers"]["count"]),
+        cell(&s["timers"]["next_due"])
+    );
+    if let Some(errors) = s["last_errors"].as_array().filter(|e| !e.is_empty()) {
+        println!();
+        print_table(
+            &["AT", "LEVEL", "ITEM", "MESSAGE"],
+            &rows(
+                &Value::Array(errors.clone()),
+                &["at", "level", "item", "message"],
+            ),
+        );
+    }
+}
+
+fn print_items(answer: &Value) {
+    let mut list = Vec::new();
+    for i in answer["items"].as_array().into_iter().flatten() {
+        list.push(vec![
+            cell(&i["id"]),
+            cell(&i["workflow"]),
+            cell(&i["stage"]),
+            cell(&i["status"]),
+            cell(&i["outcome"]),
+            cell(&i["register_number"]),
+            cell(&i["inputs"]["title"]),
+        ]);
+    }
+    print_table(
+        &[
+            "ITEM", "WORKFLOW", "STAGE", "STATUS", "OUTCOME", "NUMBER", "TITLE",
+        ],
+        &list,
+    );
+}
+
+fn print_item(i: &Value) {
+    println!(
+        "{} ({} version {})",
+        cell(&i["id"]),
+        cell(&i["workflow"]),
+        cell(&i["version"])
+    );
+    println!(
+        "stage {}, {}, outcome {}, number {}",
+        cell(&i["stage"]),
+        cell(&i["status"]),
+        cell(&i["outcome"]),
+        cell(&i["register_number"])
+    );
+    for (n, b) in i["ballots"].as_array().into_iter().flatten().enumerate() {
+        let counts: Vec<String> = b["counts"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(c, v)| format!("{c} {v}"))
+            .collect();
+        let state = match b["result"]["verdict"].as_str() {
+            Some(v) => format!("closed: {v}"),
+            None => format!("open until {}", cell(&b["closes_at"])),
+        };
+        println!(
+            "ballot {} ({}): {} of {} voted ({}); {state}",
+            n + 1,
+            cell(&b["stage"]),
+            cell(&b["cast"]),
+            cell(&b["eligible"]),
+            counts.join(", ")
+        );
+    }
+    println!();
+    let events: Vec<Vec<String>> = i["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            vec![
+                cell(&e["seq"]),
+                cell(&e["at"]),
+                cell(&e["event"]["type"]),
+                cell(&e["hash"]).chars().take(16).collect(),
+            ]
+        })
+        .collect();
+    print_table(&["#", "AT", "EVENT", "HASH"], &events);
+    println!(
+        "event chain: {}",
+        if i["chain"]["verified"] == true {
+            "verified"
+        } else {
+            "BROKEN"
+        }
+    );
 }
 
 fn validate(config: &Config, paths: Vec<PathBuf>) -> ExitCode {
@@ -165,7 +480,7 @@ fn validate(config: &Config, paths: Vec<PathBuf>) -> ExitCode {
 /// One call to the running daemon's admin API.
 async fn request(
     config: &Config,
-    method: reqwest::Method,
+    method: Method,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
@@ -190,10 +505,14 @@ async fn request(
     let status = response.status();
     let value: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        anyhow::bail!(
+        let mut message = format!(
             "{status}: {}",
             value["error"].as_str().unwrap_or("request refused")
         );
+        for p in value["problems"].as_array().into_iter().flatten() {
+            message.push_str(&format!("\n  {}", cell(p)));
+        }
+        anyhow::bail!(message);
     }
     Ok(value)
 }

@@ -35,7 +35,7 @@ async fn the_statute_is_ratified_through_the_cli() {
             r#"{"deposited": "2026-11-25"}"#,
         ]);
         assert_eq!(code, 0, "{out}");
-        assert!(out.contains("is at stage open-for-ratification"), "{out}");
+        assert!(out.contains("at stage open-for-ratification"), "{out}");
     }
     let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "XXX"]);
     assert_eq!(code, 1);
@@ -43,21 +43,44 @@ async fn the_statute_is_ratified_through_the_cli() {
     let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "OMN"]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("is at stage pending-entry-into-force"),
+        out.contains("at stage pending-entry-into-force"),
         "the 19th deposit: {out}"
     );
     let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "IRN"]);
     assert_eq!(code, 1, "no more deposits expected at this stage: {out}");
     assert!(out.contains("does not accept signal"), "{out}");
 
-    let (code, out) = daemon.cli(&["status", &id]);
+    let (code, out) = daemon.cli(&["status", &id, "--json"]);
     assert_eq!(code, 0, "{out}");
     let item: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(item["signals"].as_array().unwrap().len(), 19);
     assert_eq!(item["chain"]["verified"], true);
-    let (code, out) = daemon.cli(&["status"]);
+    let (code, out) = daemon.cli(&["status", "--json"]);
     assert_eq!(code, 0);
     assert!(out.contains("\"pending-entry-into-force\": 1"), "{out}");
+    let (code, table) = daemon.cli(&["status"]);
+    assert_eq!(code, 0);
+    let line = table
+        .lines()
+        .find(|l| l.contains("pending-entry-into-force"))
+        .unwrap_or_default();
+    assert!(
+        line.split_whitespace()
+            .eq(["statute-ratification", "pending-entry-into-force", "1"]),
+        "{table}"
+    );
+    let (code, table) = daemon.cli(&["items", "--status", "open"]);
+    assert_eq!(code, 0);
+    assert!(
+        table
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("item-1") && l.contains("Statute of the CPCC")),
+        "{table}"
+    );
+    let (code, table) = daemon.cli(&["item", &id]);
+    assert_eq!(code, 0);
+    assert!(table.contains("event chain: verified"), "{table}");
 
     let admin = daemon.admin.clone();
     daemon.kill();

@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod admin;
 mod cli;
 mod crash;
 mod cycle;

@@ -1,0 +1,433 @@
+//! The admin side: every protected route refuses a missing or wrong token, metrics move
+//! during a ballot, reload keeps running items on their version, cancel and deadline
+//! extension are events, failed mail can be retried or dropped.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::cycle::QUICK;
+use crate::harness::{Council, ROSTER};
+
+/// Waits until `n` ballot links were written since `before` links existed.
+async fn new_links(council: &Council, before: &[String], n: usize) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let links: Vec<String> = council
+            .mails()
+            .iter()
+            .filter_map(|m| m.link())
+            .filter(|l| !before.contains(l))
+            .collect();
+        if links.len() >= n {
+            return links;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ballot mail not written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_protected_route_refuses_a_missing_or_wrong_token_and_changes_nothing() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Kept as it is"}))
+        .await;
+    let before = daemon.item(&id).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let table = councild::http::protected_route_table();
+    assert!(table.len() >= 15, "{table:?}");
+    for (method, pattern) in table {
+        let path = pattern
+            .replace("{id}", &id)
+            .replace("{name}", "x")
+            .replace("{ballot}", "0");
+        for token in [None, Some("wrong"), Some("")] {
+            let mut req = http
+                .request(method.clone(), format!("{}{path}", daemon.admin))
+                .json(&json!({"reason": "r", "workflow": "quick-adoption"}));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let resp = req.send().await.unwrap();
+            if path.starts_with("/dashboard") {
+                assert_eq!(resp.status(), 303, "{method} {path} with {token:?}");
+                assert_eq!(resp.headers()["location"], "/dashboard/login");
+            } else {
+                assert_eq!(resp.status(), 401, "{method} {path} with {token:?}");
+            }
+        }
+        // A wrong session cookie is no better.
+        let resp = http
+            .request(method.clone(), format!("{}{path}", daemon.admin))
+            .header("cookie", "councild_admin=wrong")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            resp.status() == 401 || resp.status() == 303,
+            "{method} {path} with a wrong cookie"
+        );
+    }
+    let after = daemon.item(&id).await;
+    assert_eq!(
+        before["events"], after["events"],
+        "refused calls changed nothing"
+    );
+    let (_, items) = daemon.admin(Method::GET, "/api/items", None).await;
+    assert_eq!(items["items"].as_array().unwrap().len(), 1);
+    // The open endpoints stay open.
+    assert_eq!(
+        http.get(format!("{}/healthz", daemon.admin))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready = http
+        .get(format!("{}/readyz", daemon.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(
+        ready.json::<Value>().await.unwrap(),
+        json!({"ready": true, "store": true, "definitions": true, "mail": true})
+    );
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_move_during_a_ballot() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let scrape = || async {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/metrics", daemon.admin))
+            .bearer_auth(crate::harness::TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    };
+    let start = scrape().await;
+    assert_eq!(metric(&start, "councild_votes_total"), 0.0);
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Measured"}))
+        .await;
+    let links = new_links(&council, &[], 3).await;
+    assert_eq!(daemon.vote(&links[0], "yes").await.0, 200);
+    assert_eq!(daemon.vote(&links[0], "no").await.0, 200);
+    let mid = scrape().await;
+    assert_eq!(metric(&mid, "councild_votes_total"), 2.0, "{mid}");
+    assert!(
+        metric(&mid, "councild_events_applied_total{kind=\"vote_cast\"}") == 2.0,
+        "{mid}"
+    );
+    assert!(
+        metric(&mid, "councild_mail_sent_total") >= 9.0,
+        "circulation and ballot mail: {mid}"
+    );
+    assert!(
+        metric(&mid, "councild_commit_batch_size_count") >= 3.0,
+        "{mid}"
+    );
+    assert!(metric(&mid, "councild_flush_seconds_count") >= 3.0, "{mid}");
+    assert!(
+        metric(&mid, "councild_timer_lag_seconds_count") >= 1.0,
+        "the circulation timer fired: {mid}"
+    );
+    assert!(
+        mid.contains("councild_http_requests_total{route=\"/ballot/{token}\",status=\"200\"} 2"),
+        "{mid}"
+    );
+    for link in &links[1..] {
+        daemon.vote(link, "yes").await;
+    }
+    daemon
+        .wait_item(&id, "the end", |i| i["status"] == "ended")
+        .await;
+    let end = scrape().await;
+    assert_eq!(metric(&end, "councild_votes_total"), 4.0);
+    assert_eq!(
+        metric(&end, "councild_events_applied_total{kind=\"registered\"}"),
+        1.0,
+        "{end}"
+    );
+}
+
+#[tokio::test]
+async fn a_reload_keeps_running_items_on_their_version_and_starts_new_ones_on_the_new() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let old = daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Begun under the old rules"}),
+        )
+        .await;
+    let old_links = new_links(&council, &[], 3).await;
+    let old_version = daemon.item(&old).await["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A broken file is refused with the validator's message; nothing changes.
+    let path = council.path().join("workflows/quick.yaml");
+    std::fs::write(
+        &path,
+        QUICK.replace("closes_after: 1h", "closes_after: 1 hour"),
+    )
+    .unwrap();
+    let (status, body) = daemon.admin(Method::POST, "/api/reload", None).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("quick.yaml:16:21: bad duration `1 hour`"),
+        "{body}"
+    );
+    let (_, st) = daemon.admin(Method::GET, "/status", None).await;
+    assert_eq!(st["definitions"][0]["version"], old_version.as_str());
+
+    // A good change: decisions are now numbered as decisions.
+    std::fs::write(
+        &path,
+        QUICK.replace(
+            "series: regulations, number: \"CPCC/REG/",
+            "series: decisions, number: \"CPCC/DEC/",
+        ),
+    )
+    .unwrap();
+    let (code, out) = daemon.cli(&["reload"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("quick-adoption") && !out.contains(&old_version),
+        "{out}"
+    );
+    let new = daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Begun under the new rules"}),
+        )
+        .await;
+    let new_version = daemon.item(&new).await["version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new_version, old_version);
+    let new_links = new_links(&council, &old_links, 3).await;
+
+    for link in old_links.iter().chain(&new_links) {
+        assert_eq!(daemon.vote(link, "yes").await.0, 200);
+    }
+    let year = chrono::Utc::now().format("%Y").to_string();
+    let a = daemon
+        .wait_item(&old, "the old item", |i| i["status"] == "ended")
+        .await;
+    let b = daemon
+        .wait_item(&new, "the new item", |i| i["status"] == "ended")
+        .await;
+    assert_eq!(a["version"], old_version.as_str());
+    assert_eq!(a["register_number"], format!("CPCC/REG/{year}/001"));
+    assert_eq!(b["version"], new_version.as_str());
+    assert_eq!(b["register_number"], format!("CPCC/DEC/{year}/001"));
+
+    // Both versions survive a restart: the old one is kept in the store.
+    drop(daemon);
+    let daemon = crate::harness::Daemon::start(council.path(), &[]);
+    assert_eq!(daemon.item(&old).await["chain"]["verified"], true);
+}
+
+#[tokio::test]
+async fn a_deadline_is_extended_and_an_item_cancelled_through_events() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "To be withdrawn"}))
+        .await;
+    let links = new_links(&council, &[], 3).await;
+    let item = daemon.item(&id).await;
+    let closes: chrono::DateTime<chrono::Utc> = item["ballots"][0]["closes_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let path = format!("/api/items/{id}/ballots/0/deadline");
+    let (status, body) = daemon
+        .admin(
+            Method::POST,
+            &path,
+            Some(json!({"closes_at": (closes - chrono::Duration::hours(1)).to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(status, 422, "an earlier deadline is refused: {body}");
+    let later = closes + chrono::Duration::days(2);
+    let (status, body) = daemon
+        .admin(
+            Method::POST,
+            &path,
+            Some(json!({"closes_at": later.to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let closes_now: chrono::DateTime<chrono::Utc> = body["item"]["ballots"][0]["closes_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(closes_now, later);
+    assert_eq!(
+        body["item"]["timers"]["close:0"]
+            .as_str()
+            .map(|t| t.parse::<chrono::DateTime<chrono::Utc>>().unwrap()),
+        Some(later)
+    );
+    let (status, _) = daemon
+        .admin(
+            Method::POST,
+            "/api/items/item-9/ballots/0/deadline",
+            Some(json!({"closes_at": later.to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    let (status, body) = daemon
+        .admin(
+            Method::POST,
+            &format!("/api/items/{id}/cancel"),
+            Some(json!({"reason": " "})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    let (code, out) = daemon.cli(&["cancel", &id, "--reason", "withdrawn by the sponsor"]);
+    assert_eq!(code, 0, "{out}");
+    let item = daemon.item(&id).await;
+    assert_eq!(item["outcome"], "cancelled");
+    let kinds: Vec<&str> = item["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.ends_with(&["deadline_extended", "cancelled"]),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        item["events"].as_array().unwrap().last().unwrap()["event"]["reason"],
+        "withdrawn by the sponsor"
+    );
+    assert_eq!(
+        daemon.vote(&links[0], "yes").await.0,
+        409,
+        "no vote on a cancelled item"
+    );
+    let (status, _) = daemon
+        .admin(
+            Method::POST,
+            &format!("/api/items/{id}/cancel"),
+            Some(json!({"reason": "again"})),
+        )
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn failed_mail_is_listed_then_retried_or_dropped() {
+    // The adoption notice's template names a variable the item does not have.
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let broken = "{{council}}: adopted as {{item.inputs.reference}}";
+    let notice = council
+        .path()
+        .join("templates/regulation-adopted.subject.hbs");
+    let good = std::fs::read_to_string(&notice).unwrap();
+    std::fs::write(&notice, broken).unwrap();
+    let daemon = council.start();
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Noticed late"}))
+        .await;
+    for link in new_links(&council, &[], 3).await {
+        daemon.vote(&link, "yes").await;
+    }
+    daemon
+        .wait_item(&id, "adoption", |i| i["status"] == "ended")
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let failed = loop {
+        let (_, body) = daemon
+            .admin(Method::GET, "/api/outbox?status=failed", None)
+            .await;
+        let failed = body["mails"].as_array().unwrap().clone();
+        if failed.len() == 6 {
+            break failed;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(
+        failed[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("reference"),
+        "{:?}",
+        failed[0]
+    );
+    let (_, st) = daemon.admin(Method::GET, "/status", None).await;
+    assert_eq!(st["outbox"]["failed"], 6);
+    assert!(
+        st["last_errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("mail failed")),
+        "{st}"
+    );
+
+    // Fix the template, reload, retry one and drop another.
+    std::fs::write(&notice, good).unwrap();
+    let (status, _) = daemon.admin(Method::POST, "/api/reload", None).await;
+    assert_eq!(status, 200);
+    let retry_id = failed[0]["id"].as_str().unwrap();
+    let (status, body) = daemon
+        .admin(Method::POST, &format!("/api/outbox/{retry_id}/retry"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let drop_id = failed[1]["id"].as_str().unwrap();
+    let (status, _) = daemon
+        .admin(Method::DELETE, &format!("/api/outbox/{drop_id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = daemon
+        .admin(Method::DELETE, &format!("/api/outbox/{drop_id}"), None)
+        .await;
+    assert_eq!(status, 404);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !council.mail_dir().join(format!("{retry_id}.eml")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retried mail was not sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, body) = daemon
+        .admin(Method::GET, "/api/outbox?status=failed", None)
+        .await;
+    assert_eq!(body["mails"].as_array().unwrap().len(), 4);
+}
