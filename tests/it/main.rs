@@ -3,6 +3,7 @@
 mod harness;
 
 mod admin;
+mod browser;
 mod cli;
 mod crash;
 mod cycle;

@@ -1,0 +1,311 @@
+//! Pages in a real headless Chromium (driven through chromedriver): a delegate votes from
+//! the link in their mail, and the secretariat follows an item on the dashboard from start
+//! to adoption. Screenshots land in `target/tmp/screenshots/` for a person to look at.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::cycle::QUICK;
+use crate::harness::{Council, ROSTER, TOKEN};
+
+/// chromedriver on a free port, with a headless Chromium session; both end when dropped.
+pub struct Browser {
+    driver: Child,
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub async fn start() -> Browser {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian packages chromium and chromium-driver; .ci/run installs them)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let args = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1100,900",
+            &format!("--user-data-dir={}", profile.path().display()),
+        ];
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({ "binary": "/usr/bin/chromium", "args": args }),
+        );
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session");
+        Browser {
+            driver,
+            client,
+            _profile: profile,
+        }
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub async fn page(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    /// Saves a screenshot and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        let png = self.client.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG");
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    /// Waits (without reloading) until the current page contains `text`: clicks and form
+    /// submissions navigate asynchronously.
+    pub async fn settle(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let page = self.page().await;
+            if page.contains(text) {
+                return page;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` never appeared:\n{page}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Reloads until the page contains `text`.
+    pub async fn wait_for(&self, url: &str, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            self.client.goto(url).await.unwrap();
+            let page = self.page().await;
+            if page.contains(text) {
+                return page;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "`{text}` never appeared on {url}:\n{page}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+    }
+}
+
+#[tokio::test]
+async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes_in_the_browser() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let browser = Browser::start().await;
+    let b = &browser.client;
+
+    // The dashboard asks for the token first; a wrong one is refused.
+    b.goto(&format!("{}/dashboard", daemon.admin))
+        .await
+        .unwrap();
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/dashboard/login")
+    );
+    let form = b.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("token", "not-the-token").await.unwrap();
+    form.submit().await.unwrap();
+    browser.settle("That token is not right").await;
+    b.goto(&format!("{}/dashboard/login", daemon.admin))
+        .await
+        .unwrap();
+    let form = b.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("token", TOKEN).await.unwrap();
+    form.submit().await.unwrap();
+    browser.settle("No open items").await;
+
+    let id = daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation on forensic data exchange"}),
+        )
+        .await;
+    let overview = format!("{}/dashboard", daemon.admin);
+    browser
+        .wait_for(&overview, "Regulation on forensic data exchange")
+        .await;
+    b.find(Locator::LinkText(&id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.settle("Event log").await;
+    let item_url = format!("{}/dashboard/items/{id}", daemon.admin);
+    browser.wait_for(&item_url, "0 of 3 members voted").await;
+
+    // A delegate opens the ballot link from their mail, votes, changes the vote.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let links = loop {
+        let links: Vec<String> = council.mails().iter().filter_map(|m| m.link()).collect();
+        if links.len() == 3 {
+            break links;
+        }
+        assert!(Instant::now() < deadline, "ballot mail not written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let delegate = Browser::start().await;
+    let d = &delegate.client;
+    d.goto(&links[0]).await.unwrap();
+    assert!(
+        delegate
+            .text("#question")
+            .await
+            .contains("Regulation on forensic data exchange")
+    );
+    d.find(Locator::Css("input[value=no]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    d.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    delegate.settle("id=\"receipt\"").await;
+    assert!(
+        delegate.text("#receipt").await.len() == 64,
+        "a receipt hash"
+    );
+    d.find(Locator::LinkText("back to the ballot"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    delegate.settle("Your current vote").await;
+    assert_eq!(delegate.text("#current").await, "no");
+    d.find(Locator::Css("input[value=yes]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    d.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    delegate.settle("Your vote <strong>yes</strong>").await;
+    let receipt = delegate.text("#receipt").await;
+    assert_eq!(receipt.len(), 64);
+    delegate.screenshot("ballot-receipt").await;
+    d.goto(&links[0]).await.unwrap();
+    assert_eq!(delegate.text("#current").await, "yes");
+    delegate.screenshot("ballot-page").await;
+
+    // The dashboard shows who has voted, not what.
+    let page = browser.wait_for(&item_url, "1 of 3 members voted").await;
+    assert!(
+        !page.contains(">yes<"),
+        "a secret ballot does not show choices"
+    );
+    for link in &links[1..] {
+        assert_eq!(daemon.vote(link, "yes").await.0, 200);
+    }
+    let year = chrono::Utc::now().format("%Y").to_string();
+    browser
+        .wait_for(&item_url, &format!("CPCC/REG/{year}/001"))
+        .await;
+    assert_eq!(browser.text("#outcome").await, "adopted");
+    assert_eq!(browser.text("#chain").await, "verified");
+    let shot = browser.screenshot("dashboard-item").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+    b.find(Locator::LinkText("Register"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.settle("Register of adopted acts").await;
+    assert!(
+        browser
+            .page()
+            .await
+            .contains(&format!("CPCC/REG/{year}/001"))
+    );
+    browser.screenshot("dashboard-register").await;
+
+    // Logging out ends the session.
+    b.goto(&overview).await.unwrap();
+    b.find(Locator::Css("nav button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait()
+        .for_url(&url::Url::parse(&format!("{}/dashboard/login", daemon.admin)).unwrap())
+        .await
+        .unwrap();
+    b.goto(&overview).await.unwrap();
+    assert!(
+        b.current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/dashboard/login")
+    );
+    delegate.close().await;
+    browser.close().await;
+}
