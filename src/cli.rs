@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use crate::config::Config;
 use crate::daemon;
-use crate::mail::Templates;
 
 const DEFAULT_CONFIG: &str = "config/councild.toml";
 
@@ -434,43 +433,22 @@ fn print_item(i: &Value) {
 }
 
 fn validate(config: &Config, paths: Vec<PathBuf>) -> ExitCode {
-    let templates = match Templates::load(&config.workflows.templates) {
-        Ok(t) => t,
-        Err(errors) => {
-            for e in errors {
-                println!("{e}");
-            }
-            return ExitCode::FAILURE;
-        }
-    };
     let paths = if paths.is_empty() {
         vec![config.workflows.dir.clone()]
     } else {
         paths
     };
-    let mut failed = false;
-    for path in paths {
-        let files = match crate::definition::files(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                println!("{}: {e}", path.display());
-                failed = true;
-                continue;
-            }
-        };
-        for file in files {
-            let (_, problems) = daemon::validate(&file, &templates);
-            if problems.is_empty() {
-                println!("{}: ok", file.display());
-            } else {
-                failed = true;
-                for p in problems {
-                    println!("{p}");
-                }
-            }
+    let report = daemon::check(config, &paths);
+    for problem in &report.general {
+        println!("{problem}");
+    }
+    for (file, result) in &report.files {
+        match result {
+            Ok(_) => println!("{}: ok", file.display()),
+            Err(problems) => problems.iter().for_each(|p| println!("{p}")),
         }
     }
-    if failed {
+    if report.problems().next().is_some() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

@@ -19,6 +19,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub council: Council,
     pub workflows: Workflows,
+    pub inbound: Inbound,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +50,18 @@ pub struct MailConfig {
     pub from: String,
     /// `smtp://host:25`, `smtp://user:pass@host:587?tls=required`, `smtps://host:465`.
     pub smtp_url: Option<String>,
+    /// PEM private key (RSA or Ed25519) to DKIM-sign every mail; none: unsigned.
+    pub dkim_key: Option<PathBuf>,
+    pub dkim_selector: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inbound {
+    /// Where the reply-by-email listener takes SMTP (e.g. `0.0.0.0:2525`); none: off.
+    pub listen: Option<SocketAddr>,
+    /// Domain of the reply addresses `ballot+TOKEN@domain` (default: the sender's domain).
+    pub domain: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -96,6 +109,8 @@ impl Default for MailConfig {
         MailConfig {
             from: "CPCC Secretariat <secretariat@example.org>".into(),
             smtp_url: None,
+            dkim_key: None,
+            dkim_selector: "councild".into(),
         }
     }
 }
@@ -127,6 +142,10 @@ const KEYS: &[(&str, &str)] = &[
     ("admin", "token"),
     ("mail", "from"),
     ("mail", "smtp_url"),
+    ("mail", "dkim_key"),
+    ("mail", "dkim_selector"),
+    ("inbound", "listen"),
+    ("inbound", "domain"),
     ("council", "roster"),
     ("council", "timezone"),
     ("workflows", "dir"),
@@ -174,6 +193,42 @@ impl Config {
                 self.council.timezone
             )
         })
+    }
+
+    /// The domain of reply-by-email addresses.
+    pub fn reply_domain(&self) -> String {
+        self.inbound
+            .domain
+            .clone()
+            .unwrap_or_else(|| self.sender_domain())
+    }
+
+    /// The DKIM signing set-up, when a key file is configured.
+    pub fn dkim(&self) -> anyhow::Result<Option<lettre::message::dkim::DkimConfig>> {
+        use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+        let Some(path) = &self.mail.dkim_key else {
+            return Ok(None);
+        };
+        let pem = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("mail.dkim_key {}: {e}", path.display()))?;
+        let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
+            .or_else(|_| DkimSigningKey::new(&pem, DkimSigningAlgorithm::Ed25519))
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "mail.dkim_key {}: not an RSA or Ed25519 private key in PEM: {e}",
+                    path.display()
+                )
+            })?;
+        Ok(Some(DkimConfig::default_config(
+            self.mail.dkim_selector.clone(),
+            self.sender_domain(),
+            key,
+        )))
+    }
+
+    fn sender_domain(&self) -> String {
+        let from: Option<lettre::message::Mailbox> = self.mail.from.parse().ok();
+        from.map_or_else(|| "localhost".to_string(), |m| m.email.domain().to_string())
     }
 
     /// Where sled keeps its files.

@@ -31,29 +31,115 @@ pub struct Loaded {
 
 /// Reads templates, roster and workflows; every problem is reported at once.
 pub fn load(config: &Config) -> anyhow::Result<Loaded> {
-    let mut problems = Vec::new();
-    let templates = Templates::load(&config.workflows.templates)
-        .map_err(|e| problems.extend(e))
-        .ok();
-    let roster = read_roster(&config.council.roster)
-        .map_err(|e| problems.extend(e))
-        .ok();
-    let mut workflows = Vec::new();
-    if let Some(t) = &templates {
-        let (ok, errors) = validate(&config.workflows.dir, t);
-        workflows = ok;
-        problems.extend(errors);
-    }
+    let report = check(config, std::slice::from_ref(&config.workflows.dir));
+    let problems: Vec<String> = report.problems().cloned().collect();
     if !problems.is_empty() {
         anyhow::bail!("the configuration has problems:\n{}", problems.join("\n"));
     }
-    match (templates, roster) {
+    let workflows = report
+        .files
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .collect();
+    match (report.templates, report.roster) {
         (Some(templates), Some(roster)) => Ok(Loaded {
             templates,
             roster,
             workflows,
         }),
         _ => anyhow::bail!("the configuration could not be read"),
+    }
+}
+
+/// What `validate` found: problems of the templates and roster, and each workflow file.
+pub struct Report {
+    pub templates: Option<Templates>,
+    pub roster: Option<Roster>,
+    /// Problems outside workflow files: templates, roster, unreadable folders.
+    pub general: Vec<String>,
+    pub files: Vec<(
+        std::path::PathBuf,
+        Result<definition::Workflow, Vec<String>>,
+    )>,
+}
+
+impl Report {
+    pub fn problems(&self) -> impl Iterator<Item = &String> {
+        self.general.iter().chain(
+            self.files
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().err())
+                .flatten(),
+        )
+    }
+}
+
+/// Checks templates (rendering each with sample data), the roster, and the workflow files
+/// under `paths`, including that no two files define the same workflow.
+pub fn check(config: &Config, paths: &[std::path::PathBuf]) -> Report {
+    let mut general = Vec::new();
+    let dir = &config.workflows.templates;
+    let templates = match Templates::load(dir) {
+        Ok(t) => {
+            general.extend(t.check(dir, &crate::templates::sample_data()));
+            Some(t)
+        }
+        Err(e) => {
+            general.extend(e);
+            None
+        }
+    };
+    let roster = read_roster(&config.council.roster)
+        .map_err(|e| general.extend(e))
+        .ok();
+    let names = templates.as_ref().map(Templates::names);
+    let known = Known {
+        templates: names.as_ref(),
+        roster: roster.as_ref(),
+    };
+    let mut files = Vec::new();
+    for path in paths {
+        match definition::files(path) {
+            Ok(list) => files.extend(list),
+            Err(e) => general.push(format!("{}: {e}", path.display())),
+        }
+    }
+    let mut results: Vec<(
+        std::path::PathBuf,
+        Result<definition::Workflow, Vec<String>>,
+    )> = Vec::new();
+    for file in files {
+        let result = match std::fs::read_to_string(&file) {
+            Err(e) => Err(vec![format!("{}: {e}", file.display())]),
+            Ok(source) => definition::load(&source, &known).map_err(|inv| {
+                inv.0
+                    .iter()
+                    .map(|d| format!("{}:{d}", file.display()))
+                    .collect()
+            }),
+        };
+        let result = match result {
+            Ok(w) => match results
+                .iter()
+                .find(|(_, r)| r.as_ref().is_ok_and(|o| o.name == w.name))
+            {
+                Some((other, _)) => Err(vec![format!(
+                    "{}:1:1: workflow `{}` is also defined in {}",
+                    file.display(),
+                    w.name,
+                    other.display()
+                )]),
+                None => Ok(w),
+            },
+            Err(e) => Err(e),
+        };
+        results.push((file, result));
+    }
+    Report {
+        templates,
+        roster,
+        general,
+        files: results,
     }
 }
 
@@ -68,44 +154,6 @@ fn read_roster(path: &Path) -> Result<Roster, Vec<String>> {
     })
 }
 
-/// Validates the workflow files under `path`: the good ones, and one line per problem.
-pub fn validate(path: &Path, templates: &Templates) -> (Vec<definition::Workflow>, Vec<String>) {
-    let mut ok = Vec::new();
-    let mut problems = Vec::new();
-    let files = match definition::files(path) {
-        Ok(f) => f,
-        Err(e) => return (ok, vec![format!("{}: {e}", path.display())]),
-    };
-    let known = Known {
-        templates: Some(templates.names()),
-    };
-    for file in files {
-        let source = match std::fs::read_to_string(&file) {
-            Ok(s) => s,
-            Err(e) => {
-                problems.push(format!("{}: {e}", file.display()));
-                continue;
-            }
-        };
-        match definition::load(&source, &known) {
-            Ok(w) => {
-                if let Some(other) = ok.iter().find(|o: &&definition::Workflow| o.name == w.name) {
-                    problems.push(format!(
-                        "{}:1:1: workflow `{}` is also defined with version {}",
-                        file.display(),
-                        w.name,
-                        other.version
-                    ));
-                    continue;
-                }
-                ok.push(w);
-            }
-            Err(inv) => problems.extend(inv.0.iter().map(|d| format!("{}:{d}", file.display()))),
-        }
-    }
-    (ok, problems)
-}
-
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let loaded = load(&config)?;
     let tz = config.timezone()?;
@@ -115,7 +163,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Every version items may run on; the files on disk become current through the writer.
     let mut stored = Definitions::default();
     for (version, source) in store.definitions()? {
-        match definition::load(&source, &Known { templates: None }) {
+        match definition::load(
+            &source,
+            &Known {
+                templates: None,
+                roster: None,
+            },
+        ) {
             Ok(w) => stored.insert_old(w),
             Err(e) => tracing::error!(version, "a stored workflow version no longer reads: {e}"),
         }
@@ -149,6 +203,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         public_url: config.public.url.clone(),
         key: key.clone(),
         metrics: metrics.clone(),
+        reply_domain: config.inbound.listen.map(|_| config.reply_domain()),
+        dkim: config.dkim()?,
     };
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await

@@ -12,7 +12,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
-use crate::rules::{Rule, Verdict};
+use crate::roster::Roster;
+use crate::rules::{Rule, Verdict, Vocabulary};
 use crate::yaml::{self, Diagnostic, Diagnostics, Node, Pos};
 
 /// One workflow file, validated.
@@ -34,6 +35,8 @@ pub struct Workflow {
 pub struct Input {
     pub kind: InputKind,
     pub required: bool,
+    /// Used when the item is started without this input.
+    pub default: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,8 @@ pub struct BallotSpec {
     pub remind_template: String,
     /// A recorded vote: who voted what is shown to the secretariat.
     pub recorded: bool,
+    pub tie: Option<TieRule>,
+    pub receipt_template: String,
 }
 
 /// When a ballot closes.
@@ -224,6 +229,19 @@ impl fmt::Display for Invalid {
 pub struct Known<'a> {
     /// Template names found in the templates folder; `None` skips the check (stored versions).
     pub templates: Option<&'a BTreeSet<String>>,
+    /// The roster, for weight attributes, groups and the chair; `None` skips those checks.
+    pub roster: Option<&'a Roster>,
+}
+
+/// What breaks a tie (`yes == no`) once the quorum is met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TieRule {
+    /// The motion fails.
+    Fails,
+    /// The chair's own vote decides.
+    Chair(String),
+    /// Drawn by lot, from the item's event chain (so it replays).
+    Lot,
 }
 
 const WORKFLOW_KEYS: &[&str] = &["workflow", "title", "inputs", "start", "schedule", "stages"];
@@ -248,6 +266,8 @@ const BALLOT_KEYS: &[&str] = &[
     "template",
     "remind",
     "recorded",
+    "tie",
+    "receipt_template",
 ];
 
 /// Reads and validates one workflow file.
@@ -380,7 +400,7 @@ fn read_inputs(node: &Node, d: &mut Diagnostics) -> BTreeMap<String, Input> {
         let Some(spec) = yaml::mapping(
             e.value,
             &format!("input `{}`", e.key),
-            &["type", "required"],
+            &["type", "required", "default"],
             d,
         ) else {
             continue;
@@ -402,7 +422,17 @@ fn read_inputs(node: &Node, d: &mut Diagnostics) -> BTreeMap<String, Input> {
             .get("required")
             .and_then(|n| yaml::boolean(n, "`required`", d))
             .unwrap_or(false);
-        inputs.insert(e.key.clone(), Input { kind, required });
+        let default = spec
+            .get("default")
+            .and_then(|n| yaml::string(n, "`default`", d));
+        inputs.insert(
+            e.key.clone(),
+            Input {
+                kind,
+                required,
+                default,
+            },
+        );
     }
     inputs
 }
@@ -593,10 +623,36 @@ fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Ballot
     let closes_after = f
         .require("closes_after", "`ballot`", d)
         .and_then(|n| parse_value::<Duration>(n, "`closes_after`", d));
-    let quorum = f.get("quorum").and_then(|n| read_rule(n, &choices, d));
+    let (attributes, groups): (BTreeSet<String>, BTreeSet<String>) = match known.roster {
+        Some(r) => (
+            r.members
+                .iter()
+                .flat_map(|m| m.attributes.keys().cloned())
+                .collect(),
+            r.members
+                .iter()
+                .flat_map(|m| m.groups.iter().cloned())
+                .collect(),
+        ),
+        None => Default::default(),
+    };
+    let vocabulary = Vocabulary {
+        choices: &choices,
+        attributes: known.roster.map(|_| &attributes),
+        groups: known.roster.map(|_| &groups),
+    };
+    let quorum = f.get("quorum").and_then(|n| read_rule(n, &vocabulary, d));
     let pass = f
         .require("pass", "`ballot`", d)
-        .and_then(|n| read_rule(n, &choices, d));
+        .and_then(|n| read_rule(n, &vocabulary, d));
+    let tie = f.get("tie").and_then(|n| read_tie(n, known, d));
+    let receipt_template = match f.get("receipt_template") {
+        Some(n) => check_template(n, known, d)?,
+        None => {
+            template_exists("vote-receipt", f.at, known, d);
+            "vote-receipt".to_string()
+        }
+    };
     let close = match f.get("close").and_then(yaml::scalar).as_deref() {
         None | Some("at_deadline") => Close::AtDeadline,
         Some("when_all_voted") => Close::WhenAllVoted,
@@ -656,13 +712,47 @@ fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Ballot
         remind,
         remind_template,
         recorded: recorded?,
+        tie,
+        receipt_template,
     })
 }
 
+/// `tie: fails`, `tie: lot` or `tie: { chair: MEMBER }`.
+fn read_tie(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<TieRule> {
+    if let Some(word) = yaml::scalar(node) {
+        return match word.as_str() {
+            "fails" => Some(TieRule::Fails),
+            "lot" => Some(TieRule::Lot),
+            _ => {
+                d.error(
+                    yaml::pos(node),
+                    format!("unknown tie rule `{word}`: use fails, lot or {{ chair: MEMBER }}"),
+                );
+                None
+            }
+        };
+    }
+    let f = yaml::mapping(node, "`tie`", &["chair"], d)?;
+    let member_node = f.require("chair", "`tie`", d)?;
+    let member = yaml::string(member_node, "`chair`", d)?;
+    if let Some(roster) = known.roster
+        && roster.member(&member).is_none()
+    {
+        let hint = yaml::did_you_mean(&member, roster.members.iter().map(|m| m.id.as_str()))
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        d.error(
+            yaml::pos(member_node),
+            format!("the roster has no member `{member}`{hint}"),
+        );
+    }
+    Some(TieRule::Chair(member))
+}
+
 /// A rule, with errors placed at their column inside the quoted or plain scalar.
-fn read_rule(node: &Node, variables: &[String], d: &mut Diagnostics) -> Option<Rule> {
+fn read_rule(node: &Node, vocabulary: &Vocabulary, d: &mut Diagnostics) -> Option<Rule> {
     let text = yaml::string(node, "a rule", d)?;
-    Rule::parse(&text, variables)
+    Rule::parse(&text, vocabulary)
         .map_err(|e| {
             let mut at = yaml::pos(node);
             let quoted = node.span.len() > text.chars().count();
@@ -682,8 +772,8 @@ fn read_on_signal(
         .require("name", "`on_signal`", d)
         .and_then(|n| yaml::string(n, "`name`", d));
     let until = match f.get("until") {
-        Some(n) => read_rule(n, &["count".to_string()], d),
-        None => Rule::parse("count >= 1", &["count".to_string()]).ok(),
+        Some(n) => read_rule(n, &Vocabulary::new(&["count".to_string()]), d),
+        None => Rule::parse("count >= 1", &Vocabulary::new(&["count".to_string()])).ok(),
     };
     let next = f
         .require("next", "`on_signal`", d)

@@ -14,8 +14,8 @@ use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::definition::{Audience, Close, InputKind, Wait, Workflow};
-use crate::rules::{self, Counts, Verdict};
+use crate::definition::{Audience, Close, InputKind, TieRule, Wait, Workflow};
+use crate::rules::{self, Counts, Tie, Verdict, VoterInfo};
 
 /// What `apply` needs besides the item and the event.
 pub struct Context<'a> {
@@ -89,6 +89,11 @@ pub struct Voter {
     pub name: String,
     pub email: String,
     pub language: String,
+    /// Roster attributes (e.g. population) and groups at opening, for weighted rules.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,9 +201,11 @@ pub enum Effect {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipients {
     Audience(Audience),
+    /// The voting delegate of one member of the ballot's electorate (a vote's receipt).
+    Voter(usize, String),
     /// The voting delegate of every member in the ballot's electorate.
     Electorate(usize),
     /// Those of the electorate who have not voted yet.
@@ -259,12 +266,20 @@ pub fn apply(
             return Err(Rejection::AlreadyStarted);
         }
         check_inputs(ctx.workflow, inputs)?;
+        let mut inputs = inputs.clone();
+        for (name, spec) in &ctx.workflow.inputs {
+            if let Some(default) = &spec.default {
+                inputs
+                    .entry(name.clone())
+                    .or_insert_with(|| default.clone());
+            }
+        }
         let start = ctx.workflow.start.clone();
         let item = state.insert(Item {
             id: id.to_string(),
             workflow: workflow.clone(),
             version: version.clone(),
-            inputs: inputs.clone(),
+            inputs,
             started_at: at,
             stage: start.clone(),
             entered_at: at,
@@ -373,6 +388,18 @@ pub fn apply(
                 .get(&item.stage)
                 .and_then(|s| s.ballot.as_ref())
             {
+                fx.push(Effect::Mail {
+                    template: spec.receipt_template.clone(),
+                    to: Recipients::Voter(*ballot, member.clone()),
+                    ballot: Some(*ballot),
+                });
+            }
+            if let Some(spec) = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.ballot.as_ref())
+            {
                 match spec.close {
                     Close::WhenAllVoted if all_voted => {
                         close(ctx, item, *ballot, at, "every member voted", &mut fx)
@@ -384,6 +411,7 @@ pub fn apply(
                         if rules::decided(
                             spec.quorum.as_ref(),
                             &spec.pass,
+                            tie_rule(spec, &item.head).as_ref(),
                             &counts(&item.ballots[*ballot]),
                         ) =>
                     {
@@ -462,6 +490,7 @@ pub fn apply(
                 choices: BTreeMap::from([("count".to_string(), count)]),
                 eligible: *eligible,
                 members: *members,
+                voters: Vec::new(),
             };
             if on.until.eval(&c).unwrap_or(false) {
                 enter(ctx, item, on.next.clone(), at, &mut fx);
@@ -527,17 +556,54 @@ fn signal_count(item: &Item, name: &str) -> u64 {
     members.len() as u64 + anonymous
 }
 
+/// The electorate a ballot opens with: one voter per member with a voting right, the
+/// member's head delegate (or first delegate), with the member's attributes and groups.
+pub fn electorate(roster: &crate::roster::Roster) -> Vec<Voter> {
+    roster
+        .members
+        .iter()
+        .filter(|m| m.voting_right)
+        .filter_map(|m| {
+            let (index, d) = m.voter()?;
+            Some(Voter {
+                member: m.id.clone(),
+                member_name: m.name.clone(),
+                delegate: index,
+                name: d.name.clone(),
+                email: d.email.clone(),
+                language: d.language.clone(),
+                attributes: m.attributes.clone(),
+                groups: m.groups.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The counts a ballot's rules are evaluated over.
 pub fn counts(b: &Ballot) -> Counts {
-    let mut choices: BTreeMap<String, u64> = b.choices.iter().map(|c| (c.clone(), 0)).collect();
-    for choice in b.votes.values() {
-        *choices.entry(choice.clone()).or_default() += 1;
-    }
-    Counts {
-        choices,
-        eligible: b.electorate.len() as u64,
-        members: b.members,
-    }
+    let voters = b
+        .electorate
+        .iter()
+        .map(|v| VoterInfo {
+            member: v.member.clone(),
+            choice: b.votes.get(&v.member).cloned(),
+            attributes: v.attributes.clone(),
+            groups: v.groups.clone(),
+        })
+        .collect();
+    Counts::from_voters(&b.choices, voters, b.members)
+}
+
+/// The ballot's tie rule for the rules module; a lot is drawn from the item's chain head,
+/// so the draw is fixed by the log and replays the same.
+fn tie_rule(spec: &crate::definition::BallotSpec, head: &str) -> Option<Tie> {
+    Some(match spec.tie.as_ref()? {
+        TieRule::Fails => Tie::Fails,
+        TieRule::Chair(member) => Tie::Chair(member.clone()),
+        TieRule::Lot => {
+            Tie::Lot(u64::from_str_radix(head.get(..16).unwrap_or("0"), 16).unwrap_or(0))
+        }
+    })
 }
 
 fn check_inputs(w: &Workflow, inputs: &BTreeMap<String, String>) -> Result<(), Rejection> {
@@ -673,7 +739,12 @@ fn close(
         return;
     }
     let c = counts(b);
-    let tally = rules::tally(spec.quorum.as_ref(), &spec.pass, &c);
+    let tally = rules::tally(
+        spec.quorum.as_ref(),
+        &spec.pass,
+        tie_rule(spec, &item.head).as_ref(),
+        &c,
+    );
     b.result = Some(BallotResult {
         verdict: tally.verdict,
         counts: c.choices,

@@ -21,6 +21,7 @@ pub mod observe;
 pub mod roster;
 pub mod rules;
 pub mod store;
+pub mod templates;
 pub mod timers;
 pub mod token;
 pub mod writer;

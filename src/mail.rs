@@ -7,16 +7,14 @@
 //! recognised by mail clients. Transient failures are retried with backoff; permanent ones
 //! stay in the outbox marked failed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use handlebars::Handlebars;
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment, Mailbox, MultiPart, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -26,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::engine::Item;
 use crate::observe::Metrics;
 use crate::store::Store;
+pub use crate::templates::Templates;
 use crate::token::{BallotRef, Key};
 
 /// Tries before a transiently failing mail is given up as failed.
@@ -56,6 +55,8 @@ pub struct Recipient {
     pub email: String,
     pub language: String,
     pub member: Option<String>,
+    #[serde(default)]
+    pub member_name: Option<String>,
     pub delegate: Option<usize>,
 }
 
@@ -87,6 +88,11 @@ pub fn context(
             "started": local(item.started_at),
         },
     });
+    // When the current stage waits, the time it moves on (a session's date, say).
+    if let Some(due) = item.timers.get(&format!("next@{}", item.stage)) {
+        data["item"]["next"] =
+            json!({ "local": local(*due), "ics": due.format("%Y%m%dT%H%M%SZ").to_string() });
+    }
     let ballot = ballot.or_else(|| item.ballots.iter().rposition(|b| b.result.is_some()));
     if let Some(b) = ballot.and_then(|b| item.ballots.get(b)) {
         let result = b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "counts": r.counts, "explanation": r.explanation}));
@@ -99,100 +105,6 @@ pub fn context(
         });
     }
     data
-}
-
-/// The templates folder: `NAME.subject.hbs` and `NAME.text.hbs` per template.
-pub struct Templates {
-    hb: Handlebars<'static>,
-    names: BTreeSet<String>,
-}
-
-impl Templates {
-    /// Loads every template; all problems are returned together, each with its file.
-    pub fn load(dir: &Path) -> Result<Templates, Vec<String>> {
-        let mut hb = Handlebars::new();
-        hb.set_strict_mode(true);
-        hb.register_escape_fn(handlebars::no_escape);
-        let mut errors = Vec::new();
-        let mut parts: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
-        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            let Some(file) = path.file_name().and_then(|f| f.to_str()) else {
-                continue;
-            };
-            let Some(stem) = file.strip_suffix(".hbs") else {
-                continue;
-            };
-            let Some((name, part)) = stem.rsplit_once('.') else {
-                errors.push(format!(
-                    "{}: name templates NAME.subject.hbs and NAME.text.hbs",
-                    path.display()
-                ));
-                continue;
-            };
-            if part != "subject" && part != "text" {
-                errors.push(format!(
-                    "{}: unknown part `{part}`: use `subject` or `text`",
-                    path.display()
-                ));
-                continue;
-            }
-            match std::fs::read_to_string(&path) {
-                Ok(source) => {
-                    match hb.register_template_string(stem, source.trim_end_matches('\n')) {
-                        Ok(()) => {
-                            parts
-                                .entry(name.to_string())
-                                .or_default()
-                                .insert(part.to_string());
-                        }
-                        Err(e) => errors.push(format!("{}: {e}", path.display())),
-                    }
-                }
-                Err(e) => errors.push(format!("{}: {e}", path.display())),
-            }
-        }
-        for (name, have) in &parts {
-            for part in ["subject", "text"] {
-                if !have.contains(part) {
-                    errors.push(format!(
-                        "{}: template `{name}` has no {part} part",
-                        dir.join(format!("{name}.{part}.hbs")).display()
-                    ));
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        Ok(Templates {
-            hb,
-            names: parts.into_keys().collect(),
-        })
-    }
-
-    pub fn names(&self) -> &BTreeSet<String> {
-        &self.names
-    }
-
-    /// Renders a template's subject and text.
-    pub fn render(&self, name: &str, data: &Value) -> Result<(String, String), String> {
-        let part = |p: &str| {
-            self.hb
-                .render(&format!("{name}.{p}"), data)
-                .map_err(|e| format!("template {name}.{p}: {e}"))
-        };
-        Ok((part("subject")?.trim().to_string(), part("text")?))
-    }
-
-    /// Renders a one-off string (a ballot question) against item data, leniently.
-    pub fn render_text(&self, text: &str, data: &Value) -> String {
-        let mut hb = Handlebars::new();
-        hb.register_escape_fn(handlebars::no_escape);
-        hb.render_template(text, data)
-            .unwrap_or_else(|_| text.to_string())
-    }
 }
 
 /// Where mail goes.
@@ -255,6 +167,9 @@ pub struct Outbox {
     pub public_url: String,
     pub key: Key,
     pub metrics: Arc<Metrics>,
+    /// Domain of the inbound listener's reply addresses (`ballot+TOKEN@domain`), if enabled.
+    pub reply_domain: Option<String>,
+    pub dkim: Option<lettre::message::dkim::DkimConfig>,
 }
 
 impl Outbox {
@@ -331,9 +246,12 @@ impl Outbox {
 
     /// Builds the message; the same mail always gets the same `Message-ID`.
     fn message(&self, mail: &Mail) -> Result<Message, String> {
+        let templates = self.templates.load();
         let mut data = mail.context.clone();
-        data["recipient"] =
-            json!({ "name": mail.to.name, "language": mail.to.language, "member": mail.to.member });
+        data["recipient"] = json!({
+            "name": mail.to.name, "language": mail.to.language,
+            "member": mail.to.member, "member_name": mail.to.member_name,
+        });
         if let (Some(ballot), Some(member), Some(delegate)) =
             (mail.ballot, &mail.to.member, mail.to.delegate)
         {
@@ -348,27 +266,67 @@ impl Outbox {
                     "{}/ballot/{token}",
                     self.public_url.trim_end_matches('/')
                 ));
-                b["question"] = json!(
-                    self.templates
-                        .load()
-                        .render_text(b["question"].as_str().unwrap_or_default(), &mail.context)
-                );
+                if let Some(reply) = &self.reply_domain {
+                    b["reply_to"] = json!(format!("ballot+{token}@{reply}"));
+                }
+                let question = b["question"].as_str().unwrap_or_default().to_string();
+                b["question"] = json!(templates.render_text(&question, &mail.context));
             }
         }
-        let (subject, body) = self.templates.load().render(&mail.template, &data)?;
+        let rendered = templates.render(&mail.template, &mail.to.language, &data)?;
         let to: Mailbox = format!("{} <{}>", mail.to.name, mail.to.email)
             .parse()
             .or_else(|_| mail.to.email.parse())
             .map_err(|e| format!("address {}: {e}", mail.to.email))?;
         let domain = self.from.email.domain().to_string();
-        Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject)
+            .subject(rendered.subject)
             .message_id(Some(format!("<{}@{domain}>", mail.id)))
-            .header(ContentType::TEXT_PLAIN)
-            .body(body)
-            .map_err(|e| e.to_string())
+            .header(ContentLanguage(rendered.language.clone()));
+        if let Some(reply) = data["ballot"]["reply_to"].as_str() {
+            builder = builder.reply_to(reply.parse().map_err(|e| format!("reply address: {e}"))?);
+        }
+        let alternative = MultiPart::alternative_plain_html(rendered.text, rendered.html);
+        let body = match rendered.ics {
+            None => alternative,
+            Some(ics) => {
+                let calendar = ContentType::parse("text/calendar; charset=utf-8; method=REQUEST")
+                    .map_err(|e| e.to_string())?;
+                MultiPart::mixed().multipart(alternative).singlepart(
+                    Attachment::new("invitation.ics".into())
+                        .body(ics.replace("\r\n", "\n").replace('\n', "\r\n"), calendar),
+                )
+            }
+        };
+        let message = builder.multipart(body).map_err(|e| e.to_string())?;
+        Ok(match &self.dkim {
+            Some(dkim) => {
+                let mut message = message;
+                message.sign(dkim);
+                message
+            }
+            None => message,
+        })
+    }
+}
+
+/// The `Content-Language` header, so clients and screen readers know the mail's language.
+#[derive(Clone)]
+struct ContentLanguage(String);
+
+impl lettre::message::header::Header for ContentLanguage {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ContentLanguage(s.to_string()))
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), self.0.clone())
     }
 }
 

@@ -499,11 +499,22 @@ impl Writer {
                         template,
                         to,
                         ballot,
-                    } => self.stage_mail(s, item, &def.title, index, &template, to, ballot, at),
+                    } => {
+                        // A vote's receipt carries the choice and the event hash.
+                        let vote = match &record.event {
+                            Event::VoteCast { choice, .. } => Some(
+                                serde_json::json!({ "choice": choice, "receipt": record.hash }),
+                            ),
+                            _ => None,
+                        };
+                        let context =
+                            mail::context(&self.roster.council, &def.title, item, ballot, self.tz);
+                        self.stage_mail(s, item, context, vote, index, &template, to, ballot, at)
+                    }
                     Effect::FixElectorate { ballot } if rounds < MAX_FOLLOW_UPS => {
                         queue.push_back(Event::ElectorateFixed {
                             ballot,
-                            electorate: self.electorate(),
+                            electorate: engine::electorate(&self.roster),
                             members: self.roster.members.len() as u64,
                         });
                     }
@@ -524,25 +535,6 @@ impl Writer {
         done.ok_or_else(|| WriteError::NoItem(id.to_string()))
     }
 
-    fn electorate(&self) -> Vec<Voter> {
-        self.roster
-            .members
-            .iter()
-            .filter(|m| m.voting_right)
-            .filter_map(|m| {
-                let (index, d) = m.voter()?;
-                Some(Voter {
-                    member: m.id.clone(),
-                    member_name: m.name.clone(),
-                    delegate: index,
-                    name: d.name.clone(),
-                    email: d.email.clone(),
-                    language: d.language.clone(),
-                })
-            })
-            .collect()
-    }
-
     fn next_register(&mut self, series: &str, year: i32) -> u64 {
         let key = (series.to_string(), year);
         let last = match self.registers.get(&key) {
@@ -558,7 +550,8 @@ impl Writer {
         &self,
         s: &mut Staged,
         item: &Item,
-        title: &str,
+        mut context: serde_json::Value,
+        vote: Option<serde_json::Value>,
         index: usize,
         template: &str,
         to: Recipients,
@@ -570,6 +563,7 @@ impl Writer {
             email: v.email.clone(),
             language: v.language.clone(),
             member: Some(v.member.clone()),
+            member_name: Some(v.member_name.clone()),
             delegate: Some(v.delegate),
         };
         let recipients: Vec<Recipient> = match to {
@@ -580,6 +574,7 @@ impl Writer {
                     email: d.email.clone(),
                     language: d.language.clone(),
                     member: None,
+                    member_name: None,
                     delegate: None,
                 }]
             }
@@ -597,6 +592,7 @@ impl Writer {
                         email: d.email.clone(),
                         language: d.language.clone(),
                         member: Some(m.id.clone()),
+                        member_name: Some(m.name.clone()),
                         delegate: Some(i),
                     })
                 })
@@ -606,6 +602,13 @@ impl Writer {
                 .get(b)
                 .map(|b| b.electorate.iter().map(voter).collect())
                 .unwrap_or_default(),
+            Recipients::Voter(b, member) => item
+                .ballots
+                .get(b)
+                .and_then(|b| b.electorate.iter().find(|v| v.member == member))
+                .map(voter)
+                .into_iter()
+                .collect(),
             Recipients::NotVoted(b) => item
                 .ballots
                 .get(b)
@@ -618,7 +621,9 @@ impl Writer {
                 })
                 .unwrap_or_default(),
         };
-        let context = mail::context(&self.roster.council, title, item, ballot, self.tz);
+        if let Some(vote) = vote {
+            context["vote"] = vote;
+        }
         for (r, to) in recipients.into_iter().enumerate() {
             let id = format!("{}.{}.{}.{}", item.id, item.seq, index, r);
             let mail = Mail {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use councild::definition::{self, Known, Workflow};
-use councild::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Status, Voter};
+use councild::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Status};
 use councild::roster::Roster;
 use proptest::prelude::*;
 
@@ -14,7 +14,10 @@ fn workflow(name: &str) -> Workflow {
     let path = format!("{}/workflows/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
     definition::load(
         &std::fs::read_to_string(path).unwrap(),
-        &Known { templates: None },
+        &Known {
+            templates: None,
+            roster: None,
+        },
     )
     .unwrap()
 }
@@ -72,25 +75,10 @@ impl Sim {
                 match effect {
                     Effect::Mail { template, to, .. } => self.mails.push((template, to)),
                     Effect::FixElectorate { ballot } => {
-                        let electorate =
-                            self.roster
-                                .members
-                                .iter()
-                                .filter(|m| m.voting_right)
-                                .map(|m| {
-                                    let (i, d) = m.voter().unwrap();
-                                    Voter {
-                                        member: m.id.clone(),
-                                        member_name: m.name.clone(),
-                                        delegate: i,
-                                        name: d.name.clone(),
-                                        email: d.email.clone(),
-                                        language: d.language.clone(),
-                                    }
-                                });
+                        let electorate = engine::electorate(&self.roster);
                         queue.push(Event::ElectorateFixed {
                             ballot,
-                            electorate: electorate.collect(),
+                            electorate,
                             members: self.roster.members.len() as u64,
                         });
                     }
@@ -241,6 +229,7 @@ fn regulation_adoption_runs_from_circulation_to_a_numbered_act() {
         [
             "draft-circulated",
             "ballot",
+            "vote-receipt",
             "ballot-reminder",
             "regulation-adopted"
         ]
@@ -336,6 +325,15 @@ fn a_council_session_opens_on_its_schedule_and_circulates_the_agenda() {
         sim.mails[0].1,
         Recipients::Audience(definition::Audience::Heads)
     ));
+    assert_eq!(
+        sim.item().inputs["place"],
+        "CPCC Headquarters, Istanbul",
+        "the default input"
+    );
+    sim.advance();
+    assert_eq!(sim.item().stage, "agenda");
+    let session = sim.item().timers.values().next().map(|due| *due - sim.now);
+    assert_eq!(session, Some(Duration::days(14)), "the session date");
     sim.advance();
     assert_eq!(sim.item().outcome.as_deref(), Some("convened"));
     assert_eq!(

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, App, AppState};
 use crate::engine::{Event, Item, Status, counts};
-use crate::mail::{Mail, Templates};
+use crate::mail::Mail;
 use crate::observe;
 
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
@@ -237,11 +237,19 @@ async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
             Some(json!(list)),
         )
     };
-    let templates = Templates::load(&app.config.workflows.templates).map_err(problems)?;
-    let (workflows, errors) = crate::daemon::validate(&app.config.workflows.dir, &templates);
+    let report = crate::daemon::check(&app.config, std::slice::from_ref(&app.config.workflows.dir));
+    let errors: Vec<String> = report.problems().cloned().collect();
     if !errors.is_empty() {
         return Err(problems(errors));
     }
+    let Some(templates) = report.templates else {
+        return Err(problems(vec!["the templates could not be read".into()]));
+    };
+    let workflows = report
+        .files
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .collect();
     app.writer.reload(workflows).await?;
     app.templates.store(Arc::new(templates));
     tracing::info!("definitions reloaded");

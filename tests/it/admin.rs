@@ -351,23 +351,17 @@ async fn a_deadline_is_extended_and_an_item_cancelled_through_events() {
 
 #[tokio::test]
 async fn failed_mail_is_listed_then_retried_or_dropped() {
-    // The adoption notice's template names a variable the item does not have.
+    // The English circulation notice names the ballot, which does not exist yet when it is sent:
+    // sample data cannot catch that, so the mail fails at send time, permanently.
     let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
-    let broken = "{{council}}: adopted as {{item.inputs.reference}}";
     let notice = council
         .path()
-        .join("templates/regulation-adopted.subject.hbs");
+        .join("templates/en/draft-circulated.subject.hbs");
     let good = std::fs::read_to_string(&notice).unwrap();
-    std::fs::write(&notice, broken).unwrap();
+    std::fs::write(&notice, "{{council}}: vote closes {{ballot.closes_at}}").unwrap();
     let daemon = council.start();
-    let id = daemon
-        .start_item("quick-adoption", json!({"title": "Noticed late"}))
-        .await;
-    for link in new_links(&council, &[], 3).await {
-        daemon.vote(&link, "yes").await;
-    }
     daemon
-        .wait_item(&id, "adoption", |i| i["status"] == "ended")
+        .start_item("quick-adoption", json!({"title": "Noticed late"}))
         .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let failed = loop {
@@ -375,7 +369,7 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
             .admin(Method::GET, "/api/outbox?status=failed", None)
             .await;
         let failed = body["mails"].as_array().unwrap().clone();
-        if failed.len() == 6 {
+        if failed.len() == 4 {
             break failed;
         }
         assert!(std::time::Instant::now() < deadline, "{body}");
@@ -385,12 +379,15 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
         failed[0]["last_error"]
             .as_str()
             .unwrap()
-            .contains("reference"),
+            .contains("ballot.closes_at"),
         "{:?}",
         failed[0]
     );
     let (_, st) = daemon.admin(Method::GET, "/status", None).await;
-    assert_eq!(st["outbox"]["failed"], 6);
+    assert_eq!(
+        st["outbox"]["failed"], 4,
+        "the French and Arabic templates were not broken"
+    );
     assert!(
         st["last_errors"]
             .as_array()
@@ -429,5 +426,5 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
     let (_, body) = daemon
         .admin(Method::GET, "/api/outbox?status=failed", None)
         .await;
-    assert_eq!(body["mails"].as_array().unwrap().len(), 4);
+    assert_eq!(body["mails"].as_array().unwrap().len(), 2);
 }

@@ -77,15 +77,44 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let mails = council.mails();
+    // The circulation (item-1, event 1, effect 0) reaches every delegate, in their language.
     let circulated: Vec<_> = mails
         .iter()
-        .filter(|m| m.subject.contains("draft circulated"))
+        .filter(|m| m.message_id.starts_with("<item-1.1.0."))
         .collect();
     assert_eq!(
         circulated.len(),
         6,
         "one per delegate: {:?}",
         mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    let to = |who: &str| {
+        circulated
+            .iter()
+            .find(|m| m.to.contains(who))
+            .unwrap_or_else(|| panic!("no mail to {who}"))
+    };
+    assert_eq!(to("aaa.head@").language.as_deref(), Some("en"));
+    assert!(
+        to("aaa.head@")
+            .subject
+            .contains("draft circulated for comment")
+    );
+    assert_eq!(to("aaa.deputy@").language.as_deref(), Some("fr"));
+    assert_eq!(to("bbb.head@").language.as_deref(), Some("ar"));
+    assert!(
+        to("bbb.head@")
+            .html
+            .as_deref()
+            .unwrap()
+            .contains("dir=\"rtl\""),
+        "Arabic is right-to-left"
+    );
+    assert!(
+        to("ddd.head@")
+            .body
+            .contains("Regulation on the exchange of police information"),
+        "suspended members are still informed"
     );
 
     // One ballot per member with a voting right, to its head (or first) delegate.
@@ -101,7 +130,10 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
         !recipients.iter().any(|t| t.contains("ddd.")),
         "a suspended member gets no ballot"
     );
-    let ballot_mail = mails.iter().find(|m| m.link().is_some()).unwrap();
+    let ballot_mail = mails
+        .iter()
+        .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
+        .unwrap();
     assert!(
         ballot_mail
             .body
@@ -182,20 +214,21 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
 
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
+        let number = format!("CPCC/REG/{year}/001");
         let adopted: Vec<_> = council
             .mails()
             .into_iter()
-            .filter(|m| {
-                m.subject
-                    .contains(&format!("regulation CPCC/REG/{year}/001 adopted"))
-            })
+            .filter(|m| m.subject.contains(&number))
             .collect();
         if adopted.len() == 6 {
+            let english = adopted
+                .iter()
+                .find(|m| m.language.as_deref() == Some("en"))
+                .unwrap();
             assert!(
-                adopted[0].body.contains("yes 2; no 0; abstain 1")
-                    || adopted[0].body.contains("abstain 1"),
-                "{}",
-                adopted[0].body
+                english.body.contains("abstain 1; no 0; yes 2;"),
+                "the tally: {}",
+                english.body
             );
             break;
         }

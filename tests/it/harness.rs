@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use mail_parser::MimeHeaders as _;
 use serde_json::{Value, json};
 
 pub const TOKEN: &str = "test-admin-token";
@@ -121,7 +121,11 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
     }
 }
 
@@ -299,110 +303,59 @@ impl Drop for Daemon {
     }
 }
 
-/// A mail as a delegate's client would show it.
+/// A mail as a delegate's client would show it (parsed with a real MIME parser).
 #[derive(Debug, Clone)]
 pub struct Mail {
     pub to: String,
     pub subject: String,
     pub message_id: String,
+    pub reply_to: Option<String>,
+    pub language: Option<String>,
+    /// The plain-text part.
     pub body: String,
+    pub html: Option<String>,
+    pub ics: Option<String>,
+    pub raw: String,
 }
 
 impl Mail {
     pub fn parse(raw: &str) -> Mail {
-        let raw = raw.replace("\r\n", "\n");
-        let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
-        let mut headers: Vec<(String, String)> = Vec::new();
-        for line in head.lines() {
-            if line.starts_with([' ', '\t']) {
-                if let Some(last) = headers.last_mut() {
-                    last.1.push_str(line.trim_start_matches(['\t']));
-                }
-            } else if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let header = |k: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
+        let m = mail_parser::MessageParser::default()
+            .parse(raw.as_bytes())
+            .expect("a MIME message");
+        let first = |a: Option<&mail_parser::Address>| {
+            a.and_then(|a| a.first()).map(|a| {
+                format!(
+                    "{} <{}>",
+                    a.name().unwrap_or_default(),
+                    a.address().unwrap_or_default()
+                )
+            })
         };
-        let body = match header("content-transfer-encoding").as_str() {
-            "quoted-printable" => quoted_printable(body),
-            "base64" => String::from_utf8(
-                base64::engine::general_purpose::STANDARD
-                    .decode(body.split_whitespace().collect::<String>())
-                    .unwrap(),
-            )
-            .unwrap(),
-            _ => body.to_string(),
-        };
+        let ics = m
+            .attachments()
+            .find(|p| p.is_content_type("text", "calendar"))
+            .map(|p| String::from_utf8_lossy(p.contents()).into_owned());
         Mail {
-            to: header("to"),
-            subject: decode_words(&header("subject")),
-            message_id: header("message-id"),
-            body,
+            to: first(m.to()).unwrap_or_default(),
+            subject: m.subject().unwrap_or_default().to_string(),
+            message_id: format!("<{}>", m.message_id().unwrap_or_default()),
+            reply_to: first(m.reply_to()),
+            language: m
+                .header_raw("Content-Language")
+                .map(|l| l.trim().to_string()),
+            body: m.body_text(0).map(|b| b.into_owned()).unwrap_or_default(),
+            html: m.body_html(0).map(|b| b.into_owned()),
+            ics,
+            raw: raw.to_string(),
         }
     }
 
-    /// The ballot link in the body, if any.
+    /// The ballot link in the text part, if any.
     pub fn link(&self) -> Option<String> {
         let start = self.body.find("http://")?;
         let rest = &self.body[start..];
         let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
         Some(rest[..end].to_string()).filter(|l| l.contains("/ballot/"))
     }
-}
-
-fn quoted_printable(body: &str) -> String {
-    let joined = body.replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'='
-            && i + 2 < bytes.len()
-            && u8::from_str_radix(&joined[i + 1..i + 3], 16).is_ok()
-        {
-            out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
-/// Decodes RFC 2047 encoded words (`=?utf-8?b?...?=` and `=?utf-8?q?...?=`) in a header.
-fn decode_words(value: &str) -> String {
-    let mut out = String::new();
-    let mut prev_encoded = false;
-    for word in value.split_whitespace() {
-        let decoded = word
-            .strip_prefix("=?utf-8?")
-            .or_else(|| word.strip_prefix("=?UTF-8?"))
-            .and_then(|w| w.strip_suffix("?="))
-            .and_then(|w| {
-                let (enc, text) = w.split_once('?')?;
-                match enc {
-                    "b" | "B" => String::from_utf8(
-                        base64::engine::general_purpose::STANDARD
-                            .decode(text)
-                            .ok()?,
-                    )
-                    .ok(),
-                    _ => Some(quoted_printable(&text.replace('_', " "))),
-                }
-            });
-        let joins_previous = prev_encoded && decoded.is_some();
-        if !out.is_empty() && !joins_previous {
-            out.push(' ');
-        }
-        prev_encoded = decoded.is_some();
-        out.push_str(decoded.as_deref().unwrap_or(word));
-    }
-    out
 }

@@ -128,16 +128,35 @@ async fn mail_goes_through_smtp_with_a_stable_message_id() {
             m.message_id
         );
     }
-    let to_a = mails
+    let head = mails
+        .iter()
+        .find(|m| m.to.contains("aaa.head@example.org") && m.link().is_none())
+        .expect("circulation to the head");
+    assert!(
+        head.subject
+            .contains("draft circulated for comment: Regulation on cybercrime cooperation"),
+        "{}",
+        head.subject
+    );
+    let deputy = mails
         .iter()
         .find(|m| m.to.contains("aaa.deputy@example.org"))
         .expect("circulation reaches deputies");
+    assert_eq!(deputy.language.as_deref(), Some("fr"));
     assert!(
-        to_a.subject
-            .contains("draft circulated for comment: Regulation on cybercrime cooperation"),
+        deputy
+            .subject
+            .contains("Regulation on cybercrime cooperation"),
         "{}",
-        to_a.subject
+        deputy.subject
     );
+    for m in &mails {
+        assert!(
+            m.html.is_some() && !m.body.is_empty(),
+            "text and HTML parts: {}",
+            m.raw
+        );
+    }
     assert!(
         !council.mail_dir().exists() || council.mails().is_empty(),
         "with SMTP set, no .eml files"
