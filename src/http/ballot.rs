@@ -1,19 +1,22 @@
 //! The public listener: the ballot page a delegate reaches from the link in their mail.
 //!
-//! `GET /ballot/{token}` shows the question, the choices and the member's current vote;
-//! `POST /ballot/{token}` with form field `choice` records or changes the vote and shows a
-//! receipt (the vote's event hash). A GET never votes. Invalid, forged or foreign tokens get
-//! a clear page and a 4xx status, and change nothing.
+//! `GET /ballot/{token}` shows the question, the choices and the member's current vote, in
+//! the delegate's language; `POST /ballot/{token}` with form field `choice` records or
+//! changes the vote and shows a receipt (the vote's event hash). A GET never votes. A POST
+//! sent from another site is refused. Invalid, forged or foreign tokens get a clear page and
+//! a 4xx status, and change nothing.
 
 use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{ApiError, App, AppState};
-use crate::engine::{Event, Item, Rejection, Status};
+use crate::engine::{Ballot, Event, Item, Rejection, Status};
 use crate::mail;
+use crate::templates::direction;
 use crate::token::BallotRef;
 use crate::writer::WriteError;
 
@@ -26,33 +29,182 @@ pub struct VoteForm {
 struct Found {
     r: BallotRef,
     item: Item,
+    language: String,
+}
+
+impl Found {
+    fn ballot(&self) -> Option<&Ballot> {
+        self.item.ballots.get(self.r.ballot)
+    }
+}
+
+/// The words of the ballot pages, per language (English when the language is not here).
+struct Words {
+    ballot: &'static str,
+    not_valid_title: &'static str,
+    not_valid: &'static str,
+    gone: &'static str,
+    not_yours_title: &'static str,
+    not_yours: &'static str,
+    not_voted: &'static str,
+    current: &'static str,
+    may_change: &'static str,
+    your_vote_for: &'static str,
+    cast: &'static str,
+    closes: &'static str,
+    choose: &'static str,
+    recorded_title: &'static str,
+    recorded: &'static str,
+    receipt: &'static str,
+    back: &'static str,
+    closed_title: &'static str,
+    closed: &'static str,
+    result: &'static str,
+    withdrawn: &'static str,
+    your_vote: &'static str,
+    failed_title: &'static str,
+    failed: &'static str,
+    cross_site: &'static str,
+}
+
+const EN: Words = Words {
+    ballot: "Ballot",
+    not_valid_title: "Link not valid",
+    not_valid: "This ballot link is not valid. Please use the link in your most recent ballot mail, or contact the secretariat.",
+    gone: "This ballot no longer exists.",
+    not_yours_title: "Not in this ballot",
+    not_yours: "This link does not give a vote in this ballot.",
+    not_voted: "You have not voted yet.",
+    current: "Your current vote:",
+    may_change: "You may change it until the ballot closes.",
+    your_vote_for: "Your vote for",
+    cast: "Cast vote",
+    closes: "The ballot closes on",
+    choose: "Please choose one of the options.",
+    recorded_title: "Vote recorded",
+    recorded: "Your vote is recorded:",
+    receipt: "Receipt:",
+    back: "Back to the ballot (you can change your vote until it closes)",
+    closed_title: "Ballot closed",
+    closed: "This ballot is closed; votes can no longer be cast or changed.",
+    result: "Result:",
+    withdrawn: "The item was withdrawn.",
+    your_vote: "Your vote:",
+    failed_title: "Vote not recorded",
+    failed: "Your vote could not be recorded. Nothing was changed; please try again in a moment.",
+    cross_site: "Votes can only be cast from the ballot page itself.",
+};
+
+const FR: Words = Words {
+    ballot: "Scrutin",
+    not_valid_title: "Lien non valide",
+    not_valid: "Ce lien de vote n'est pas valide. Veuillez utiliser le lien de votre dernier courriel de scrutin, ou contacter le Secrétariat.",
+    gone: "Ce scrutin n'existe plus.",
+    not_yours_title: "Hors de ce scrutin",
+    not_yours: "Ce lien ne donne pas de voix dans ce scrutin.",
+    not_voted: "Vous n'avez pas encore voté.",
+    current: "Votre vote actuel :",
+    may_change: "Vous pouvez le modifier jusqu'à la clôture du scrutin.",
+    your_vote_for: "Votre vote pour",
+    cast: "Voter",
+    closes: "Le scrutin sera clos le",
+    choose: "Veuillez choisir l'une des options.",
+    recorded_title: "Vote enregistré",
+    recorded: "Votre vote est enregistré :",
+    receipt: "Accusé de réception :",
+    back: "Retour au scrutin (vous pouvez modifier votre vote jusqu'à la clôture)",
+    closed_title: "Scrutin clos",
+    closed: "Ce scrutin est clos ; il n'est plus possible de voter ni de modifier un vote.",
+    result: "Résultat :",
+    withdrawn: "Le point a été retiré.",
+    your_vote: "Votre vote :",
+    failed_title: "Vote non enregistré",
+    failed: "Votre vote n'a pas pu être enregistré. Rien n'a été modifié ; veuillez réessayer dans un instant.",
+    cross_site: "Le vote ne peut être exprimé que depuis la page du scrutin.",
+};
+
+const AR: Words = Words {
+    ballot: "اقتراع",
+    not_valid_title: "رابط غير صالح",
+    not_valid: "رابط الاقتراع هذا غير صالح. يرجى استخدام الرابط الوارد في أحدث رسالة اقتراع، أو الاتصال بالأمانة.",
+    gone: "لم يعد هذا الاقتراع موجودًا.",
+    not_yours_title: "خارج هذا الاقتراع",
+    not_yours: "لا يمنح هذا الرابط صوتًا في هذا الاقتراع.",
+    not_voted: "لم تصوّتوا بعد.",
+    current: "صوتكم الحالي:",
+    may_change: "يمكنكم تغييره حتى إغلاق الاقتراع.",
+    your_vote_for: "صوتكم باسم",
+    cast: "تصويت",
+    closes: "يُغلق الاقتراع في",
+    choose: "يرجى اختيار أحد الخيارات.",
+    recorded_title: "تم تسجيل الصوت",
+    recorded: "تم تسجيل صوتكم:",
+    receipt: "الإيصال:",
+    back: "العودة إلى الاقتراع (يمكنكم تغيير صوتكم حتى إغلاقه)",
+    closed_title: "الاقتراع مغلق",
+    closed: "هذا الاقتراع مغلق؛ لم يعد من الممكن التصويت أو تغيير الصوت.",
+    result: "النتيجة:",
+    withdrawn: "سُحب البند.",
+    your_vote: "صوتكم:",
+    failed_title: "لم يُسجَّل الصوت",
+    failed: "تعذّر تسجيل صوتكم. لم يتغيّر شيء؛ يرجى المحاولة مرة أخرى بعد قليل.",
+    cross_site: "لا يمكن التصويت إلا من صفحة الاقتراع نفسها.",
+};
+
+/// The usual choices in the reader's language; other choices are shown as written.
+fn choice_label<'a>(language: &str, choice: &'a str) -> &'a str {
+    match (language, choice) {
+        ("fr", "yes") => "oui",
+        ("fr", "no") => "non",
+        ("fr", "abstain") => "abstention",
+        ("ar", "yes") => "نعم",
+        ("ar", "no") => "لا",
+        ("ar", "abstain") => "امتناع",
+        _ => choice,
+    }
+}
+
+fn words(language: &str) -> &'static Words {
+    match language {
+        "fr" => &FR,
+        "ar" => &AR,
+        _ => &EN,
+    }
 }
 
 fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
-    let refuse = |status: StatusCode, title: &str, text: &str| {
-        Box::new(page(status, title, &format!("<p>{}</p>", escape(text))))
+    let w = &EN;
+    let refuse = |status, title: &str, text: &str| {
+        Box::new(page(
+            status,
+            "en",
+            title,
+            &format!("<p>{}</p>", escape(text)),
+        ))
     };
-    let r = app.key.verify(token).ok_or_else(|| refuse(StatusCode::NOT_FOUND, "Link not valid", "This ballot link is not valid. Please use the link in your most recent ballot mail, or contact the secretariat."))?;
-    let item = app.store.item(&r.item).ok().flatten().ok_or_else(|| {
-        refuse(
-            StatusCode::NOT_FOUND,
-            "Link not valid",
-            "This ballot no longer exists.",
-        )
-    })?;
-    let voter_ok = item.ballots.get(r.ballot).is_some_and(|b| {
+    let r = app
+        .key
+        .verify(token)
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, w.not_valid_title, w.not_valid))?;
+    let item = app
+        .store
+        .item(&r.item)
+        .ok()
+        .flatten()
+        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, w.not_valid_title, w.gone))?;
+    let voter = item.ballots.get(r.ballot).and_then(|b| {
         b.electorate
             .iter()
-            .any(|v| v.member == r.member && v.delegate == r.delegate)
+            .find(|v| v.member == r.member && v.delegate == r.delegate)
     });
-    if !voter_ok {
+    let Some(language) = voter.map(|v| v.language.clone()) else {
         return Err(refuse(
             StatusCode::FORBIDDEN,
-            "Not in this ballot",
-            "This link does not give a vote in this ballot.",
+            w.not_yours_title,
+            w.not_yours,
         ));
-    }
-    Ok(Found { r, item })
+    };
+    Ok(Found { r, item, language })
 }
 
 pub async fn ballot_page(State(app): AppState, Path(token): Path<String>) -> Response {
@@ -62,25 +214,38 @@ pub async fn ballot_page(State(app): AppState, Path(token): Path<String>) -> Res
     }
 }
 
+/// A form posted from another site (a browser says so in `Sec-Fetch-Site` or `Origin`).
+fn cross_site(app: &App, headers: &HeaderMap) -> bool {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if site.is_some_and(|s| s == "cross-site" || s == "same-site") {
+        return true;
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let ours = app.config.public.url.trim_end_matches('/');
+    origin.is_some_and(|o| o != "null" && o.trim_end_matches('/') != ours && !ours.starts_with(o))
+}
+
 pub async fn ballot_vote(
     State(app): AppState,
     Path(token): Path<String>,
-    form: Result<Form<VoteForm>, axum::extract::rejection::FormRejection>,
+    headers: HeaderMap,
+    form: Result<Form<VoteForm>, FormRejection>,
 ) -> Response {
     let f = match find(&app, &token) {
         Ok(f) => f,
         Err(r) => return *r,
     };
-    let Ok(Form(form)) = form else {
-        return ballot_html(
-            &app,
-            &f,
-            &token,
-            Some((
-                StatusCode::BAD_REQUEST,
-                "Please choose one of the options.".into(),
-            )),
+    let w = words(&f.language);
+    if cross_site(&app, &headers) {
+        return page(
+            StatusCode::FORBIDDEN,
+            &f.language,
+            w.failed_title,
+            &format!("<p>{}</p>", w.cross_site),
         );
+    }
+    let Ok(Form(form)) = form else {
+        return ballot_html(&app, &f, &token, Some((StatusCode::BAD_REQUEST, w.choose)));
     };
     let event = Event::VoteCast {
         ballot: f.r.ballot,
@@ -89,50 +254,42 @@ pub async fn ballot_vote(
     };
     match app.writer.event(f.r.item.clone(), event).await {
         Ok(done) => {
-            let b = f.item.ballots.get(f.r.ballot);
-            let question = b
+            let question = f
+                .ballot()
                 .map(|b| question(&app, &f.item, &b.question))
                 .unwrap_or_default();
             let body = format!(
-                "<p>Your vote <strong>{}</strong> on “{}” is recorded for {}.</p>\
-                 <p>Receipt: <code id=\"receipt\">{}</code></p>\
-                 <p>You can change your vote until the ballot closes: <a href=\"/ballot/{}\">back to the ballot</a>.</p>",
-                escape(&form.choice),
+                "<p class=\"question\">{}</p><p>{} <strong id=\"choice\">{}</strong></p>\
+                 <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p><p><a href=\"/ballot/{}\">{}</a></p>",
                 escape(&question),
+                w.recorded,
+                escape(&form.choice),
+                w.receipt,
                 escape(&f.r.member),
                 escape(&done.hash),
-                escape(&token)
+                escape(&token),
+                w.back
             );
-            page(StatusCode::OK, "Vote recorded", &body)
+            page(StatusCode::OK, &f.language, w.recorded_title, &body)
         }
         Err(WriteError::Rejected(Rejection::BallotClosed | Rejection::Ended)) => page(
             StatusCode::CONFLICT,
-            "Ballot closed",
-            "<p>This ballot is closed; votes can no longer be cast or changed.</p>",
+            &f.language,
+            w.closed_title,
+            &format!("<p>{}</p>", w.closed),
         ),
-        Err(WriteError::Rejected(Rejection::NoSuchChoice(_))) => {
-            let refreshed = Found {
-                r: f.r.clone(),
-                item: f.item.clone(),
-            };
-            ballot_html(
-                &app,
-                &refreshed,
-                &token,
-                Some((
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Please choose one of the options.".into(),
-                )),
-            )
-        }
-        Err(e) => {
-            let status = ApiError::from(e).0;
-            page(
-                status,
-                "Vote not recorded",
-                "<p>Your vote could not be recorded. Nothing was changed; please try again in a moment.</p>",
-            )
-        }
+        Err(WriteError::Rejected(Rejection::NoSuchChoice(_))) => ballot_html(
+            &app,
+            &f,
+            &token,
+            Some((StatusCode::UNPROCESSABLE_ENTITY, w.choose)),
+        ),
+        Err(e) => page(
+            ApiError::from(e).0,
+            &f.language,
+            w.failed_title,
+            &format!("<p>{}</p>", w.failed),
+        ),
     }
 }
 
@@ -147,13 +304,10 @@ fn question(app: &App, item: &Item, text: &str) -> String {
     )
 }
 
-fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, String)>) -> Response {
-    let Some(b) = f.item.ballots.get(f.r.ballot) else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Link not valid",
-            "<p>No such ballot.</p>",
-        );
+fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &str)>) -> Response {
+    let w = words(&f.language);
+    let Some(b) = f.ballot() else {
+        return page(StatusCode::NOT_FOUND, "en", EN.not_valid_title, "");
     };
     let title = f
         .item
@@ -161,64 +315,91 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, Str
         .get("title")
         .cloned()
         .unwrap_or_else(|| f.item.workflow.clone());
+    let member_name = b
+        .electorate
+        .iter()
+        .find(|v| v.member == f.r.member)
+        .map_or(f.r.member.as_str(), |v| v.member_name.as_str());
     let closes = b
         .closes_at
         .with_timezone(&app.tz)
-        .format("%A %-d %B %Y, %H:%M %Z");
+        .format("%Y-%m-%d %H:%M %Z");
     let current = b.votes.get(&f.r.member);
     let mut body = format!(
-        "<p class=\"item\">{} — {}</p><h2 id=\"question\">{}</h2>",
+        "<p class=\"item\"><bdi>{}</bdi> — <bdi>{}</bdi></p><h2 id=\"question\"><bdi>{}</bdi></h2>",
         escape(&app.roster.council),
         escape(&title),
         escape(&question(app, &f.item, &b.question))
     );
     if b.result.is_some() || f.item.status == Status::Ended {
+        body.push_str(&format!("<p>{}</p>", w.closed));
         match &b.result {
             Some(result) => body.push_str(&format!(
-                "<p>This ballot is closed. Result: <strong>{}</strong>.</p>",
+                "<p>{} <strong>{}</strong></p>",
+                w.result,
                 result.verdict.as_str()
             )),
-            None => body.push_str("<p>This ballot is closed: the item was withdrawn.</p>"),
+            None => body.push_str(&format!("<p>{}</p>", w.withdrawn)),
         }
         if let Some(c) = current {
             body.push_str(&format!(
-                "<p>Your vote: <strong id=\"current\">{}</strong></p>",
+                "<p>{} <strong id=\"current\">{}</strong></p>",
+                w.your_vote,
                 escape(c)
             ));
         }
-        return page(StatusCode::OK, "Ballot closed", &body);
+        return page(StatusCode::OK, &f.language, w.closed_title, &body);
     }
     if let Some((_, message)) = &error {
-        body.push_str(&format!(
-            "<p class=\"error\" role=\"alert\">{}</p>",
-            escape(message)
-        ));
+        body.push_str(&format!("<p class=\"error\" role=\"alert\">{message}</p>"));
     }
     match current {
-        Some(c) => body.push_str(&format!("<p>Your current vote: <strong id=\"current\">{}</strong>. You may change it until the ballot closes.</p>", escape(c))),
-        None => body.push_str("<p>You have not voted yet.</p>"),
+        Some(c) => body.push_str(&format!(
+            "<p>{} <strong id=\"current\" data-choice=\"{}\">{}</strong>. {}</p>",
+            w.current,
+            escape(c),
+            escape(choice_label(&f.language, c)),
+            w.may_change
+        )),
+        None => body.push_str(&format!("<p>{}</p>", w.not_voted)),
     }
     body.push_str(&format!(
-        "<form method=\"post\" action=\"/ballot/{}\"><fieldset><legend>Your vote for {}</legend>",
+        "<form method=\"post\" action=\"/ballot/{}\"><fieldset><legend>{} <bdi>{}</bdi></legend>",
         escape(token),
-        escape(&f.r.member)
+        w.your_vote_for,
+        escape(member_name)
     ));
     for c in &b.choices {
         let checked = if current == Some(c) { " checked" } else { "" };
-        body.push_str(&format!("<label><input type=\"radio\" name=\"choice\" value=\"{0}\" required{1}> {0}</label><br>", escape(c), checked));
+        body.push_str(&format!(
+            "<label><input type=\"radio\" name=\"choice\" value=\"{}\" required{}> {}</label>",
+            escape(c),
+            checked,
+            escape(choice_label(&f.language, c))
+        ));
     }
-    body.push_str(&format!("</fieldset><button type=\"submit\">Cast vote</button></form><p>The ballot closes on {}.</p>", escape(&closes.to_string())));
-    page(error.map_or(StatusCode::OK, |(s, _)| s), "Ballot", &body)
+    body.push_str(&format!("</fieldset><button type=\"submit\">{}</button></form><p>{} <bdi><time>{}</time></bdi>.</p>", w.cast, w.closes, closes));
+    page(
+        error.map_or(StatusCode::OK, |(s, _)| s),
+        &f.language,
+        w.ballot,
+        &body,
+    )
 }
 
-pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
+/// A whole page, in a language and its direction; readable on a phone, no JavaScript.
+pub fn page(status: StatusCode, language: &str, title: &str, body: &str) -> Response {
     let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{0}</title><style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}\
-         label{{display:inline-block;padding:.4rem 0;font-size:1.1rem}}button{{font-size:1.1rem;padding:.5rem 1.5rem}}.error{{color:#a00}}</style></head>\
+        "<!doctype html><html lang=\"{2}\" dir=\"{3}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{0}</title><style>body{{font-family:system-ui,\"Noto Naskh Arabic\",\"Segoe UI\",Tahoma,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;line-height:1.6;color:#1b1b1b}}\
+         fieldset{{border:1px solid #c5ccd3;padding:.5rem 1rem}}label{{display:block;padding:.5rem 0;font-size:1.15rem}}input[type=radio]{{width:1.2rem;height:1.2rem;margin-inline-end:.6rem}}\
+         button{{font-size:1.1rem;padding:.6rem 1.6rem;margin-top:1rem;background:#0b4f6c;color:#fff;border:0;border-radius:4px}}\
+         .error{{color:#a00;font-weight:bold}}code{{word-break:break-all}}</style></head>\
          <body><main><h1>{0}</h1>{1}</main></body></html>",
         escape(title),
-        body
+        body,
+        escape(language),
+        direction(language)
     );
     (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
 }

@@ -226,7 +226,7 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
         delegate.text("#receipt").await.len() == 64,
         "a receipt hash"
     );
-    d.find(Locator::LinkText("back to the ballot"))
+    d.find(Locator::Css("main a"))
         .await
         .unwrap()
         .click()
@@ -246,7 +246,7 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
         .click()
         .await
         .unwrap();
-    delegate.settle("Your vote <strong>yes</strong>").await;
+    delegate.settle("id=\"choice\">yes<").await;
     let receipt = delegate.text("#receipt").await;
     assert_eq!(receipt.len(), 64);
     delegate.screenshot("ballot-receipt").await;
@@ -254,8 +254,28 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     assert_eq!(delegate.text("#current").await, "yes");
     delegate.screenshot("ballot-page").await;
 
+    // The Arabic delegate's page is in Arabic, right to left.
+    let arabic = council
+        .mails()
+        .into_iter()
+        .find(|m| m.to.contains("bbb.head@") && m.link().is_some())
+        .and_then(|m| m.link())
+        .expect("a ballot mail to the Arabic-speaking head of delegation");
+    d.goto(&arabic).await.unwrap();
+    let html = delegate.page().await;
+    assert!(
+        html.contains("lang=\"ar\"") && html.contains("dir=\"rtl\""),
+        "{html}"
+    );
+    assert!(
+        html.contains("لم تصوّتوا بعد"),
+        "not voted yet, in Arabic: {html}"
+    );
+    delegate.screenshot("ballot-page-ar").await;
+
     // The dashboard shows who has voted, not what.
     let page = browser.wait_for(&item_url, "1 of 3 members voted").await;
+    assert!(page.contains("Alphaland (AAA)</td><td>voted"), "{page}");
     assert!(
         !page.contains(">yes<"),
         "a secret ballot does not show choices"

@@ -91,9 +91,9 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
                 let page = r.text().await.unwrap_or_default();
                 if page.contains("id=\"receipt\"") {
                     let member = page
-                        .split("is recorded for ")
+                        .split("data-member=\"")
                         .nth(1)
-                        .and_then(|s| s.split('.').next())
+                        .and_then(|s| s.split('"').next())
                         .unwrap_or_default()
                         .to_string();
                     acked.lock().unwrap().insert(member, choice.to_string());

@@ -7,5 +7,6 @@ mod browser;
 mod cli;
 mod crash;
 mod cycle;
+mod mail;
 mod smtp;
 mod validate;
