@@ -218,7 +218,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             answer
         }
     };
-    println!("{}", serde_json::to_string_pretty(&answer)?);
+    if !answer.is_null() {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -248,13 +250,17 @@ fn print_change(json: bool, answer: &Value, item: &str) -> Value {
     if json {
         return answer.clone();
     }
+    print_changed(answer, item);
+    Value::Null
+}
+
+fn print_changed(answer: &Value, item: &str) {
     let stage = answer["item"]["stage"].as_str().unwrap_or_default();
     let status = answer["item"]["status"].as_str().unwrap_or_default();
     println!(
         "recorded ({}); item {item} is {status}, at stage {stage}",
         answer["event"].as_str().unwrap_or_default()
     );
-    Value::Null
 }
 
 /// The text of a JSON value for a table cell.

@@ -194,6 +194,11 @@ impl FromStr for Schedule {
         let cron = parser
             .parse(text)
             .map_err(|e| format!("bad cron `{text}`: {e}"))?;
+        // A line like `0 9 30 2 *` parses but never comes.
+        let reference = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+        if cron.find_next_occurrence(&reference, false).is_err() {
+            return Err(format!("cron `{text}` never occurs"));
+        }
         Ok(Schedule {
             text: text.to_string(),
             cron,
@@ -535,6 +540,9 @@ fn read_stage(
             format!("{what} has `outcomes` but no `ballot`"),
         );
     }
+    if has("on_signal") && has("next") && !(has("after") || has("schedule")) {
+        d.error(f.key_pos("next"), format!("{what}: beside `on_signal`, `next` is a deadline and needs `after` or `schedule`; the signal's own `next` is in `on_signal`"));
+    }
     if (has("after") || has("schedule")) && !has("next") {
         d.error(at, format!("{what} waits but has no `next` stage to go to"));
     }
@@ -608,6 +616,9 @@ fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Ballot
             .collect(),
         None => vec!["yes".into(), "no".into(), "abstain".into()],
     };
+    if choices.is_empty() {
+        d.error(f.key_pos("choices"), "a ballot needs at least one choice");
+    }
     let mut seen = BTreeSet::new();
     for c in &choices {
         let ok = !c.is_empty()
@@ -937,6 +948,10 @@ mod tests {
             "6 fields are refused"
         );
         assert!("61 * * * *".parse::<Schedule>().is_err());
+        assert!(
+            "0 9 30 2 *".parse::<Schedule>().is_err(),
+            "30 February never comes"
+        );
     }
 
     #[test]

@@ -544,7 +544,7 @@ fn signal_count(item: &Item, name: &str) -> u64 {
     for s in item
         .signals
         .iter()
-        .filter(|s| s.stage == item.stage && s.name == name)
+        .filter(|s| s.stage == item.stage && s.name == name && s.at >= item.entered_at)
     {
         match &s.member {
             Some(m) => {
@@ -623,7 +623,9 @@ fn check_inputs(w: &Workflow, inputs: &BTreeMap<String, String>) -> Result<(), R
             InputKind::Url if !(value.starts_with("https://") || value.starts_with("http://")) => {
                 return bad("must be an http(s) URL");
             }
-            InputKind::Number if value.parse::<f64>().is_err() => return bad("must be a number"),
+            InputKind::Number if !value.parse::<f64>().is_ok_and(f64::is_finite) => {
+                return bad("must be a number");
+            }
             InputKind::Date if chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_err() => {
                 return bad("must be a date as YYYY-MM-DD");
             }
@@ -837,7 +839,11 @@ pub fn format_number(pattern: &str, year: i32, seq: u64) -> Result<String, Strin
         rest = &after[close + 2..];
     }
     out.push_str(rest);
-    if !pattern.contains("{{seq") {
+    let has_seq = pattern
+        .split("{{")
+        .skip(1)
+        .any(|f| f.trim_start().starts_with("seq"));
+    if !has_seq {
         return Err(format!(
             "number `{pattern}` needs {{{{seq}}}} so that each act gets its own number"
         ));

@@ -269,9 +269,12 @@ impl Outbox {
                 if let Some(reply) = &self.reply_domain {
                     b["reply_to"] = json!(format!("ballot+{token}@{reply}"));
                 }
-                let question = b["question"].as_str().unwrap_or_default().to_string();
-                b["question"] = json!(templates.render_text(&question, &mail.context));
             }
+        }
+        // The question may name item fields (`Adopt “{{item.title}}”?`).
+        if let Some(b) = data.get_mut("ballot").filter(|b| b.is_object()) {
+            let question = b["question"].as_str().unwrap_or_default().to_string();
+            b["question"] = json!(templates.render_text(&question, &mail.context));
         }
         let rendered = templates.render(&mail.template, &mail.to.language, &data)?;
         let to: Mailbox = format!("{} <{}>", mail.to.name, mail.to.email)

@@ -376,6 +376,17 @@ impl Store {
             .filter_map(|k| k.ok().and_then(|k| TimerKey::decode(&k)))
     }
 
+    /// Timer rows with their values (a scheduled start keeps the version that set it).
+    pub fn timers_with_values(&self) -> impl Iterator<Item = (TimerKey, String)> + '_ {
+        self.timers.iter().filter_map(|r| {
+            let (k, v) = r.ok()?;
+            Some((
+                TimerKey::decode(&k)?,
+                String::from_utf8_lossy(&v).into_owned(),
+            ))
+        })
+    }
+
     pub fn timer_count(&self) -> usize {
         self.timers.len()
     }

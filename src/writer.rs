@@ -329,7 +329,13 @@ impl Writer {
             .timer_lag_seconds
             .observe((now - key.due).to_std().unwrap_or_default().as_secs_f64());
         if let Some(workflow) = key.owner.strip_prefix("@schedule/") {
-            let Some(def) = self.defs.load().current(workflow).cloned() else {
+            let Some(def) = self
+                .defs
+                .load()
+                .current(workflow)
+                .cloned()
+                .filter(|d| d.schedule.is_some())
+            else {
                 return;
             };
             match self.start(s, now, workflow, BTreeMap::new()) {
@@ -348,7 +354,7 @@ impl Writer {
                         name: key.name.clone(),
                     }
                     .encode(),
-                    Some(Vec::new()),
+                    Some(def.version.clone().into_bytes()),
                 );
             }
             return;
@@ -371,31 +377,49 @@ impl Writer {
     /// Makes `workflows` the current versions: their sources are stored with the batch, and
     /// each scheduled workflow gets its next start if none is pending.
     fn reload(&mut self, s: &mut Staged, now: DateTime<Utc>, workflows: Vec<Workflow>) {
-        let pending: BTreeSet<String> = self
-            .store
-            .timers()
-            .filter_map(|k| k.owner.strip_prefix("@schedule/").map(String::from))
-            .collect();
+        let defs = self.defs.load();
+        // Pending starts, with the version that set them (the row's value).
+        let mut pending: BTreeMap<String, Vec<(TimerKey, String)>> = BTreeMap::new();
+        for (key, version) in self.store.timers_with_values() {
+            if let Some(name) = key.owner.strip_prefix("@schedule/") {
+                pending
+                    .entry(name.to_string())
+                    .or_default()
+                    .push((key.clone(), version));
+            }
+        }
         for w in &workflows {
             s.batch
                 .definitions
                 .push((w.version.clone(), w.source.clone()));
+            let rows = pending.remove(&w.name).unwrap_or_default();
+            // The same version keeps its pending start (even an overdue one); a changed or
+            // removed schedule replaces it.
+            if w.schedule.is_some() && rows.iter().any(|(_, v)| *v == w.version) {
+                continue;
+            }
+            for (key, _) in rows {
+                s.batch.timers.insert(key.encode(), None);
+            }
             let Some(schedule) = &w.schedule else {
                 continue;
             };
-            if pending.contains(&w.name) {
-                continue;
-            }
             if let Some(due) = schedule.next_after(now, self.tz) {
                 let key = TimerKey {
                     due,
                     owner: format!("@schedule/{}", w.name),
                     name: "start".into(),
                 };
-                s.batch.timers.insert(key.encode(), Some(Vec::new()));
+                s.batch
+                    .timers
+                    .insert(key.encode(), Some(w.version.clone().into_bytes()));
             }
         }
-        s.definitions = Some(self.defs.load().with_current(workflows));
+        // Workflows no longer on disk open no more items.
+        for (key, _) in pending.into_values().flatten() {
+            s.batch.timers.insert(key.encode(), None);
+        }
+        s.definitions = Some(defs.with_current(workflows));
     }
 
     /// Applies one event and the follow-up facts its effects ask for.

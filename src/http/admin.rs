@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -66,9 +66,11 @@ async fn start_item(
     b: Result<Json<StartBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
+    // A JSON null is no input at all; numbers and booleans are kept as written.
     let inputs = b
         .inputs
         .into_iter()
+        .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), String::from)))
         .collect();
     let done = app.writer.start(b.workflow, inputs).await?;
@@ -87,6 +89,8 @@ pub struct ItemFilter {
     pub status: Option<String>,
     /// Text to find in the id, the workflow or an input (case-insensitive).
     pub q: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
 }
 
 impl ItemFilter {
@@ -111,16 +115,32 @@ impl ItemFilter {
 
 async fn list_items(
     State(app): AppState,
-    Query(filter): Query<ItemFilter>,
+    filter: Result<Query<ItemFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(filter) =
+        filter.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let mut items = Vec::new();
     for item in app.store.items() {
         let item = item?;
         if filter.matches(&item) {
-            items.push(item_json(&item));
+            items.push(item);
         }
     }
-    Ok(Json(json!({ "items": items })))
+    // Oldest first: `item-2` before `item-10`.
+    items.sort_by_key(|i| {
+        (
+            i.id.rsplit('-').next().and_then(|n| n.parse::<u64>().ok()),
+            i.id.clone(),
+        )
+    });
+    let total = items.len();
+    let page: Vec<Value> = items
+        .iter()
+        .skip(filter.offset.unwrap_or(0))
+        .take(filter.limit.unwrap_or(usize::MAX))
+        .map(item_json)
+        .collect();
+    Ok(Json(json!({ "items": page, "total": total })))
 }
 
 async fn show_item(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
@@ -297,8 +317,9 @@ fn mail_json(m: &Mail) -> Value {
 
 async fn list_outbox(
     State(app): AppState,
-    Query(f): Query<OutboxFilter>,
+    f: Result<Query<OutboxFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(f) = f.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let mut mails = Vec::new();
     for m in app.store.mails::<Mail>() {
         let m = m?;

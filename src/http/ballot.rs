@@ -236,6 +236,15 @@ pub async fn ballot_vote(
         Err(r) => return *r,
     };
     let w = words(&f.language);
+    let closed = f.ballot().is_none_or(|b| b.result.is_some()) || f.item.status == Status::Ended;
+    if closed {
+        return page(
+            StatusCode::CONFLICT,
+            &f.language,
+            w.closed_title,
+            &format!("<p>{}</p>", w.closed),
+        );
+    }
     if cross_site(&app, &headers) {
         return page(
             StatusCode::FORBIDDEN,

@@ -102,6 +102,9 @@ pub fn admin_router(app: Arc<App>) -> Router {
         .route("/readyz", get(admin::ready))
         .merge(dashboard::open_routes())
         .merge(protected)
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/http-api.md")
+        })
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
