@@ -92,6 +92,23 @@ pub enum Command {
     },
     /// Read the workflow files and templates again; running items keep their version.
     Reload,
+    /// Dry-run a workflow on a simulated clock and print its timeline; nothing is sent.
+    Simulate {
+        /// A workflow file, or the name of a workflow in the workflows folder.
+        workflow: String,
+        /// Roster to vote with (default: the configured one).
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        /// Votes per choice in every ballot, handed out in roster order: yes=40,no=10,abstain=3.
+        #[arg(long, conflicts_with = "ballots", required_unless_present = "ballots")]
+        votes: Option<String>,
+        /// A YAML map from member id to choice, used in every ballot.
+        #[arg(long)]
+        ballots: Option<PathBuf>,
+        /// An input, as NAME=VALUE (repeatable).
+        #[arg(long = "input", value_name = "NAME=VALUE")]
+        inputs: Vec<String>,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -107,14 +124,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let answer = match cli.command {
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Validate { paths } => return Ok(validate(&config, paths)),
+        Command::Simulate {
+            workflow,
+            roster,
+            votes,
+            ballots,
+            inputs,
+        } => {
+            let request = SimulateRequest {
+                workflow,
+                roster,
+                votes,
+                ballots,
+                inputs: parse_inputs(inputs)?,
+            };
+            return simulate(&config, request, json);
+        }
         Command::Start { workflow, inputs } => {
-            let mut map = BTreeMap::new();
-            for input in inputs {
-                let (k, v) = input
-                    .split_once('=')
-                    .with_context(|| format!("--input `{input}`: write NAME=VALUE"))?;
-                map.insert(k.to_string(), v.to_string());
-            }
+            let map = parse_inputs(inputs)?;
             let answer = api(
                 Method::POST,
                 "/api/items".into(),
@@ -244,6 +271,98 @@ fn query_string(pairs: &[(&str, String)]) -> String {
         })
         .collect();
     format!("?{}", encoded.join("&"))
+}
+
+fn parse_inputs(inputs: Vec<String>) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for input in inputs {
+        let (k, v) = input
+            .split_once('=')
+            .with_context(|| format!("--input `{input}`: write NAME=VALUE"))?;
+        map.insert(k.to_string(), v.to_string());
+    }
+    Ok(map)
+}
+
+struct SimulateRequest {
+    workflow: String,
+    roster: Option<PathBuf>,
+    votes: Option<String>,
+    ballots: Option<PathBuf>,
+    inputs: BTreeMap<String, String>,
+}
+
+/// `councild simulate`: reads and checks the workflow, then runs it on a simulated clock.
+fn simulate(config: &Config, r: SimulateRequest, json: bool) -> anyhow::Result<ExitCode> {
+    use crate::simulate::{self, Votes};
+    let mut config = config.clone();
+    if let Some(roster) = r.roster {
+        config.council.roster = roster;
+    }
+    let path = if std::path::Path::new(&r.workflow).is_file() {
+        PathBuf::from(&r.workflow)
+    } else {
+        config.workflows.dir.join(format!("{}.yaml", r.workflow))
+    };
+    let report = daemon::check(&config, std::slice::from_ref(&path));
+    let problems: Vec<String> = report.problems().cloned().collect();
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    let (Some(roster), Some(Ok(workflow))) = (
+        report.roster,
+        report.files.into_iter().next().map(|(_, w)| w),
+    ) else {
+        anyhow::bail!("{}: no workflow to simulate", path.display());
+    };
+    let votes = match (r.votes, r.ballots) {
+        (Some(text), _) => {
+            Votes::parse_counts(&text).map_err(|e| anyhow::anyhow!("--votes {e}"))?
+        }
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            Votes::Ballots(
+                parse_ballots(&text).map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?,
+            )
+        }
+        (None, None) => anyhow::bail!("give --votes or --ballots"),
+    };
+    let tz = config.timezone()?;
+    let start = chrono::Utc::now();
+    let result = simulate::run(&workflow, &roster, tz, r.inputs, &votes, start)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        print!("{}", simulate::render(&result, tz));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A `--ballots` file: a YAML map from member id to choice.
+fn parse_ballots(text: &str) -> Result<BTreeMap<String, String>, crate::yaml::Diagnostic> {
+    use crate::yaml;
+    let mut d = yaml::Diagnostics::default();
+    let root = yaml::parse(text)?.ok_or(yaml::Diagnostic {
+        pos: yaml::Pos { line: 1, col: 1 },
+        message: "empty ballots file".into(),
+    })?;
+    let mut map = BTreeMap::new();
+    if let Some(f) = yaml::mapping(&root, "the ballots file", &[], &mut d) {
+        for e in &f.entries {
+            if let Some(choice) = yaml::string(e.value, "a choice", &mut d) {
+                map.insert(e.key.clone(), choice);
+            }
+        }
+    }
+    match d.into_sorted().into_iter().next() {
+        Some(first) => Err(first),
+        None => Ok(map),
+    }
 }
 
 fn print_change(json: bool, answer: &Value, item: &str) -> Value {

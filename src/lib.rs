@@ -20,6 +20,7 @@ pub mod mail;
 pub mod observe;
 pub mod roster;
 pub mod rules;
+pub mod simulate;
 pub mod store;
 pub mod templates;
 pub mod timers;

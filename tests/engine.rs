@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use councild::definition::{self, Known, Workflow};
-use councild::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Status};
+use councild::engine::{Event, Item, Recipients, Rejection, Status};
 use councild::roster::Roster;
+use councild::simulate::Simulator;
 use proptest::prelude::*;
 
 fn workflow(name: &str) -> Workflow {
@@ -26,75 +27,31 @@ fn roster() -> Roster {
     Roster::parse(include_str!("../config/council.yaml")).unwrap()
 }
 
-/// The engine with a stand-in for the shell: answers its questions, keeps its timers.
+/// The library's simulator, with the shortcuts these tests use.
 struct Sim {
-    workflow: Workflow,
     roster: Roster,
-    tz: Tz,
-    state: Option<Item>,
-    log: Vec<(DateTime<Utc>, Event)>,
-    now: DateTime<Utc>,
-    last_register: u64,
-    mails: Vec<(String, Recipients)>,
+    sim: Simulator<'static>,
 }
 
 impl Sim {
     fn new(workflow: Workflow) -> Sim {
+        // The simulator borrows the workflow and roster for the whole test: leak them.
+        let w: &'static Workflow = Box::leak(Box::new(workflow));
+        let r: &'static Roster = Box::leak(Box::new(roster()));
+        let tz: Tz = "Europe/Istanbul".parse().unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
         Sim {
-            workflow,
-            roster: roster(),
-            tz: "Europe/Istanbul".parse().unwrap(),
-            state: None,
-            log: Vec::new(),
-            now: Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap(),
-            last_register: 0,
-            mails: Vec::new(),
+            roster: r.clone(),
+            sim: Simulator::new(w, r, tz, now),
         }
     }
 
     fn item(&self) -> &Item {
-        self.state.as_ref().unwrap()
+        self.sim.item().unwrap()
     }
 
     fn apply(&mut self, event: Event) -> Result<(), Rejection> {
-        let ctx = Context {
-            workflow: &self.workflow,
-            tz: self.tz,
-        };
-        let mut queue = vec![event];
-        let mut first = true;
-        while let Some(event) = queue.pop() {
-            let effects = match engine::apply(&ctx, &mut self.state, "item-1", self.now, &event) {
-                Ok(fx) => fx,
-                Err(e) if first => return Err(e),
-                Err(e) => panic!("a follow-up was refused: {e}"),
-            };
-            first = false;
-            self.log.push((self.now, event));
-            for effect in effects {
-                match effect {
-                    Effect::Mail { template, to, .. } => self.mails.push((template, to)),
-                    Effect::FixElectorate { ballot } => {
-                        let electorate = engine::electorate(&self.roster);
-                        queue.push(Event::ElectorateFixed {
-                            ballot,
-                            electorate,
-                            members: self.roster.members.len() as u64,
-                        });
-                    }
-                    Effect::Register { series, year } => {
-                        self.last_register += 1;
-                        queue.push(Event::Registered {
-                            series,
-                            year,
-                            seq: self.last_register,
-                        });
-                    }
-                    Effect::SetTimer { .. } | Effect::CancelTimer { .. } => {}
-                }
-            }
-        }
-        Ok(())
+        self.sim.apply(event)
     }
 
     fn start(&mut self, inputs: &[(&str, &str)]) {
@@ -102,28 +59,11 @@ impl Sim {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let event = Event::Started {
-            workflow: self.workflow.name.clone(),
-            version: self.workflow.version.clone(),
-            inputs,
-        };
-        self.apply(event).unwrap();
+        self.sim.start(inputs).unwrap();
     }
 
-    /// Moves the clock to the earliest pending timer and fires it.
     fn advance(&mut self) -> bool {
-        let Some((name, due)) = self
-            .item()
-            .timers
-            .iter()
-            .min_by_key(|(_, d)| **d)
-            .map(|(n, d)| (n.clone(), *d))
-        else {
-            return false;
-        };
-        self.now = self.now.max(due);
-        self.apply(Event::TimerFired { timer: name }).unwrap();
-        true
+        self.sim.advance()
     }
 
     fn vote(&mut self, member: &str, choice: &str) -> Result<(), Rejection> {
@@ -145,21 +85,12 @@ impl Sim {
         })
     }
 
-    /// Folds the log from nothing: must give exactly the current state.
     fn replayed(&self) -> Option<Item> {
-        let ctx = Context {
-            workflow: &self.workflow,
-            tz: self.tz,
-        };
-        let mut state = None;
-        for (at, event) in &self.log {
-            engine::apply(&ctx, &mut state, "item-1", *at, event).unwrap();
-        }
-        state
+        self.sim.replayed().unwrap()
     }
 
     fn templates_sent(&self) -> Vec<&str> {
-        let mut t: Vec<&str> = self.mails.iter().map(|(t, _)| t.as_str()).collect();
+        let mut t: Vec<&str> = self.sim.mails.iter().map(|(t, _)| t.as_str()).collect();
         t.dedup();
         t
     }
@@ -235,10 +166,11 @@ fn regulation_adoption_runs_from_circulation_to_a_numbered_act() {
         ]
     );
     assert!(
-        sim.mails
+        sim.sim
+            .mails
             .contains(&("ballot-reminder".into(), Recipients::NotVoted(0)))
     );
-    assert_eq!(sim.replayed().as_ref(), sim.state.as_ref());
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }
 
 #[test]
@@ -292,7 +224,7 @@ fn the_statute_enters_into_force_thirty_days_after_the_nineteenth_ratification()
     sim.signal("ratification_deposited", &members[18]).unwrap();
     assert_eq!(sim.item().stage, "pending-entry-into-force");
     let due = *sim.item().timers.values().next().unwrap();
-    assert_eq!(due - sim.now, Duration::days(30));
+    assert_eq!(due - sim.sim.now, Duration::days(30));
     sim.advance();
     assert_eq!(sim.item().outcome.as_deref(), Some("in_force"));
     assert_eq!(
@@ -303,7 +235,7 @@ fn the_statute_enters_into_force_thirty_days_after_the_nineteenth_ratification()
             "statute-in-force"
         ]
     );
-    assert_eq!(sim.replayed().as_ref(), sim.state.as_ref());
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }
 
 #[test]
@@ -322,7 +254,7 @@ fn a_council_session_opens_on_its_schedule_and_circulates_the_agenda() {
     sim.start(&[]);
     assert_eq!(sim.item().stage, "call-for-items");
     assert!(matches!(
-        sim.mails[0].1,
+        sim.sim.mails[0].1,
         Recipients::Audience(definition::Audience::Heads)
     ));
     assert_eq!(
@@ -332,7 +264,12 @@ fn a_council_session_opens_on_its_schedule_and_circulates_the_agenda() {
     );
     sim.advance();
     assert_eq!(sim.item().stage, "agenda");
-    let session = sim.item().timers.values().next().map(|due| *due - sim.now);
+    let session = sim
+        .item()
+        .timers
+        .values()
+        .next()
+        .map(|due| *due - sim.sim.now);
     assert_eq!(session, Some(Duration::days(14)), "the session date");
     sim.advance();
     assert_eq!(sim.item().outcome.as_deref(), Some("convened"));
@@ -365,7 +302,7 @@ fn bad_inputs_are_refused_and_change_nothing() {
         sim.apply(start(&[("title", "T"), ("draft_url", "ftp://x")])),
         Err(Rejection::BadInput(..))
     ));
-    assert!(sim.state.is_none() && sim.log.is_empty());
+    assert!(sim.sim.state.is_none() && sim.sim.log.is_empty());
 }
 
 #[derive(Debug, Clone)]
@@ -407,7 +344,7 @@ proptest! {
                 Op::Vote(..) => Ok(()),
                 Op::Signal(m) => sim.signal("ratification_deposited", &members[m % members.len()]),
                 Op::Fire => { sim.advance(); Ok(()) }
-                Op::Wait(s) => { sim.now += Duration::seconds(s); Ok(()) }
+                Op::Wait(s) => { sim.sim.now += Duration::seconds(s); Ok(()) }
                 Op::Cancel => sim.apply(Event::Cancelled { reason: "test".into() }),
             };
             for b in &sim.item().ballots {
@@ -416,7 +353,7 @@ proptest! {
             }
         }
         let replayed = sim.replayed();
-        prop_assert_eq!(replayed.as_ref(), sim.state.as_ref());
+        prop_assert_eq!(replayed.as_ref(), sim.sim.state.as_ref());
         if let Some(n) = &sim.item().register_number {
             prop_assert_eq!(n, "CPCC/REG/2026/001");
         }

@@ -86,7 +86,7 @@ impl Council {
     /// Runs `councild` with arguments in this folder and returns (exit code, stdout + stderr).
     /// A command that does not end within a minute is killed and fails the test.
     pub fn run(&self, args: &[&str]) -> (i32, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_councild"))
+        let child = Command::new(env!("CARGO_BIN_EXE_councild"))
             .args(args)
             .current_dir(self.path())
             .env("COUNCILD_PUBLIC_LISTEN", "127.0.0.1:0")
@@ -95,15 +95,17 @@ impl Council {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("councild {args:?} did not end");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
+        // Read the output while waiting, so a large answer cannot fill the pipe and stall.
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        let Ok(out) = rx.recv_timeout(Duration::from_secs(60)) else {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("councild {args:?} did not end");
+        };
+        let out = out.unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

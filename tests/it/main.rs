@@ -8,5 +8,6 @@ mod cli;
 mod crash;
 mod cycle;
 mod mail;
+mod simulate;
 mod smtp;
 mod validate;

@@ -1,0 +1,508 @@
+//! A dry run of a workflow on a simulated clock: `councild simulate`.
+//!
+//! The [`Simulator`] drives the pure engine the way the daemon's writer does (answering the
+//! electorate and register questions itself) and moves its own clock to the next timer, so
+//! a 30-day workflow runs in microseconds. Nothing is stored and no mail is sent; what would
+//! happen is written down as a timeline. Tests use the same simulator.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+use crate::definition::{Audience, Workflow};
+use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Status};
+use crate::roster::Roster;
+
+/// The id every simulated item gets.
+const ITEM: &str = "simulated-1";
+/// Most timer firings before a run is stopped (a workflow that loops for ever).
+const MAX_STEPS: usize = 200;
+
+/// One thing that would happen.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Entry {
+    Stage {
+        at: DateTime<Utc>,
+        stage: String,
+    },
+    Mail {
+        at: DateTime<Utc>,
+        template: String,
+        recipients: usize,
+    },
+    Timer {
+        at: DateTime<Utc>,
+        name: String,
+        due: DateTime<Utc>,
+    },
+    BallotOpened {
+        at: DateTime<Utc>,
+        stage: String,
+        eligible: usize,
+        closes_at: DateTime<Utc>,
+    },
+    BallotClosed {
+        at: DateTime<Utc>,
+        stage: String,
+        counts: BTreeMap<String, u64>,
+        quorum: bool,
+        verdict: String,
+        reason: String,
+        explanation: String,
+    },
+    Registered {
+        at: DateTime<Utc>,
+        number: String,
+    },
+    Ended {
+        at: DateTime<Utc>,
+        outcome: String,
+    },
+    Waiting {
+        at: DateTime<Utc>,
+        stage: String,
+        what: String,
+    },
+}
+
+/// The engine with a stand-in for the shell.
+pub struct Simulator<'a> {
+    pub workflow: &'a Workflow,
+    pub roster: &'a Roster,
+    pub tz: Tz,
+    pub state: Option<Item>,
+    /// Every event applied, with its time: the log the daemon would keep.
+    pub log: Vec<(DateTime<Utc>, Event)>,
+    pub now: DateTime<Utc>,
+    pub timeline: Vec<Entry>,
+    /// Every mail effect: template and recipients.
+    pub mails: Vec<(String, Recipients)>,
+    registers: BTreeMap<(String, i32), u64>,
+}
+
+impl<'a> Simulator<'a> {
+    pub fn new(
+        workflow: &'a Workflow,
+        roster: &'a Roster,
+        tz: Tz,
+        now: DateTime<Utc>,
+    ) -> Simulator<'a> {
+        Simulator {
+            workflow,
+            roster,
+            tz,
+            state: None,
+            log: Vec::new(),
+            now,
+            timeline: Vec::new(),
+            mails: Vec::new(),
+            registers: BTreeMap::new(),
+        }
+    }
+
+    /// The item (after `start`).
+    pub fn item(&self) -> Option<&Item> {
+        self.state.as_ref()
+    }
+
+    pub fn start(&mut self, inputs: BTreeMap<String, String>) -> Result<(), Rejection> {
+        let event = Event::Started {
+            workflow: self.workflow.name.clone(),
+            version: self.workflow.version.clone(),
+            inputs,
+        };
+        self.apply(event)
+    }
+
+    /// Applies an event and the follow-ups its effects ask for, as the writer does.
+    pub fn apply(&mut self, event: Event) -> Result<(), Rejection> {
+        let ctx = Context {
+            workflow: self.workflow,
+            tz: self.tz,
+        };
+        let mut queue = vec![event];
+        let mut first = true;
+        while let Some(event) = queue.pop() {
+            let stage_before = self.state.as_ref().map(|i| i.stage.clone());
+            let ballots_before = self.state.as_ref().map_or(0, |i| {
+                i.ballots.iter().filter(|b| b.result.is_some()).count()
+            });
+            let effects = match engine::apply(&ctx, &mut self.state, ITEM, self.now, &event) {
+                Ok(fx) => fx,
+                Err(e) if first => return Err(e),
+                Err(_) => break,
+            };
+            first = false;
+            let at = self.now;
+            if let Event::ElectorateFixed {
+                ballot, electorate, ..
+            } = &event
+            {
+                let closes_at = self
+                    .state
+                    .as_ref()
+                    .and_then(|i| i.ballots.get(*ballot))
+                    .map_or(at, |b| b.closes_at);
+                let stage = self
+                    .state
+                    .as_ref()
+                    .map(|i| i.stage.clone())
+                    .unwrap_or_default();
+                self.timeline.push(Entry::BallotOpened {
+                    at,
+                    stage,
+                    eligible: electorate.len(),
+                    closes_at,
+                });
+            }
+            let registered = matches!(event, Event::Registered { .. });
+            self.log.push((at, event));
+            let Some(item) = self.state.clone() else {
+                break;
+            };
+            for b in item
+                .ballots
+                .iter()
+                .filter(|b| b.result.is_some())
+                .skip(ballots_before)
+            {
+                if let Some(r) = &b.result {
+                    self.timeline.push(Entry::BallotClosed {
+                        at,
+                        stage: b.stage.clone(),
+                        counts: r.counts.clone(),
+                        quorum: r.verdict != crate::rules::Verdict::NoQuorum,
+                        verdict: r.verdict.as_str().to_string(),
+                        reason: r.reason.clone(),
+                        explanation: r.explanation.clone(),
+                    });
+                }
+            }
+            if stage_before.as_deref() != Some(item.stage.as_str())
+                || matches!(self.log.last(), Some((_, Event::Started { .. })))
+            {
+                self.timeline.push(Entry::Stage {
+                    at,
+                    stage: item.stage.clone(),
+                });
+            }
+            for effect in effects {
+                match effect {
+                    Effect::Mail { template, to, .. } => {
+                        let recipients = self.count(&item, &to);
+                        // Mails of one template at one moment (say, vote receipts) make one line.
+                        match self.timeline.last_mut() {
+                            Some(Entry::Mail {
+                                at: last,
+                                template: t,
+                                recipients: n,
+                            }) if *last == at && *t == template => *n += recipients,
+                            _ => self.timeline.push(Entry::Mail {
+                                at,
+                                template: template.clone(),
+                                recipients,
+                            }),
+                        }
+                        self.mails.push((template, to));
+                    }
+                    Effect::SetTimer { name, due } => {
+                        self.timeline.push(Entry::Timer { at, name, due })
+                    }
+                    Effect::CancelTimer { .. } => {}
+                    Effect::FixElectorate { ballot } => {
+                        let electorate = engine::electorate(self.roster);
+                        queue.push(Event::ElectorateFixed {
+                            ballot,
+                            electorate,
+                            members: self.roster.members.len() as u64,
+                        });
+                    }
+                    Effect::Register { series, year } => {
+                        let seq = self.registers.entry((series.clone(), year)).or_default();
+                        *seq += 1;
+                        queue.push(Event::Registered {
+                            series,
+                            year,
+                            seq: *seq,
+                        });
+                    }
+                }
+            }
+            if registered && let Some(number) = item.register_number.clone() {
+                self.timeline.push(Entry::Registered { at, number });
+            }
+            if let Some(i) = self.state.as_ref().filter(|i| i.status == Status::Ended) {
+                self.timeline.push(Entry::Ended {
+                    at,
+                    outcome: i.outcome.clone().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// How many people a mail effect reaches.
+    fn count(&self, item: &Item, to: &Recipients) -> usize {
+        match to {
+            Recipients::Audience(Audience::Members) => {
+                self.roster.members.iter().map(|m| m.delegates.len()).sum()
+            }
+            Recipients::Audience(Audience::Heads) => self.roster.members.len(),
+            Recipients::Audience(Audience::Secretariat) | Recipients::Voter(..) => 1,
+            Recipients::Electorate(b) => item.ballots.get(*b).map_or(0, |b| b.electorate.len()),
+            Recipients::NotVoted(b) => item
+                .ballots
+                .get(*b)
+                .map_or(0, |b| b.electorate.len() - b.votes.len()),
+        }
+    }
+
+    /// Moves the clock to the earliest pending timer and fires it; false when none is left.
+    pub fn advance(&mut self) -> bool {
+        let next = self.item().and_then(|i| {
+            i.timers
+                .iter()
+                .min_by_key(|(_, d)| **d)
+                .map(|(n, d)| (n.clone(), *d))
+        });
+        let Some((name, due)) = next else {
+            return false;
+        };
+        self.now = self.now.max(due);
+        let _ = self.apply(Event::TimerFired { timer: name });
+        true
+    }
+
+    /// Folds the log from nothing: it must give exactly the current state.
+    pub fn replayed(&self) -> Result<Option<Item>, Rejection> {
+        let ctx = Context {
+            workflow: self.workflow,
+            tz: self.tz,
+        };
+        let mut state = None;
+        for (at, event) in &self.log {
+            engine::apply(&ctx, &mut state, ITEM, *at, event)?;
+        }
+        Ok(state)
+    }
+}
+
+/// How simulated members vote in every ballot.
+#[derive(Debug, Clone)]
+pub enum Votes {
+    /// Counts per choice, handed to eligible members in roster order; the rest do not vote.
+    Counts(Vec<(String, u64)>),
+    /// Member id to choice.
+    Ballots(BTreeMap<String, String>),
+}
+
+impl Votes {
+    /// Reads `yes=40,no=10,abstain=3`.
+    pub fn parse_counts(text: &str) -> Result<Votes, String> {
+        let mut counts = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (choice, n) = part
+                .split_once('=')
+                .ok_or_else(|| format!("`{part}`: write CHOICE=COUNT, e.g. yes=40"))?;
+            let n: u64 = n
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{part}`: the count must be a whole number"))?;
+            counts.push((choice.trim().to_string(), n));
+        }
+        Ok(Votes::Counts(counts))
+    }
+
+    /// The (member, choice) pairs for a ballot's electorate.
+    fn assign(&self, electorate: &[engine::Voter]) -> Result<Vec<(String, String)>, String> {
+        match self {
+            Votes::Ballots(map) => Ok(map.iter().map(|(m, c)| (m.clone(), c.clone())).collect()),
+            Votes::Counts(counts) => {
+                let total: u64 = counts.iter().map(|(_, n)| n).sum();
+                if total > electorate.len() as u64 {
+                    return Err(format!(
+                        "{total} votes for {} eligible members",
+                        electorate.len()
+                    ));
+                }
+                let mut voters = electorate.iter();
+                let mut out = Vec::new();
+                for (choice, n) in counts {
+                    for v in voters.by_ref().take(*n as usize) {
+                        out.push((v.member.clone(), choice.clone()));
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The result of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub workflow: String,
+    pub version: String,
+    pub outcome: Option<String>,
+    pub register_number: Option<String>,
+    pub stopped: Option<String>,
+    pub timeline: Vec<Entry>,
+    pub ballots: Vec<Entry>,
+}
+
+/// Runs a workflow from start to end (or until it waits for a signal), voting `votes` in
+/// every ballot it opens.
+pub fn run(
+    workflow: &Workflow,
+    roster: &Roster,
+    tz: Tz,
+    inputs: BTreeMap<String, String>,
+    votes: &Votes,
+    start: DateTime<Utc>,
+) -> Result<Report, String> {
+    let mut sim = Simulator::new(workflow, roster, tz, start);
+    sim.start(inputs)
+        .map_err(|e| format!("the item cannot start: {e}"))?;
+    let mut voted = 0;
+    let mut stopped = None;
+    for step in 0..=MAX_STEPS {
+        let Some(item) = sim.item().cloned() else {
+            break;
+        };
+        if item.status == Status::Ended {
+            break;
+        }
+        if step == MAX_STEPS {
+            stopped = Some(format!(
+                "stopped after {MAX_STEPS} steps: the workflow goes round in a loop with these votes"
+            ));
+            break;
+        }
+        for (index, ballot) in item.ballots.iter().enumerate().skip(voted) {
+            if ballot.result.is_some() {
+                continue;
+            }
+            voted = index + 1;
+            for (member, choice) in votes.assign(&ballot.electorate)? {
+                sim.apply(Event::VoteCast {
+                    ballot: index,
+                    member: member.clone(),
+                    choice: choice.clone(),
+                })
+                .map_err(|e| {
+                    format!(
+                        "ballot in stage `{}`: vote {member}={choice}: {e}",
+                        ballot.stage
+                    )
+                })?;
+            }
+        }
+        if sim.item().is_some_and(|i| i.status == Status::Ended) {
+            break;
+        }
+        if !sim.advance() {
+            let item = sim.item().cloned().unwrap_or(item);
+            let what = workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.on_signal.as_ref())
+                .map_or("nothing".to_string(), |on| format!("signal `{}`", on.name));
+            sim.timeline.push(Entry::Waiting {
+                at: sim.now,
+                stage: item.stage.clone(),
+                what: what.clone(),
+            });
+            stopped = Some(format!("waits at stage `{}` for {what}", item.stage));
+            break;
+        }
+    }
+    let item = sim.item().cloned();
+    let ballots = sim
+        .timeline
+        .iter()
+        .filter(|e| matches!(e, Entry::BallotClosed { .. }))
+        .cloned()
+        .collect();
+    Ok(Report {
+        workflow: workflow.name.clone(),
+        version: workflow.version.clone(),
+        outcome: item.as_ref().and_then(|i| i.outcome.clone()),
+        register_number: item.and_then(|i| i.register_number),
+        stopped,
+        timeline: sim.timeline,
+        ballots,
+    })
+}
+
+/// The timeline as text, times in the council's zone.
+pub fn render(report: &Report, tz: Tz) -> String {
+    let t = |at: &DateTime<Utc>| {
+        at.with_timezone(&tz)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    };
+    let mut out = format!(
+        "{} (version {}), simulated; nothing is sent\n\n",
+        report.workflow, report.version
+    );
+    for e in &report.timeline {
+        let line = match e {
+            Entry::Stage { at, stage } => format!("{}  stage {stage}", t(at)),
+            Entry::Mail {
+                at,
+                template,
+                recipients,
+            } => format!("{}  mail {template} to {recipients}", t(at)),
+            Entry::Timer { at, name, due } => format!("{}  timer {name} set for {}", t(at), t(due)),
+            Entry::BallotOpened {
+                at,
+                stage,
+                eligible,
+                closes_at,
+            } => format!(
+                "{}  ballot opens in {stage}: {eligible} eligible, closes {}",
+                t(at),
+                t(closes_at)
+            ),
+            Entry::BallotClosed {
+                at,
+                stage,
+                counts,
+                verdict,
+                reason,
+                explanation,
+                ..
+            } => {
+                let counts: Vec<String> = counts.iter().map(|(c, n)| format!("{c} {n}")).collect();
+                format!(
+                    "{}  ballot in {stage} closes ({reason}): {} → {verdict}\n{:18}{explanation}",
+                    t(at),
+                    counts.join(", "),
+                    ""
+                )
+            }
+            Entry::Registered { at, number } => format!("{}  registered as {number}", t(at)),
+            Entry::Ended { at, outcome } => format!("{}  ended: {outcome}", t(at)),
+            Entry::Waiting { at, stage, what } => format!("{}  waits in {stage} for {what}", t(at)),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push('\n');
+    match (&report.outcome, &report.stopped) {
+        (Some(o), _) => out.push_str(&format!(
+            "outcome: {o}{}\n",
+            report
+                .register_number
+                .as_ref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        )),
+        (None, Some(why)) => out.push_str(&format!("no outcome: {why}\n")),
+        (None, None) => out.push_str("no outcome\n"),
+    }
+    out
+}
