@@ -233,6 +233,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         wake: wake.clone(),
     });
 
+    let inbound_task = match app.config.inbound.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("inbound listener {addr}"))?;
+            tracing::info!(inbound = %listener.local_addr()?, "replies by email accepted");
+            Some(tokio::spawn(crate::inbound::run(
+                app.clone(),
+                listener,
+                stop.clone(),
+            )))
+        }
+        None => None,
+    };
     let timer_task = tokio::spawn(timers::run(
         store.clone(),
         handle.clone(),
@@ -256,6 +270,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     stop.cancel();
     let _ = tokio::join!(public_task, admin_task, timer_task, outbox_task);
+    if let Some(task) = inbound_task {
+        let _ = task.await;
+    }
     drop(app);
     drop(handle);
     let _ = writer_task.await;

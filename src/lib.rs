@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod definition;
 pub mod engine;
 pub mod http;
+pub mod inbound;
 pub mod mail;
 pub mod observe;
 pub mod roster;

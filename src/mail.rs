@@ -266,7 +266,8 @@ impl Outbox {
                     "{}/ballot/{token}",
                     self.public_url.trim_end_matches('/')
                 ));
-                if let Some(reply) = &self.reply_domain {
+                // An address's local part holds at most 64 characters.
+                if let Some(reply) = self.reply_domain.as_ref().filter(|_| token.len() + 7 <= 64) {
                     b["reply_to"] = json!(format!("ballot+{token}@{reply}"));
                 }
             }

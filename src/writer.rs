@@ -71,6 +71,11 @@ enum Request {
         workflows: Vec<Workflow>,
         reply: oneshot::Sender<()>,
     },
+    /// A mail not caused by an item's event (an answer to an inbound reply).
+    Mail {
+        mail: Box<Mail>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// Wakes the tasks that act on committed state.
@@ -121,6 +126,18 @@ impl Handle {
         self.send(Request::Reload { workflows, reply }).await?;
         rx.await
             .map_err(|_| WriteError::Store("the definitions could not be stored".into()))
+    }
+
+    /// Queues a mail in the outbox; returns once it is durable.
+    pub async fn mail(&self, mail: Mail) -> Result<(), WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Mail {
+            mail: Box::new(mail),
+            reply,
+        })
+        .await?;
+        rx.await
+            .map_err(|_| WriteError::Store("the mail could not be stored".into()))
     }
 
     async fn send(&self, r: Request) -> Result<(), WriteError> {
@@ -230,7 +247,13 @@ impl Writer {
                 }
                 Request::Reload { workflows, reply } => {
                     self.reload(&mut s, now, workflows);
-                    replies.push(Reply::Reload(reply));
+                    replies.push(Reply::Committed(reply));
+                }
+                Request::Mail { mail, reply } => {
+                    s.batch
+                        .outbox
+                        .push((mail.id.clone().into_bytes(), store::encode(&mail)));
+                    replies.push(Reply::Committed(reply));
                 }
             }
         }
@@ -675,7 +698,7 @@ enum Reply {
     ),
     Timer(oneshot::Sender<()>),
     /// Dropped unanswered when the commit fails.
-    Reload(oneshot::Sender<()>),
+    Committed(oneshot::Sender<()>),
 }
 
 impl Reply {
@@ -687,7 +710,7 @@ impl Reply {
             Reply::Timer(tx) => {
                 let _ = tx.send(());
             }
-            Reply::Reload(tx) => {
+            Reply::Committed(tx) => {
                 if commit.is_ok() {
                     let _ = tx.send(());
                 }

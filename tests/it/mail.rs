@@ -76,3 +76,131 @@ async fn the_agenda_carries_a_calendar_invitation_for_the_session() {
         "no reply address without the inbound listener"
     );
 }
+
+/// Sends a reply through SMTP to the daemon's inbound listener.
+async fn reply(port: u16, to: &str, body: &str) -> Result<(), String> {
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    let message = Message::builder()
+        .from("A. Head <aaa.head@example.org>".parse().unwrap())
+        .to(to.parse().unwrap())
+        .subject("Re: ballot")
+        .body(body.to_string())
+        .unwrap();
+    let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .build();
+    smtp.send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon =
+        crate::harness::Daemon::start(council.path(), &[("COUNCILD_INBOUND_LISTEN", &listen)]);
+    let id = daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation on liaison officers"}),
+        )
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ballot = loop {
+        if let Some(m) = council
+            .mails()
+            .into_iter()
+            .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
+        {
+            break m;
+        }
+        assert!(std::time::Instant::now() < deadline, "no ballot mail");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let reply_to = ballot
+        .reply_to
+        .clone()
+        .expect("ballot mail says where to reply");
+    let address = reply_to
+        .trim_start_matches(|c| c != '<')
+        .trim_matches(['<', '>'])
+        .to_string();
+    assert!(
+        address.starts_with("ballot+") && address.ends_with("@example.org"),
+        "{address}"
+    );
+    assert!(
+        ballot.body.contains("replying to this mail"),
+        "{}",
+        ballot.body
+    );
+
+    // A first word the ballot does not know: a polite mail back, and no vote.
+    reply(port, &address, "Maybe later.\n\n> Adopt?")
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !council
+        .mails()
+        .iter()
+        .any(|m| m.message_id.contains(".reply."))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer to an unreadable reply"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let answer = council
+        .mails()
+        .into_iter()
+        .find(|m| m.message_id.contains(".reply."))
+        .unwrap();
+    assert!(
+        answer.to.contains("aaa.head@") && answer.body.contains("could not be read as a vote"),
+        "{}",
+        answer.body
+    );
+    assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 0);
+
+    // "Oui" on the first line, the quoted ballot below: a yes, confirmed with a receipt.
+    reply(
+        port,
+        &address,
+        "Oui, nous approuvons.\n\nLe Secrétariat a écrit :\n> Adopt?",
+    )
+    .await
+    .unwrap();
+    let item = daemon
+        .wait_item(&id, "the mailed vote", |i| i["ballots"][0]["cast"] == 1)
+        .await;
+    assert_eq!(item["ballots"][0]["counts"]["yes"], 1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !council
+        .mails()
+        .iter()
+        .any(|m| m.to.contains("aaa.head@") && m.body.contains("is recorded as: yes"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no receipt for the mailed vote"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // A forged or foreign address is refused at RCPT, and changes nothing.
+    let err = reply(port, "ballot+forged.token@example.org", "yes")
+        .await
+        .unwrap_err();
+    assert!(err.contains("550"), "{err}");
+    let err = reply(port, "someone@example.org", "yes").await.unwrap_err();
+    assert!(err.contains("550"), "{err}");
+    assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 1);
+}

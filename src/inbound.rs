@@ -1,0 +1,327 @@
+//! Reply-by-email voting: a small SMTP listener for replies to ballot mail.
+//!
+//! Ballot mail carries `Reply-To: ballot+TOKEN@DOMAIN`. This listener accepts mail only for
+//! such addresses whose token verifies, reads the first word of the reply (English, French
+//! or Arabic; quoted lines ignored) and records it as the member's vote, which sends the
+//! usual receipt. A reply it cannot read gets a mail explaining how to vote, and changes
+//! nothing. Every session and message is bounded in size and time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::{Event, Rejection};
+use crate::http::App;
+use crate::mail::{self, Mail, Recipient};
+use crate::token::BallotRef;
+use crate::writer::WriteError;
+
+/// Largest message accepted (a reply with some quoted text).
+const MAX_MESSAGE: usize = 256 * 1024;
+/// Longest command line.
+const MAX_LINE: usize = 2_048;
+/// A session that says nothing for this long is closed.
+const IDLE: Duration = Duration::from_secs(60);
+/// Most recipients of one message.
+const MAX_RECIPIENTS: usize = 10;
+
+pub async fn run(app: Arc<App>, listener: TcpListener, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = session(&app, stream).await {
+                        tracing::debug!(%peer, error = %e, "inbound SMTP session ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "inbound SMTP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Reads one line (CRLF or LF), bounded; `None` at end of stream.
+async fn line(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<String>> {
+    buf.clear();
+    let n = tokio::time::timeout(
+        IDLE,
+        (&mut *reader)
+            .take(MAX_LINE as u64 + 2)
+            .read_until(b'\n', buf),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle"))??;
+    if n == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        String::from_utf8_lossy(buf)
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+    ))
+}
+
+async fn session(app: &App, stream: TcpStream) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    let mut buf = Vec::new();
+    let host = app.config.reply_domain();
+    write
+        .write_all(format!("220 {host} councild ballot replies\r\n").as_bytes())
+        .await?;
+    let mut ballots: Vec<BallotRef> = Vec::new();
+    let mut from = None::<String>;
+    while let Some(command) = line(&mut reader, &mut buf).await? {
+        let upper = command.to_ascii_uppercase();
+        let answer = if upper.starts_with("EHLO") {
+            format!("250-{host}\r\n250-SIZE {MAX_MESSAGE}\r\n250 8BITMIME\r\n")
+        } else if upper.starts_with("HELO") {
+            format!("250 {host}\r\n")
+        } else if upper.starts_with("MAIL FROM:") {
+            from = Some(address(&command["MAIL FROM:".len()..]));
+            ballots.clear();
+            "250 OK\r\n".into()
+        } else if upper.starts_with("RCPT TO:") {
+            match ballot_address(app, &address(&command["RCPT TO:".len()..])) {
+                _ if from.is_none() => "503 MAIL FROM first\r\n".into(),
+                _ if ballots.len() >= MAX_RECIPIENTS => "452 too many recipients\r\n".into(),
+                Some(r) => {
+                    ballots.push(r);
+                    "250 OK\r\n".into()
+                }
+                None => "550 no such ballot address\r\n".into(),
+            }
+        } else if upper == "DATA" {
+            if ballots.is_empty() {
+                "503 RCPT TO first\r\n".into()
+            } else {
+                write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+                let message = match read_data(&mut reader, &mut buf).await? {
+                    Some(m) => m,
+                    None => {
+                        write.write_all(b"552 message too large\r\n").await?;
+                        continue;
+                    }
+                };
+                let mut answer = "250 OK: reply read\r\n".to_string();
+                for r in std::mem::take(&mut ballots) {
+                    if let Err(e) = handle(app, &r, &message).await {
+                        tracing::warn!(item = %r.item, error = %e, "a ballot reply could not be handled");
+                        answer = "451 try again later\r\n".into();
+                    }
+                }
+                from = None;
+                answer
+            }
+        } else if upper == "RSET" {
+            ballots.clear();
+            from = None;
+            "250 OK\r\n".into()
+        } else if upper == "NOOP" {
+            "250 OK\r\n".into()
+        } else if upper == "QUIT" {
+            write.write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            "502 command not implemented\r\n".into()
+        };
+        write.write_all(answer.as_bytes()).await?;
+    }
+    Ok(())
+}
+
+/// The message after DATA, unstuffed; `None` when it is too large (it is read to its end).
+async fn read_data(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut message = Vec::new();
+    let mut too_large = false;
+    loop {
+        let Some(l) = line(reader, buf).await? else {
+            return Ok(None);
+        };
+        if l == "." {
+            return Ok((!too_large).then_some(message));
+        }
+        let l = l.strip_prefix('.').unwrap_or(&l);
+        if message.len() + l.len() > MAX_MESSAGE {
+            too_large = true;
+            continue;
+        }
+        message.extend_from_slice(l.as_bytes());
+        message.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `<a@b>` or `a@b` with SMTP parameters, to a bare address.
+fn address(arg: &str) -> String {
+    let arg = arg.trim();
+    let inner = arg
+        .strip_prefix('<')
+        .and_then(|a| a.split_once('>'))
+        .map_or(arg.split_whitespace().next().unwrap_or(""), |(a, _)| a);
+    inner.trim().to_string()
+}
+
+/// The ballot behind `ballot+TOKEN@DOMAIN`, if the token verifies.
+fn ballot_address(app: &App, address: &str) -> Option<BallotRef> {
+    let (local, domain) = address.rsplit_once('@')?;
+    if !domain.eq_ignore_ascii_case(&app.config.reply_domain()) {
+        return None;
+    }
+    app.key.verify(local.strip_prefix("ballot+")?)
+}
+
+/// What a reply says: the ballot choice its first word names, if any.
+pub fn read_choice(text: &str, choices: &[String]) -> Option<String> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('>'))?;
+    let word: String = line
+        .split_whitespace()
+        .next()?
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+        .collect::<String>()
+        .to_lowercase();
+    let meant = match word.as_str() {
+        "yes" | "oui" | "نعم" | "y" => "yes",
+        "no" | "non" | "لا" | "n" => "no",
+        "abstain" | "abstention" | "abstentions" | "امتناع" | "أمتنع" | "امتنع" => {
+            "abstain"
+        }
+        other => other,
+    };
+    choices
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(meant))
+        .cloned()
+}
+
+async fn handle(app: &App, r: &BallotRef, raw: &[u8]) -> Result<(), WriteError> {
+    let Some(item) = app
+        .store
+        .item(&r.item)
+        .map_err(|e| WriteError::Store(e.to_string()))?
+    else {
+        return Ok(());
+    };
+    let Some(ballot) = item.ballots.get(r.ballot) else {
+        return Ok(());
+    };
+    let Some(voter) = ballot
+        .electorate
+        .iter()
+        .find(|v| v.member == r.member && v.delegate == r.delegate)
+    else {
+        return Ok(());
+    };
+    let text = mail_parser::MessageParser::default()
+        .parse(raw)
+        .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
+        .unwrap_or_default();
+    if let Some(choice) = read_choice(&text, &ballot.choices) {
+        let event = Event::VoteCast {
+            ballot: r.ballot,
+            member: r.member.clone(),
+            choice: choice.clone(),
+        };
+        match app.writer.event(r.item.clone(), event).await {
+            Ok(done) => {
+                tracing::info!(item = %r.item, member = %r.member, %choice, receipt = %done.hash, "vote recorded from a mail reply");
+                return Ok(());
+            }
+            Err(WriteError::Rejected(Rejection::BallotClosed | Rejection::Ended)) => {}
+            Err(e @ (WriteError::Store(_) | WriteError::Closed)) => return Err(e),
+            Err(e) => tracing::info!(item = %r.item, error = %e, "a mail reply was refused"),
+        }
+    }
+    // Unreadable, or too late: say how to vote; nothing changed.
+    let defs = app.defs.load();
+    let title = defs
+        .version(&item.version)
+        .map_or(item.workflow.as_str(), |w| w.title.as_str());
+    let context = mail::context(&app.roster.council, title, &item, Some(r.ballot), app.tz);
+    let now = Utc::now();
+    let id = format!(
+        "{}.reply.{}",
+        item.id,
+        now.timestamp_nanos_opt().unwrap_or_default()
+    );
+    let to = Recipient {
+        name: voter.name.clone(),
+        email: voter.email.clone(),
+        language: voter.language.clone(),
+        member: Some(voter.member.clone()),
+        member_name: Some(voter.member_name.clone()),
+        delegate: Some(voter.delegate),
+    };
+    let mail = Mail {
+        id,
+        item: item.id.clone(),
+        template: "reply-not-understood".into(),
+        to,
+        ballot: Some(r.ballot),
+        context,
+        created_at: now,
+        attempts: 0,
+        next_attempt: now,
+        last_error: None,
+        failed: false,
+    };
+    tracing::info!(item = %r.item, member = %r.member, "a mail reply could not be read as a vote");
+    app.writer.mail(mail).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_word_of_a_reply_is_the_vote() {
+        let choices: Vec<String> = ["yes", "no", "abstain"].map(String::from).to_vec();
+        let read = |t: &str| read_choice(t, &choices);
+        assert_eq!(
+            read("Yes\n\nOn Monday the Secretariat wrote:\n> ballot"),
+            Some("yes".into())
+        );
+        assert_eq!(
+            read("> quoted first\n\n  Oui, bien sûr"),
+            Some("yes".into())
+        );
+        assert_eq!(read("NON."), Some("no".into()));
+        assert_eq!(read("نعم"), Some("yes".into()));
+        assert_eq!(read("امتناع"), Some("abstain".into()));
+        assert_eq!(read("Abstention"), Some("abstain".into()));
+        assert_eq!(read("maybe later"), None);
+        assert_eq!(read(""), None);
+        assert_eq!(read("> only quotes"), None);
+    }
+
+    #[test]
+    fn addresses_are_read_from_smtp_arguments() {
+        assert_eq!(
+            address("<ballot+abc@example.org> SIZE=100"),
+            "ballot+abc@example.org"
+        );
+        assert_eq!(address(" ballot+abc@example.org"), "ballot+abc@example.org");
+        assert_eq!(address("<>"), "");
+    }
+}
