@@ -205,6 +205,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         reply_domain: config.inbound.listen.map(|_| config.reply_domain()),
         dkim: config.dkim()?,
+        secretariat: crate::mail::Recipient {
+            name: roster.secretariat.name.clone(),
+            email: roster.secretariat.email.clone(),
+            language: roster.secretariat.language.clone(),
+            member: None,
+            member_name: None,
+            delegate: None,
+        },
     };
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await

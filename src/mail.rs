@@ -29,6 +29,8 @@ use crate::token::{BallotRef, Key};
 
 /// Tries before a transiently failing mail is given up as failed.
 const MAX_ATTEMPTS: u32 = 12;
+/// The template of the secretariat's notice about a mail that failed for good.
+const FAILURE_TEMPLATE: &str = "mail-failed";
 /// Mails taken from the outbox per round.
 const ROUND: usize = 256;
 
@@ -170,6 +172,8 @@ pub struct Outbox {
     /// Domain of the inbound listener's reply addresses (`ballot+TOKEN@domain`), if enabled.
     pub reply_domain: Option<String>,
     pub dkim: Option<lettre::message::dkim::DkimConfig>,
+    /// Told of every mail that fails for good.
+    pub secretariat: Recipient,
 }
 
 impl Outbox {
@@ -237,11 +241,38 @@ impl Outbox {
             Err(SendError::Transient(e) | SendError::Permanent(e)) => {
                 self.metrics.mail_failed.inc();
                 tracing::error!(item = %mail.item, mail = %mail.id, error = %e, "mail failed");
+                if mail.template != FAILURE_TEMPLATE {
+                    self.report_failure(&mail, &e);
+                }
                 mail.failed = true;
                 mail.last_error = Some(e);
             }
         }
         let _ = self.store.put_mail(&mail.id, &mail);
+    }
+
+    /// Tells the secretariat that a mail failed for good (never about such a notice itself).
+    fn report_failure(&self, failed: &Mail, error: &str) {
+        let mut context = failed.context.clone();
+        context["failure"] =
+            json!({ "to": failed.to.email, "error": error, "template": failed.template });
+        let now = Utc::now();
+        let notice = Mail {
+            id: format!("{}.failed", failed.id),
+            item: failed.item.clone(),
+            template: FAILURE_TEMPLATE.into(),
+            to: self.secretariat.clone(),
+            ballot: None,
+            context,
+            created_at: now,
+            attempts: 0,
+            next_attempt: now,
+            last_error: None,
+            failed: false,
+        };
+        if let Err(e) = self.store.put_mail(&notice.id, &notice) {
+            tracing::error!(item = %failed.item, error = %e, "the failure notice could not be queued");
+        }
     }
 
     /// Builds the message; the same mail always gets the same `Message-ID`.

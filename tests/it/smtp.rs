@@ -11,6 +11,18 @@ use serde_json::json;
 use crate::cycle::QUICK;
 use crate::harness::{Council, Daemon, Mail, ROSTER};
 
+/// An SMTP handler that refuses any recipient whose address starts with `bounce`.
+const BOUNCER: &str = "
+from aiosmtpd.handlers import Mailbox
+
+class Bouncer(Mailbox):
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith('bounce'):
+            return '550 5.1.1 no such mailbox'
+        envelope.rcpt_tos.append(address)
+        return '250 OK'
+";
+
 /// aiosmtpd as a child process on a fixed loopback port; killed when dropped.
 struct SmtpServer {
     child: Child,
@@ -20,9 +32,16 @@ struct SmtpServer {
 
 impl SmtpServer {
     fn start(port: u16, maildir: &Path) -> SmtpServer {
+        SmtpServer::start_with("aiosmtpd.handlers.Mailbox", port, maildir)
+    }
+
+    /// With a handler class of `bouncer.py` (next to the Maildir) or of aiosmtpd.
+    fn start_with(handler: &str, port: u16, maildir: &Path) -> SmtpServer {
         for sub in ["new", "cur", "tmp"] {
             std::fs::create_dir_all(maildir.join(sub)).unwrap();
         }
+        let python_path = maildir.parent().unwrap();
+        std::fs::write(python_path.join("bouncer.py"), BOUNCER).unwrap();
         let child = Command::new("python3")
             .args([
                 "-m",
@@ -31,9 +50,10 @@ impl SmtpServer {
                 "-l",
                 &format!("127.0.0.1:{port}"),
                 "-c",
-                "aiosmtpd.handlers.Mailbox",
+                handler,
             ])
             .arg(maildir)
+            .env("PYTHONPATH", python_path)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -215,4 +235,119 @@ async fn mail_held_while_the_server_is_down_is_delivered_once_when_it_returns() 
     }
     assert_eq!(per_id.len(), 9, "{per_id:?}");
     assert!(per_id.values().all(|n| *n == 1), "{per_id:?}");
+}
+
+#[tokio::test]
+async fn a_bounced_address_fails_for_good_and_the_secretariat_is_told() {
+    let roster = ROSTER.replace("ccc.second@example.org", "bounce.ccc@example.org");
+    let council = Council::new(&roster, &[("quick.yaml", QUICK)]);
+    let smtp = SmtpServer::start_with(
+        "bouncer.Bouncer",
+        free_port(),
+        &council.path().join("maildir"),
+    );
+    let env = smtp_env(smtp.port);
+    let daemon = Daemon::start(council.path(), &[(env[0].0, env[0].1.as_str())]);
+    daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation with a stale address"}),
+        )
+        .await;
+    // 5 circulation mails arrive (the sixth bounces), then the secretariat's notice.
+    let mails = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mails = smtp.mails();
+            if mails
+                .iter()
+                .any(|m| m.to.contains("secretariat@example.org"))
+            {
+                return mails;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no failure notice: {} mails",
+                mails.len()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await
+    .unwrap();
+    let notice = mails
+        .iter()
+        .find(|m| m.to.contains("secretariat@example.org"))
+        .unwrap();
+    assert!(
+        notice.subject.contains("bounce.ccc@example.org"),
+        "{}",
+        notice.subject
+    );
+    assert!(notice.body.contains("550"), "{}", notice.body);
+    assert!(
+        !mails.iter().any(|m| m.to.contains("bounce")),
+        "nothing was delivered to the bounced address"
+    );
+    let (_, failed) = daemon
+        .admin(reqwest::Method::GET, "/api/outbox?status=failed", None)
+        .await;
+    let failed = failed["mails"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["to"], "bounce.ccc@example.org");
+    assert_eq!(
+        failed[0]["attempts"], 0,
+        "a permanent failure is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_fan_out_interrupted_by_the_smtp_server_delivers_every_mail_once() {
+    let roster =
+        std::fs::read_to_string(crate::harness::repo().join("config/council.yaml")).unwrap();
+    let council = Council::new(&roster, &[("quick.yaml", QUICK)]);
+    let port = free_port();
+    let maildir = council.path().join("maildir");
+    let smtp = SmtpServer::start(port, &maildir);
+    let env = smtp_env(port);
+    let daemon = Daemon::start(council.path(), &[(env[0].0, env[0].1.as_str())]);
+    daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation sent to everyone"}),
+        )
+        .await;
+    // Stop the server (SIGKILL) in the middle of the 111 circulation mails.
+    let smtp = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while smtp.mails().len() < 20 {
+            assert!(Instant::now() < deadline, "the fan-out did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        smtp.stop();
+        std::thread::sleep(Duration::from_millis(1500));
+        SmtpServer::start(port, &maildir)
+    })
+    .await
+    .unwrap();
+    let (_, status) = daemon.admin(reqwest::Method::GET, "/status", None).await;
+    assert_eq!(
+        status["outbox"]["failed"], 0,
+        "a refused connection is transient: {status}"
+    );
+    // Circulation to 111 delegates, then ballots to 55 voters: 166 mails.
+    let mails = tokio::task::spawn_blocking(move || smtp.wait_for(166))
+        .await
+        .unwrap();
+    let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &mails {
+        *per_id.entry(m.message_id.clone()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 166, "every mail arrived");
+    // A mail in flight at the kill may arrive twice, always under its one Message-ID.
+    let twice: Vec<_> = per_id.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.len() <= 1 && twice.iter().all(|(_, n)| **n == 2),
+        "{twice:?}"
+    );
 }
