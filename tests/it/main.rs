@@ -8,6 +8,7 @@ mod cli;
 mod crash;
 mod cycle;
 mod mail;
+mod openapi;
 mod simulate;
 mod smtp;
 mod validate;
