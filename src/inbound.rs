@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -259,7 +258,7 @@ async fn handle(app: &App, r: &BallotRef, raw: &[u8]) -> Result<(), WriteError> 
         .version(&item.version)
         .map_or(item.workflow.as_str(), |w| w.title.as_str());
     let context = mail::context(&app.roster.council, title, &item, Some(r.ballot), app.tz);
-    let now = Utc::now();
+    let now = crate::clock::now();
     let id = format!(
         "{}.reply.{}",
         item.id,

@@ -11,6 +11,7 @@
 //!   [`daemon`] (`serve`), [`cli`].
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod definition;

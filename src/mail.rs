@@ -179,7 +179,7 @@ pub struct Outbox {
 impl Outbox {
     pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
         loop {
-            let now = Utc::now();
+            let now = crate::clock::now();
             let mut next = None::<DateTime<Utc>>;
             let mut due = Vec::new();
             for mail in self.store.mails::<Mail>() {
@@ -234,7 +234,7 @@ impl Outbox {
                 let backoff = 2u64.pow(mail.attempts.min(10)) * 1_000;
                 let jitter = rand::random::<u64>() % (backoff / 2 + 1);
                 mail.next_attempt =
-                    Utc::now() + chrono::Duration::milliseconds((backoff + jitter) as i64);
+                    crate::clock::now() + chrono::Duration::milliseconds((backoff + jitter) as i64);
                 tracing::warn!(item = %mail.item, mail = %mail.id, error = %e, attempt = mail.attempts, "mail delayed; will retry");
                 mail.last_error = Some(e);
             }
@@ -256,7 +256,7 @@ impl Outbox {
         let mut context = failed.context.clone();
         context["failure"] =
             json!({ "to": failed.to.email, "error": error, "template": failed.template });
-        let now = Utc::now();
+        let now = crate::clock::now();
         let notice = Mail {
             id: format!("{}.failed", failed.id),
             item: failed.item.clone(),

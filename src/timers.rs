@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +21,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(30);
 
 pub async fn run(store: Store, writer: Handle, wake: Arc<Notify>, stop: CancellationToken) {
     loop {
-        let now = Utc::now();
+        let now = crate::clock::now();
         let due: Vec<_> = store
             .timers()
             .take_while(|k| k.due <= now)

@@ -224,7 +224,7 @@ impl Writer {
     }
 
     async fn batch(&mut self, requests: Vec<Request>) {
-        let now = Utc::now();
+        let now = crate::clock::now();
         let mut s = Staged::default();
         let next_item = self.next_item;
         let mut replies = Vec::with_capacity(requests.len());

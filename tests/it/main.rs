@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod crash;
 mod cycle;
+mod faults;
 mod mail;
 mod openapi;
 mod simulate;
