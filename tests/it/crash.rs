@@ -163,3 +163,241 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
     assert_eq!(result["verdict"], expected, "{item:#}");
     assert_eq!(item["chain"]["verified"], true);
 }
+
+/// A ballot over a generated council that closes when everyone has voted, then registers.
+const ROUNDS: &str = r#"
+workflow: crash-rounds
+inputs:
+  title: { type: text }
+start: vote
+stages:
+  vote:
+    ballot:
+      question: "Adopt?"
+      choices: [yes, no, abstain]
+      closes_after: 1w
+      pass: simple_majority
+      close: when_all_voted
+    outcomes: { adopted: adopt, rejected: rejected, no_quorum: rejected }
+  adopt:
+    register: { series: rounds, number: "R/{{year}}/{{seq}}" }
+    notify: { to: heads, template: regulation-adopted }
+    end: adopted
+  rejected:
+    end: rejected
+"#;
+
+fn generated_roster(members: usize) -> String {
+    let mut r = String::from("council: Crash Council\nmembers:\n");
+    for i in 0..members {
+        r.push_str(&format!("  - {{ id: M{i:03}, name: Member {i}, delegates: [{{ name: D{i}, email: m{i}@example.org, head: true }}] }}\n"));
+    }
+    r
+}
+
+/// One vote request and whether it was acknowledged.
+#[derive(Clone)]
+struct Attempt {
+    item: String,
+    member: String,
+    choice: String,
+    acked: bool,
+}
+
+/// Every acknowledged vote is in the log, none is counted twice, chains verify, register
+/// numbers have no gaps, every mail is sent or still pending: after each of many SIGKILLs
+/// at random moments under concurrent vote load. `COUNCILD_CRASH_ROUNDS` sets the rounds
+/// (default 4; the long run is 200, see docs/reliability.md).
+#[tokio::test]
+async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
+    use rand::{Rng, SeedableRng};
+    let rounds: usize = std::env::var("COUNCILD_CRASH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(4);
+    let seed: u64 = std::env::var("COUNCILD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    const MEMBERS: usize = 120;
+    const CLIENTS: usize = 16;
+    let council = Council::new(&generated_roster(MEMBERS), &[("rounds.yaml", ROUNDS)]);
+    let mut attempts: Vec<Attempt> = Vec::new();
+    let (mut kills, mut acked_total) = (0, 0);
+    for round in 0..rounds {
+        let daemon = Daemon::start(council.path(), &[]);
+        check(&daemon, &council, &attempts).await;
+        // Keep two ballots open.
+        let (_, open) = daemon
+            .admin(reqwest::Method::GET, "/api/items?status=open", None)
+            .await;
+        let mut items: Vec<String> = open["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        while items.len() < 2 {
+            items.push(
+                daemon
+                    .start_item("crash-rounds", json!({"title": format!("round {round}")}))
+                    .await,
+            );
+        }
+        let key =
+            councild::token::Key::load_or_create(&council.path().join("data/secret.key")).unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Attempt>::new()));
+        let mut tasks = Vec::new();
+        for client in 0..CLIENTS {
+            let (items, key, log, public) = (
+                items.clone(),
+                key.clone(),
+                log.clone(),
+                daemon.public.clone(),
+            );
+            let mut rng =
+                rand::rngs::StdRng::seed_from_u64(seed ^ ((round * CLIENTS + client) as u64 + 1));
+            tasks.push(tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                loop {
+                    let item = items[rng.gen_range(0..items.len())].clone();
+                    let member = format!("M{:03}", rng.gen_range(0..MEMBERS));
+                    let choice = ["yes", "yes", "no", "abstain"][rng.gen_range(0..4)].to_string();
+                    let token = key.sign(&councild::token::BallotRef {
+                        item: item.clone(),
+                        ballot: 0,
+                        member: member.clone(),
+                        delegate: 0,
+                    });
+                    let index = {
+                        let mut log = log.lock().unwrap();
+                        log.push(Attempt {
+                            item,
+                            member,
+                            choice: choice.clone(),
+                            acked: false,
+                        });
+                        log.len() - 1
+                    };
+                    match http
+                        .post(format!("{public}/ballot/{token}"))
+                        .form(&[("choice", &choice)])
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 200 => log.lock().unwrap()[index].acked = true,
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(rng.gen_range(100..700))).await;
+        daemon.kill();
+        kills += 1;
+        for t in tasks {
+            let _ = t.await;
+        }
+        let log = std::mem::take(&mut *log.lock().unwrap());
+        acked_total += log.iter().filter(|a| a.acked).count();
+        attempts.extend(log);
+    }
+    let daemon = Daemon::start(council.path(), &[]);
+    check(&daemon, &council, &attempts).await;
+    eprintln!(
+        "crash rounds: {rounds} rounds, {kills} kills, {acked_total} acknowledged votes, {} attempts, seed {seed}",
+        attempts.len()
+    );
+    assert!(acked_total > 0);
+}
+
+/// The invariants, checked through the admin API and the mail folder.
+async fn check(daemon: &Daemon, council: &Council, attempts: &[Attempt]) {
+    // Mail moves from the outbox to the mail folder, so the outbox is read first.
+    let (_, outbox) = daemon
+        .admin(reqwest::Method::GET, "/api/outbox", None)
+        .await;
+    let outbox: std::collections::BTreeSet<String> = outbox["mails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["status"] != "failed")
+        .filter_map(|m| m["id"].as_str().map(String::from))
+        .collect();
+    let (_, list) = daemon.admin(reqwest::Method::GET, "/api/items", None).await;
+    let mut numbers = BTreeMap::<String, Vec<u64>>::new();
+    for summary in list["items"].as_array().unwrap() {
+        let id = summary["id"].as_str().unwrap();
+        let item = daemon.item(id).await;
+        assert_eq!(item["chain"]["verified"], true, "{id}: broken chain");
+        let mut logged: BTreeMap<String, Vec<(u64, String)>> = BTreeMap::new();
+        for e in item["events"].as_array().unwrap() {
+            if e["event"]["type"] == "vote_cast" {
+                let member = e["event"]["member"].as_str().unwrap().to_string();
+                logged.entry(member).or_default().push((
+                    e["seq"].as_u64().unwrap(),
+                    e["event"]["choice"].as_str().unwrap().to_string(),
+                ));
+                // Its receipt is still waiting in the outbox (listed first), or was sent.
+                let receipt = format!("{id}.{}.0.0", e["seq"]);
+                let pending = outbox.contains(&receipt);
+                let sent = council.mail_dir().join(format!("{receipt}.eml")).exists();
+                assert!(
+                    pending || sent,
+                    "{receipt}: the receipt was neither sent nor pending"
+                );
+            }
+        }
+        // Each request is applied at most once, and each acknowledged one exactly once:
+        // per member and choice, acknowledged <= logged <= attempted.
+        let mut keys: std::collections::BTreeSet<(String, String)> = attempts
+            .iter()
+            .filter(|a| a.item == id)
+            .map(|a| (a.member.clone(), a.choice.clone()))
+            .collect();
+        keys.extend(
+            logged
+                .iter()
+                .flat_map(|(m, votes)| votes.iter().map(move |(_, c)| (m.clone(), c.clone()))),
+        );
+        for (member, choice) in keys {
+            let logged_n = logged
+                .get(&member)
+                .map_or(0, |v| v.iter().filter(|(_, c)| *c == choice).count());
+            let matching = attempts
+                .iter()
+                .filter(|a| a.item == id && a.member == member && a.choice == choice);
+            let (tried, acked) =
+                matching.fold((0, 0), |(t, k), a| (t + 1, k + usize::from(a.acked)));
+            assert!(
+                acked <= logged_n,
+                "{id}/{member}/{choice}: {acked} acknowledged, {logged_n} in the log (a lost vote)"
+            );
+            assert!(
+                logged_n <= tried,
+                "{id}/{member}/{choice}: {logged_n} in the log for {tried} requests (counted twice)"
+            );
+        }
+        let counts = &item["ballots"][0]["counts"];
+        let total: u64 = ["yes", "no", "abstain"]
+            .iter()
+            .map(|c| counts[c].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, logged.len() as u64, "{id}: each member counted once");
+        if let Some(n) = item["register_number"].as_str() {
+            numbers
+                .entry(n.rsplit_once('/').unwrap().0.to_string())
+                .or_default()
+                .push(n.rsplit('/').next().unwrap().parse().unwrap());
+        }
+    }
+    for (series, mut n) in numbers {
+        n.sort();
+        assert_eq!(
+            n,
+            (1..=n.len() as u64).collect::<Vec<_>>(),
+            "{series}: numbers with gaps or repeats"
+        );
+    }
+}
