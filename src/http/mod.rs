@@ -35,6 +35,9 @@ pub use ballot::escape;
 
 /// Largest request body accepted, on both listeners.
 const MAX_BODY: usize = 64 * 1024;
+/// Longest a request may take before it is answered 503 (a vote then may or may not have
+/// been recorded, as with a lost connection; the ballot page shows which).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The dashboard's session cookie.
 const COOKIE: &str = "councild_admin";
 
@@ -62,6 +65,7 @@ pub fn public_router(app: Arc<App>) -> Router {
             "/ballot/{token}",
             get(ballot::ballot_page).post(ballot::ballot_vote),
         )
+        .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -105,9 +109,22 @@ pub fn admin_router(app: Arc<App>) -> Router {
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/http-api.md")
         })
+        .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
+}
+
+/// Answers 503 to a request that takes longer than [`REQUEST_TIMEOUT`].
+async fn time_limit(request: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the request took too long; try again",
+        )
+        .into_response(),
+    }
 }
 
 /// Counts each request by its route pattern (never the token in a path) and status.
