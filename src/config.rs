@@ -50,7 +50,7 @@ pub struct MailConfig {
     pub from: String,
     /// `smtp://host:25`, `smtp://user:pass@host:587?tls=required`, `smtps://host:465`.
     pub smtp_url: Option<String>,
-    /// PEM private key (RSA or Ed25519) to DKIM-sign every mail; none: unsigned.
+    /// Key to DKIM-sign every mail: RSA in PKCS#1 PEM, or a raw Ed25519 key in base64.
     pub dkim_key: Option<PathBuf>,
     pub dkim_selector: String,
 }
@@ -215,7 +215,7 @@ impl Config {
             .or_else(|_| DkimSigningKey::new(&pem, DkimSigningAlgorithm::Ed25519))
             .map_err(|e| {
                 anyhow::anyhow!(
-                    "mail.dkim_key {}: not an RSA or Ed25519 private key in PEM: {e}",
+                    "mail.dkim_key {}: not a usable key ({e}): give an RSA key in PKCS#1 PEM (openssl genrsa -traditional) or a raw Ed25519 key in base64",
                     path.display()
                 )
             })?;

@@ -82,6 +82,15 @@ pub fn check(config: &Config, paths: &[std::path::PathBuf]) -> Report {
     let templates = match Templates::load(dir) {
         Ok(t) => {
             general.extend(t.check(dir, &crate::templates::sample_data()));
+            // The daemon itself sends these, whatever the workflows say.
+            for name in ["mail-failed", "reply-not-understood"] {
+                if !t.names().contains(name) {
+                    general.push(format!(
+                        "{}: template `{name}` is missing; councild sends it itself",
+                        dir.join(crate::templates::DEFAULT_LANGUAGE).display()
+                    ));
+                }
+            }
             Some(t)
         }
         Err(e) => {

@@ -430,6 +430,33 @@ fn read_inputs(node: &Node, d: &mut Diagnostics) -> BTreeMap<String, Input> {
         let default = spec
             .get("default")
             .and_then(|n| yaml::string(n, "`default`", d));
+        if let Some(value) = &default {
+            let at = spec.key_pos("default");
+            if required {
+                d.error(
+                    at,
+                    format!(
+                        "input `{}` is required, so its default would never be used",
+                        e.key
+                    ),
+                );
+            }
+            let fits = match kind {
+                InputKind::Text => true,
+                InputKind::Url => value.starts_with("https://") || value.starts_with("http://"),
+                InputKind::Number => value.parse::<f64>().is_ok_and(f64::is_finite),
+                InputKind::Date => chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_ok(),
+            };
+            if !fits {
+                d.error(
+                    at,
+                    format!(
+                        "the default `{value}` of input `{}` does not fit its type",
+                        e.key
+                    ),
+                );
+            }
+        }
         inputs.insert(
             e.key.clone(),
             Input {

@@ -78,6 +78,10 @@ pub struct Ballot {
     /// A recorded vote: who voted what may be shown.
     #[serde(default)]
     pub recorded: bool,
+    /// Where a lot is drawn from: the chain's head when the ballot opened, which no vote
+    /// can influence and no voter sees.
+    #[serde(default)]
+    pub seed: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -312,8 +316,10 @@ pub fn apply(
                 return Err(Rejection::NotAwaiting);
             }
             item.awaiting = None;
+            let head = item.head.clone();
             let b = &mut item.ballots[*ballot];
             b.electorate = electorate.clone();
+            b.seed = head;
             b.members = *members;
             let closes_at = b.closes_at;
             let no_voters = b.electorate.is_empty();
@@ -411,7 +417,7 @@ pub fn apply(
                         if rules::decided(
                             spec.quorum.as_ref(),
                             &spec.pass,
-                            tie_rule(spec, &item.head).as_ref(),
+                            tie_rule(spec, &item.ballots[*ballot].seed).as_ref(),
                             &counts(&item.ballots[*ballot]),
                         ) =>
                     {
@@ -596,12 +602,12 @@ pub fn counts(b: &Ballot) -> Counts {
 
 /// The ballot's tie rule for the rules module; a lot is drawn from the item's chain head,
 /// so the draw is fixed by the log and replays the same.
-fn tie_rule(spec: &crate::definition::BallotSpec, head: &str) -> Option<Tie> {
+fn tie_rule(spec: &crate::definition::BallotSpec, seed: &str) -> Option<Tie> {
     Some(match spec.tie.as_ref()? {
         TieRule::Fails => Tie::Fails,
         TieRule::Chair(member) => Tie::Chair(member.clone()),
         TieRule::Lot => {
-            Tie::Lot(u64::from_str_radix(head.get(..16).unwrap_or("0"), 16).unwrap_or(0))
+            Tie::Lot(u64::from_str_radix(seed.get(..16).unwrap_or("0"), 16).unwrap_or(0))
         }
     })
 }
@@ -694,6 +700,7 @@ fn proceed(
             votes: BTreeMap::new(),
             result: None,
             recorded: spec.recorded,
+            seed: String::new(),
         });
         item.awaiting = Some(Awaiting::Electorate(index));
         fx.push(Effect::FixElectorate { ballot: index });
@@ -744,7 +751,7 @@ fn close(
     let tally = rules::tally(
         spec.quorum.as_ref(),
         &spec.pass,
-        tie_rule(spec, &item.head).as_ref(),
+        tie_rule(spec, &b.seed).as_ref(),
         &c,
     );
     b.result = Some(BallotResult {

@@ -258,7 +258,7 @@ impl Outbox {
             json!({ "to": failed.to.email, "error": error, "template": failed.template });
         let now = crate::clock::now();
         let notice = Mail {
-            id: format!("{}.failed", failed.id),
+            id: format!("{}.failed.{}", failed.id, now.timestamp_millis()),
             item: failed.item.clone(),
             template: FAILURE_TEMPLATE.into(),
             to: self.secretariat.clone(),

@@ -68,12 +68,26 @@ struct Args {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    match run(args).await {
+    // On SIGINT or SIGTERM the run is dropped: the daemon is killed and the folder removed.
+    let result = tokio::select! {
+        r = run(args) => r,
+        s = interrupted() => s.and_then(|()| Err(anyhow::anyhow!("interrupted"))),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+async fn interrupted() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("listening for SIGINT"),
+        _ = term.recv() => Ok(()),
     }
 }
 
@@ -99,6 +113,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
 
+    let load_before = loadavg();
     let folder = TempFolder::new()?;
     let key_bytes: [u8; 32] = rand::random();
     let key = Key::from_bytes(key_bytes);
@@ -111,9 +126,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     // The daemon.
     let admin_token = hex::encode(rand::random::<[u8; 16]>());
-    let daemon = Daemon::start(&daemon_bin, folder.path(), &admin_token)?;
+    let mut daemon = Daemon::start(&daemon_bin, folder.path(), &admin_token)?;
     let admin = Admin::new(&daemon.admin, &admin_token)?;
-    admin.wait_healthy(&daemon).await?;
+    admin.wait_healthy(&mut daemon).await?;
     eprintln!(
         "councild pid {} ready: public {} admin {}",
         daemon.pid(),
@@ -158,6 +173,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     let before = admin.metrics().await?;
     let cpu_before = proc_cpu(daemon.pid())?;
+    let io_before = proc_io(daemon.pid())?;
     let self_cpu_before = proc_cpu_self()?;
     let client = http_client(args.clients)?;
     let started = Instant::now();
@@ -170,6 +186,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let verdict_s = started.elapsed().as_secs_f64();
     let verdict_after_last_ms = last_ack.elapsed().as_secs_f64() * 1e3;
     let cpu_votes = proc_cpu(daemon.pid())? - cpu_before;
+    let io_votes = proc_io(daemon.pid())?.since(&io_before);
     let client_cpu = proc_cpu_self()? - self_cpu_before;
     let after = admin.metrics().await?;
     eprintln!(
@@ -191,6 +208,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let store_mb = dir_size(&folder.path().join("data/store")) as f64 / 1e6;
     daemon.stop().await?;
     eprintln!("councild stopped");
+    let anatomy = Anatomy::of(&folder.path().join("data/store"), &items[0])?;
 
     let delta = |name: &str| {
         after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
@@ -214,7 +232,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await;
     bare_rt.shutdown_background();
-    let bare = bare?;
+    let mut bare = bare?;
     let bare_rate = bare.ok as f64 / bare.wall.as_secs_f64();
 
     eprintln!("ceiling: sled insert + flush per vote, {total_votes} writes");
@@ -228,11 +246,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let grouped =
         sled_group_commit(&folder.path().join("sled-group"), total_votes, args.clients).await?;
     drop(folder);
+    let load_after = loadavg();
 
     let lat = Latency::of(&mut votes.latencies_ns);
-    let bare_lat = Latency::of(&mut bare.latencies_ns.clone());
+    let bare_lat = Latency::of(&mut bare.latencies_ns);
     let report = json!({
-        "machine": { "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0) },
+        "machine": {
+            "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            "loadavg_before": load_before, "loadavg_after": load_after,
+        },
         "settings": {
             "ballots": args.ballots, "members": args.members, "clients": args.clients,
             "votes_per_member": args.votes_per_member, "requests": total_votes,
@@ -262,6 +284,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "cpu_total_s": cpu_total,
             "rss_peak_mb": rss_mb,
             "store_mb": store_mb,
+            "disk_write_mb_during_votes": io_votes.write_bytes as f64 / 1e6,
+            "syscall_write_mb_during_votes": io_votes.wchar as f64 / 1e6,
+            "item_record": anatomy.json(),
             "mail_sent_total": final_metrics.get("councild_mail_sent_total"),
             "bench_client_cpu_during_votes_s": client_cpu,
         },
@@ -312,6 +337,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "councild-bench: {} ballots × {} members × {} votes each = {total_votes} votes, {} clients, {} CPUs",
         args.ballots, args.members, args.votes_per_member, args.clients, report["machine"]["cpus"]
     );
+    println!("  load average before {load_before}, after {load_after} (1, 5, 15 min)");
     println!(
         "  ballots open in {open_s:.2} s; ballot mail fan-out {}",
         fan_out_s.map_or("not waited for".to_string(), |s| format!("{s:.2} s"))
@@ -351,6 +377,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "  daemon RSS   peak {rss_mb:.0} MB; store on disk {store_mb:.0} MB; bench client CPU during the votes {client_cpu:.2} s"
     );
+    println!(
+        "  writes       {:.0} MB to disk during the votes ({:.1} KB/vote; {:.0} MB through write calls)",
+        io_votes.write_bytes as f64 / 1e6,
+        ratio(io_votes.write_bytes as f64, votes.ok as f64) / 1e3,
+        io_votes.wchar as f64 / 1e6
+    );
+    println!(
+        "  item record  {} stored as {:.0} KB of JSON ({} events): decode {:.2} ms, clone {:.2} ms, encode {:.2} ms",
+        items[0],
+        anatomy.bytes as f64 / 1e3,
+        anatomy.events,
+        anatomy.decode_ms,
+        anatomy.clone_ms,
+        anatomy.encode_ms
+    );
     println!("ceilings (same clients, same number of requests, daemon stopped):");
     println!(
         "  bare HTTP handler       {bare_rate:.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  → councild = {:.2} ×",
@@ -376,6 +417,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("{summary}");
     Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine skews every figure.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -635,6 +683,102 @@ fn cpu_from_stat(path: &str) -> anyhow::Result<f64> {
     Ok((tick(14)? + tick(15)?) / CLOCK_TICKS)
 }
 
+/// Bytes a process wrote: through write calls (`wchar`) and to the block layer (`write_bytes`).
+struct Io {
+    wchar: u64,
+    write_bytes: u64,
+}
+
+impl Io {
+    fn since(&self, before: &Io) -> Io {
+        Io {
+            wchar: self.wchar.saturating_sub(before.wchar),
+            write_bytes: self.write_bytes.saturating_sub(before.write_bytes),
+        }
+    }
+}
+
+fn proc_io(pid: u32) -> anyhow::Result<Io> {
+    let path = format!("/proc/{pid}/io");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field = |name: &str| -> anyhow::Result<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .with_context(|| format!("{path}: no {name}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("{path}: {name}"))
+    };
+    Ok(Io {
+        wchar: field("wchar:")?,
+        write_bytes: field("write_bytes:")?,
+    })
+}
+
+/// What one item costs to handle, read back from the stopped daemon's store: every ballot
+/// POST decodes the whole item, and the writer clones and encodes each item it changes
+/// once per batch.
+struct Anatomy {
+    bytes: usize,
+    events: usize,
+    decode_ms: f64,
+    clone_ms: f64,
+    encode_ms: f64,
+}
+
+impl Anatomy {
+    fn of(store: &Path, id: &str) -> anyhow::Result<Anatomy> {
+        use councild::engine::Item;
+        use councild::store;
+        let db = store::Store::open(store)
+            .with_context(|| format!("opening the daemon's store {}", store.display()))?;
+        let item = db
+            .item(id)
+            .with_context(|| format!("reading {id}"))?
+            .with_context(|| format!("no {id} in the store"))?;
+        let events = db.events(id).count();
+        let bytes = store::encode(&item);
+        // Mean time of `f`, repeated for at least 200 ms (and at least 3 times).
+        fn time(mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<f64> {
+            let started = Instant::now();
+            let mut n = 0u32;
+            while n < 3 || started.elapsed() < Duration::from_millis(200) {
+                f()?;
+                n += 1;
+            }
+            Ok(started.elapsed().as_secs_f64() * 1e3 / f64::from(n))
+        }
+        let decode_ms = time(|| {
+            let item: Item =
+                store::decode(id.as_bytes(), &bytes).with_context(|| format!("decoding {id}"))?;
+            std::hint::black_box(item);
+            Ok(())
+        })?;
+        let clone_ms = time(|| {
+            std::hint::black_box(item.clone());
+            Ok(())
+        })?;
+        let encode_ms = time(|| {
+            std::hint::black_box(store::encode(&item));
+            Ok(())
+        })?;
+        Ok(Anatomy {
+            bytes: bytes.len(),
+            events,
+            decode_ms,
+            clone_ms,
+            encode_ms,
+        })
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "bytes": self.bytes, "events": self.events, "decode_ms": self.decode_ms,
+            "clone_ms": self.clone_ms, "encode_ms": self.encode_ms,
+        })
+    }
+}
+
 /// Peak resident set size (VmHWM), in kB.
 fn proc_hwm_kb(pid: u32) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
@@ -687,8 +831,7 @@ impl Admin {
         serde_json::from_str(&text).with_context(|| format!("GET {path}: not JSON"))
     }
 
-    async fn wait_healthy(&self, daemon: &Daemon) -> anyhow::Result<()> {
-        // `daemon` is only borrowed for its log; liveness is checked through /proc.
+    async fn wait_healthy(&self, daemon: &mut Daemon) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(resp) = self
@@ -701,8 +844,8 @@ impl Admin {
             {
                 return Ok(());
             }
-            if !Path::new(&format!("/proc/{}", daemon.pid())).exists() || Instant::now() > deadline
-            {
+            daemon.check_alive()?;
+            if Instant::now() > deadline {
                 bail!(
                     "councild did not answer /healthz; log:\n{}",
                     daemon.log_tail()
@@ -1091,26 +1234,35 @@ fn open_sled(path: &Path) -> anyhow::Result<sled::Db> {
         .with_context(|| format!("opening sled in {}", path.display()))
 }
 
-/// C tasks, each inserting one value and flushing before its next vote.
+/// C tasks, each inserting one value and flushing it before its next vote.
+///
+/// The flush is sled's blocking `flush` on tokio's blocking pool: C concurrent
+/// `flush_async` calls deadlock sled 0.34.7 once they occupy every thread of its IO pool
+/// (each waits for a log write that is queued behind them on that same pool).
 async fn sled_unbatched(path: &Path, writes: usize, clients: usize) -> anyhow::Result<Store> {
     let db = open_sled(path)?;
     let next = Arc::new(AtomicUsize::new(0));
+    let value: Arc<[u8]> = vec![b'v'; SLED_VALUE].into();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..clients {
-        let (db, next) = (db.clone(), next.clone());
+        let (db, next, value) = (db.clone(), next.clone(), value.clone());
         tasks.spawn(async move {
             let mut lat = Vec::new();
-            let value = vec![b'v'; SLED_VALUE];
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= writes {
                     break;
                 }
                 let sent = Instant::now();
-                db.insert((i as u64).to_be_bytes(), value.as_slice())
-                    .context("sled insert")?;
-                db.flush_async().await.context("sled flush")?;
+                let (db, value) = (db.clone(), value.clone());
+                tokio::task::spawn_blocking(move || {
+                    db.insert((i as u64).to_be_bytes(), &*value)
+                        .context("sled insert")?;
+                    db.flush().context("sled flush")
+                })
+                .await
+                .context("a sled write failed")??;
                 lat.push(sent.elapsed().as_nanos() as u64);
             }
             anyhow::Ok(lat)

@@ -164,6 +164,14 @@ fn choice_label<'a>(language: &str, choice: &'a str) -> &'a str {
     }
 }
 
+/// The language the pages are shown in: the delegate's if there are words for it.
+fn page_language(language: &str) -> &str {
+    match language {
+        "fr" | "ar" => language,
+        _ => "en",
+    }
+}
+
 fn words(language: &str) -> &'static Words {
     match language {
         "fr" => &FR,
@@ -204,6 +212,7 @@ fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
             w.not_yours,
         ));
     };
+    let language = page_language(&language).to_string();
     Ok(Found { r, item, language })
 }
 
@@ -221,8 +230,13 @@ fn cross_site(app: &App, headers: &HeaderMap) -> bool {
         return true;
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let ours = app.config.public.url.trim_end_matches('/');
-    origin.is_some_and(|o| o != "null" && o.trim_end_matches('/') != ours && !ours.starts_with(o))
+    // The origin of the public URL: scheme://host[:port], without any path.
+    let url = app.config.public.url.as_str();
+    let host_start = url.find("://").map_or(0, |i| i + 3);
+    let ours = url[host_start..]
+        .find('/')
+        .map_or(url, |i| &url[..host_start + i]);
+    origin.is_some_and(|o| o != "null" && !o.trim_end_matches('/').eq_ignore_ascii_case(ours))
 }
 
 pub async fn ballot_vote(
@@ -272,7 +286,7 @@ pub async fn ballot_vote(
                  <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p><p><a href=\"/ballot/{}\">{}</a></p>",
                 escape(&question),
                 w.recorded,
-                escape(&form.choice),
+                escape(choice_label(&f.language, &form.choice)),
                 w.receipt,
                 escape(&f.r.member),
                 escape(&done.hash),

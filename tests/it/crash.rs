@@ -302,6 +302,12 @@ async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
         let log = std::mem::take(&mut *log.lock().unwrap());
         acked_total += log.iter().filter(|a| a.acked).count();
         attempts.extend(log);
+        if (round + 1) % 10 == 0 {
+            eprintln!(
+                "crash rounds: {} of {rounds}, {acked_total} acknowledged votes so far",
+                round + 1
+            );
+        }
     }
     let daemon = Daemon::start(council.path(), &[]);
     check(&daemon, &council, &attempts).await;
