@@ -211,8 +211,8 @@ impl Config {
         };
         let pem = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("mail.dkim_key {}: {e}", path.display()))?;
-        let key = DkimSigningKey::new(&pem, DkimSigningAlgorithm::Rsa)
-            .or_else(|_| DkimSigningKey::new(&pem, DkimSigningAlgorithm::Ed25519))
+        let key = DkimSigningKey::new(pem.trim(), DkimSigningAlgorithm::Rsa)
+            .or_else(|_| DkimSigningKey::new(pem.trim(), DkimSigningAlgorithm::Ed25519))
             .map_err(|e| {
                 anyhow::anyhow!(
                     "mail.dkim_key {}: not a usable key ({e}): give an RSA key in PKCS#1 PEM (openssl genrsa -traditional) or a raw Ed25519 key in base64",

@@ -31,6 +31,8 @@ use crate::token::{BallotRef, Key};
 const MAX_ATTEMPTS: u32 = 12;
 /// The template of the secretariat's notice about a mail that failed for good.
 const FAILURE_TEMPLATE: &str = "mail-failed";
+/// Mails handed to the transport at the same time (the SMTP pool keeps up to 10 connections).
+const IN_FLIGHT: usize = 16;
 /// Mails taken from the outbox per round.
 const ROUND: usize = 256;
 
@@ -178,11 +180,12 @@ pub struct Outbox {
 
 impl Outbox {
     pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
+        let outbox = Arc::new(self);
         loop {
             let now = crate::clock::now();
             let mut next = None::<DateTime<Utc>>;
             let mut due = Vec::new();
-            for mail in self.store.mails::<Mail>() {
+            for mail in outbox.store.mails::<Mail>() {
                 let Ok(mail) = mail else { continue };
                 if mail.failed {
                     continue;
@@ -207,11 +210,21 @@ impl Outbox {
                 }
                 continue;
             }
+            // Several mails at once over the SMTP pool; each keeps its own row and Message-ID.
+            let mut sending = tokio::task::JoinSet::new();
             for mail in due {
                 if stop.is_cancelled() {
-                    return;
+                    break;
                 }
-                self.deliver(mail).await;
+                if sending.len() >= IN_FLIGHT {
+                    sending.join_next().await;
+                }
+                let outbox = outbox.clone();
+                sending.spawn(async move { outbox.deliver(mail).await });
+            }
+            while sending.join_next().await.is_some() {}
+            if stop.is_cancelled() {
+                return;
             }
         }
     }

@@ -498,6 +498,12 @@ impl Writer {
                 .events
                 .push((store::event_key(id, record.seq), store::encode(&record)));
             s.kinds.push(record.event.kind());
+            tracing::debug!(
+                item = id,
+                seq = record.seq,
+                event = record.event.kind(),
+                "event staged"
+            );
             done.get_or_insert(Done {
                 item: id.to_string(),
                 seq: record.seq,

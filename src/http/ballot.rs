@@ -277,6 +277,7 @@ pub async fn ballot_vote(
     };
     match app.writer.event(f.r.item.clone(), event).await {
         Ok(done) => {
+            tracing::info!(item = %f.r.item, member = %f.r.member, ballot = f.r.ballot, receipt = %done.hash, "vote recorded");
             let question = f
                 .ballot()
                 .map(|b| question(&app, &f.item, &b.question))

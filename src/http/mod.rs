@@ -134,8 +134,17 @@ async fn count_request(State(app): AppState, request: Request, next: Next) -> Re
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_string();
+    let path = request.uri().path().to_string();
+    let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
+    // The item a request is about, when its path names one.
+    let item = ["/api/items/", "/dashboard/items/"]
+        .iter()
+        .find_map(|p| path.strip_prefix(p))
+        .and_then(|rest| rest.split('/').next());
+    let micros = started.elapsed().as_micros() as u64;
+    tracing::debug!(route = %route, status, item, micros, "request");
     app.metrics
         .requests
         .get_or_create(&RequestLabels { route, status })

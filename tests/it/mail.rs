@@ -204,3 +204,37 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
     assert!(err.contains("550"), "{err}");
     assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 1);
 }
+
+#[tokio::test]
+async fn mail_is_dkim_signed_when_a_key_is_configured() {
+    use base64::Engine as _;
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    std::fs::write(council.path().join("dkim.key"), format!("{key}\n")).unwrap();
+    let daemon = crate::harness::Daemon::start(
+        council.path(),
+        &[
+            ("COUNCILD_MAIL_DKIM_KEY", "dkim.key"),
+            ("COUNCILD_MAIL_DKIM_SELECTOR", "council2026"),
+        ],
+    );
+    daemon
+        .start_item("quick-adoption", json!({"title": "Signed"}))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while council.mails().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no mail");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let raw = &council.mails()[0].raw;
+    let signature = raw
+        .lines()
+        .find(|l| l.starts_with("DKIM-Signature:"))
+        .unwrap_or_else(|| panic!("unsigned: {raw}"));
+    assert!(
+        signature.contains("a=ed25519-sha256")
+            && signature.contains("d=example.org")
+            && signature.contains("s=council2026"),
+        "{signature}"
+    );
+}
