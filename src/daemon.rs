@@ -214,14 +214,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         reply_domain: config.inbound.listen.map(|_| config.reply_domain()),
         dkim: config.dkim()?,
-        secretariat: crate::mail::Recipient {
-            name: roster.secretariat.name.clone(),
-            email: roster.secretariat.email.clone(),
-            language: roster.secretariat.language.clone(),
-            member: None,
-            member_name: None,
-            delegate: None,
-        },
+        secretariat: crate::mail::Recipient::delegate(&roster.secretariat, None, None),
     };
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await

@@ -323,12 +323,7 @@ pub fn apply(
             b.members = *members;
             let closes_at = b.closes_at;
             let no_voters = b.electorate.is_empty();
-            if let Some(spec) = ctx
-                .workflow
-                .stages
-                .get(&item.stage)
-                .and_then(|s| s.ballot.as_ref())
-            {
+            if let Some(spec) = ballot_spec(ctx, item) {
                 fx.push(Effect::Mail {
                     template: spec.template.clone(),
                     to: Recipients::Electorate(*ballot),
@@ -388,24 +383,14 @@ pub fn apply(
             let b = &mut item.ballots[*ballot];
             b.votes.insert(member.clone(), choice.clone());
             let all_voted = b.votes.len() == b.electorate.len();
-            if let Some(spec) = ctx
-                .workflow
-                .stages
-                .get(&item.stage)
-                .and_then(|s| s.ballot.as_ref())
-            {
+            if let Some(spec) = ballot_spec(ctx, item) {
                 fx.push(Effect::Mail {
                     template: spec.receipt_template.clone(),
                     to: Recipients::Voter(*ballot, member.clone()),
                     ballot: Some(*ballot),
                 });
             }
-            if let Some(spec) = ctx
-                .workflow
-                .stages
-                .get(&item.stage)
-                .and_then(|s| s.ballot.as_ref())
-            {
+            if let Some(spec) = ballot_spec(ctx, item) {
                 match spec.close {
                     Close::WhenAllVoted if all_voted => {
                         close(ctx, item, *ballot, at, "every member voted", &mut fx)
@@ -444,12 +429,7 @@ pub fn apply(
                 }
             } else if let Some(rest) = timer.strip_prefix("remind:") {
                 let b = rest.split(':').next().and_then(|b| b.parse::<usize>().ok());
-                let template = ctx
-                    .workflow
-                    .stages
-                    .get(&item.stage)
-                    .and_then(|s| s.ballot.as_ref())
-                    .map(|s| s.remind_template.clone());
+                let template = ballot_spec(ctx, item).map(|s| s.remind_template.clone());
                 if let (Some(b), Some(template)) = (b, template) {
                     fx.push(Effect::Mail {
                         template,
@@ -510,11 +490,7 @@ pub fn apply(
             if *closes_at <= b.closes_at || *closes_at <= at {
                 return Err(Rejection::DeadlineNotLater(b.closes_at));
             }
-            let spec = ctx
-                .workflow
-                .stages
-                .get(&item.stage)
-                .and_then(|s| s.ballot.as_ref());
+            let spec = ballot_spec(ctx, item);
             if let (Some(spec), Some(b)) = (spec, item.ballots.get_mut(*ballot)) {
                 b.closes_at = *closes_at;
                 let prefixes = [format!("close:{ballot}"), format!("remind:{ballot}:")];
@@ -733,12 +709,7 @@ fn close(
     reason: &str,
     fx: &mut Vec<Effect>,
 ) {
-    let Some(spec) = ctx
-        .workflow
-        .stages
-        .get(&item.stage)
-        .and_then(|s| s.ballot.as_ref())
-    else {
+    let Some(spec) = ballot_spec(ctx, item) else {
         return;
     };
     let Some(b) = item.ballots.get_mut(index) else {
@@ -770,6 +741,14 @@ fn close(
     if let Some(next) = next {
         enter(ctx, item, next, at, fx);
     }
+}
+
+/// The ballot of the item's current stage.
+fn ballot_spec<'a>(ctx: &Context<'a>, item: &Item) -> Option<&'a crate::definition::BallotSpec> {
+    ctx.workflow
+        .stages
+        .get(&item.stage)
+        .and_then(|s| s.ballot.as_ref())
 }
 
 /// The deadline of a ballot, and its reminders still to come.

@@ -264,27 +264,15 @@ async fn handle(app: &App, r: &BallotRef, raw: &[u8]) -> Result<(), WriteError> 
         item.id,
         now.timestamp_nanos_opt().unwrap_or_default()
     );
-    let to = Recipient {
-        name: voter.name.clone(),
-        email: voter.email.clone(),
-        language: voter.language.clone(),
-        member: Some(voter.member.clone()),
-        member_name: Some(voter.member_name.clone()),
-        delegate: Some(voter.delegate),
-    };
-    let mail = Mail {
+    let mail = Mail::new(
         id,
-        item: item.id.clone(),
-        template: "reply-not-understood".into(),
-        to,
-        ballot: Some(r.ballot),
+        &item.id,
+        "reply-not-understood",
+        Recipient::voter(voter),
+        Some(r.ballot),
         context,
-        created_at: now,
-        attempts: 0,
-        next_attempt: now,
-        last_error: None,
-        failed: false,
-    };
+        now,
+    );
     tracing::info!(item = %r.item, member = %r.member, "a mail reply could not be read as a vote");
     app.writer.mail(mail).await
 }

@@ -53,6 +53,33 @@ pub struct Mail {
     pub failed: bool,
 }
 
+impl Mail {
+    /// A mail to send now, never tried yet.
+    pub fn new(
+        id: String,
+        item: &str,
+        template: &str,
+        to: Recipient,
+        ballot: Option<usize>,
+        context: Value,
+        at: DateTime<Utc>,
+    ) -> Mail {
+        Mail {
+            id,
+            item: item.to_string(),
+            template: template.to_string(),
+            to,
+            ballot,
+            context,
+            created_at: at,
+            attempts: 0,
+            next_attempt: at,
+            last_error: None,
+            failed: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
     pub name: String,
@@ -62,6 +89,36 @@ pub struct Recipient {
     #[serde(default)]
     pub member_name: Option<String>,
     pub delegate: Option<usize>,
+}
+
+impl Recipient {
+    /// A delegate of a member (or the secretariat, with no member).
+    pub fn delegate(
+        d: &crate::roster::Delegate,
+        member: Option<(&str, &str)>,
+        index: Option<usize>,
+    ) -> Recipient {
+        Recipient {
+            name: d.name.clone(),
+            email: d.email.clone(),
+            language: d.language.clone(),
+            member: member.map(|(id, _)| id.to_string()),
+            member_name: member.map(|(_, name)| name.to_string()),
+            delegate: index,
+        }
+    }
+
+    /// The voting delegate of a member in a ballot's electorate.
+    pub fn voter(v: &crate::engine::Voter) -> Recipient {
+        Recipient {
+            name: v.name.clone(),
+            email: v.email.clone(),
+            language: v.language.clone(),
+            member: Some(v.member.clone()),
+            member_name: Some(v.member_name.clone()),
+            delegate: Some(v.delegate),
+        }
+    }
 }
 
 /// The data a template sees, taken from the item when the mail was caused.
@@ -270,19 +327,16 @@ impl Outbox {
         context["failure"] =
             json!({ "to": failed.to.email, "error": error, "template": failed.template });
         let now = crate::clock::now();
-        let notice = Mail {
-            id: format!("{}.failed.{}", failed.id, now.timestamp_millis()),
-            item: failed.item.clone(),
-            template: FAILURE_TEMPLATE.into(),
-            to: self.secretariat.clone(),
-            ballot: None,
+        let id = format!("{}.failed.{}", failed.id, now.timestamp_millis());
+        let notice = Mail::new(
+            id,
+            &failed.item,
+            FAILURE_TEMPLATE,
+            self.secretariat.clone(),
+            None,
             context,
-            created_at: now,
-            attempts: 0,
-            next_attempt: now,
-            last_error: None,
-            failed: false,
-        };
+            now,
+        );
         if let Err(e) = self.store.put_mail(&notice.id, &notice) {
             tracing::error!(item = %failed.item, error = %e, "the failure notice could not be queued");
         }

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::definition::{Audience, Definitions, Workflow};
-use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Voter};
+use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection};
 use crate::mail::{self, Mail, Recipient};
 use crate::observe::{KindLabel, Metrics};
 use crate::roster::Roster;
@@ -611,25 +611,10 @@ impl Writer {
         ballot: Option<usize>,
         at: DateTime<Utc>,
     ) {
-        let voter = |v: &Voter| Recipient {
-            name: v.name.clone(),
-            email: v.email.clone(),
-            language: v.language.clone(),
-            member: Some(v.member.clone()),
-            member_name: Some(v.member_name.clone()),
-            delegate: Some(v.delegate),
-        };
+        let voter = Recipient::voter;
         let recipients: Vec<Recipient> = match to {
             Recipients::Audience(Audience::Secretariat) => {
-                let d = &self.roster.secretariat;
-                vec![Recipient {
-                    name: d.name.clone(),
-                    email: d.email.clone(),
-                    language: d.language.clone(),
-                    member: None,
-                    member_name: None,
-                    delegate: None,
-                }]
+                vec![Recipient::delegate(&self.roster.secretariat, None, None)]
             }
             Recipients::Audience(audience) => self
                 .roster
@@ -640,14 +625,9 @@ impl Writer {
                         Audience::Heads => m.voter().into_iter().collect(),
                         _ => m.delegates.iter().enumerate().collect(),
                     };
-                    delegates.into_iter().map(|(i, d)| Recipient {
-                        name: d.name.clone(),
-                        email: d.email.clone(),
-                        language: d.language.clone(),
-                        member: Some(m.id.clone()),
-                        member_name: Some(m.name.clone()),
-                        delegate: Some(i),
-                    })
+                    delegates
+                        .into_iter()
+                        .map(|(i, d)| Recipient::delegate(d, Some((&m.id, &m.name)), Some(i)))
                 })
                 .collect(),
             Recipients::Electorate(b) => item
@@ -679,19 +659,15 @@ impl Writer {
         }
         for (r, to) in recipients.into_iter().enumerate() {
             let id = format!("{}.{}.{}.{}", item.id, item.seq, index, r);
-            let mail = Mail {
-                id: id.clone(),
-                item: item.id.clone(),
-                template: template.to_string(),
+            let mail = Mail::new(
+                id.clone(),
+                &item.id,
+                template,
                 to,
                 ballot,
-                context: context.clone(),
-                created_at: at,
-                attempts: 0,
-                next_attempt: at,
-                last_error: None,
-                failed: false,
-            };
+                context.clone(),
+                at,
+            );
             s.batch.outbox.push((id.into_bytes(), store::encode(&mail)));
         }
     }

@@ -311,14 +311,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         },
     });
     let summary = format!(
-        "summary: councild {:.0} votes/s (p99 {:.1} ms) = {:.2} × bare HTTP ({:.0}/s), {:.2} × sled insert+flush ({:.0}/s), {:.2} × sled group commit ({:.0}/s); batch {:.1}; cpu {:.1} s; rss {:.0} MB",
+        "summary: councild {:.0} votes/s (p99 {:.1} ms) = {} × bare HTTP ({:.0}/s), {} × sled insert+flush ({:.0}/s), {} × sled group commit ({:.0}/s); batch {:.1}; cpu {:.1} s; rss {:.0} MB",
         councild_rate,
         lat.p99,
-        ratio(councild_rate, bare_rate),
+        times(ratio(councild_rate, bare_rate)),
         bare_rate,
-        ratio(councild_rate, unbatched.rate()),
+        times(ratio(councild_rate, unbatched.rate())),
         unbatched.rate(),
-        ratio(councild_rate, grouped.rate()),
+        times(ratio(councild_rate, grouped.rate())),
         grouped.rate(),
         batch_mean,
         cpu_votes,
@@ -394,26 +394,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!("ceilings (same clients, same number of requests, daemon stopped):");
     println!(
-        "  bare HTTP handler       {bare_rate:.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  → councild = {:.2} ×",
+        "  bare HTTP handler       {bare_rate:.0}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}  → councild = {} ×",
         bare_lat.p50,
         bare_lat.p99,
         bare.errors(),
-        ratio(councild_rate, bare_rate)
+        times(ratio(councild_rate, bare_rate))
     );
     println!(
-        "  sled insert+flush/vote  {:.0}/s  p50 {:.2} ms  p99 {:.2} ms  → councild = {:.2} ×",
+        "  sled insert+flush/vote  {:.0}/s  p50 {:.2} ms  p99 {:.2} ms  → councild = {} ×",
         unbatched.rate(),
         unbatched.latency.p50,
         unbatched.latency.p99,
-        ratio(councild_rate, unbatched.rate())
+        times(ratio(councild_rate, unbatched.rate()))
     );
     println!(
-        "  sled group commit       {:.0}/s  p50 {:.2} ms  p99 {:.2} ms  mean batch {:.1}  → councild = {:.2} ×",
+        "  sled group commit       {:.0}/s  p50 {:.2} ms  p99 {:.2} ms  mean batch {:.1}  → councild = {} ×",
         grouped.rate(),
         grouped.latency.p50,
         grouped.latency.p99,
         ratio(grouped.writes as f64, grouped.flushes as f64),
-        ratio(councild_rate, grouped.rate())
+        times(ratio(councild_rate, grouped.rate()))
     );
     println!("{summary}");
     Ok(())
@@ -424,6 +424,16 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A ratio with two significant digits (at least two decimals): 0.62, 0.012, 0.0014.
+fn times(r: f64) -> String {
+    let decimals = if r > 0.0 && r < 0.1 {
+        (-r.log10().floor()) as usize + 1
+    } else {
+        2
+    };
+    format!("{r:.decimals$}")
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
