@@ -276,7 +276,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             .into_future(),
     );
 
-    wait_for_signal().await;
+    let storage_failed = tokio::select! {
+        _ = wait_for_signal() => false,
+        _ = wake.storage_failed.notified() => true,
+    };
     tracing::info!("shutting down");
     stop.cancel();
     let _ = tokio::join!(public_task, admin_task, timer_task, outbox_task);
@@ -286,6 +289,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     drop(app);
     drop(handle);
     let _ = writer_task.await;
+    if storage_failed {
+        anyhow::bail!(
+            "the store failed to write (see the log: disk full or read-only?); nothing unacknowledged was kept. Fix the disk and start councild again"
+        );
+    }
     store.flush().await?;
     Ok(())
 }

@@ -83,6 +83,9 @@ enum Request {
 pub struct Wake {
     pub timers: Arc<Notify>,
     pub outbox: Arc<Notify>,
+    /// Told when a commit failed: the store may be unusable until a restart (sled keeps a
+    /// failed I/O state), so the daemon stops and its supervisor starts it again.
+    pub storage_failed: Arc<Notify>,
 }
 
 /// A cheap handle to send requests to the writer.
@@ -267,6 +270,7 @@ impl Writer {
         let started = std::time::Instant::now();
         if let Err(e) = self.store.commit(&s.batch).await {
             tracing::error!(error = %e, "commit failed; the batch is refused");
+            self.wake.storage_failed.notify_one();
             for (id, before) in s.undo {
                 match before {
                     Some(item) => self.items.insert(id, item),

@@ -84,3 +84,127 @@ async fn after_a_day_of_downtime_overdue_timers_fire_once_in_order() {
     let (_, status) = daemon.admin(reqwest::Method::GET, "/status", None).await;
     assert_eq!(status["timers"]["count"], 0, "{status}");
 }
+
+/// A small filesystem of its own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// `None` where mounting is not allowed (not root, or a container without the right).
+    fn mount(path: std::path::PathBuf, megabytes: u32) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&path).ok()?;
+        let size = format!("size={megabytes}m");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &size, "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { path })
+    }
+
+    fn fill(&self) {
+        let filler = self.path.join("filler");
+        let _ = std::process::Command::new("dd")
+            .args(["if=/dev/zero", "bs=64k"])
+            .arg(format!("of={}", filler.display()))
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+
+    fn free(&self) {
+        let _ = std::fs::remove_file(self.path.join("filler"));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let Some(disk) = SmallDisk::mount(council.path().join("disk"), 8) else {
+        eprintln!(
+            "SKIPPED: this machine does not allow mounting a tmpfs (needs root); the disk-full test did not run"
+        );
+        return;
+    };
+    let data = disk.path.join("data");
+    let env = [("COUNCILD_STORAGE_PATH", data.to_str().unwrap())];
+    let daemon = Daemon::start(council.path(), &env);
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Voted on a full disk"}))
+        .await;
+    let mail_dir = data.join("mail");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let links = loop {
+        let links: Vec<String> = std::fs::read_dir(&mail_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| {
+                        crate::harness::Mail::parse(
+                            &std::fs::read_to_string(e.path()).unwrap_or_default(),
+                        )
+                    })
+                    .filter_map(|m| m.link())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if links.len() == 3 {
+            break links;
+        }
+        assert!(std::time::Instant::now() < deadline, "no ballot mail");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        daemon.vote(&links[0], "yes").await.0,
+        200,
+        "before the disk fills"
+    );
+
+    disk.fill();
+    let (status, _) = daemon.vote(&links[1], "no").await;
+    assert_eq!(
+        status, 503,
+        "a vote that cannot be stored is refused, not acknowledged"
+    );
+    let mut daemon = daemon;
+    assert_eq!(
+        daemon.wait_exit(std::time::Duration::from_secs(30)),
+        Some(1),
+        "the daemon stops for its supervisor to restart it"
+    );
+    assert!(
+        daemon.log().contains("No space left on device"),
+        "{}",
+        daemon.log()
+    );
+
+    // The disk is freed and the daemon started again: the acknowledged vote is there.
+    disk.free();
+    let daemon = Daemon::start(council.path(), &env);
+    let item = daemon.item(&id).await;
+    assert_eq!(item["chain"]["verified"], true);
+    assert_eq!(
+        item["ballots"][0]["counts"],
+        json!({"yes": 1, "no": 0, "abstain": 0}),
+        "the refused vote was not kept"
+    );
+    let again = format!(
+        "{}/ballot/{}",
+        daemon.public,
+        links[1].rsplit('/').next().unwrap()
+    );
+    assert_eq!(
+        daemon.vote(&again, "no").await.0,
+        200,
+        "votes are taken again"
+    );
+    assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 2);
+}

@@ -200,6 +200,18 @@ impl Daemon {
         std::fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default()
     }
 
+    /// Waits for the daemon to stop by itself; its exit code, or `None` if it runs on.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGKILL: no chance to flush or clean up.
     pub fn kill(mut self) {
         let _ = self.child.kill();
