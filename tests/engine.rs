@@ -359,3 +359,63 @@ proptest! {
         }
     }
 }
+
+fn tie_workflow(tie: &str) -> Workflow {
+    let source = format!(
+        "workflow: tie\nstart: vote\nstages:\n  vote:\n    ballot:\n      question: Adopt?\n      closes_after: 1d\n      pass: simple_majority\n      tie: {tie}\n    outcomes: {{ adopted: a, rejected: r, no_quorum: r }}\n  a: {{ end: adopted }}\n  r: {{ end: rejected }}\n"
+    );
+    let roster = roster();
+    definition::load(
+        &source,
+        &Known {
+            templates: None,
+            roster: Some(&roster),
+        },
+    )
+    .unwrap()
+}
+
+/// Two yes, two no: the tie rule decides, as the rules of procedure say.
+fn tied(tie: &str, chair_votes: &str) -> String {
+    let mut sim = Sim::new(tie_workflow(tie));
+    sim.start(&[]);
+    for (member, choice) in [
+        ("TUR", chair_votes),
+        ("EGY", if chair_votes == "yes" { "no" } else { "yes" }),
+        ("PAK", "yes"),
+        ("SAU", "no"),
+    ] {
+        sim.vote(member, choice).unwrap();
+    }
+    sim.advance();
+    let item = sim.item();
+    let result = item.ballots[0].result.as_ref().unwrap();
+    assert!(result.explanation.contains("tie"), "{}", result.explanation);
+    item.outcome.clone().unwrap()
+}
+
+#[test]
+fn ties_are_broken_by_the_rule_of_the_ballot() {
+    assert_eq!(
+        tied("{ chair: TUR }", "yes"),
+        "adopted",
+        "the chair's casting vote"
+    );
+    assert_eq!(tied("{ chair: TUR }", "no"), "rejected");
+    assert_eq!(tied("fails", "yes"), "rejected", "a tie fails");
+    let roster = roster();
+    let err = definition::load(
+        &tie_workflow("fails")
+            .source
+            .replace("fails", "{ chair: XXX }"),
+        &Known {
+            templates: None,
+            roster: Some(&roster),
+        },
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("the roster has no member `XXX`"),
+        "{err}"
+    );
+}
