@@ -190,6 +190,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let admin_token = config.admin_token(true)?;
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
+    let items = Arc::new(crate::writer::Items::default());
     let (writer, handle) = Writer::open(
         store.clone(),
         defs.clone(),
@@ -197,6 +198,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tz,
         wake.clone(),
         metrics.clone(),
+        items.clone(),
     )
     .await?;
     let writer_task = tokio::spawn(writer.run());
@@ -241,6 +243,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         metrics,
         wake: wake.clone(),
+        items,
     });
 
     let inbound_task = match app.config.inbound.listen {

@@ -215,11 +215,7 @@ pub fn read_choice(text: &str, choices: &[String]) -> Option<String> {
 }
 
 async fn handle(app: &App, r: &BallotRef, raw: &[u8]) -> Result<(), WriteError> {
-    let Some(item) = app
-        .store
-        .item(&r.item)
-        .map_err(|e| WriteError::Store(e.to_string()))?
-    else {
+    let Some(item) = app.items.get(&r.item) else {
         return Ok(());
     };
     let Some(ballot) = item.ballots.get(r.ballot) else {

@@ -88,6 +88,25 @@ pub struct Wake {
     pub storage_failed: Arc<Notify>,
 }
 
+/// The committed state of every item, for readers: replaced after each durable batch, so
+/// that ballot pages and votes read an item without decoding it from the store.
+#[derive(Default)]
+pub struct Items(std::sync::RwLock<HashMap<String, Arc<Item>>>);
+
+impl Items {
+    pub fn get(&self, id: &str) -> Option<Arc<Item>> {
+        self.0.read().ok()?.get(id).cloned()
+    }
+
+    fn publish(&self, items: impl Iterator<Item = Item>) {
+        if let Ok(mut map) = self.0.write() {
+            for item in items {
+                map.insert(item.id.clone(), Arc::new(item));
+            }
+        }
+    }
+}
+
 /// A cheap handle to send requests to the writer.
 #[derive(Clone)]
 pub struct Handle {
@@ -158,6 +177,7 @@ pub struct Writer {
     registers: HashMap<(String, i32), u64>,
     wake: Wake,
     metrics: Arc<Metrics>,
+    published: Arc<Items>,
     rx: mpsc::Receiver<Request>,
 }
 
@@ -182,6 +202,7 @@ impl Writer {
         tz: Tz,
         wake: Wake,
         metrics: Arc<Metrics>,
+        published: Arc<Items>,
     ) -> anyhow::Result<(Writer, Handle)> {
         let mut items = HashMap::new();
         let mut repaired = Batch::default();
@@ -202,6 +223,7 @@ impl Writer {
         }
         store.commit(&repaired).await?;
         let next_item = store.meta_u64(NEXT_ITEM)?;
+        published.publish(items.values().cloned());
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
             store,
@@ -213,6 +235,7 @@ impl Writer {
             registers: HashMap::new(),
             wake,
             metrics,
+            published,
             rx,
         };
         Ok((writer, Handle { tx }))
@@ -302,6 +325,8 @@ impl Writer {
         if let Some(definitions) = s.definitions {
             self.defs.store(Arc::new(definitions));
         }
+        self.published
+            .publish(s.dirty.iter().filter_map(|id| self.items.get(id).cloned()));
         if timers_changed {
             self.wake.timers.notify_one();
         }

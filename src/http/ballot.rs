@@ -28,7 +28,7 @@ pub struct VoteForm {
 /// What a token leads to, once checked against the stored item.
 struct Found {
     r: BallotRef,
-    item: Item,
+    item: std::sync::Arc<Item>,
     language: String,
 }
 
@@ -195,10 +195,8 @@ fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
         .verify(token)
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, w.not_valid_title, w.not_valid))?;
     let item = app
-        .store
-        .item(&r.item)
-        .ok()
-        .flatten()
+        .items
+        .get(&r.item)
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, w.not_valid_title, w.gone))?;
     let voter = item.ballots.get(r.ballot).and_then(|b| {
         b.electorate

@@ -55,6 +55,8 @@ pub struct App {
     pub started: Instant,
     pub metrics: Arc<Metrics>,
     pub wake: Wake,
+    /// The committed items, as the writer last published them.
+    pub items: Arc<crate::writer::Items>,
 }
 
 type AppState = State<Arc<App>>;
