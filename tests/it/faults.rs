@@ -208,3 +208,40 @@ async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
     );
     assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 2);
 }
+
+#[tokio::test]
+async fn a_stored_state_that_disagrees_with_its_log_is_rebuilt_from_the_log() {
+    let council = Council::new(ROSTER, &[("day.yaml", DAY_LONG)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item("day-long", json!({"title": "Tampered"}))
+        .await;
+    let before = daemon
+        .wait_item(&id, "the ballot", |i| i["ballots"][0]["eligible"] == 3)
+        .await;
+    daemon.kill();
+
+    // Someone edits the stored state behind the daemon's back: the stage and a vote.
+    let store = councild::store::Store::open(&council.path().join("data/store")).unwrap();
+    let mut item = store.item(&id).unwrap().unwrap();
+    item.stage = "adopt".into();
+    item.ballots[0].votes.insert("AAA".into(), "yes".into());
+    let mut batch = councild::store::Batch::default();
+    batch
+        .items
+        .insert(id.clone(), councild::store::encode(&item));
+    store.commit(&batch).await.unwrap();
+    drop(store);
+
+    let daemon = Daemon::start(council.path(), &[]);
+    let after = daemon.item(&id).await;
+    assert_eq!(after["stage"], before["stage"], "the log wins");
+    assert_eq!(after["ballots"][0]["cast"], 0);
+    assert!(
+        daemon
+            .log()
+            .contains("stored state differs from its event log"),
+        "{}",
+        daemon.log()
+    );
+}
