@@ -69,7 +69,8 @@ pub struct Ballot {
     pub opened_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
     /// Fixed when the ballot opens: one voter per member with a voting right.
-    pub electorate: Vec<Voter>,
+    /// Shared, so that copying an item (for undo, or for readers) does not copy its voters.
+    pub electorate: std::sync::Arc<Vec<Voter>>,
     /// All members of the council when the ballot opened, suspended ones included.
     pub members: u64,
     /// Member id to choice; a later vote replaces an earlier one.
@@ -318,7 +319,7 @@ pub fn apply(
             item.awaiting = None;
             let head = item.head.clone();
             let b = &mut item.ballots[*ballot];
-            b.electorate = electorate.clone();
+            b.electorate = std::sync::Arc::new(electorate.clone());
             b.seed = head;
             b.members = *members;
             let closes_at = b.closes_at;
@@ -671,7 +672,7 @@ fn proceed(
             choices: spec.choices.clone(),
             opened_at: at,
             closes_at: at + spec.closes_after.0,
-            electorate: Vec::new(),
+            electorate: Default::default(),
             members: 0,
             votes: BTreeMap::new(),
             result: None,

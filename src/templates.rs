@@ -25,6 +25,8 @@ const PARTS: [&str; 3] = ["subject", "text", "html"];
 
 pub struct Templates {
     text: Handlebars<'static>,
+    /// Lenient and unescaped, for one-off texts such as ballot questions.
+    plain: Handlebars<'static>,
     html: Handlebars<'static>,
     /// Template names by language.
     languages: BTreeMap<String, BTreeSet<String>>,
@@ -55,6 +57,7 @@ impl Templates {
     pub fn load(dir: &Path) -> Result<Templates, Vec<String>> {
         let mut t = Templates {
             text: Handlebars::new(),
+            plain: Handlebars::new(),
             html: Handlebars::new(),
             languages: BTreeMap::new(),
             invitations: BTreeSet::new(),
@@ -62,6 +65,7 @@ impl Templates {
         t.text.set_strict_mode(true);
         t.html.set_strict_mode(true);
         t.text.register_escape_fn(handlebars::no_escape);
+        t.plain.register_escape_fn(handlebars::no_escape);
         let mut errors = Vec::new();
         let mut parts: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
         let folders =
@@ -226,9 +230,8 @@ impl Templates {
 
     /// Renders a one-off text (a ballot question) against item data, leniently.
     pub fn render_text(&self, text: &str, data: &Value) -> String {
-        let mut hb = Handlebars::new();
-        hb.register_escape_fn(handlebars::no_escape);
-        hb.render_template(text, data)
+        self.plain
+            .render_template(text, data)
             .unwrap_or_else(|_| text.to_string())
     }
 

@@ -193,7 +193,7 @@ async fn item_page(State(app): AppState, Path(id): Path<String>) -> Result<Respo
             b.votes.len(),
             b.electorate.len()
         ));
-        for v in &b.electorate {
+        for v in b.electorate.iter() {
             let cell = match b.votes.get(&v.member) {
                 Some(choice) if b.recorded => escape(choice),
                 Some(_) => "voted".to_string(),
