@@ -207,7 +207,8 @@ struct Attempt {
 /// Every acknowledged vote is in the log, none is counted twice, chains verify, register
 /// numbers have no gaps, every mail is sent or still pending: after each of many SIGKILLs
 /// at random moments under concurrent vote load. `COUNCILD_CRASH_ROUNDS` sets the rounds
-/// (default 4; the long run is 200, see docs/reliability.md).
+/// (default 4), `COUNCILD_CRASH_CLIENTS` the concurrent clients (default 16) and
+/// `COUNCILD_CRASH_SEED` the seed; the long run is in docs/reliability.md.
 #[tokio::test]
 async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
     use rand::{Rng, SeedableRng};
@@ -221,7 +222,10 @@ async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
         .unwrap_or(7);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     const MEMBERS: usize = 120;
-    const CLIENTS: usize = 16;
+    let clients: usize = std::env::var("COUNCILD_CRASH_CLIENTS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(16);
     let council = Council::new(&generated_roster(MEMBERS), &[("rounds.yaml", ROUNDS)]);
     let mut attempts: Vec<Attempt> = Vec::new();
     let (mut kills, mut acked_total) = (0, 0);
@@ -249,7 +253,7 @@ async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
             councild::token::Key::load_or_create(&council.path().join("data/secret.key")).unwrap();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Attempt>::new()));
         let mut tasks = Vec::new();
-        for client in 0..CLIENTS {
+        for client in 0..clients {
             let (items, key, log, public) = (
                 items.clone(),
                 key.clone(),
@@ -257,7 +261,7 @@ async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
                 daemon.public.clone(),
             );
             let mut rng =
-                rand::rngs::StdRng::seed_from_u64(seed ^ ((round * CLIENTS + client) as u64 + 1));
+                rand::rngs::StdRng::seed_from_u64(seed ^ ((round * clients + client) as u64 + 1));
             tasks.push(tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 loop {
