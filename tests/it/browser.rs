@@ -68,6 +68,17 @@ impl Browser {
         }
     }
 
+    /// Clicks an element (what follows may navigate asynchronously: see `settle`).
+    pub async fn click(&self, locator: Locator<'_>) {
+        self.client
+            .find(locator)
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
     pub async fn text(&self, css: &str) -> String {
         self.client
             .find(Locator::Css(css))
@@ -180,12 +191,7 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     browser
         .wait_for(&overview, "Regulation on forensic data exchange")
         .await;
-    b.find(Locator::LinkText(&id))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText(&id)).await;
     browser.settle("Event log").await;
     let item_url = format!("{}/dashboard/items/{id}", daemon.admin);
     browser.wait_for(&item_url, "0 of 3 members voted").await;
@@ -209,43 +215,18 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
             .await
             .contains("Regulation on forensic data exchange")
     );
-    d.find(Locator::Css("input[value=no]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    d.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    delegate.click(Locator::Css("input[value=no]")).await;
+    delegate.click(Locator::Css("button[type=submit]")).await;
     delegate.settle("id=\"receipt\"").await;
     assert!(
         delegate.text("#receipt").await.len() == 64,
         "a receipt hash"
     );
-    d.find(Locator::Css("main a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    delegate.click(Locator::Css("main a")).await;
     delegate.settle("Your current vote").await;
     assert_eq!(delegate.text("#current").await, "no");
-    d.find(Locator::Css("input[value=yes]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    d.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    delegate.click(Locator::Css("input[value=yes]")).await;
+    delegate.click(Locator::Css("button[type=submit]")).await;
     delegate.settle("id=\"choice\">yes<").await;
     let receipt = delegate.text("#receipt").await;
     assert_eq!(receipt.len(), 64);
@@ -291,12 +272,7 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     assert_eq!(browser.text("#chain").await, "verified");
     let shot = browser.screenshot("dashboard-item").await;
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
-    b.find(Locator::LinkText("Register"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::LinkText("Register")).await;
     browser.settle("Register of adopted acts").await;
     assert!(
         browser
@@ -308,12 +284,7 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
 
     // Logging out ends the session.
     b.goto(&overview).await.unwrap();
-    b.find(Locator::Css("nav button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser.click(Locator::Css("nav button")).await;
     b.wait()
         .for_url(&url::Url::parse(&format!("{}/dashboard/login", daemon.admin)).unwrap())
         .await
