@@ -27,6 +27,19 @@ pub struct Config {
 pub struct Storage {
     /// The data folder: sled store, generated secrets, `.eml` mail.
     pub path: PathBuf,
+    /// How much of each item's log is checked at start.
+    pub check_on_start: StartCheck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartCheck {
+    /// Each item's stored state is whole and ends where its log ends.
+    #[default]
+    Ends,
+    /// Each item's whole log is replayed and must give its stored state (slower: about
+    /// 10 µs per event).
+    Full,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +95,7 @@ impl Default for Storage {
     fn default() -> Self {
         Storage {
             path: "data".into(),
+            check_on_start: StartCheck::Ends,
         }
     }
 }
@@ -136,6 +150,7 @@ impl Default for Workflows {
 /// The keys environment variables may override.
 const KEYS: &[(&str, &str)] = &[
     ("storage", "path"),
+    ("storage", "check_on_start"),
     ("public", "listen"),
     ("public", "url"),
     ("admin", "listen"),

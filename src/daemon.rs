@@ -191,7 +191,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
     let items = Arc::new(crate::writer::Items::default());
-    let (writer, handle) = Writer::open(
+    let (mut writer, handle) = Writer::open(
         store.clone(),
         defs.clone(),
         roster.clone(),
@@ -201,6 +201,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         items.clone(),
     )
     .await?;
+    if config.storage.check_on_start == crate::config::StartCheck::Full {
+        let repaired = writer.check_logs().await?;
+        tracing::info!(repaired, "every item's log replayed");
+    }
     let writer_task = tokio::spawn(writer.run());
     handle.reload(loaded.workflows).await?;
 

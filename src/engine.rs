@@ -9,10 +9,12 @@
 //! event, so they are in the log too.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::definition::{Audience, Close, InputKind, TieRule, Wait, Workflow};
 use crate::rules::{self, Counts, Tie, Verdict, VoterInfo};
@@ -68,12 +70,15 @@ pub struct Ballot {
     pub choices: Vec<String>,
     pub opened_at: DateTime<Utc>,
     pub closes_at: DateTime<Utc>,
-    /// Fixed when the ballot opens: one voter per member with a voting right.
-    /// Shared, so that copying an item (for undo, or for readers) does not copy its voters.
-    pub electorate: std::sync::Arc<Vec<Voter>>,
+    /// Fixed when the ballot opens: one voter per member with a voting right. Shared, so
+    /// that copying an item does not copy its voters; stored by its id (see `store`).
+    #[serde(with = "electorate_by_id")]
+    pub electorate: Arc<Electorate>,
     /// All members of the council when the ballot opened, suspended ones included.
     pub members: u64,
-    /// Member id to choice; a later vote replaces an earlier one.
+    /// Member id to choice; a later vote replaces an earlier one. Stored as one row per
+    /// member (see `store`), so that a vote writes a few bytes, not the whole ballot.
+    #[serde(skip)]
     pub votes: BTreeMap<String, String>,
     pub result: Option<BallotResult>,
     /// A recorded vote: who voted what may be shown.
@@ -83,6 +88,70 @@ pub struct Ballot {
     /// can influence and no voter sees.
     #[serde(default)]
     pub seed: String,
+}
+
+/// The voters of a ballot, named by a hash of their content: ballots opened on the same
+/// roster share one copy in memory and one row in the store. Serialised as the list of
+/// voters (so in the log, an `electorate_fixed` event carries every voter).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Electorate {
+    id: String,
+    voters: Vec<Voter>,
+}
+
+impl Electorate {
+    pub fn new(voters: Vec<Voter>) -> Electorate {
+        let json = serde_json::to_vec(&voters).unwrap_or_default();
+        let id = hex::encode(&Sha256::digest(&json)[..16]);
+        Electorate { id, voters }
+    }
+
+    /// The content hash: equal ids, equal voters.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// An electorate known only by its id, until the store puts the voters back.
+    pub fn unresolved(id: String) -> Electorate {
+        Electorate {
+            id,
+            voters: Vec::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for Electorate {
+    type Target = [Voter];
+    fn deref(&self) -> &[Voter] {
+        &self.voters
+    }
+}
+
+impl Serialize for Electorate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.voters.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Electorate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Electorate, D::Error> {
+        Vec::<Voter>::deserialize(d).map(Electorate::new)
+    }
+}
+
+/// A ballot's electorate inside a stored item: its id only.
+mod electorate_by_id {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(e: &Arc<Electorate>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&e.id)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<Electorate>, D::Error> {
+        String::deserialize(d).map(|id| Arc::new(Electorate::unresolved(id)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +200,7 @@ pub enum Event {
     },
     ElectorateFixed {
         ballot: usize,
-        electorate: Vec<Voter>,
+        electorate: Arc<Electorate>,
         members: u64,
     },
     Registered {
@@ -319,7 +388,7 @@ pub fn apply(
             item.awaiting = None;
             let head = item.head.clone();
             let b = &mut item.ballots[*ballot];
-            b.electorate = std::sync::Arc::new(electorate.clone());
+            b.electorate = electorate.clone();
             b.seed = head;
             b.members = *members;
             let closes_at = b.closes_at;
@@ -541,8 +610,8 @@ fn signal_count(item: &Item, name: &str) -> u64 {
 
 /// The electorate a ballot opens with: one voter per member with a voting right, the
 /// member's head delegate (or first delegate), with the member's attributes and groups.
-pub fn electorate(roster: &crate::roster::Roster) -> Vec<Voter> {
-    roster
+pub fn electorate(roster: &crate::roster::Roster) -> Electorate {
+    let voters = roster
         .members
         .iter()
         .filter(|m| m.voting_right)
@@ -559,7 +628,8 @@ pub fn electorate(roster: &crate::roster::Roster) -> Vec<Voter> {
                 groups: m.groups.clone(),
             })
         })
-        .collect()
+        .collect();
+    Electorate::new(voters)
 }
 
 /// The counts a ballot's rules are evaluated over.

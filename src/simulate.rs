@@ -213,10 +213,9 @@ impl<'a> Simulator<'a> {
                     }
                     Effect::CancelTimer { .. } => {}
                     Effect::FixElectorate { ballot } => {
-                        let electorate = engine::electorate(self.roster);
                         queue.push(Event::ElectorateFixed {
                             ballot,
-                            electorate,
+                            electorate: std::sync::Arc::new(engine::electorate(self.roster)),
                             members: self.roster.members.len() as u64,
                         });
                     }

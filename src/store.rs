@@ -3,22 +3,30 @@
 //! Trees (DESIGN.md section 3): `definitions` (version → source), `items` (id → state),
 //! `events` (item ‖ seq → event record, hash-chained), `timers` (due ‖ owner ‖ name),
 //! `outbox` (mail id → mail), `registers` (series ‖ year ‖ number → act), `meta`.
-//! Keys are big-endian so ranges scan in order; values are a format byte and JSON.
+//! An item's state is split so that a vote writes a few bytes: `votes` (item ‖ ballot ‖
+//! member → choice) holds the ballots' votes and `electorates` (content hash → voters) one
+//! copy of each distinct electorate; the `items` row holds the rest, with a checksum.
+//! Keys are big-endian so ranges scan in order; values are a format byte and JSON (a vote
+//! row's value is the choice itself).
 //! Writes that belong together go through [`Store::commit`] as one transaction followed by
 //! a flush: nothing is acknowledged before it is on disk.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 use sled::Transactional;
 
-use crate::engine::{Event, Item};
+use crate::engine::{Electorate, Event, Item};
 
 /// The first byte of every stored value: the encoding's version.
 const FORMAT: u8 = 1;
+/// The first byte of an item row: a checksum, then the item without votes and voters.
+const SNAPSHOT: u8 = 2;
+const CHECKSUM: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -115,8 +123,13 @@ pub struct Act {
 /// Writes staged for one commit.
 #[derive(Default)]
 pub struct Batch {
+    /// Item rows, from [`encode_item`].
     pub items: BTreeMap<String, Vec<u8>>,
     pub events: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Vote rows ([`vote_key`] → choice); `None` removes one.
+    pub votes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Electorates by id.
+    pub electorates: BTreeMap<String, Vec<u8>>,
     pub timers: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     pub outbox: Vec<(Vec<u8>, Vec<u8>)>,
     pub registers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -129,6 +142,8 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
             && self.events.is_empty()
+            && self.votes.is_empty()
+            && self.electorates.is_empty()
             && self.timers.is_empty()
             && self.outbox.is_empty()
             && self.registers.is_empty()
@@ -143,6 +158,10 @@ pub struct Store {
     definitions: sled::Tree,
     items: sled::Tree,
     events: sled::Tree,
+    votes: sled::Tree,
+    electorates: sled::Tree,
+    /// Electorates read so far: items that share one share its copy.
+    electorate_cache: Arc<Mutex<HashMap<String, Arc<Electorate>>>>,
     timers: sled::Tree,
     outbox: sled::Tree,
     registers: sled::Tree,
@@ -166,6 +185,57 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
         Some((v, _)) => Err(corrupt(format!("unknown format {v}"))),
         None => Err(corrupt("empty value".into())),
     }
+}
+
+/// An item's row: its state without the ballots' votes and voters (stored in their own
+/// rows), the number of votes of each ballot, and a checksum of all that.
+pub fn encode_item(item: &Item) -> Vec<u8> {
+    let cast: Vec<usize> = item.ballots.iter().map(|b| b.votes.len()).collect();
+    let body = serde_json::to_vec(&(cast, item)).unwrap_or_default();
+    let mut out = Vec::with_capacity(1 + CHECKSUM + body.len());
+    out.push(SNAPSHOT);
+    out.extend_from_slice(&Sha256::digest(&body)[..CHECKSUM]);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn item_prefix(item: &str) -> Vec<u8> {
+    let mut k = item.as_bytes().to_vec();
+    k.push(0);
+    k
+}
+
+fn ballot_prefix(item: &str, ballot: usize) -> Vec<u8> {
+    let mut k = item_prefix(item);
+    k.extend_from_slice(&(ballot as u32).to_be_bytes());
+    k
+}
+
+pub fn vote_key(item: &str, ballot: usize, member: &str) -> Vec<u8> {
+    let mut k = ballot_prefix(item, ballot);
+    k.extend_from_slice(member.as_bytes());
+    k
+}
+
+/// Every row an item's state needs: its own, its vote rows (and removals of rows it no
+/// longer has), and its electorates.
+pub fn stage_whole_item(store: &Store, item: &Item, batch: &mut Batch) -> Result<()> {
+    for k in store.votes.scan_prefix(item_prefix(&item.id)).keys() {
+        batch.votes.insert(k?.to_vec(), None);
+    }
+    for (i, b) in item.ballots.iter().enumerate() {
+        for (member, choice) in &b.votes {
+            batch.votes.insert(
+                vote_key(&item.id, i, member),
+                Some(choice.clone().into_bytes()),
+            );
+        }
+        batch
+            .electorates
+            .insert(b.electorate.id().to_string(), encode(&*b.electorate));
+    }
+    batch.items.insert(item.id.clone(), encode_item(item));
+    Ok(())
 }
 
 pub fn event_key(item: &str, seq: u64) -> Vec<u8> {
@@ -195,6 +265,9 @@ impl Store {
             definitions: tree("definitions")?,
             items: tree("items")?,
             events: tree("events")?,
+            votes: tree("votes")?,
+            electorates: tree("electorates")?,
+            electorate_cache: Default::default(),
             timers: tree("timers")?,
             outbox: tree("outbox")?,
             registers: tree("registers")?,
@@ -211,6 +284,8 @@ impl Store {
         let trees = (
             &self.items,
             &self.events,
+            &self.votes,
+            &self.electorates,
             &self.timers,
             &self.outbox,
             &self.registers,
@@ -219,12 +294,31 @@ impl Store {
         );
         trees
             .transaction(
-                |(items, events, timers, outbox, registers, meta, definitions)| {
+                |(
+                    items,
+                    events,
+                    votes,
+                    electorates,
+                    timers,
+                    outbox,
+                    registers,
+                    meta,
+                    definitions,
+                )| {
                     for (k, v) in &batch.items {
                         items.insert(k.as_bytes(), v.as_slice())?;
                     }
                     for (k, v) in &batch.events {
                         events.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &batch.votes {
+                        match v {
+                            Some(v) => votes.insert(k.as_slice(), v.as_slice())?,
+                            None => votes.remove(k.as_slice())?,
+                        };
+                    }
+                    for (k, v) in &batch.electorates {
+                        electorates.insert(k.as_bytes(), v.as_slice())?;
                     }
                     for (k, v) in &batch.timers {
                         match v {
@@ -317,18 +411,98 @@ impl Store {
             .map_or(0, u64::from_be_bytes))
     }
 
-    pub fn items(&self) -> impl Iterator<Item = Result<Item>> + '_ {
-        self.items.iter().map(|r| {
-            let (k, v) = r?;
-            decode(&k, &v)
-        })
+    /// The id of every stored item.
+    pub fn item_ids(&self) -> impl Iterator<Item = Result<String>> + '_ {
+        self.items
+            .iter()
+            .keys()
+            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
     }
 
+    /// An item's stored state, put together from its row, its vote rows and its
+    /// electorates. A row whose checksum or vote count does not match is `Corrupt`.
     pub fn item(&self, id: &str) -> Result<Option<Item>> {
-        self.items
-            .get(id)?
-            .map(|v| decode(id.as_bytes(), &v))
-            .transpose()
+        let Some(row) = self.items.get(id)? else {
+            return Ok(None);
+        };
+        let corrupt = |reason: String| Error::Corrupt {
+            key: id.to_string(),
+            reason,
+        };
+        let body = match row.split_first() {
+            Some((&SNAPSHOT, rest)) if rest.len() >= CHECKSUM => {
+                let (sum, body) = rest.split_at(CHECKSUM);
+                if Sha256::digest(body)[..CHECKSUM] != *sum {
+                    return Err(corrupt("the checksum does not match".into()));
+                }
+                body
+            }
+            Some((v, _)) => return Err(corrupt(format!("unknown item format {v}"))),
+            None => return Err(corrupt("empty value".into())),
+        };
+        let (cast, mut item): (Vec<usize>, Item) =
+            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
+        for (i, b) in item.ballots.iter_mut().enumerate() {
+            b.electorate = self.electorate(b.electorate.id())?;
+            let prefix = ballot_prefix(id, i);
+            for row in self.votes.scan_prefix(&prefix) {
+                let (k, v) = row?;
+                let member = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                b.votes
+                    .insert(member, String::from_utf8_lossy(&v).into_owned());
+            }
+            if cast.get(i) != Some(&b.votes.len()) {
+                return Err(corrupt(format!(
+                    "ballot {i} has {} vote rows, its item row counts {:?}",
+                    b.votes.len(),
+                    cast.get(i)
+                )));
+            }
+        }
+        Ok(Some(item))
+    }
+
+    /// One copy of each electorate, shared by every item that has it.
+    fn electorate(&self, id: &str) -> Result<Arc<Electorate>> {
+        if id.is_empty() {
+            return Ok(Arc::default());
+        }
+        let mut cache = self
+            .electorate_cache
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(e) = cache.get(id) {
+            return Ok(e.clone());
+        }
+        let row = self.electorates.get(id)?.ok_or_else(|| Error::Corrupt {
+            key: id.to_string(),
+            reason: "electorate missing".into(),
+        })?;
+        let e: Electorate = decode(id.as_bytes(), &row)?;
+        if e.id() != id {
+            return Err(Error::Corrupt {
+                key: id.to_string(),
+                reason: "electorate does not match its id".into(),
+            });
+        }
+        let e = Arc::new(e);
+        cache.insert(id.to_string(), e.clone());
+        Ok(e)
+    }
+
+    /// The sequence number and hash of an item's last event.
+    pub fn last_event(&self, item: &str) -> Result<Option<(u64, String)>> {
+        #[derive(Deserialize)]
+        struct Tail {
+            seq: u64,
+            hash: String,
+        }
+        let Some(row) = self.events.scan_prefix(item_prefix(item)).next_back() else {
+            return Ok(None);
+        };
+        let (k, v) = row?;
+        let tail: Tail = decode(&k, &v)?;
+        Ok(Some((tail.seq, tail.hash)))
     }
 
     pub fn item_count(&self) -> usize {
@@ -336,9 +510,7 @@ impl Store {
     }
 
     pub fn events(&self, item: &str) -> impl Iterator<Item = Result<Record>> + '_ {
-        let mut prefix = item.as_bytes().to_vec();
-        prefix.push(0);
-        self.events.scan_prefix(prefix).map(|r| {
+        self.events.scan_prefix(item_prefix(item)).map(|r| {
             let (k, v) = r?;
             decode(&k, &v)
         })
@@ -437,6 +609,79 @@ mod tests {
         assert!(a.encode() < b.encode());
         assert_eq!(TimerKey::decode(&a.encode()), Some(a));
         assert_eq!(TimerKey::decode(b"short"), None);
+    }
+
+    fn item_with_votes() -> Item {
+        use crate::engine::{Ballot, Status, Voter};
+        let at = Utc.timestamp_millis_opt(0).unwrap();
+        let voter = |m: &str| Voter {
+            member: m.into(),
+            member_name: m.into(),
+            delegate: 0,
+            name: m.into(),
+            email: format!("{m}@example.org"),
+            language: "en".into(),
+            attributes: Default::default(),
+            groups: Vec::new(),
+        };
+        let electorate = Arc::new(Electorate::new(vec![voter("AAA"), voter("BBB")]));
+        Item {
+            id: "item-1".into(),
+            workflow: "w".into(),
+            version: "v".into(),
+            inputs: Default::default(),
+            started_at: at,
+            stage: "vote".into(),
+            entered_at: at,
+            status: Status::Open,
+            outcome: None,
+            register_number: None,
+            ballots: vec![Ballot {
+                stage: "vote".into(),
+                question: "?".into(),
+                choices: vec!["yes".into(), "no".into()],
+                opened_at: at,
+                closes_at: at,
+                electorate,
+                members: 2,
+                votes: [("AAA".to_string(), "yes".to_string())].into(),
+                result: None,
+                recorded: false,
+                seed: String::new(),
+            }],
+            signals: Vec::new(),
+            timers: Default::default(),
+            awaiting: None,
+            seq: 3,
+            head: "h".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_item_is_stored_in_rows_and_read_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let item = item_with_votes();
+        let mut batch = Batch::default();
+        stage_whole_item(&store, &item, &mut batch).unwrap();
+        store.commit(&batch).await.unwrap();
+        assert_eq!(store.item("item-1").unwrap(), Some(item.clone()));
+        let row = store.items.get("item-1").unwrap().unwrap();
+        assert!(row.len() < 1_000, "no voters in the item's row");
+
+        // A vote row added behind the store's back, then an edited item row: both refused.
+        store
+            .votes
+            .insert(vote_key("item-1", 0, "BBB"), "no")
+            .unwrap();
+        let err = store.item("item-1").unwrap_err().to_string();
+        assert!(err.contains("vote rows"), "{err}");
+        let mut edited = row.to_vec();
+        let last = edited.len() - 2;
+        edited[last] ^= 1;
+        store.items.insert("item-1", edited).unwrap();
+        let err = store.item("item-1").unwrap_err().to_string();
+        assert!(err.contains("checksum"), "{err}");
     }
 
     #[test]

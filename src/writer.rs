@@ -98,10 +98,18 @@ impl Items {
         self.0.read().ok()?.get(id).cloned()
     }
 
-    fn publish(&self, items: impl Iterator<Item = Item>) {
+    /// Every item, in no particular order.
+    pub fn all(&self) -> Vec<Arc<Item>> {
+        self.0
+            .read()
+            .map(|map| map.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn publish(&self, items: impl Iterator<Item = Arc<Item>>) {
         if let Ok(mut map) = self.0.write() {
             for item in items {
-                map.insert(item.id.clone(), Arc::new(item));
+                map.insert(item.id.clone(), item);
             }
         }
     }
@@ -172,7 +180,10 @@ pub struct Writer {
     defs: Arc<ArcSwap<Definitions>>,
     roster: Arc<Roster>,
     tz: Tz,
-    items: HashMap<String, Item>,
+    /// The electorate a ballot opening now gets (the roster is fixed while the daemon runs).
+    electorate: Arc<engine::Electorate>,
+    /// Shared with the published items until a request changes one.
+    items: HashMap<String, Arc<Item>>,
     next_item: u64,
     registers: HashMap<(String, i32), u64>,
     wake: Wake,
@@ -185,7 +196,7 @@ pub struct Writer {
 #[derive(Default)]
 struct Staged {
     batch: Batch,
-    undo: HashMap<String, Option<Item>>,
+    undo: HashMap<String, Option<Arc<Item>>>,
     dirty: BTreeSet<String>,
     /// Kinds of the events staged, counted once the batch is durable.
     kinds: Vec<&'static str>,
@@ -194,7 +205,8 @@ struct Staged {
 }
 
 impl Writer {
-    /// Loads every item and checks it against its log; returns the writer and its handle.
+    /// Loads every item and checks it against the end of its log (an item whose stored
+    /// state does not match is rebuilt from its log); returns the writer and its handle.
     pub async fn open(
         store: Store,
         defs: Arc<ArcSwap<Definitions>>,
@@ -206,30 +218,34 @@ impl Writer {
     ) -> anyhow::Result<(Writer, Handle)> {
         let mut items = HashMap::new();
         let mut repaired = Batch::default();
-        for item in store.items() {
-            let item = item?;
-            let replayed = replay(&store, &defs.load(), tz, &item.id)?;
-            if replayed.as_ref() != Some(&item) {
-                tracing::error!(item = %item.id, "stored state differs from its event log; the log wins");
-            }
-            if let Some(replayed) = replayed {
-                if replayed != item {
-                    repaired
-                        .items
-                        .insert(replayed.id.clone(), store::encode(&replayed));
+        for id in store.item_ids() {
+            let id = id?;
+            let item = match check_stored(&store, &id) {
+                Ok(item) => Some(item),
+                Err(problem) => {
+                    tracing::error!(item = %id, %problem, "stored state differs from its event log; the log wins");
+                    let replayed = replay(&store, &defs.load(), tz, &id)?;
+                    if let Some(item) = &replayed {
+                        store::stage_whole_item(&store, item, &mut repaired)?;
+                    }
+                    replayed
                 }
-                items.insert(replayed.id.clone(), replayed);
+            };
+            if let Some(item) = item {
+                items.insert(id, Arc::new(item));
             }
         }
         store.commit(&repaired).await?;
         let next_item = store.meta_u64(NEXT_ITEM)?;
         published.publish(items.values().cloned());
+        let electorate = Arc::new(engine::electorate(&roster));
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
             store,
             defs,
             roster,
             tz,
+            electorate,
             items,
             next_item,
             registers: HashMap::new(),
@@ -239,6 +255,30 @@ impl Writer {
             rx,
         };
         Ok((writer, Handle { tx }))
+    }
+
+    /// Replays every item's whole log; an item whose stored state differs from it is
+    /// replaced by the replayed one (the log wins). Returns how many were replaced.
+    pub async fn check_logs(&mut self) -> anyhow::Result<usize> {
+        let mut repaired = Batch::default();
+        let mut ids = Vec::new();
+        for (id, item) in &self.items {
+            let replayed = replay(&self.store, &self.defs.load(), self.tz, id)?;
+            if replayed.as_ref() != Some(&**item) {
+                tracing::error!(item = %id, problem = "a full replay gives another state", "stored state differs from its event log; the log wins");
+                if let Some(replayed) = replayed {
+                    store::stage_whole_item(&self.store, &replayed, &mut repaired)?;
+                    ids.push((id.clone(), replayed));
+                }
+            }
+        }
+        self.store.commit(&repaired).await?;
+        let count = ids.len();
+        for (id, item) in ids {
+            self.items.insert(id, Arc::new(item));
+        }
+        self.published.publish(self.items.values().cloned());
+        Ok(count)
     }
 
     /// Runs until every handle is dropped.
@@ -285,7 +325,7 @@ impl Writer {
         }
         for id in &s.dirty {
             if let Some(item) = self.items.get(id) {
-                s.batch.items.insert(id.clone(), store::encode(item));
+                s.batch.items.insert(id.clone(), store::encode_item(item));
             }
         }
         let timers_changed = !s.batch.timers.is_empty();
@@ -482,14 +522,14 @@ impl Writer {
         at: DateTime<Utc>,
         event: Event,
     ) -> Result<Done, WriteError> {
-        let mut state = self.items.remove(id);
-        let version = match (&state, &event) {
+        let before = self.items.remove(id);
+        let version = match (&before, &event) {
             (Some(item), _) => item.version.clone(),
             (None, Event::Started { version, .. }) => version.clone(),
             (None, _) => return Err(WriteError::NoItem(id.to_string())),
         };
         let Some(def) = self.defs.load().version(&version).cloned() else {
-            if let Some(item) = state {
+            if let Some(item) = before {
                 self.items.insert(id.to_string(), item);
             }
             return Err(WriteError::NoWorkflow(version));
@@ -500,7 +540,9 @@ impl Writer {
         };
         s.undo
             .entry(id.to_string())
-            .or_insert_with(|| state.clone());
+            .or_insert_with(|| before.clone());
+        // Copied only on the batch's first change: readers keep the committed state.
+        let mut state = before.map(Arc::unwrap_or_clone);
         let mut queue = VecDeque::from([event]);
         let mut done = None;
         let mut rounds = 0;
@@ -510,7 +552,7 @@ impl Writer {
                 Ok(fx) => fx,
                 Err(r) if done.is_none() => {
                     if let Some(item) = state {
-                        self.items.insert(id.to_string(), item);
+                        self.items.insert(id.to_string(), Arc::new(item));
                     }
                     return Err(r.into());
                 }
@@ -526,6 +568,24 @@ impl Writer {
             s.batch
                 .events
                 .push((store::event_key(id, record.seq), store::encode(&record)));
+            match &record.event {
+                Event::VoteCast {
+                    ballot,
+                    member,
+                    choice,
+                } => {
+                    s.batch.votes.insert(
+                        store::vote_key(id, *ballot, member),
+                        Some(choice.clone().into_bytes()),
+                    );
+                }
+                Event::ElectorateFixed { electorate, .. } => {
+                    s.batch
+                        .electorates
+                        .insert(electorate.id().to_string(), store::encode(&**electorate));
+                }
+                _ => {}
+            }
             s.kinds.push(record.event.kind());
             tracing::debug!(
                 item = id,
@@ -596,7 +656,7 @@ impl Writer {
                     Effect::FixElectorate { ballot } if rounds < MAX_FOLLOW_UPS => {
                         queue.push_back(Event::ElectorateFixed {
                             ballot,
-                            electorate: engine::electorate(&self.roster),
+                            electorate: self.electorate.clone(),
                             members: self.roster.members.len() as u64,
                         });
                     }
@@ -611,7 +671,7 @@ impl Writer {
             }
         }
         if let Some(item) = state {
-            self.items.insert(id.to_string(), item);
+            self.items.insert(id.to_string(), Arc::new(item));
         }
         s.dirty.insert(id.to_string());
         done.ok_or_else(|| WriteError::NoItem(id.to_string()))
@@ -728,6 +788,23 @@ impl Reply {
             }
         }
     }
+}
+
+/// An item's stored state, if it is whole and ends where its log ends.
+fn check_stored(store: &Store, id: &str) -> Result<Item, String> {
+    let item = store
+        .item(id)
+        .map_err(|e| e.to_string())?
+        .ok_or("no item row")?;
+    let last = store.last_event(id).map_err(|e| e.to_string())?;
+    if last != Some((item.seq, item.head.clone())) {
+        return Err(format!(
+            "the item row is at event {} and its log at {:?}",
+            item.seq,
+            last.map(|(seq, _)| seq)
+        ));
+    }
+    Ok(item)
 }
 
 /// Rebuilds an item by folding its log through `apply` (the stored state must equal it).

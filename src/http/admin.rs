@@ -120,8 +120,7 @@ async fn list_items(
     let Query(filter) =
         filter.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let mut items = Vec::new();
-    for item in app.store.items() {
-        let item = item?;
+    for item in app.items.all() {
         if filter.matches(&item) {
             items.push(item);
         }
@@ -138,13 +137,13 @@ async fn list_items(
         .iter()
         .skip(filter.offset.unwrap_or(0))
         .take(filter.limit.unwrap_or(usize::MAX))
-        .map(item_json)
+        .map(|i| item_json(i))
         .collect();
     Ok(Json(json!({ "items": page, "total": total })))
 }
 
 async fn show_item(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let item = app.store.item(&id)?.ok_or_else(|| not_found("item", &id))?;
+    let item = app.items.get(&id).ok_or_else(|| not_found("item", &id))?;
     let events: Vec<Value> = app
         .store
         .events(&id)
@@ -160,7 +159,7 @@ async fn show_item(State(app): AppState, Path(id): Path<String>) -> Result<Json<
 /// Sends an event about an item and answers with its receipt and the item after it.
 async fn record(app: &App, id: String, event: Event) -> Result<Json<Value>, ApiError> {
     let done = app.writer.event(id.clone(), event).await?;
-    let item = app.store.item(&id)?.map(|i| item_json(&i));
+    let item = app.items.get(&id).map(|i| item_json(&i));
     Ok(Json(json!({ "event": done.hash, "item": item })))
 }
 
@@ -279,12 +278,12 @@ async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
 fn definitions_json(app: &App) -> Vec<Value> {
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
     for item in app
-        .store
-        .items()
-        .flatten()
+        .items
+        .all()
+        .into_iter()
         .filter(|i| i.status == Status::Open)
     {
-        *running.entry(item.version).or_default() += 1;
+        *running.entry(item.version.clone()).or_default() += 1;
     }
     app.defs
         .load()
@@ -398,8 +397,7 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
     let mut by_outcome: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut open_ballots = Vec::new();
     let now = crate::clock::now();
-    for item in app.store.items() {
-        let item = item?;
+    for item in app.items.all() {
         match item.status {
             Status::Open => {
                 *by_stage

@@ -103,8 +103,7 @@ fn title_of(item: &Item) -> String {
 async fn overview(State(app): AppState) -> Result<Response, ApiError> {
     let mut rows = String::new();
     let mut ended = 0;
-    for item in app.store.items() {
-        let item = item?;
+    for item in app.items.all() {
         if item.status == Status::Ended {
             ended += 1;
             continue;
@@ -144,7 +143,7 @@ async fn overview(State(app): AppState) -> Result<Response, ApiError> {
 }
 
 async fn item_page(State(app): AppState, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let Some(item) = app.store.item(&id)? else {
+    let Some(item) = app.items.get(&id) else {
         return Ok(layout(
             StatusCode::NOT_FOUND,
             "No such item",

@@ -118,7 +118,7 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
     );
 
     // Restart on the same folder: every acknowledged vote is there, once.
-    let daemon = Daemon::start(council.path(), &[]);
+    let daemon = Daemon::start(council.path(), FULL_CHECK);
     let item = daemon.item(&id).await;
     assert_eq!(item["chain"]["verified"], true);
     assert!(
@@ -230,7 +230,7 @@ async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
     let mut attempts: Vec<Attempt> = Vec::new();
     let (mut kills, mut acked_total) = (0, 0);
     for round in 0..rounds {
-        let daemon = Daemon::start(council.path(), &[]);
+        let daemon = Daemon::start(council.path(), FULL_CHECK);
         check(&daemon, &council, &attempts).await;
         // Keep two ballots open.
         let (_, open) = daemon
@@ -313,7 +313,7 @@ async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
             );
         }
     }
-    let daemon = Daemon::start(council.path(), &[]);
+    let daemon = Daemon::start(council.path(), FULL_CHECK);
     check(&daemon, &council, &attempts).await;
     eprintln!(
         "crash rounds: {rounds} rounds, {kills} kills, {acked_total} acknowledged votes, {} attempts, seed {seed}",
@@ -323,7 +323,15 @@ async fn random_kills_under_vote_load_lose_nothing_and_count_nothing_twice() {
 }
 
 /// The invariants, checked through the admin API and the mail folder.
+/// Restarts replay every item's whole log and compare it with the stored state.
+const FULL_CHECK: &[(&str, &str)] = &[("COUNCILD_STORAGE_CHECK_ON_START", "full")];
+
 async fn check(daemon: &Daemon, council: &Council, attempts: &[Attempt]) {
+    assert!(
+        !daemon.log().contains("differs from its event log"),
+        "start-up check found a mismatch:\n{}",
+        daemon.log()
+    );
     // Mail moves from the outbox to the mail folder, so the outbox is read first.
     let (_, outbox) = daemon
         .admin(reqwest::Method::GET, "/api/outbox", None)

@@ -221,17 +221,24 @@ async fn a_stored_state_that_disagrees_with_its_log_is_rebuilt_from_the_log() {
         .await;
     daemon.kill();
 
-    // Someone edits the stored state behind the daemon's back: the stage and a vote.
-    let store = councild::store::Store::open(&council.path().join("data/store")).unwrap();
-    let mut item = store.item(&id).unwrap().unwrap();
-    item.stage = "adopt".into();
-    item.ballots[0].votes.insert("AAA".into(), "yes".into());
-    let mut batch = councild::store::Batch::default();
-    batch
-        .items
-        .insert(id.clone(), councild::store::encode(&item));
-    store.commit(&batch).await.unwrap();
-    drop(store);
+    // Someone edits the stored state behind the daemon's back: the stage, in the item's
+    // row, and a vote, added as a row of its own.
+    let db = sled::open(council.path().join("data/store")).unwrap();
+    let items = db.open_tree("items").unwrap();
+    let mut row = items.get(&id).unwrap().unwrap().to_vec();
+    let from = br#""stage":"vote""#;
+    let at = row
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the stage is in the row");
+    row.splice(at..at + from.len(), br#""stage":"adopt""#.iter().copied());
+    items.insert(id.as_bytes(), row).unwrap();
+    db.open_tree("votes")
+        .unwrap()
+        .insert(councild::store::vote_key(&id, 0, "AAA"), "yes")
+        .unwrap();
+    db.flush().unwrap();
+    drop((items, db));
 
     let daemon = Daemon::start(council.path(), &[]);
     let after = daemon.item(&id).await;
@@ -243,5 +250,20 @@ async fn a_stored_state_that_disagrees_with_its_log_is_rebuilt_from_the_log() {
             .contains("stored state differs from its event log"),
         "{}",
         daemon.log()
+    );
+
+    // The repaired state is whole: a full replay of every log agrees with it.
+    daemon.kill();
+    let daemon = Daemon::start(
+        council.path(),
+        &[("COUNCILD_STORAGE_CHECK_ON_START", "full")],
+    );
+    assert_eq!(daemon.item(&id).await["stage"], before["stage"]);
+    assert!(daemon.log().contains("every item's log replayed"));
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("differs").count(),
+        1,
+        "only the first start: {log}"
     );
 }
