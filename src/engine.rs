@@ -8,7 +8,7 @@
 //! opens, the next free register number) are asked for with an effect and come back as an
 //! event, so they are in the log too.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Utc};
@@ -76,10 +76,10 @@ pub struct Ballot {
     pub electorate: Arc<Electorate>,
     /// All members of the council when the ballot opened, suspended ones included.
     pub members: u64,
-    /// Member id to choice; a later vote replaces an earlier one. Stored as one row per
+    /// Each voter's choice; a later vote replaces an earlier one. Stored as one row per
     /// member (see `store`), so that a vote writes a few bytes, not the whole ballot.
     #[serde(skip)]
-    pub votes: BTreeMap<String, String>,
+    pub votes: Votes,
     pub result: Option<BallotResult>,
     /// A recorded vote: who voted what may be shown.
     #[serde(default)]
@@ -97,13 +97,20 @@ pub struct Ballot {
 pub struct Electorate {
     id: String,
     voters: Vec<Voter>,
+    /// Member id to place in `voters`.
+    places: HashMap<String, usize>,
 }
 
 impl Electorate {
     pub fn new(voters: Vec<Voter>) -> Electorate {
         let json = serde_json::to_vec(&voters).unwrap_or_default();
         let id = hex::encode(&Sha256::digest(&json)[..16]);
-        Electorate { id, voters }
+        let places = voters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.member.clone(), i))
+            .collect();
+        Electorate { id, voters, places }
     }
 
     /// The content hash: equal ids, equal voters.
@@ -115,8 +122,73 @@ impl Electorate {
     pub fn unresolved(id: String) -> Electorate {
         Electorate {
             id,
-            voters: Vec::new(),
+            ..Electorate::default()
         }
+    }
+
+    pub fn place(&self, member: &str) -> Option<usize> {
+        self.places.get(member).copied()
+    }
+
+    pub fn voter(&self, member: &str) -> Option<&Voter> {
+        self.voters.get(self.place(member)?)
+    }
+}
+
+/// Each voter's choice, by the voter's place in the electorate: 0 for none, otherwise one
+/// more than the choice's place in the ballot's choices. Copying it is one small memcpy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Votes {
+    by_place: Vec<u16>,
+    cast: usize,
+}
+
+impl Ballot {
+    /// How many members have voted.
+    pub fn cast(&self) -> usize {
+        self.votes.cast
+    }
+
+    /// A member's current choice.
+    pub fn vote(&self, member: &str) -> Option<&str> {
+        let place = self.electorate.place(member)?;
+        self.choice_at(place)
+    }
+
+    fn choice_at(&self, place: usize) -> Option<&str> {
+        let c = usize::from(*self.votes.by_place.get(place)?);
+        self.choices.get(c.checked_sub(1)?).map(String::as_str)
+    }
+
+    /// Every vote cast, in the electorate's order.
+    pub fn votes(&self) -> impl Iterator<Item = (&Voter, &str)> {
+        self.electorate
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((v, self.choice_at(i)?)))
+    }
+
+    /// Records (or changes) a member's vote; false, and nothing changed, when the member is
+    /// not in the electorate or the choice is not offered.
+    pub fn record(&mut self, member: &str, choice: &str) -> bool {
+        let (Some(place), Some(c)) = (
+            self.electorate.place(member),
+            self.choices.iter().position(|x| x == choice),
+        ) else {
+            return false;
+        };
+        let Ok(c) = u16::try_from(c + 1) else {
+            return false;
+        };
+        let votes = &mut self.votes;
+        if votes.by_place.len() < self.electorate.len() {
+            votes.by_place.resize(self.electorate.len(), 0);
+        }
+        if votes.by_place[place] == 0 {
+            votes.cast += 1;
+        }
+        votes.by_place[place] = c;
+        true
     }
 }
 
@@ -444,15 +516,15 @@ pub fn apply(
             if item.awaiting == Some(Awaiting::Electorate(*ballot)) {
                 return Err(Rejection::BallotNotOpen);
             }
-            if !b.electorate.iter().any(|v| &v.member == member) {
+            if b.electorate.place(member).is_none() {
                 return Err(Rejection::NotInElectorate(member.clone()));
             }
             if !b.choices.contains(choice) {
                 return Err(Rejection::NoSuchChoice(choice.clone()));
             }
             let b = &mut item.ballots[*ballot];
-            b.votes.insert(member.clone(), choice.clone());
-            let all_voted = b.votes.len() == b.electorate.len();
+            b.record(member, choice);
+            let all_voted = b.cast() == b.electorate.len();
             if let Some(spec) = ballot_spec(ctx, item) {
                 fx.push(Effect::Mail {
                     template: spec.receipt_template.clone(),
@@ -637,9 +709,10 @@ pub fn counts(b: &Ballot) -> Counts {
     let voters = b
         .electorate
         .iter()
-        .map(|v| VoterInfo {
+        .enumerate()
+        .map(|(i, v)| VoterInfo {
             member: v.member.clone(),
-            choice: b.votes.get(&v.member).cloned(),
+            choice: b.choice_at(i).map(String::from),
             attributes: v.attributes.clone(),
             groups: v.groups.clone(),
         })
@@ -744,7 +817,7 @@ fn proceed(
             closes_at: at + spec.closes_after.0,
             electorate: Default::default(),
             members: 0,
-            votes: BTreeMap::new(),
+            votes: Votes::default(),
             result: None,
             recorded: spec.recorded,
             seed: String::new(),

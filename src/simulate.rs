@@ -255,7 +255,7 @@ impl<'a> Simulator<'a> {
             Recipients::NotVoted(b) => item
                 .ballots
                 .get(*b)
-                .map_or(0, |b| b.electorate.len() - b.votes.len()),
+                .map_or(0, |b| b.electorate.len() - b.cast()),
         }
     }
 

@@ -190,7 +190,7 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
 /// An item's row: its state without the ballots' votes and voters (stored in their own
 /// rows), the number of votes of each ballot, and a checksum of all that.
 pub fn encode_item(item: &Item) -> Vec<u8> {
-    let cast: Vec<usize> = item.ballots.iter().map(|b| b.votes.len()).collect();
+    let cast: Vec<usize> = item.ballots.iter().map(|b| b.cast()).collect();
     let body = serde_json::to_vec(&(cast, item)).unwrap_or_default();
     let mut out = Vec::with_capacity(1 + CHECKSUM + body.len());
     out.push(SNAPSHOT);
@@ -224,10 +224,10 @@ pub fn stage_whole_item(store: &Store, item: &Item, batch: &mut Batch) -> Result
         batch.votes.insert(k?.to_vec(), None);
     }
     for (i, b) in item.ballots.iter().enumerate() {
-        for (member, choice) in &b.votes {
+        for (voter, choice) in b.votes() {
             batch.votes.insert(
-                vote_key(&item.id, i, member),
-                Some(choice.clone().into_bytes()),
+                vote_key(&item.id, i, &voter.member),
+                Some(choice.as_bytes().to_vec()),
             );
         }
         batch
@@ -447,14 +447,17 @@ impl Store {
             let prefix = ballot_prefix(id, i);
             for row in self.votes.scan_prefix(&prefix) {
                 let (k, v) = row?;
-                let member = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-                b.votes
-                    .insert(member, String::from_utf8_lossy(&v).into_owned());
+                let member = String::from_utf8_lossy(&k[prefix.len()..]);
+                if !b.record(&member, &String::from_utf8_lossy(&v)) {
+                    return Err(corrupt(format!(
+                        "ballot {i} has a vote row of `{member}`, who cannot vote so"
+                    )));
+                }
             }
-            if cast.get(i) != Some(&b.votes.len()) {
+            if cast.get(i) != Some(&b.cast()) {
                 return Err(corrupt(format!(
                     "ballot {i} has {} vote rows, its item row counts {:?}",
-                    b.votes.len(),
+                    b.cast(),
                     cast.get(i)
                 )));
             }
@@ -625,7 +628,7 @@ mod tests {
             groups: Vec::new(),
         };
         let electorate = Arc::new(Electorate::new(vec![voter("AAA"), voter("BBB")]));
-        Item {
+        let mut item = Item {
             id: "item-1".into(),
             workflow: "w".into(),
             version: "v".into(),
@@ -644,7 +647,7 @@ mod tests {
                 closes_at: at,
                 electorate,
                 members: 2,
-                votes: [("AAA".to_string(), "yes".to_string())].into(),
+                votes: Default::default(),
                 result: None,
                 recorded: false,
                 seed: String::new(),
@@ -654,7 +657,9 @@ mod tests {
             awaiting: None,
             seq: 3,
             head: "h".into(),
-        }
+        };
+        assert!(item.ballots[0].record("AAA", "yes"));
+        item
     }
 
     #[tokio::test]

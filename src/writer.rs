@@ -727,7 +727,7 @@ impl Writer {
             Recipients::Voter(b, member) => item
                 .ballots
                 .get(b)
-                .and_then(|b| b.electorate.iter().find(|v| v.member == member))
+                .and_then(|b| b.electorate.voter(&member))
                 .map(voter)
                 .into_iter()
                 .collect(),
@@ -737,7 +737,7 @@ impl Writer {
                 .map(|b| {
                     b.electorate
                         .iter()
-                        .filter(|v| !b.votes.contains_key(&v.member))
+                        .filter(|v| b.vote(&v.member).is_none())
                         .map(voter)
                         .collect()
                 })

@@ -200,7 +200,7 @@ fn without_quorum_the_draft_goes_back_to_circulation() {
         2,
         "a new ballot, with a fresh electorate"
     );
-    assert!(sim.item().ballots[1].votes.is_empty());
+    assert_eq!(sim.item().ballots[1].cast(), 0);
 }
 
 #[test]
@@ -348,8 +348,8 @@ proptest! {
                 Op::Cancel => sim.apply(Event::Cancelled { reason: "test".into() }),
             };
             for b in &sim.item().ballots {
-                prop_assert!(b.votes.len() <= b.electorate.len());
-                prop_assert!(b.votes.keys().all(|m| b.electorate.iter().any(|v| &v.member == m)));
+                prop_assert!(b.cast() <= b.electorate.len());
+                prop_assert_eq!(b.votes().count(), b.cast());
             }
         }
         let replayed = sim.replayed();

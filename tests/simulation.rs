@@ -111,20 +111,25 @@ fn run(seed: u64, workflows: &[Workflow], roster: &Roster) {
         let item = sim.item().unwrap();
         for b in &item.ballots {
             assert!(
-                b.votes.len() <= b.electorate.len(),
+                b.cast() <= b.electorate.len(),
                 "seed {seed} step {step}: more votes than voters"
             );
-            for (m, c) in &b.votes {
+            assert_eq!(
+                b.votes().count(),
+                b.cast(),
+                "seed {seed} step {step}: the count of votes is off"
+            );
+            for (v, c) in b.votes() {
                 assert!(
-                    b.electorate.iter().any(|v| &v.member == m),
-                    "seed {seed}: {m} votes without a voting right"
+                    b.choices.iter().any(|x| x == c),
+                    "seed {seed}: {} chose unknown {c}",
+                    v.member
                 );
-                assert!(b.choices.contains(c), "seed {seed}: unknown choice {c}");
             }
             if let Some(r) = &b.result {
                 assert_eq!(
                     r.counts.values().sum::<u64>(),
-                    b.votes.len() as u64,
+                    b.cast() as u64,
                     "seed {seed}: the tally counts each vote once"
                 );
             }

@@ -424,7 +424,7 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
             .filter(|(_, b)| b.result.is_none())
         {
             open_ballots.push(json!({
-                "item": item.id, "ballot": i, "stage": b.stage, "cast": b.votes.len(), "eligible": b.electorate.len(),
+                "item": item.id, "ballot": i, "stage": b.stage, "cast": b.cast(), "eligible": b.electorate.len(),
                 "closes_at": b.closes_at, "seconds_left": (b.closes_at - now).num_seconds().max(0),
             }));
         }
@@ -475,7 +475,7 @@ pub fn item_json(item: &Item) -> Value {
             json!({
                 "stage": b.stage, "question": b.question, "choices": b.choices,
                 "opened_at": b.opened_at, "closes_at": b.closes_at,
-                "eligible": b.electorate.len(), "cast": b.votes.len(),
+                "eligible": b.electorate.len(), "cast": b.cast(),
                 "counts": counts(b).choices,
                 "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at})),
             })

@@ -200,8 +200,8 @@ fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
         .ok_or_else(|| refuse(StatusCode::NOT_FOUND, w.not_valid_title, w.gone))?;
     let voter = item.ballots.get(r.ballot).and_then(|b| {
         b.electorate
-            .iter()
-            .find(|v| v.member == r.member && v.delegate == r.delegate)
+            .voter(&r.member)
+            .filter(|v| v.delegate == r.delegate)
     });
     let Some(language) = voter.map(|v| v.language.clone()) else {
         return Err(refuse(
@@ -339,14 +339,13 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
         .unwrap_or_else(|| f.item.workflow.clone());
     let member_name = b
         .electorate
-        .iter()
-        .find(|v| v.member == f.r.member)
+        .voter(&f.r.member)
         .map_or(f.r.member.as_str(), |v| v.member_name.as_str());
     let closes = b
         .closes_at
         .with_timezone(&app.tz)
         .format("%Y-%m-%d %H:%M %Z");
-    let current = b.votes.get(&f.r.member);
+    let current = b.vote(&f.r.member);
     let mut body = format!(
         "<p class=\"item\"><bdi>{}</bdi> — <bdi>{}</bdi></p><h2 id=\"question\"><bdi>{}</bdi></h2>",
         escape(&app.roster.council),

@@ -112,7 +112,7 @@ async fn overview(State(app): AppState) -> Result<Response, ApiError> {
             .ballots
             .iter()
             .rfind(|b| b.result.is_none())
-            .map(|b| format!("{} of {} voted", b.votes.len(), b.electorate.len()))
+            .map(|b| format!("{} of {} voted", b.cast(), b.electorate.len()))
             .unwrap_or_default();
         rows.push_str(&format!(
             "<tr><td><a href=\"/dashboard/items/{0}\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td></tr>",
@@ -189,11 +189,11 @@ async fn item_page(State(app): AppState, Path(id): Path<String>) -> Result<Respo
             i + 1,
             escape(&b.stage),
             state,
-            b.votes.len(),
+            b.cast(),
             b.electorate.len()
         ));
         for v in b.electorate.iter() {
-            let cell = match b.votes.get(&v.member) {
+            let cell = match b.vote(&v.member) {
                 Some(choice) if b.recorded => escape(choice),
                 Some(_) => "voted".to_string(),
                 None => "—".to_string(),
