@@ -9,12 +9,16 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::{Attachment, Mailbox, MultiPart, header::ContentType};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -31,8 +35,14 @@ use crate::token::{BallotRef, Key};
 const MAX_ATTEMPTS: u32 = 12;
 /// The template of the secretariat's notice about a mail that failed for good.
 const FAILURE_TEMPLATE: &str = "mail-failed";
-/// Mails handed to the transport at the same time (the SMTP pool keeps up to 10 connections).
+/// Mails rendered or handed to the transport at the same time.
 const IN_FLIGHT: usize = 16;
+/// SMTP connections open at once (lettre's default pool size).
+const MAX_CONNECTIONS: usize = 10;
+/// Time allowed to connect, and to send one mail.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// SMTP connections unused this long are closed when the outbox is idle.
+const IDLE_CLOSE: Duration = Duration::from_secs(60);
 /// Mails taken from the outbox per round.
 const ROUND: usize = 256;
 
@@ -173,18 +183,29 @@ pub fn context(
 pub enum Transport {
     /// `.eml` files in a folder, one per mail, named by its id.
     Files(PathBuf),
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// Plain SMTP or STARTTLS, over councild's own connections (with `TCP_NODELAY`).
+    Smtp(Arc<SmtpPool>),
+    /// Implicit TLS (`smtps://`), over lettre's pooled transport.
+    Smtps(AsyncSmtpTransport<Tokio1Executor>),
 }
 
 impl Transport {
     pub fn from_config(smtp_url: Option<&str>, folder: PathBuf) -> anyhow::Result<Transport> {
         match smtp_url {
-            Some(url) => Ok(Transport::Smtp(
-                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            Some(url) => {
+                // lettre checks the URL as it always did (and builds the `smtps` transport).
+                let lettre = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .map_err(|e| anyhow::anyhow!("mail.smtp_url `{url}`: {e}"))?
-                    .timeout(Some(Duration::from_secs(30)))
-                    .build(),
-            )),
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(PoolConfig::new().max_size(MAX_CONNECTIONS as u32))
+                    .build();
+                match SmtpPool::from_url(url)
+                    .map_err(|e| anyhow::anyhow!("mail.smtp_url `{url}`: {e}"))?
+                {
+                    Some(pool) => Ok(Transport::Smtp(Arc::new(pool))),
+                    None => Ok(Transport::Smtps(lettre)),
+                }
+            }
             None => {
                 std::fs::create_dir_all(&folder)?;
                 Ok(Transport::Files(folder))
@@ -203,20 +224,213 @@ impl Transport {
                 };
                 write.await.map_err(|e| SendError::Transient(e.to_string()))
             }
-            Transport::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
-                if e.is_permanent() {
-                    SendError::Permanent(e.to_string())
-                } else {
-                    SendError::Transient(e.to_string())
-                }
-            }),
+            Transport::Smtp(pool) => pool.send(&message).await,
+            Transport::Smtps(smtp) => smtp
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(SendError::from),
         }
     }
+
+    /// Closes SMTP connections left unused for a while (when the outbox has nothing to do).
+    async fn close_idle(&self) {
+        if let Transport::Smtp(pool) = self {
+            pool.close_idle(IDLE_CLOSE).await;
+        }
+    }
+}
+
+/// How to secure a connection of the [`SmtpPool`].
+enum Security {
+    Plain,
+    StartTlsRequired(TlsParameters),
+    StartTlsOpportunistic(TlsParameters),
+}
+
+/// SMTP connections to one server, reused from mail to mail.
+///
+/// lettre 0.11.23 does not set `TCP_NODELAY`: it writes a message's body and then its
+/// final `\r\n.\r\n` as two writes, and Nagle holds the second until the server has
+/// acknowledged the first, which a server answering nothing yet does only after its
+/// delayed-ACK timer (40 ms on Linux). That capped each connection at about 25 mails/s.
+/// Here councild opens the TCP connection itself, sets `TCP_NODELAY`, and hands it to
+/// lettre's SMTP session ([`AsyncSmtpConnection::connect_with_transport`]), which still
+/// does the EHLO, STARTTLS, AUTH and the mail transaction. (Fixed upstream in lettre
+/// PR #1159, not released as of 0.11.23; `smtps://` keeps lettre's own transport.)
+pub struct SmtpPool {
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    /// Connections not in use, each with the time it was last used.
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// At most [`MAX_CONNECTIONS`] connections open at once.
+    open: tokio::sync::Semaphore,
+}
+
+impl SmtpPool {
+    /// The pool for an `smtp://` URL (None for `smtps://`), read as lettre reads it.
+    fn from_url(url: &str) -> Result<Option<SmtpPool>, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| e.to_string())?;
+        let host = parsed
+            .host_str()
+            .ok_or("smtp host undefined")?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let tls = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        let params = || TlsParameters::new(host.clone()).map_err(|e| e.to_string());
+        let (security, default_port) = match (parsed.scheme(), tls.as_deref()) {
+            ("smtp", None) => (Security::Plain, 25),
+            ("smtp", Some("required")) => (Security::StartTlsRequired(params()?), 587),
+            ("smtp", Some("opportunistic")) => (Security::StartTlsOpportunistic(params()?), 587),
+            ("smtps", _) => return Ok(None),
+            (scheme, tls) => return Err(format!("unknown scheme `{scheme}` or tls `{tls:?}`")),
+        };
+        let hello = match parsed.path().trim_matches('/') {
+            "" => ClientId::default(),
+            name => ClientId::Domain(name.to_string()),
+        };
+        let credentials = parsed.password().map(|password| {
+            Credentials::new(percent_decode(parsed.username()), percent_decode(password))
+        });
+        Ok(Some(SmtpPool {
+            port: parsed.port().unwrap_or(default_port),
+            host,
+            security,
+            credentials,
+            hello,
+            idle: std::sync::Mutex::new(Vec::new()),
+            open: tokio::sync::Semaphore::new(MAX_CONNECTIONS),
+        }))
+    }
+
+    /// Sends one message over an idle connection, or a new one; a connection that failed
+    /// is closed, a healthy one goes back to the pool.
+    async fn send(&self, message: &Message) -> Result<(), SendError> {
+        let _permit = self.open.acquire().await.map_err(transient)?;
+        let mut conn = self.checkout().await?;
+        let raw = message.formatted();
+        let sent = tokio::time::timeout(SMTP_TIMEOUT, conn.send(message.envelope(), &raw)).await;
+        match sent {
+            Ok(Ok(_)) => {
+                self.checkin(conn);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                // lettre has already sent QUIT and marked the connection broken.
+                if !conn.has_broken() {
+                    self.checkin(conn);
+                }
+                Err(e.into())
+            }
+            Err(elapsed) => Err(transient(elapsed)),
+        }
+    }
+
+    /// An idle connection that still answers (checked with NOOP after a pause), or a new one.
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, SendError> {
+        loop {
+            let popped = self.lock_idle().pop();
+            let Some((mut conn, used)) = popped else {
+                break;
+            };
+            if conn.has_broken() {
+                continue;
+            }
+            if used.elapsed() < Duration::from_secs(5) {
+                return Ok(conn);
+            }
+            let alive = tokio::time::timeout(Duration::from_secs(5), conn.test_connected()).await;
+            if alive == Ok(true) {
+                return Ok(conn);
+            }
+        }
+        tokio::time::timeout(SMTP_TIMEOUT, self.connect())
+            .await
+            .map_err(transient)?
+    }
+
+    fn checkin(&self, conn: AsyncSmtpConnection) {
+        self.lock_idle().push((conn, Instant::now()));
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, Instant)>> {
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(transient)?;
+        tcp.set_nodelay(true).map_err(transient)?;
+        let mut conn =
+            AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
+        match &self.security {
+            Security::Plain => {}
+            Security::StartTlsRequired(params) => {
+                conn.starttls(params.clone(), &self.hello).await?;
+            }
+            Security::StartTlsOpportunistic(params) => {
+                if conn.can_starttls() {
+                    conn.starttls(params.clone(), &self.hello).await?;
+                }
+            }
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials).await?;
+        }
+        Ok(conn)
+    }
+
+    /// Says QUIT on the connections unused for `after`.
+    async fn close_idle(&self, after: Duration) {
+        let stale: Vec<_> = {
+            let mut idle = self.lock_idle();
+            let (stale, keep) = std::mem::take(&mut *idle)
+                .into_iter()
+                .partition(|(_, used)| used.elapsed() >= after);
+            *idle = keep;
+            stale
+        };
+        for (mut conn, _) in stale {
+            let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
+        }
+    }
+}
+
+/// A network failure or a time-out: worth another try.
+fn transient(e: impl std::fmt::Display) -> SendError {
+    SendError::Transient(e.to_string())
+}
+
+/// Percent-decodes the user name or password of a URL (as lettre does).
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 enum SendError {
     Transient(String),
     Permanent(String),
+}
+
+impl From<lettre::transport::smtp::Error> for SendError {
+    fn from(e: lettre::transport::smtp::Error) -> SendError {
+        if e.is_permanent() {
+            SendError::Permanent(e.to_string())
+        } else {
+            SendError::Transient(e.to_string())
+        }
+    }
 }
 
 /// Everything the outbox worker needs.
@@ -238,13 +452,19 @@ pub struct Outbox {
 impl Outbox {
     pub async fn run(self, wake: Arc<Notify>, stop: CancellationToken) {
         let outbox = Arc::new(self);
+        // Several mails at once (over the SMTP pool); each keeps its own row and Message-ID.
+        // The rows being delivered stay in the outbox until their try ends, so a new scan
+        // skips them instead of waiting for a whole round to finish.
+        let mut sending = tokio::task::JoinSet::new();
+        // Task → mail id, so that even a try that panicked leaves the set.
+        let mut in_flight = std::collections::HashMap::<tokio::task::Id, String>::new();
         loop {
             let now = crate::clock::now();
             let mut next = None::<DateTime<Utc>>;
             let mut due = Vec::new();
             for mail in outbox.store.mails::<Mail>() {
                 let Ok(mail) = mail else { continue };
-                if mail.failed {
+                if mail.failed || in_flight.values().any(|id| *id == mail.id) {
                     continue;
                 }
                 if mail.next_attempt <= now {
@@ -257,6 +477,15 @@ impl Outbox {
                 }
             }
             if due.is_empty() {
+                if !sending.is_empty() {
+                    // Wait for a try to end (it may have queued a failure notice).
+                    tokio::select! {
+                        done = sending.join_next_with_id() => forget(&mut in_flight, done),
+                        _ = wake.notified() => {}
+                    }
+                    continue;
+                }
+                outbox.transport.close_idle().await;
                 let sleep = next.map_or(Duration::from_secs(60), |n| {
                     (n - now).to_std().unwrap_or_default()
                 });
@@ -267,20 +496,21 @@ impl Outbox {
                 }
                 continue;
             }
-            // Several mails at once over the SMTP pool; each keeps its own row and Message-ID.
-            let mut sending = tokio::task::JoinSet::new();
             for mail in due {
                 if stop.is_cancelled() {
                     break;
                 }
-                if sending.len() >= IN_FLIGHT {
-                    sending.join_next().await;
+                while sending.len() >= IN_FLIGHT {
+                    let done = sending.join_next_with_id().await;
+                    forget(&mut in_flight, done);
                 }
+                let id = mail.id.clone();
                 let outbox = outbox.clone();
-                sending.spawn(async move { outbox.deliver(mail).await });
+                let task = sending.spawn(async move { outbox.deliver(mail).await });
+                in_flight.insert(task.id(), id);
             }
-            while sending.join_next().await.is_some() {}
             if stop.is_cancelled() {
+                while sending.join_next().await.is_some() {}
                 return;
             }
         }
@@ -414,6 +644,18 @@ impl Outbox {
     }
 }
 
+/// Drops a finished try from the set of mails in flight.
+fn forget(
+    in_flight: &mut std::collections::HashMap<tokio::task::Id, String>,
+    done: Option<Result<(tokio::task::Id, ()), tokio::task::JoinError>>,
+) {
+    match done {
+        Some(Ok((task, ()))) => in_flight.remove(&task),
+        Some(Err(e)) => in_flight.remove(&e.id()),
+        None => None,
+    };
+}
+
 /// The `Content-Language` header, so clients and screen readers know the mail's language.
 #[derive(Clone)]
 struct ContentLanguage(String);
@@ -442,5 +684,38 @@ pub async fn smtp_reachable(url: Option<&str>) -> bool {
             transport.test_connection().await.unwrap_or(false)
         }
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_user_and_password_are_percent_decoded() {
+        assert_eq!(
+            percent_decode("secretariat%40example.org"),
+            "secretariat@example.org"
+        );
+        assert_eq!(percent_decode("p%3Aw%2fd%"), "p:w/d%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn smtp_urls_choose_port_and_security_as_lettre_does() {
+        let pool = |url: &str| SmtpPool::from_url(url).ok().flatten();
+        let plain = pool("smtp://relay.example.org")
+            .map(|p| (p.port, matches!(p.security, Security::Plain)));
+        assert_eq!(plain, Some((25, true)));
+        let required = pool("smtp://u:p%40ss@relay.example.org:2587?tls=required");
+        assert!(required.as_ref().is_some_and(|p| p.port == 2587
+            && matches!(p.security, Security::StartTlsRequired(_))
+            && p.credentials.is_some()));
+        let opportunistic = pool("smtp://relay.example.org?tls=opportunistic");
+        assert!(opportunistic.is_some_and(
+            |p| p.port == 587 && matches!(p.security, Security::StartTlsOpportunistic(_))
+        ));
+        assert!(SmtpPool::from_url("smtps://mail.example.org").is_ok_and(|p| p.is_none()));
+        assert!(SmtpPool::from_url("smtp://relay.example.org?tls=sometimes").is_err());
     }
 }
