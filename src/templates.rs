@@ -25,8 +25,9 @@ const PARTS: [&str; 3] = ["subject", "text", "html"];
 
 pub struct Templates {
     text: Handlebars<'static>,
-    /// Lenient and unescaped, for one-off texts such as ballot questions.
-    plain: Handlebars<'static>,
+    /// Lenient and unescaped, for texts of the workflows such as ballot questions; each
+    /// compiled on first use and kept (under its own text as its name).
+    plain: std::sync::RwLock<Handlebars<'static>>,
     html: Handlebars<'static>,
     /// Template names by language.
     languages: BTreeMap<String, BTreeSet<String>>,
@@ -57,7 +58,7 @@ impl Templates {
     pub fn load(dir: &Path) -> Result<Templates, Vec<String>> {
         let mut t = Templates {
             text: Handlebars::new(),
-            plain: Handlebars::new(),
+            plain: Default::default(),
             html: Handlebars::new(),
             languages: BTreeMap::new(),
             invitations: BTreeSet::new(),
@@ -65,7 +66,9 @@ impl Templates {
         t.text.set_strict_mode(true);
         t.html.set_strict_mode(true);
         t.text.register_escape_fn(handlebars::no_escape);
-        t.plain.register_escape_fn(handlebars::no_escape);
+        if let Ok(plain) = t.plain.get_mut() {
+            plain.register_escape_fn(handlebars::no_escape);
+        }
         let mut errors = Vec::new();
         let mut parts: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
         let folders =
@@ -228,11 +231,27 @@ impl Templates {
         })
     }
 
-    /// Renders a one-off text (a ballot question) against item data, leniently.
+    /// Renders a text of a workflow (a ballot question) against item data, leniently: a
+    /// text that is not a valid template is shown as it is.
     pub fn render_text(&self, text: &str, data: &Value) -> String {
-        self.plain
-            .render_template(text, data)
-            .unwrap_or_else(|_| text.to_string())
+        /// Texts kept compiled; past this many (a reload loop, say) they are dropped.
+        const KEPT: usize = 1_000;
+        let render = |hb: &Handlebars| hb.render(text, data).ok();
+        if let Ok(hb) = self.plain.read()
+            && hb.has_template(text)
+        {
+            return render(&hb).unwrap_or_else(|| text.to_string());
+        }
+        let Ok(mut hb) = self.plain.write() else {
+            return text.to_string();
+        };
+        if hb.get_templates().len() >= KEPT {
+            hb.clear_templates();
+        }
+        match hb.register_template_string(text, text) {
+            Ok(()) => render(&hb).unwrap_or_else(|| text.to_string()),
+            Err(_) => text.to_string(),
+        }
     }
 
     /// Renders every template in every language with `sample` data: each problem (a
