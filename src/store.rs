@@ -27,6 +27,9 @@ const FORMAT: u8 = 1;
 /// The first byte of an item row: a checksum, then the item without votes and voters.
 const SNAPSHOT: u8 = 2;
 const CHECKSUM: usize = 16;
+/// sled's page cache. Its default (1 GB) is mostly spent on mail rows already sent: the
+/// writer keeps every item in memory and reads the store only at start.
+const CACHE_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -258,6 +261,7 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store> {
         let db = sled::Config::new()
             .path(path)
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| Error::Open(path.display().to_string(), e))?;
         let tree = |name: &str| db.open_tree(name);
@@ -411,12 +415,8 @@ impl Store {
             .map_or(0, u64::from_be_bytes))
     }
 
-    /// The id of every stored item.
-    pub fn item_ids(&self) -> impl Iterator<Item = Result<String>> + '_ {
-        self.items
-            .iter()
-            .keys()
-            .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+    pub fn item_count(&self) -> usize {
+        self.items.len()
     }
 
     /// An item's stored state, put together from its row, its vote rows and its
@@ -425,6 +425,45 @@ impl Store {
         let Some(row) = self.items.get(id)? else {
             return Ok(None);
         };
+        let votes = self
+            .votes
+            .scan_prefix(item_prefix(id))
+            .collect::<sled::Result<Vec<_>>>()?;
+        self.assemble(id, &row, &votes).map(Some)
+    }
+
+    /// Every stored item in key order, read in one pass over the item and vote rows (much
+    /// cheaper than one `item` call each). The outer error is a storage failure; the inner
+    /// one, an item whose rows do not agree.
+    pub fn items(&self) -> impl Iterator<Item = Result<(String, Result<Item>)>> + '_ {
+        // Vote keys begin with their item's id and a 0 byte, so they sort as the ids do.
+        let mut votes = self.votes.iter().peekable();
+        self.items.iter().map(move |row| {
+            let (key, row) = row?;
+            let id = String::from_utf8_lossy(&key).into_owned();
+            let prefix = item_prefix(&id);
+            let mut rows = Vec::new();
+            while let Some(next) = votes.peek() {
+                match next {
+                    Ok((k, _)) if k.starts_with(&prefix) => {}
+                    // Rows of an item that has no row of its own.
+                    Ok((k, _)) if k.as_ref() < prefix.as_slice() => {}
+                    Ok(_) => break,
+                    Err(_) => {}
+                }
+                if let Some(vote) = votes.next() {
+                    let (k, v) = vote?;
+                    if k.starts_with(&prefix) {
+                        rows.push((k, v));
+                    }
+                }
+            }
+            let item = self.assemble(&id, &row, &rows);
+            Ok((id, item))
+        })
+    }
+
+    fn assemble(&self, id: &str, row: &[u8], votes: &[(sled::IVec, sled::IVec)]) -> Result<Item> {
         let corrupt = |reason: String| Error::Corrupt {
             key: id.to_string(),
             reason,
@@ -442,18 +481,28 @@ impl Store {
         };
         let (cast, mut item): (Vec<usize>, Item) =
             serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
-        for (i, b) in item.ballots.iter_mut().enumerate() {
+        for b in item.ballots.iter_mut() {
             b.electorate = self.electorate(b.electorate.id())?;
-            let prefix = ballot_prefix(id, i);
-            for row in self.votes.scan_prefix(&prefix) {
-                let (k, v) = row?;
-                let member = String::from_utf8_lossy(&k[prefix.len()..]);
-                if !b.record(&member, &String::from_utf8_lossy(&v)) {
-                    return Err(corrupt(format!(
-                        "ballot {i} has a vote row of `{member}`, who cannot vote so"
-                    )));
-                }
+        }
+        let prefix = item_prefix(id).len();
+        for (k, v) in votes {
+            let (ballot, member) = k
+                .get(prefix..prefix + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(|b| (u32::from_be_bytes(b) as usize, &k[prefix + 4..]))
+                .ok_or_else(|| corrupt("a vote row's key is cut short".into()))?;
+            let member = String::from_utf8_lossy(member);
+            let recorded = item
+                .ballots
+                .get_mut(ballot)
+                .is_some_and(|b| b.record(&member, &String::from_utf8_lossy(v)));
+            if !recorded {
+                return Err(corrupt(format!(
+                    "ballot {ballot} has a vote row of `{member}`, who cannot vote so"
+                )));
             }
+        }
+        for (i, b) in item.ballots.iter().enumerate() {
             if cast.get(i) != Some(&b.cast()) {
                 return Err(corrupt(format!(
                     "ballot {i} has {} vote rows, its item row counts {:?}",
@@ -462,7 +511,7 @@ impl Store {
                 )));
             }
         }
-        Ok(Some(item))
+        Ok(item)
     }
 
     /// One copy of each electorate, shared by every item that has it.
@@ -493,23 +542,18 @@ impl Store {
         Ok(e)
     }
 
-    /// The sequence number and hash of an item's last event.
-    pub fn last_event(&self, item: &str) -> Result<Option<(u64, String)>> {
+    /// Whether `seq` is the last event of the item's log and has the hash `head`.
+    pub fn log_ends_at(&self, item: &str, seq: u64, head: &str) -> Result<bool> {
         #[derive(Deserialize)]
-        struct Tail {
-            seq: u64,
+        struct Hash {
             hash: String,
         }
-        let Some(row) = self.events.scan_prefix(item_prefix(item)).next_back() else {
-            return Ok(None);
+        let key = event_key(item, seq);
+        let Some(row) = self.events.get(&key)? else {
+            return Ok(false);
         };
-        let (k, v) = row?;
-        let tail: Tail = decode(&k, &v)?;
-        Ok(Some((tail.seq, tail.hash)))
-    }
-
-    pub fn item_count(&self) -> usize {
-        self.items.len()
+        let last: Hash = decode(&key, &row)?;
+        Ok(last.hash == head && !self.events.contains_key(event_key(item, seq + 1))?)
     }
 
     pub fn events(&self, item: &str) -> impl Iterator<Item = Result<Record>> + '_ {
@@ -671,6 +715,20 @@ mod tests {
         stage_whole_item(&store, &item, &mut batch).unwrap();
         store.commit(&batch).await.unwrap();
         assert_eq!(store.item("item-1").unwrap(), Some(item.clone()));
+        // A row of another item, before and after it in key order, is not taken for its own.
+        let mut other = item.clone();
+        for id in ["item-0", "item-10"] {
+            other.id = id.into();
+            let mut batch = Batch::default();
+            stage_whole_item(&store, &other, &mut batch).unwrap();
+            store.commit(&batch).await.unwrap();
+        }
+        let all: Vec<(String, Item)> = store
+            .items()
+            .map(|r| r.map(|(id, item)| (id, item.unwrap())).unwrap())
+            .collect();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[1], ("item-1".to_string(), item.clone()));
         let row = store.items.get("item-1").unwrap().unwrap();
         assert!(row.len() < 1_000, "no voters in the item's row");
 

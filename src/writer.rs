@@ -218,9 +218,9 @@ impl Writer {
     ) -> anyhow::Result<(Writer, Handle)> {
         let mut items = HashMap::new();
         let mut repaired = Batch::default();
-        for id in store.item_ids() {
-            let id = id?;
-            let item = match check_stored(&store, &id) {
+        for stored in store.items() {
+            let (id, stored) = stored?;
+            let item = match check_stored(&store, &id, stored) {
                 Ok(item) => Some(item),
                 Err(problem) => {
                     tracing::error!(item = %id, %problem, "stored state differs from its event log; the log wins");
@@ -791,20 +791,16 @@ impl Reply {
 }
 
 /// An item's stored state, if it is whole and ends where its log ends.
-fn check_stored(store: &Store, id: &str) -> Result<Item, String> {
-    let item = store
-        .item(id)
-        .map_err(|e| e.to_string())?
-        .ok_or("no item row")?;
-    let last = store.last_event(id).map_err(|e| e.to_string())?;
-    if last != Some((item.seq, item.head.clone())) {
-        return Err(format!(
-            "the item row is at event {} and its log at {:?}",
-            item.seq,
-            last.map(|(seq, _)| seq)
-        ));
+fn check_stored(store: &Store, id: &str, stored: store::Result<Item>) -> Result<Item, String> {
+    let item = stored.map_err(|e| e.to_string())?;
+    match store.log_ends_at(id, item.seq, &item.head) {
+        Ok(true) => Ok(item),
+        Ok(false) => Err(format!(
+            "the item row is at event {}, which is not where its log ends",
+            item.seq
+        )),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(item)
 }
 
 /// Rebuilds an item by folding its log through `apply` (the stored state must equal it).
