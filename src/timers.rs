@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 use crate::store::Store;
 use crate::writer::Handle;
 
-/// Most due timers handed to the writer at once (they commit as one batch).
-const MAX_DUE: usize = 1_024;
+/// Most due timers handed to the writer at once (they commit in batches of
+/// `writer::MAX_BATCH`). Enough to keep the writer busy while the next lot is read; half
+/// of its queue, so that votes still find room.
+const MAX_DUE: usize = crate::writer::QUEUE / 2;
 /// Longest sleep, so that a wall-clock jump is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 

@@ -147,6 +147,8 @@ async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
         let links: Vec<String> = std::fs::read_dir(&mail_dir)
             .map(|d| {
                 d.filter_map(|e| e.ok())
+                    // Not the temporary file of a mail being written.
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
                     .map(|e| {
                         crate::harness::Mail::parse(
                             &std::fs::read_to_string(e.path()).unwrap_or_default(),
