@@ -12,8 +12,8 @@ use councild::token::{BallotRef, Key};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Admin, Anatomy, Daemon, TempFolder, dir_size, member_id, proc_cpu, proc_cpu_self, proc_hwm_kb,
-    proc_io, write_council,
+    Admin, Daemon, TempFolder, dir_size, member_id, proc_cpu, proc_cpu_self, proc_hwm_kb, proc_io,
+    write_council,
 };
 use crate::{Args, MAIL_WAIT, ceilings, cpus, loadavg, ratio, times};
 
@@ -127,7 +127,6 @@ struct Daemonside {
     io_votes: crate::harness::Io,
     client_cpu: f64,
     mail_sent: Option<f64>,
-    anatomy: Anatomy,
 }
 
 pub async fn run(s: &Settings, daemon_bin: &Path) -> anyhow::Result<Report> {
@@ -165,7 +164,6 @@ pub async fn run(s: &Settings, daemon_bin: &Path) -> anyhow::Result<Report> {
         &d,
         &lat,
         &service,
-        &items[0],
         (&load_before, &load_after),
     );
     let summary = summary(s, rate, &lat, &d, ceilings.as_ref());
@@ -293,7 +291,6 @@ async fn load_daemon(
     let store_mb = dir_size(&folder.path().join("data/store")) as f64 / 1e6;
     daemon.stop().await?;
     eprintln!("councild stopped");
-    let anatomy = Anatomy::of(&folder.path().join("data/store"), &items[0])?;
 
     let delta = |name: &str| {
         after.get(name).copied().unwrap_or(0.0) - before.get(name).copied().unwrap_or(0.0)
@@ -317,7 +314,6 @@ async fn load_daemon(
         io_votes,
         client_cpu,
         mail_sent: final_metrics.get("councild_mail_sent_total").copied(),
-        anatomy,
     };
     Ok((votes, items, d))
 }
@@ -423,7 +419,6 @@ fn report_json(
             "store_mb": d.store_mb,
             "disk_write_mb_during_votes": d.io_votes.write_bytes as f64 / 1e6,
             "syscall_write_mb_during_votes": d.io_votes.wchar as f64 / 1e6,
-            "item_record": d.anatomy.json(),
             "mail_sent_total": d.mail_sent,
             "bench_client_cpu_during_votes_s": d.client_cpu,
         },
@@ -431,7 +426,6 @@ fn report_json(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
 fn write_text(
     out: &mut String,
     s: &Settings,
@@ -439,7 +433,6 @@ fn write_text(
     d: &Daemonside,
     lat: &Latency,
     service: &Latency,
-    first_item: &str,
     (load_before, load_after): (&str, &str),
 ) {
     use std::fmt::Write as _;
@@ -545,16 +538,6 @@ fn write_text(
         d.io_votes.write_bytes as f64 / 1e6,
         ratio(d.io_votes.write_bytes as f64, votes.ok as f64) / 1e3,
         d.io_votes.wchar as f64 / 1e6
-    );
-    let a = &d.anatomy;
-    let _ = writeln!(
-        out,
-        "  item record  {first_item} stored as {:.0} KB of JSON ({} events): decode {:.2} ms, clone {:.2} ms, encode {:.2} ms",
-        a.bytes as f64 / 1e3,
-        a.events,
-        a.decode_ms,
-        a.clone_ms,
-        a.encode_ms
     );
 }
 
