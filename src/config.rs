@@ -37,8 +37,8 @@ pub enum StartCheck {
     /// Each item's stored state is whole and ends where its log ends.
     #[default]
     Ends,
-    /// Each item's whole log is replayed and must give its stored state (slower: about
-    /// 10 µs per event).
+    /// Each item's whole log is replayed and must give its stored state (slower: every
+    /// event is applied again).
     Full,
 }
 
