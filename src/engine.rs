@@ -523,7 +523,10 @@ pub fn apply(
                 return Err(Rejection::NoSuchChoice(choice.clone()));
             }
             let b = &mut item.ballots[*ballot];
-            b.record(member, choice);
+            if !b.record(member, choice) {
+                // More choices than a vote can name (65,535): nothing was changed.
+                return Err(Rejection::NoSuchChoice(choice.clone()));
+            }
             let all_voted = b.cast() == b.electorate.len();
             if let Some(spec) = ballot_spec(ctx, item) {
                 fx.push(Effect::Mail {
