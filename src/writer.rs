@@ -613,29 +613,21 @@ impl Writer {
                     store::encode(&act),
                 ));
             }
+            let timer = |name, due| {
+                TimerKey {
+                    due,
+                    owner: id.to_string(),
+                    name,
+                }
+                .encode()
+            };
             for (index, effect) in effects.into_iter().enumerate() {
                 match effect {
                     Effect::SetTimer { name, due } => {
-                        s.batch.timers.insert(
-                            TimerKey {
-                                due,
-                                owner: id.to_string(),
-                                name,
-                            }
-                            .encode(),
-                            Some(Vec::new()),
-                        );
+                        s.batch.timers.insert(timer(name, due), Some(Vec::new()));
                     }
                     Effect::CancelTimer { name, due } => {
-                        s.batch.timers.insert(
-                            TimerKey {
-                                due,
-                                owner: id.to_string(),
-                                name,
-                            }
-                            .encode(),
-                            None,
-                        );
+                        s.batch.timers.insert(timer(name, due), None);
                     }
                     Effect::Mail {
                         template,
