@@ -343,6 +343,17 @@ async fn check(daemon: &Daemon, council: &Council, attempts: &[Attempt]) {
         .filter(|m| m["status"] != "failed")
         .filter_map(|m| m["id"].as_str().map(String::from))
         .collect();
+    // Requests and acknowledgements per item, member and choice (read once, not per item).
+    let mut requests = BTreeMap::<&str, BTreeMap<(String, String), (usize, usize)>>::new();
+    for a in attempts {
+        let n = requests
+            .entry(a.item.as_str())
+            .or_default()
+            .entry((a.member.clone(), a.choice.clone()))
+            .or_default();
+        n.0 += 1;
+        n.1 += usize::from(a.acked);
+    }
     let (_, list) = daemon.admin(reqwest::Method::GET, "/api/items", None).await;
     let mut numbers = BTreeMap::<String, Vec<u64>>::new();
     for summary in list["items"].as_array().unwrap() {
@@ -369,11 +380,9 @@ async fn check(daemon: &Daemon, council: &Council, attempts: &[Attempt]) {
         }
         // Each request is applied at most once, and each acknowledged one exactly once:
         // per member and choice, acknowledged <= logged <= attempted.
-        let mut keys: std::collections::BTreeSet<(String, String)> = attempts
-            .iter()
-            .filter(|a| a.item == id)
-            .map(|a| (a.member.clone(), a.choice.clone()))
-            .collect();
+        let requested = requests.remove(id).unwrap_or_default();
+        let mut keys: std::collections::BTreeSet<(String, String)> =
+            requested.keys().cloned().collect();
         keys.extend(
             logged
                 .iter()
@@ -383,11 +392,10 @@ async fn check(daemon: &Daemon, council: &Council, attempts: &[Attempt]) {
             let logged_n = logged
                 .get(&member)
                 .map_or(0, |v| v.iter().filter(|(_, c)| *c == choice).count());
-            let matching = attempts
-                .iter()
-                .filter(|a| a.item == id && a.member == member && a.choice == choice);
-            let (tried, acked) =
-                matching.fold((0, 0), |(t, k), a| (t + 1, k + usize::from(a.acked)));
+            let (tried, acked) = requested
+                .get(&(member.clone(), choice.clone()))
+                .copied()
+                .unwrap_or_default();
             assert!(
                 acked <= logged_n,
                 "{id}/{member}/{choice}: {acked} acknowledged, {logged_n} in the log (a lost vote)"
