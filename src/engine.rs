@@ -119,7 +119,7 @@ impl Electorate {
     }
 
     /// An electorate known only by its id, until the store puts the voters back.
-    pub fn unresolved(id: String) -> Electorate {
+    fn unresolved(id: String) -> Electorate {
         Electorate {
             id,
             ..Electorate::default()

@@ -220,27 +220,6 @@ pub fn vote_key(item: &str, ballot: usize, member: &str) -> Vec<u8> {
     k
 }
 
-/// Every row an item's state needs: its own, its vote rows (and removals of rows it no
-/// longer has), and its electorates.
-pub fn stage_whole_item(store: &Store, item: &Item, batch: &mut Batch) -> Result<()> {
-    for k in store.votes.scan_prefix(item_prefix(&item.id)).keys() {
-        batch.votes.insert(k?.to_vec(), None);
-    }
-    for (i, b) in item.ballots.iter().enumerate() {
-        for (voter, choice) in b.votes() {
-            batch.votes.insert(
-                vote_key(&item.id, i, &voter.member),
-                Some(choice.as_bytes().to_vec()),
-            );
-        }
-        batch
-            .electorates
-            .insert(b.electorate.id().to_string(), encode(&*b.electorate));
-    }
-    batch.items.insert(item.id.clone(), encode_item(item));
-    Ok(())
-}
-
 pub fn event_key(item: &str, seq: u64) -> Vec<u8> {
     let mut k = item.as_bytes().to_vec();
     k.push(0);
@@ -278,6 +257,27 @@ impl Store {
             meta: tree("meta")?,
             db,
         })
+    }
+
+    /// Every row an item's state needs: its own, its vote rows (and removals of rows it no
+    /// longer has), and its electorates.
+    pub fn stage_item(&self, item: &Item, batch: &mut Batch) -> Result<()> {
+        for k in self.votes.scan_prefix(item_prefix(&item.id)).keys() {
+            batch.votes.insert(k?.to_vec(), None);
+        }
+        for (i, b) in item.ballots.iter().enumerate() {
+            for (voter, choice) in b.votes() {
+                batch.votes.insert(
+                    vote_key(&item.id, i, &voter.member),
+                    Some(choice.as_bytes().to_vec()),
+                );
+            }
+            batch
+                .electorates
+                .insert(b.electorate.id().to_string(), encode(&*b.electorate));
+        }
+        batch.items.insert(item.id.clone(), encode_item(item));
+        Ok(())
     }
 
     /// Commits a batch atomically across trees, then makes it durable.
@@ -712,7 +712,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let item = item_with_votes();
         let mut batch = Batch::default();
-        stage_whole_item(&store, &item, &mut batch).unwrap();
+        store.stage_item(&item, &mut batch).unwrap();
         store.commit(&batch).await.unwrap();
         assert_eq!(store.item("item-1").unwrap(), Some(item.clone()));
         // A row of another item, before and after it in key order, is not taken for its own.
@@ -720,7 +720,7 @@ mod tests {
         for id in ["item-0", "item-10"] {
             other.id = id.into();
             let mut batch = Batch::default();
-            stage_whole_item(&store, &other, &mut batch).unwrap();
+            store.stage_item(&other, &mut batch).unwrap();
             store.commit(&batch).await.unwrap();
         }
         let all: Vec<(String, Item)> = store

@@ -223,11 +223,8 @@ impl Writer {
             let item = match check_stored(&store, &id, stored) {
                 Ok(item) => Some(item),
                 Err(problem) => {
-                    tracing::error!(item = %id, %problem, "stored state differs from its event log; the log wins");
                     let replayed = replay(&store, &defs.load(), tz, &id)?;
-                    if let Some(item) = &replayed {
-                        store::stage_whole_item(&store, item, &mut repaired)?;
-                    }
+                    log_wins(&store, &id, &problem, replayed.as_ref(), &mut repaired)?;
                     replayed
                 }
             };
@@ -265,11 +262,9 @@ impl Writer {
         for (id, item) in &self.items {
             let replayed = replay(&self.store, &self.defs.load(), self.tz, id)?;
             if replayed.as_ref() != Some(&**item) {
-                tracing::error!(item = %id, problem = "a full replay gives another state", "stored state differs from its event log; the log wins");
-                if let Some(replayed) = replayed {
-                    store::stage_whole_item(&self.store, &replayed, &mut repaired)?;
-                    ids.push((id.clone(), replayed));
-                }
+                let problem = "a full replay gives another state";
+                log_wins(&self.store, id, problem, replayed.as_ref(), &mut repaired)?;
+                ids.extend(replayed.map(|r| (id.clone(), r)));
             }
         }
         self.store.commit(&repaired).await?;
@@ -779,6 +774,21 @@ impl Reply {
                 }
             }
         }
+    }
+}
+
+/// Stages the state rebuilt from an item's log over a stored state that disagrees with it.
+fn log_wins(
+    store: &Store,
+    id: &str,
+    problem: &str,
+    replayed: Option<&Item>,
+    batch: &mut Batch,
+) -> store::Result<()> {
+    tracing::error!(item = %id, %problem, "stored state differs from its event log; the log wins");
+    match replayed {
+        Some(item) => store.stage_item(item, batch),
+        None => Ok(()),
     }
 }
 

@@ -202,37 +202,21 @@ fn open_sled(path: &Path) -> anyhow::Result<sled::Db> {
 /// (each waits for a log write that is queued behind them on that same pool).
 pub async fn sled_unbatched(path: &Path, writes: usize, clients: usize) -> anyhow::Result<Store> {
     let db = open_sled(path)?;
-    let next = Arc::new(AtomicUsize::new(0));
     let value: Arc<[u8]> = vec![b'v'; SLED_VALUE].into();
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let (db, next, value) = (db.clone(), next.clone(), value.clone());
-        tasks.spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= writes {
-                    break;
-                }
-                let sent = Instant::now();
-                let (db, value) = (db.clone(), value.clone());
-                tokio::task::spawn_blocking(move || {
-                    db.insert((i as u64).to_be_bytes(), &*value)
-                        .context("sled insert")?;
-                    db.flush().context("sled flush")
-                })
-                .await
-                .context("a sled write failed")??;
-                lat.push(sent.elapsed().as_nanos() as u64);
-            }
-            anyhow::Ok(lat)
-        });
-    }
-    let mut lat = Vec::with_capacity(writes);
-    while let Some(r) = tasks.join_next().await {
-        lat.extend(r.context("a sled task failed")??);
-    }
+    let mut lat = drive(writes, clients, move |i| {
+        let (db, value) = (db.clone(), value.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                db.insert(i.to_be_bytes(), &*value).context("sled insert")?;
+                db.flush().context("sled flush")
+            })
+            .await
+            .context("a sled write failed")??;
+            Ok(())
+        }
+    })
+    .await?;
     let wall = started.elapsed();
     Ok(Store {
         writes: lat.len(),
@@ -270,34 +254,18 @@ pub async fn sled_group_commit(
         }
         anyhow::Ok(flushes)
     });
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let (tx, next) = (tx.clone(), next.clone());
-        tasks.spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= writes {
-                    break;
-                }
-                let sent = Instant::now();
-                let (reply, done) = oneshot::channel();
-                tx.send((i as u64, reply))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("the sled writer stopped"))?;
-                done.await.context("the sled writer stopped")?;
-                lat.push(sent.elapsed().as_nanos() as u64);
-            }
-            anyhow::Ok(lat)
-        });
-    }
-    drop(tx);
-    let mut lat = Vec::with_capacity(writes);
-    while let Some(r) = tasks.join_next().await {
-        lat.extend(r.context("a sled task failed")??);
-    }
+    let mut lat = drive(writes, clients, move |i| {
+        let tx = tx.clone();
+        async move {
+            let (reply, done) = oneshot::channel();
+            tx.send((i, reply))
+                .await
+                .map_err(|_| anyhow::anyhow!("the sled writer stopped"))?;
+            done.await.context("the sled writer stopped")
+        }
+    })
+    .await?;
     let wall = started.elapsed();
     let flushes = writer.await.context("the sled writer failed")??;
     Ok(Store {
@@ -306,4 +274,36 @@ pub async fn sled_group_commit(
         wall,
         latency: Latency::of(&mut lat),
     })
+}
+
+/// Runs operations 0..`count` from `clients` concurrent tasks, each taking the next index
+/// until none is left; returns the latency of every operation, in nanoseconds.
+async fn drive<F, Fut>(count: usize, clients: usize, op: F) -> anyhow::Result<Vec<u64>>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (next, op) = (next.clone(), op.clone());
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let sent = Instant::now();
+                op(i as u64).await?;
+                lat.push(sent.elapsed().as_nanos() as u64);
+            }
+            anyhow::Ok(lat)
+        });
+    }
+    let mut lat = Vec::with_capacity(count);
+    while let Some(r) = tasks.join_next().await {
+        lat.extend(r.context("a sled task failed")??);
+    }
+    Ok(lat)
 }
