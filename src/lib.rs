@@ -3,29 +3,21 @@
 //!
 //! # Layout
 //! A pure core and an I/O shell (see `ARCHITECTURE.md`):
-//! - core, no I/O and no clock: [`yaml`] and [`definition`] (workflow files), [`roster`],
-//!   [`rules`] (quorum and majority), [`engine`] (`apply`: event in, state and effects out);
-//! - shell: [`store`] (every sled call), [`writer`] (single writer, group commit),
+//! - [`core`], no I/O and no clock: [`yaml`] and [`definition`] (workflow files), [`roster`],
+//!   [`rules`] (quorum and majority), [`engine`] (event in, state and effects out, and the
+//!   one driver of it), [`simulate`];
+//! - [`shell`]: [`store`] (every sled call), [`writer`] (single writer, group commit),
 //!   [`timers`], [`mail`] (templates, outbox, transports), [`token`] (signed ballot links),
-//!   [`http`] (ballot pages, admin API), [`observe`] (metrics, recent errors), [`config`],
-//!   [`daemon`] (`serve`), [`cli`].
+//!   [`http`] (ballot pages, admin API), [`inbound`] (replies), [`observe`], [`clock`];
+//! - [`app`]: [`config`], [`daemon`] (`serve`), [`cli`].
+//!
+//! Each module is also re-exported at the crate's root, so `councild::engine` names
+//! `councild::core::engine`.
 
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod daemon;
-pub mod definition;
-pub mod engine;
-pub mod http;
-pub mod inbound;
-pub mod mail;
-pub mod observe;
-pub mod roster;
-pub mod rules;
-pub mod simulate;
-pub mod store;
-pub mod templates;
-pub mod timers;
-pub mod token;
-pub mod writer;
-pub mod yaml;
+pub mod app;
+pub mod core;
+pub mod shell;
+
+pub use app::{cli, config, daemon};
+pub use core::{definition, engine, roster, rules, simulate, yaml};
+pub use shell::{clock, http, inbound, mail, observe, store, templates, timers, token, writer};

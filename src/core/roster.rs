@@ -213,7 +213,7 @@ mod tests {
 
     #[test]
     fn sample_roster_reads() {
-        let r = Roster::parse(include_str!("../config/council.yaml")).unwrap();
+        let r = Roster::parse(include_str!("../../config/council.yaml")).unwrap();
         assert_eq!(r.members.len(), 57);
         assert_eq!(r.members.iter().filter(|m| !m.voting_right).count(), 2);
         let kaz = r.member("KAZ").unwrap();

@@ -1,0 +1,13 @@
+//! The imperative shell: every part that touches a disk, a socket or the clock. It feeds
+//! the core events and carries out the effects the core asks for.
+
+pub mod clock;
+pub mod http;
+pub mod inbound;
+pub mod mail;
+pub mod observe;
+pub mod store;
+pub mod templates;
+pub mod timers;
+pub mod token;
+pub mod writer;
