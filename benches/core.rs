@@ -30,9 +30,11 @@ fn apply(c: &mut Criterion) {
         },
     )
     .unwrap();
-    let roster =
-        Roster::parse(&std::fs::read_to_string(repo().join("config/council.yaml")).unwrap())
-            .unwrap();
+    let roster = Roster::parse(
+        &std::fs::read_to_string(repo().join("config/council.yaml")).unwrap(),
+        councild::mail::is_address,
+    )
+    .unwrap();
     let tz = "Europe/Istanbul".parse().unwrap();
     let mut sim = Simulator::new(
         &workflow,

@@ -24,7 +24,11 @@ fn workflow(name: &str) -> Workflow {
 }
 
 fn roster() -> Roster {
-    Roster::parse(include_str!("../config/council.yaml")).unwrap()
+    Roster::parse(
+        include_str!("../config/council.yaml"),
+        councild::mail::is_address,
+    )
+    .unwrap()
 }
 
 /// The library's simulator, with the shortcuts these tests use.
@@ -90,7 +94,13 @@ impl Sim {
     }
 
     fn templates_sent(&self) -> Vec<&str> {
-        let mut t: Vec<&str> = self.sim.mails.iter().map(|(t, _)| t.as_str()).collect();
+        let mut t: Vec<&str> = self
+            .sim
+            .world
+            .mails
+            .iter()
+            .map(|(t, _)| t.as_str())
+            .collect();
         t.dedup();
         t
     }
@@ -167,6 +177,7 @@ fn regulation_adoption_runs_from_circulation_to_a_numbered_act() {
     );
     assert!(
         sim.sim
+            .world
             .mails
             .contains(&("ballot-reminder".into(), Recipients::NotVoted(0)))
     );
@@ -254,7 +265,7 @@ fn a_council_session_opens_on_its_schedule_and_circulates_the_agenda() {
     sim.start(&[]);
     assert_eq!(sim.item().stage, "call-for-items");
     assert!(matches!(
-        sim.sim.mails[0].1,
+        sim.sim.world.mails[0].1,
         Recipients::Audience(definition::Audience::Heads)
     ));
     assert_eq!(
@@ -302,7 +313,7 @@ fn bad_inputs_are_refused_and_change_nothing() {
         sim.apply(start(&[("title", "T"), ("draft_url", "ftp://x")])),
         Err(Rejection::BadInput(..))
     ));
-    assert!(sim.sim.state.is_none() && sim.sim.log.is_empty());
+    assert!(sim.sim.state.is_none() && sim.sim.world.log.is_empty());
 }
 
 #[derive(Debug, Clone)]

@@ -166,7 +166,11 @@ fn seeded_runs_keep_every_invariant() {
         workflow("statute-ratification"),
         workflow("council-session"),
     ];
-    let roster = Roster::parse(include_str!("../config/council.yaml")).unwrap();
+    let roster = Roster::parse(
+        include_str!("../config/council.yaml"),
+        councild::mail::is_address,
+    )
+    .unwrap();
     let seeds: Vec<u64> = match (
         std::env::var("COUNCILD_SEED"),
         std::env::var("COUNCILD_SEEDS"),

@@ -108,7 +108,7 @@ pub fn check(config: &Config, paths: &[std::path::PathBuf]) -> Report {
     };
     let mut files = Vec::new();
     for path in paths {
-        match definition::files(path) {
+        match workflow_files(path) {
             Ok(list) => files.extend(list),
             Err(e) => general.push(format!("{}: {e}", path.display())),
         }
@@ -155,7 +155,7 @@ pub fn check(config: &Config, paths: &[std::path::PathBuf]) -> Report {
 fn read_roster(path: &Path) -> Result<Roster, Vec<String>> {
     let text =
         std::fs::read_to_string(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-    Roster::parse(&text).map_err(|inv| {
+    Roster::parse(&text, crate::mail::is_address).map_err(|inv| {
         inv.0
             .iter()
             .map(|d| format!("{}:{d}", path.display()))
@@ -324,4 +324,17 @@ async fn wait_for_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// The workflow files of a folder (`*.yaml`, `*.yml`), sorted, or the one file given.
+fn workflow_files(path: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files: Vec<_> = std::fs::read_dir(path)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
 }

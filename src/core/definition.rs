@@ -622,7 +622,7 @@ fn read_register(node: &Node, d: &mut Diagnostics) -> Option<RegisterSpec> {
         .and_then(|n| yaml::string(n, "`series`", d));
     let number_node = f.require("number", "`register`", d)?;
     let number = yaml::string(number_node, "`number`", d)?;
-    if let Err(e) = crate::engine::format_number(&number, 2026, 1) {
+    if let Err(e) = format_number(&number, 2026, 1) {
         d.error(yaml::pos(number_node), e);
     }
     Some(RegisterSpec {
@@ -928,17 +928,45 @@ impl Definitions {
     }
 }
 
-/// The workflow files of a folder (`*.yaml`, `*.yml`), sorted, or the one file given.
-pub fn files(path: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+/// Formats a register number: `{{year}}`, `{{seq}}` and `{{seq:03}}` (zero-padded).
+pub fn format_number(pattern: &str, year: i32, seq: u64) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .ok_or_else(|| format!("`{{{{` without `}}}}` in number `{pattern}`"))?;
+        let field = after[..close].trim();
+        match field.split_once(':') {
+            None if field == "year" => out.push_str(&year.to_string()),
+            None if field == "seq" => out.push_str(&seq.to_string()),
+            Some(("seq", width)) if width.starts_with('0') && width.len() <= 3 => {
+                let w: usize = width
+                    .parse()
+                    .map_err(|_| format!("bad width `{width}` in number `{pattern}`"))?;
+                out.push_str(&format!("{seq:0w$}"));
+            }
+            _ => {
+                return Err(format!(
+                    "unknown field `{field}` in number `{pattern}`: use {{{{year}}}}, {{{{seq}}}} or {{{{seq:03}}}}"
+                ));
+            }
+        }
+        rest = &after[close + 2..];
     }
-    let mut files: Vec<_> = std::fs::read_dir(path)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-        .collect();
-    files.sort();
-    Ok(files)
+    out.push_str(rest);
+    let has_seq = pattern
+        .split("{{")
+        .skip(1)
+        .any(|f| f.trim_start().starts_with("seq"));
+    if !has_seq {
+        return Err(format!(
+            "number `{pattern}` needs {{{{seq}}}} so that each act gets its own number"
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -50,8 +50,9 @@ impl Roster {
         self.members.iter().find(|m| m.id == id)
     }
 
-    /// Reads a roster file's text.
-    pub fn parse(source: &str) -> Result<Roster, Invalid> {
+    /// Reads a roster file's text. Whether a delegate's email is an address is for the
+    /// caller to say (the shell asks its mail library, which is what will send to it).
+    pub fn parse(source: &str, is_address: fn(&str) -> bool) -> Result<Roster, Invalid> {
         let mut d = Diagnostics::default();
         let root = match yaml::parse(source) {
             Ok(Some(root)) => root,
@@ -63,7 +64,7 @@ impl Roster {
             }
             Err(e) => return Err(Invalid(vec![e])),
         };
-        let roster = read(&root, &mut d);
+        let roster = read(&root, is_address, &mut d);
         match roster {
             Some(r) if d.is_empty() => Ok(r),
             _ => Err(Invalid(d.into_sorted())),
@@ -71,7 +72,7 @@ impl Roster {
     }
 }
 
-fn read(root: &Node, d: &mut Diagnostics) -> Option<Roster> {
+fn read(root: &Node, is_address: fn(&str) -> bool, d: &mut Diagnostics) -> Option<Roster> {
     let f = yaml::mapping(
         root,
         "the roster",
@@ -82,7 +83,7 @@ fn read(root: &Node, d: &mut Diagnostics) -> Option<Roster> {
         .require("council", "the roster", d)
         .and_then(|n| yaml::string(n, "`council`", d));
     let secretariat = match f.get("secretariat") {
-        Some(n) => read_delegate(n, d),
+        Some(n) => read_delegate(n, is_address, d),
         None => Some(Delegate {
             name: "Secretariat".into(),
             email: "secretariat@example.org".into(),
@@ -93,7 +94,7 @@ fn read(root: &Node, d: &mut Diagnostics) -> Option<Roster> {
     let mut members = Vec::new();
     let mut ids = BTreeSet::new();
     for node in yaml::list(f.require("members", "the roster", d)?, "`members`", d) {
-        if let Some(m) = read_member(node, d) {
+        if let Some(m) = read_member(node, is_address, d) {
             if !ids.insert(m.id.clone()) {
                 d.error(
                     yaml::pos(node),
@@ -110,7 +111,7 @@ fn read(root: &Node, d: &mut Diagnostics) -> Option<Roster> {
     })
 }
 
-fn read_member(node: &Node, d: &mut Diagnostics) -> Option<Member> {
+fn read_member(node: &Node, is_address: fn(&str) -> bool, d: &mut Diagnostics) -> Option<Member> {
     let f = yaml::mapping(
         node,
         "a member",
@@ -158,7 +159,7 @@ fn read_member(node: &Node, d: &mut Diagnostics) -> Option<Member> {
         .map(|n| {
             yaml::list(n, "`delegates`", d)
                 .into_iter()
-                .filter_map(|x| read_delegate(x, d))
+                .filter_map(|x| read_delegate(x, is_address, d))
                 .collect()
         })
         .unwrap_or_default();
@@ -175,7 +176,11 @@ fn read_member(node: &Node, d: &mut Diagnostics) -> Option<Member> {
     })
 }
 
-fn read_delegate(node: &Node, d: &mut Diagnostics) -> Option<Delegate> {
+fn read_delegate(
+    node: &Node,
+    is_address: fn(&str) -> bool,
+    d: &mut Diagnostics,
+) -> Option<Delegate> {
     let f = yaml::mapping(
         node,
         "a delegate",
@@ -187,7 +192,7 @@ fn read_delegate(node: &Node, d: &mut Diagnostics) -> Option<Delegate> {
         .and_then(|n| yaml::string(n, "`name`", d));
     let email_node = f.require("email", "a delegate", d)?;
     let email = yaml::string(email_node, "`email`", d)?;
-    if email.parse::<lettre::Address>().is_err() {
+    if !is_address(&email) {
         d.error(
             yaml::pos(email_node),
             format!("`{email}` is not an email address"),
@@ -211,9 +216,14 @@ fn read_delegate(node: &Node, d: &mut Diagnostics) -> Option<Delegate> {
 mod tests {
     use super::*;
 
+    /// The shell asks its mail library; here, an address is anything with an `@`.
+    fn has_at(email: &str) -> bool {
+        email.contains('@')
+    }
+
     #[test]
     fn sample_roster_reads() {
-        let r = Roster::parse(include_str!("../../config/council.yaml")).unwrap();
+        let r = Roster::parse(include_str!("../../config/council.yaml"), has_at).unwrap();
         assert_eq!(r.members.len(), 57);
         assert_eq!(r.members.iter().filter(|m| !m.voting_right).count(), 2);
         let kaz = r.member("KAZ").unwrap();
@@ -226,7 +236,7 @@ mod tests {
 
     #[test]
     fn errors_point_at_the_field() {
-        let err = Roster::parse("council: X\nmembers:\n  - id: A\n    name: A\n    voting_right: maybe\n    delegates: [{name: n, email: bad}]\n").unwrap_err();
+        let err = Roster::parse("council: X\nmembers:\n  - id: A\n    name: A\n    voting_right: maybe\n    delegates: [{name: n, email: bad}]\n", has_at).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("5:19: `voting_right` must be true or false"),

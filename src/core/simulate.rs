@@ -6,13 +6,16 @@
 //! happen is written down as a timeline. Tests use the same simulator.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
 use crate::definition::{Audience, Workflow};
-use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection, Status};
+use crate::engine::{
+    self, Context, Effect, Event, Facts, Item, Recipients, Record, Rejection, Status,
+};
 use crate::roster::Roster;
 
 /// The id every simulated item gets.
@@ -74,13 +77,24 @@ pub struct Simulator<'a> {
     pub roster: &'a Roster,
     pub tz: Tz,
     pub state: Option<Item>,
-    /// Every event applied, with its time: the log the daemon would keep.
-    pub log: Vec<(DateTime<Utc>, Event)>,
     pub now: DateTime<Utc>,
+    /// What the engine logged, what it would send, and the answers it was given.
+    pub world: World<'a>,
+}
+
+/// The simulator's side of [`Facts`]: the roster's electorate, register counters, and
+/// every record and effect written down.
+pub struct World<'a> {
+    roster: &'a Roster,
+    /// Every record, as the daemon would log it.
+    pub log: Vec<Record>,
     pub timeline: Vec<Entry>,
     /// Every mail effect: template and recipients.
     pub mails: Vec<(String, Recipients)>,
     registers: BTreeMap<(String, i32), u64>,
+    /// The stage and closed ballots after the last record, to see what changed.
+    stage: Option<String>,
+    closed: usize,
 }
 
 impl<'a> Simulator<'a> {
@@ -95,11 +109,16 @@ impl<'a> Simulator<'a> {
             roster,
             tz,
             state: None,
-            log: Vec::new(),
             now,
-            timeline: Vec::new(),
-            mails: Vec::new(),
-            registers: BTreeMap::new(),
+            world: World {
+                roster,
+                log: Vec::new(),
+                timeline: Vec::new(),
+                mails: Vec::new(),
+                registers: BTreeMap::new(),
+                stage: None,
+                closed: 0,
+            },
         }
     }
 
@@ -117,132 +136,146 @@ impl<'a> Simulator<'a> {
         self.apply(event)
     }
 
-    /// Applies an event and the follow-ups its effects ask for, as the writer does.
+    /// Applies an event and the follow-ups its effects ask for, through the engine's one
+    /// driver, as the daemon's writer does.
     pub fn apply(&mut self, event: Event) -> Result<(), Rejection> {
         let ctx = Context {
             workflow: self.workflow,
             tz: self.tz,
         };
-        let mut queue = vec![event];
-        let mut first = true;
-        while let Some(event) = queue.pop() {
-            let stage_before = self.state.as_ref().map(|i| i.stage.clone());
-            let ballots_before = self.state.as_ref().map_or(0, |i| {
-                i.ballots.iter().filter(|b| b.result.is_some()).count()
-            });
-            let effects = match engine::apply(&ctx, &mut self.state, ITEM, self.now, &event) {
-                Ok(fx) => fx,
-                Err(e) if first => return Err(e),
-                Err(_) => break,
-            };
-            first = false;
-            let at = self.now;
-            if let Event::ElectorateFixed {
-                ballot, electorate, ..
-            } = &event
-            {
-                let closes_at = self
-                    .state
-                    .as_ref()
-                    .and_then(|i| i.ballots.get(*ballot))
-                    .map_or(at, |b| b.closes_at);
-                let stage = self
-                    .state
-                    .as_ref()
-                    .map(|i| i.stage.clone())
-                    .unwrap_or_default();
-                self.timeline.push(Entry::BallotOpened {
-                    at,
-                    stage,
-                    eligible: electorate.len(),
-                    closes_at,
-                });
-            }
-            let registered = matches!(event, Event::Registered { .. });
-            self.log.push((at, event));
-            let Some(item) = self.state.clone() else {
-                break;
-            };
-            for b in item
-                .ballots
-                .iter()
-                .filter(|b| b.result.is_some())
-                .skip(ballots_before)
-            {
-                if let Some(r) = &b.result {
-                    self.timeline.push(Entry::BallotClosed {
-                        at,
-                        stage: b.stage.clone(),
-                        counts: r.counts.clone(),
-                        quorum: r.verdict != crate::rules::Verdict::NoQuorum,
-                        verdict: r.verdict.as_str().to_string(),
-                        reason: r.reason.clone(),
-                        explanation: r.explanation.clone(),
-                    });
-                }
-            }
-            if stage_before.as_deref() != Some(item.stage.as_str())
-                || matches!(self.log.last(), Some((_, Event::Started { .. })))
-            {
-                self.timeline.push(Entry::Stage {
-                    at,
-                    stage: item.stage.clone(),
-                });
-            }
-            for effect in effects {
-                match effect {
-                    Effect::Mail { template, to, .. } => {
-                        let recipients = self.count(&item, &to);
-                        // Mails of one template at one moment (say, vote receipts) make one line.
-                        match self.timeline.last_mut() {
-                            Some(Entry::Mail {
-                                at: last,
-                                template: t,
-                                recipients: n,
-                            }) if *last == at && *t == template => *n += recipients,
-                            _ => self.timeline.push(Entry::Mail {
-                                at,
-                                template: template.clone(),
-                                recipients,
-                            }),
-                        }
-                        self.mails.push((template, to));
-                    }
-                    Effect::SetTimer { name, due } => {
-                        self.timeline.push(Entry::Timer { at, name, due })
-                    }
-                    Effect::CancelTimer { .. } => {}
-                    Effect::FixElectorate { ballot } => {
-                        queue.push(Event::ElectorateFixed {
-                            ballot,
-                            electorate: std::sync::Arc::new(engine::electorate(self.roster)),
-                            members: self.roster.members.len() as u64,
-                        });
-                    }
-                    Effect::Register { series, year } => {
-                        let seq = self.registers.entry((series.clone(), year)).or_default();
-                        *seq += 1;
-                        queue.push(Event::Registered {
-                            series,
-                            year,
-                            seq: *seq,
-                        });
-                    }
-                }
-            }
-            if registered && let Some(number) = item.register_number.clone() {
-                self.timeline.push(Entry::Registered { at, number });
-            }
-            if let Some(i) = self.state.as_ref().filter(|i| i.status == Status::Ended) {
-                self.timeline.push(Entry::Ended {
-                    at,
-                    outcome: i.outcome.clone().unwrap_or_default(),
-                });
-            }
-        }
+        engine::step(
+            &ctx,
+            &mut self.state,
+            ITEM,
+            self.now,
+            event,
+            &mut self.world,
+        )?;
         Ok(())
     }
 
+    /// Moves the clock to the earliest pending timer and fires it; false when none is left.
+    pub fn advance(&mut self) -> bool {
+        let next = self.item().and_then(|i| {
+            i.timers
+                .iter()
+                .min_by_key(|(_, d)| **d)
+                .map(|(n, d)| (n.clone(), *d))
+        });
+        let Some((timer, due)) = next else {
+            return false;
+        };
+        self.now = self.now.max(due);
+        let _ = self.apply(Event::TimerFired { timer });
+        true
+    }
+
+    /// Folds the log from nothing, as the daemon's start-up does: it must give exactly the
+    /// current state.
+    pub fn replayed(&self) -> Result<Option<Item>, engine::ReplayError> {
+        engine::replay(|_| Some(self.workflow), self.tz, ITEM, &self.world.log)
+    }
+}
+
+impl Facts for World<'_> {
+    fn electorate(&mut self) -> (Arc<engine::Electorate>, u64) {
+        (
+            Arc::new(engine::electorate(self.roster)),
+            self.roster.members.len() as u64,
+        )
+    }
+
+    fn next_number(&mut self, series: &str, year: i32) -> u64 {
+        let seq = self
+            .registers
+            .entry((series.to_string(), year))
+            .or_default();
+        *seq += 1;
+        *seq
+    }
+
+    fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {
+        let at = record.at;
+        if let Event::ElectorateFixed {
+            ballot, electorate, ..
+        } = &record.event
+        {
+            self.timeline.push(Entry::BallotOpened {
+                at,
+                stage: item.stage.clone(),
+                eligible: electorate.len(),
+                closes_at: item.ballots.get(*ballot).map_or(at, |b| b.closes_at),
+            });
+        }
+        let closed: Vec<&engine::Ballot> =
+            item.ballots.iter().filter(|b| b.result.is_some()).collect();
+        for b in closed.iter().skip(self.closed) {
+            if let Some(r) = &b.result {
+                self.timeline.push(Entry::BallotClosed {
+                    at,
+                    stage: b.stage.clone(),
+                    counts: r.counts.clone(),
+                    quorum: r.verdict != crate::rules::Verdict::NoQuorum,
+                    verdict: r.verdict.as_str().to_string(),
+                    reason: r.reason.clone(),
+                    explanation: r.explanation.clone(),
+                });
+            }
+        }
+        self.closed = closed.len();
+        if self.stage.as_deref() != Some(item.stage.as_str())
+            || matches!(record.event, Event::Started { .. })
+        {
+            self.timeline.push(Entry::Stage {
+                at,
+                stage: item.stage.clone(),
+            });
+            self.stage = Some(item.stage.clone());
+        }
+        for effect in effects {
+            match effect {
+                Effect::Mail { template, to, .. } => {
+                    let recipients = self.count(item, &to);
+                    // Mails of one template at one moment (say, vote receipts) make one line.
+                    match self.timeline.last_mut() {
+                        Some(Entry::Mail {
+                            at: last,
+                            template: t,
+                            recipients: n,
+                        }) if *last == at && *t == template => *n += recipients,
+                        _ => self.timeline.push(Entry::Mail {
+                            at,
+                            template: template.clone(),
+                            recipients,
+                        }),
+                    }
+                    self.mails.push((template, to));
+                }
+                Effect::SetTimer { name, due } => self.timeline.push(Entry::Timer {
+                    at,
+                    name: name.to_string(),
+                    due,
+                }),
+                _ => {}
+            }
+        }
+        if let (Event::Registered { .. }, Some(number)) = (&record.event, &item.register_number) {
+            self.timeline.push(Entry::Registered {
+                at,
+                number: number.clone(),
+            });
+        }
+        if item.status == Status::Ended {
+            self.timeline.push(Entry::Ended {
+                at,
+                outcome: item.outcome.clone().unwrap_or_default(),
+            });
+        }
+        self.log.push(record.clone());
+    }
+}
+
+impl World<'_> {
     /// How many people a mail effect reaches.
     fn count(&self, item: &Item, to: &Recipients) -> usize {
         match to {
@@ -257,35 +290,6 @@ impl<'a> Simulator<'a> {
                 .get(*b)
                 .map_or(0, |b| b.electorate.len() - b.cast()),
         }
-    }
-
-    /// Moves the clock to the earliest pending timer and fires it; false when none is left.
-    pub fn advance(&mut self) -> bool {
-        let next = self.item().and_then(|i| {
-            i.timers
-                .iter()
-                .min_by_key(|(_, d)| **d)
-                .map(|(n, d)| (n.clone(), *d))
-        });
-        let Some((name, due)) = next else {
-            return false;
-        };
-        self.now = self.now.max(due);
-        let _ = self.apply(Event::TimerFired { timer: name });
-        true
-    }
-
-    /// Folds the log from nothing: it must give exactly the current state.
-    pub fn replayed(&self) -> Result<Option<Item>, Rejection> {
-        let ctx = Context {
-            workflow: self.workflow,
-            tz: self.tz,
-        };
-        let mut state = None;
-        for (at, event) in &self.log {
-            engine::apply(&ctx, &mut state, ITEM, *at, event)?;
-        }
-        Ok(state)
     }
 }
 
@@ -409,7 +413,7 @@ pub fn run(
                 .get(&item.stage)
                 .and_then(|s| s.on_signal.as_ref())
                 .map_or("nothing".to_string(), |on| format!("signal `{}`", on.name));
-            sim.timeline.push(Entry::Waiting {
+            sim.world.timeline.push(Entry::Waiting {
                 at: sim.now,
                 stage: item.stage.clone(),
                 what: what.clone(),
@@ -420,6 +424,7 @@ pub fn run(
     }
     let item = sim.item().cloned();
     let ballots = sim
+        .world
         .timeline
         .iter()
         .filter(|e| matches!(e, Entry::BallotClosed { .. }))
@@ -431,7 +436,7 @@ pub fn run(
         outcome: item.as_ref().and_then(|i| i.outcome.clone()),
         register_number: item.and_then(|i| i.register_number),
         stopped,
-        timeline: sim.timeline,
+        timeline: sim.world.timeline,
         ballots,
     })
 }

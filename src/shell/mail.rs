@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::Item;
+use crate::engine::{Item, Timer};
 use crate::observe::Metrics;
 use crate::store::Store;
 pub use crate::templates::Templates;
@@ -133,6 +133,11 @@ impl Recipient {
 
 /// The data a template sees, taken from the item when the mail was caused.
 ///
+/// Whether the mail library will send to `email`: the roster's check of each delegate.
+pub fn is_address(email: &str) -> bool {
+    email.parse::<lettre::Address>().is_ok()
+}
+
 /// Without a ballot of its own, a mail sees the item's last decided ballot (for results).
 pub fn context(
     council: &str,
@@ -160,7 +165,7 @@ pub fn context(
         },
     });
     // When the current stage waits, the time it moves on (a session's date, say).
-    if let Some(due) = item.timers.get(&format!("next@{}", item.stage)) {
+    if let Some(due) = item.timers.get(&Timer::Next(item.stage.clone())) {
         data["item"]["next"] =
             json!({ "local": local(*due), "ics": due.format("%Y%m%dT%H%M%SZ").to_string() });
     }

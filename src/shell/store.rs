@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sha2::{Digest, Sha256};
 use sled::Transactional;
 
-use crate::engine::{Electorate, Event, Item};
+pub use crate::engine::Record;
+use crate::engine::{Electorate, Item, Timer};
 
 /// The first byte of every stored value: the encoding's version.
 const FORMAT: u8 = 1;
@@ -43,56 +44,40 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// One entry of an item's log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
-    pub seq: u64,
-    pub at: DateTime<Utc>,
-    pub event: Event,
-    /// Hash of the previous record (empty for the first).
-    pub prev: String,
-    pub hash: String,
-}
-
-impl Record {
-    pub fn new(seq: u64, at: DateTime<Utc>, event: Event, prev: String) -> Record {
-        let hash = chain_hash(seq, at, &event, &prev);
-        Record {
-            seq,
-            at,
-            event,
-            prev,
-            hash,
-        }
-    }
-}
-
-fn chain_hash(seq: u64, at: DateTime<Utc>, event: &Event, prev: &str) -> String {
-    let body = serde_json::to_vec(&(seq, at, event)).unwrap_or_default();
-    let mut h = Sha256::new();
-    h.update(prev.as_bytes());
-    h.update(b"\n");
-    h.update(&body);
-    hex::encode(h.finalize())
-}
-
-/// A timer row: when, whose, which.
+/// A timer row: when, and whose.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimerKey {
     pub due: DateTime<Utc>,
-    /// An item id, or `@schedule/WORKFLOW` for a workflow's recurring start.
-    pub owner: String,
-    pub name: String,
+    pub owner: Owner,
 }
 
+/// Whose a timer is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Owner {
+    /// One of an item's timers.
+    Item(String, Timer),
+    /// A workflow's next recurring start.
+    Schedule(String),
+}
+
+/// How a schedule's row names its owner and itself (`@schedule/WORKFLOW`, `start`): no
+/// item id begins with `@`.
+const SCHEDULE: &str = "@schedule/";
+const START: &str = "start";
+
 impl TimerKey {
+    /// due (big-endian milliseconds) ‖ owner ‖ 0 ‖ name, so the first key is the next due.
     pub fn encode(&self) -> Vec<u8> {
         let mut k = (self.due.timestamp_millis().max(0) as u64)
             .to_be_bytes()
             .to_vec();
-        k.extend_from_slice(self.owner.as_bytes());
+        let (owner, name) = match &self.owner {
+            Owner::Item(id, timer) => (id.clone(), timer.to_string()),
+            Owner::Schedule(workflow) => (format!("{SCHEDULE}{workflow}"), START.to_string()),
+        };
+        k.extend_from_slice(owner.as_bytes());
         k.push(0);
-        k.extend_from_slice(self.name.as_bytes());
+        k.extend_from_slice(name.as_bytes());
         k
     }
 
@@ -103,11 +88,12 @@ impl TimerKey {
         let due = Utc
             .timestamp_millis_opt(i64::try_from(millis).ok()?)
             .single()?;
-        Some(TimerKey {
-            due,
-            owner: owner.into(),
-            name: name.into(),
-        })
+        let owner = match owner.strip_prefix(SCHEDULE) {
+            Some(workflow) if name == START => Owner::Schedule(workflow.into()),
+            Some(_) => return None,
+            None => Owner::Item(owner.into(), name.parse().ok()?),
+        };
+        Some(TimerKey { due, owner })
     }
 }
 
@@ -569,10 +555,7 @@ impl Store {
         let mut prev = String::new();
         for (expected, r) in (1..).zip(self.events(item)) {
             let r = r?;
-            if r.seq != expected
-                || r.prev != prev
-                || chain_hash(r.seq, r.at, &r.event, &r.prev) != r.hash
-            {
+            if r.seq != expected || r.prev != prev || !r.is_sound() {
                 return Ok(Some(r.seq));
             }
             prev = r.hash;
@@ -645,16 +628,18 @@ mod tests {
     fn timer_keys_sort_by_due_and_round_trip() {
         let a = TimerKey {
             due: Utc.timestamp_millis_opt(1_000).unwrap(),
-            owner: "item-9".into(),
-            name: "close:0".into(),
+            owner: Owner::Item("item-9".into(), Timer::Close(0)),
         };
         let b = TimerKey {
             due: Utc.timestamp_millis_opt(2_000).unwrap(),
-            owner: "item-1".into(),
-            name: "next@x".into(),
+            owner: Owner::Schedule("council-session".into()),
         };
         assert!(a.encode() < b.encode());
+        // The bytes are those the store has always had.
+        assert_eq!(&a.encode()[8..], b"item-9\0close:0");
+        assert_eq!(&b.encode()[8..], b"@schedule/council-session\0start");
         assert_eq!(TimerKey::decode(&a.encode()), Some(a));
+        assert_eq!(TimerKey::decode(&b.encode()), Some(b));
         assert_eq!(TimerKey::decode(b"short"), None);
     }
 

@@ -6,7 +6,7 @@
 //! register entries, commits them in one transaction, flushes once, and only then answers
 //! every waiting request and wakes the timer and outbox tasks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -15,18 +15,16 @@ use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::definition::{Audience, Definitions, Workflow};
-use crate::engine::{self, Context, Effect, Event, Item, Recipients, Rejection};
+use crate::engine::{self, Context, Effect, Electorate, Event, Facts, Item, Recipients, Rejection};
 use crate::mail::{self, Mail, Recipient};
 use crate::observe::{KindLabel, Metrics};
 use crate::roster::Roster;
-use crate::store::{self, Act, Batch, Record, Store, TimerKey};
+use crate::store::{self, Act, Batch, Owner, Record, Store, TimerKey};
 
 /// Most requests committed together.
 pub const MAX_BATCH: usize = 512;
 /// Requests that may wait for the writer before senders are slowed down.
 pub const QUEUE: usize = 8_192;
-/// Most follow-up events (facts asked for by effects) one request may cause.
-const MAX_FOLLOW_UPS: usize = 16;
 const NEXT_ITEM: &str = "next_item";
 
 /// What a committed request answers.
@@ -415,49 +413,52 @@ impl Writer {
         self.metrics
             .timer_lag_seconds
             .observe((now - key.due).to_std().unwrap_or_default().as_secs_f64());
-        if let Some(workflow) = key.owner.strip_prefix("@schedule/") {
-            let Some(def) = self
-                .defs
-                .load()
-                .current(workflow)
-                .cloned()
-                .filter(|d| d.schedule.is_some())
-            else {
-                return;
-            };
-            match self.start(s, now, workflow, BTreeMap::new()) {
-                Ok(done) => tracing::info!(item = %done.item, workflow, "scheduled item opened"),
-                Err(e) => tracing::error!(workflow, error = %e, "scheduled item could not open"),
-            }
-            if let Some(due) = def
-                .schedule
-                .as_ref()
-                .and_then(|sch| sch.next_after(key.due.max(now), self.tz))
-            {
-                s.batch.timers.insert(
-                    TimerKey {
-                        due,
-                        owner: key.owner.clone(),
-                        name: key.name.clone(),
-                    }
-                    .encode(),
-                    Some(def.version.clone().into_bytes()),
-                );
-            }
-            return;
-        }
-        match self.step(
-            s,
-            &key.owner,
-            now,
-            Event::TimerFired {
-                timer: key.name.clone(),
-            },
-        ) {
+        let (id, timer) = match &key.owner {
+            Owner::Schedule(workflow) => return self.scheduled_start(s, now, workflow, key.due),
+            Owner::Item(id, timer) => (id, timer),
+        };
+        let event = Event::TimerFired {
+            timer: timer.clone(),
+        };
+        match self.step(s, id, now, event) {
             Ok(_) | Err(WriteError::Rejected(Rejection::StaleTimer(_) | Rejection::Ended)) => {}
-            Err(e) => {
-                tracing::warn!(item = %key.owner, timer = %key.name, error = %e, "timer refused")
-            }
+            Err(e) => tracing::warn!(item = %id, %timer, error = %e, "timer refused"),
+        }
+    }
+
+    /// A scheduled workflow's start is due: open its item, and set the next start.
+    fn scheduled_start(
+        &mut self,
+        s: &mut Staged,
+        now: DateTime<Utc>,
+        workflow: &str,
+        due: DateTime<Utc>,
+    ) {
+        let Some(def) = self
+            .defs
+            .load()
+            .current(workflow)
+            .cloned()
+            .filter(|d| d.schedule.is_some())
+        else {
+            return;
+        };
+        match self.start(s, now, workflow, BTreeMap::new()) {
+            Ok(done) => tracing::info!(item = %done.item, workflow, "scheduled item opened"),
+            Err(e) => tracing::error!(workflow, error = %e, "scheduled item could not open"),
+        }
+        if let Some(due) = def
+            .schedule
+            .as_ref()
+            .and_then(|sch| sch.next_after(due.max(now), self.tz))
+        {
+            let key = TimerKey {
+                due,
+                owner: Owner::Schedule(workflow.to_string()),
+            };
+            s.batch
+                .timers
+                .insert(key.encode(), Some(def.version.clone().into_bytes()));
         }
     }
 
@@ -468,9 +469,9 @@ impl Writer {
         // Pending starts, with the version that set them (the row's value).
         let mut pending: BTreeMap<String, Vec<(TimerKey, String)>> = BTreeMap::new();
         for (key, version) in self.store.timers_with_values() {
-            if let Some(name) = key.owner.strip_prefix("@schedule/") {
+            if let Owner::Schedule(name) = &key.owner {
                 pending
-                    .entry(name.to_string())
+                    .entry(name.clone())
                     .or_default()
                     .push((key.clone(), version));
             }
@@ -494,8 +495,7 @@ impl Writer {
             if let Some(due) = schedule.next_after(now, self.tz) {
                 let key = TimerKey {
                     due,
-                    owner: format!("@schedule/{}", w.name),
-                    name: "start".into(),
+                    owner: Owner::Schedule(w.name.clone()),
                 };
                 s.batch
                     .timers
@@ -509,7 +509,7 @@ impl Writer {
         s.definitions = Some(defs.with_current(workflows));
     }
 
-    /// Applies one event and the follow-up facts its effects ask for.
+    /// Steps one request through the engine, staging every record and effect.
     fn step(
         &mut self,
         s: &mut Staged,
@@ -538,133 +538,49 @@ impl Writer {
             .or_insert_with(|| before.clone());
         // Copied only on the batch's first change: readers keep the committed state.
         let mut state = before.map(Arc::unwrap_or_clone);
-        let mut queue = VecDeque::from([event]);
-        let mut done = None;
-        let mut rounds = 0;
-        while let Some(event) = queue.pop_front() {
-            rounds += 1;
-            let effects = match engine::apply(&ctx, &mut state, id, at, &event) {
-                Ok(fx) => fx,
-                Err(r) if done.is_none() => {
-                    if let Some(item) = state {
-                        self.items.insert(id.to_string(), Arc::new(item));
-                    }
-                    return Err(r.into());
-                }
-                Err(r) => {
-                    tracing::error!(item = id, error = %r, "follow-up event refused");
-                    break;
-                }
-            };
-            let Some(item) = state.as_mut() else { break };
-            let record = Record::new(item.seq + 1, at, event, item.head.clone());
-            item.seq = record.seq;
-            item.head = record.hash.clone();
-            s.batch
-                .events
-                .push((store::event_key(id, record.seq), store::encode(&record)));
-            match &record.event {
-                Event::VoteCast {
-                    ballot,
-                    member,
-                    choice,
-                } => {
-                    s.batch.votes.insert(
-                        store::vote_key(id, *ballot, member),
-                        Some(choice.clone().into_bytes()),
-                    );
-                }
-                Event::ElectorateFixed { electorate, .. } => {
-                    s.batch
-                        .electorates
-                        .insert(electorate.id().to_string(), store::encode(&**electorate));
-                }
-                _ => {}
-            }
-            s.kinds.push(record.event.kind());
-            tracing::debug!(
-                item = id,
-                seq = record.seq,
-                event = record.event.kind(),
-                "event staged"
-            );
-            done.get_or_insert(Done {
-                item: id.to_string(),
-                seq: record.seq,
-                hash: record.hash.clone(),
-            });
-            if let Event::Registered { series, year, seq } = &record.event {
-                let act = Act {
-                    series: series.clone(),
-                    year: *year,
-                    seq: *seq,
-                    number: item.register_number.clone().unwrap_or_default(),
-                    item: id.to_string(),
-                    title: item.inputs.get("title").cloned().unwrap_or_default(),
-                    at,
-                };
-                s.batch.registers.push((
-                    store::register_key(series, *year, *seq),
-                    store::encode(&act),
-                ));
-            }
-            let timer = |name, due| {
-                TimerKey {
-                    due,
-                    owner: id.to_string(),
-                    name,
-                }
-                .encode()
-            };
-            for (index, effect) in effects.into_iter().enumerate() {
-                match effect {
-                    Effect::SetTimer { name, due } => {
-                        s.batch.timers.insert(timer(name, due), Some(Vec::new()));
-                    }
-                    Effect::CancelTimer { name, due } => {
-                        s.batch.timers.insert(timer(name, due), None);
-                    }
-                    Effect::Mail {
-                        template,
-                        to,
-                        ballot,
-                    } => {
-                        // A vote's receipt carries the choice and the event hash.
-                        let vote = match &record.event {
-                            Event::VoteCast { choice, .. } => Some(
-                                serde_json::json!({ "choice": choice, "receipt": record.hash }),
-                            ),
-                            _ => None,
-                        };
-                        let context =
-                            mail::context(&self.roster.council, &def.title, item, ballot, self.tz);
-                        self.stage_mail(s, item, context, vote, index, &template, to, ballot, at)
-                    }
-                    Effect::FixElectorate { ballot } if rounds < MAX_FOLLOW_UPS => {
-                        queue.push_back(Event::ElectorateFixed {
-                            ballot,
-                            electorate: self.electorate.clone(),
-                            members: self.roster.members.len() as u64,
-                        });
-                    }
-                    Effect::Register { series, year } if rounds < MAX_FOLLOW_UPS => {
-                        let seq = self.next_register(&series, year);
-                        queue.push_back(Event::Registered { series, year, seq });
-                    }
-                    Effect::FixElectorate { .. } | Effect::Register { .. } => {
-                        tracing::error!(item = id, "too many follow-up events")
-                    }
-                }
-            }
-        }
+        let mut staging = Staging {
+            store: &self.store,
+            roster: &self.roster,
+            electorate: &self.electorate,
+            registers: &mut self.registers,
+            tz: self.tz,
+            title: &def.title,
+            s,
+        };
+        let stepped = engine::step(&ctx, &mut state, id, at, event, &mut staging);
         if let Some(item) = state {
             self.items.insert(id.to_string(), Arc::new(item));
         }
+        let stepped = stepped?;
+        if let Some(why) = stepped.stopped {
+            tracing::error!(item = id, error = %why, "follow-up event refused");
+        }
         s.dirty.insert(id.to_string());
-        done.ok_or_else(|| WriteError::NoItem(id.to_string()))
+        Ok(Done {
+            item: id.to_string(),
+            seq: stepped.seq,
+            hash: stepped.hash,
+        })
+    }
+}
+
+/// The writer's answers to the engine, and where its records go: the batch.
+struct Staging<'a> {
+    store: &'a Store,
+    roster: &'a Roster,
+    electorate: &'a Arc<Electorate>,
+    registers: &'a mut HashMap<(String, i32), u64>,
+    tz: Tz,
+    title: &'a str,
+    s: &'a mut Staged,
+}
+
+impl Facts for Staging<'_> {
+    fn electorate(&mut self) -> (Arc<Electorate>, u64) {
+        (self.electorate.clone(), self.roster.members.len() as u64)
     }
 
-    fn next_register(&mut self, series: &str, year: i32) -> u64 {
+    fn next_number(&mut self, series: &str, year: i32) -> u64 {
         let key = (series.to_string(), year);
         let last = match self.registers.get(&key) {
             Some(n) => *n,
@@ -674,19 +590,98 @@ impl Writer {
         last + 1
     }
 
-    #[allow(clippy::too_many_arguments)]
+    fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {
+        let id = item.id.as_str();
+        let batch = &mut self.s.batch;
+        batch
+            .events
+            .push((store::event_key(id, record.seq), store::encode(record)));
+        match &record.event {
+            Event::VoteCast {
+                ballot,
+                member,
+                choice,
+            } => {
+                batch.votes.insert(
+                    store::vote_key(id, *ballot, member),
+                    Some(choice.clone().into_bytes()),
+                );
+            }
+            Event::ElectorateFixed { electorate, .. } => {
+                batch
+                    .electorates
+                    .insert(electorate.id().to_string(), store::encode(&**electorate));
+            }
+            Event::Registered { series, year, seq } => {
+                let act = Act {
+                    series: series.clone(),
+                    year: *year,
+                    seq: *seq,
+                    number: item.register_number.clone().unwrap_or_default(),
+                    item: id.to_string(),
+                    title: item.inputs.get("title").cloned().unwrap_or_default(),
+                    at: record.at,
+                };
+                batch.registers.push((
+                    store::register_key(series, *year, *seq),
+                    store::encode(&act),
+                ));
+            }
+            _ => {}
+        }
+        self.s.kinds.push(record.event.kind());
+        tracing::debug!(
+            item = id,
+            seq = record.seq,
+            event = record.event.kind(),
+            "event staged"
+        );
+        for (index, effect) in effects.into_iter().enumerate() {
+            let timer = |name, due| {
+                TimerKey {
+                    due,
+                    owner: Owner::Item(id.to_string(), name),
+                }
+                .encode()
+            };
+            match effect {
+                Effect::SetTimer { name, due } => {
+                    self.s
+                        .batch
+                        .timers
+                        .insert(timer(name, due), Some(Vec::new()));
+                }
+                Effect::CancelTimer { name, due } => {
+                    self.s.batch.timers.insert(timer(name, due), None);
+                }
+                Effect::Mail {
+                    template,
+                    to,
+                    ballot,
+                } => self.stage_mail(item, record, index, &template, to, ballot),
+                // Answered by `engine::step` before the effects reach the shell.
+                Effect::FixElectorate { .. } | Effect::Register { .. } => {}
+            }
+        }
+    }
+}
+
+impl Staging<'_> {
+    /// One outbox row per recipient, each with an id fixed by the record and the effect.
     fn stage_mail(
-        &self,
-        s: &mut Staged,
+        &mut self,
         item: &Item,
-        mut context: serde_json::Value,
-        vote: Option<serde_json::Value>,
+        record: &Record,
         index: usize,
         template: &str,
         to: Recipients,
         ballot: Option<usize>,
-        at: DateTime<Utc>,
     ) {
+        let mut context = mail::context(&self.roster.council, self.title, item, ballot, self.tz);
+        // A vote's receipt carries the choice and the event hash.
+        if let Event::VoteCast { choice, .. } = &record.event {
+            context["vote"] = serde_json::json!({ "choice": choice, "receipt": record.hash });
+        }
         let voter = Recipient::voter;
         let recipients: Vec<Recipient> = match to {
             Recipients::Audience(Audience::Secretariat) => {
@@ -730,11 +725,8 @@ impl Writer {
                 })
                 .unwrap_or_default(),
         };
-        if let Some(vote) = vote {
-            context["vote"] = vote;
-        }
         for (r, to) in recipients.into_iter().enumerate() {
-            let id = format!("{}.{}.{}.{}", item.id, item.seq, index, r);
+            let id = format!("{}.{}.{}.{}", item.id, record.seq, index, r);
             let mail = Mail::new(
                 id.clone(),
                 &item.id,
@@ -742,9 +734,12 @@ impl Writer {
                 to,
                 ballot,
                 context.clone(),
-                at,
+                record.at,
             );
-            s.batch.outbox.push((id.into_bytes(), store::encode(&mail)));
+            self.s
+                .batch
+                .outbox
+                .push((id.into_bytes(), store::encode(&mail)));
         }
     }
 }
@@ -805,26 +800,9 @@ fn check_stored(store: &Store, id: &str, stored: store::Result<Item>) -> Result<
     }
 }
 
-/// Rebuilds an item by folding its log through `apply` (the stored state must equal it).
+/// Rebuilds an item by folding its log through the engine (the stored state must equal it).
 pub fn replay(store: &Store, defs: &Definitions, tz: Tz, id: &str) -> anyhow::Result<Option<Item>> {
-    let mut state: Option<Item> = None;
-    for record in store.events(id) {
-        let record = record?;
-        let version = match (&state, &record.event) {
-            (Some(item), _) => item.version.clone(),
-            (None, Event::Started { version, .. }) => version.clone(),
-            (None, _) => anyhow::bail!("log of {id} does not begin with `started`"),
-        };
-        let def = defs.version(&version).ok_or_else(|| {
-            anyhow::anyhow!("{id} runs on workflow version {version}, which is not stored")
-        })?;
-        let ctx = Context { workflow: def, tz };
-        engine::apply(&ctx, &mut state, id, record.at, &record.event)
-            .map_err(|e| anyhow::anyhow!("{id} event {}: {e}", record.seq))?;
-        if let Some(item) = state.as_mut() {
-            item.seq = record.seq;
-            item.head = record.hash.clone();
-        }
-    }
-    Ok(state)
+    let log = store.events(id).collect::<store::Result<Vec<Record>>>()?;
+    engine::replay(|v| defs.version(v).map(|w| &**w), tz, id, &log)
+        .map_err(|e| anyhow::anyhow!("{id}: {e}"))
 }

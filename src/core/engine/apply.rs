@@ -1,0 +1,502 @@
+//! `apply`: one event, one item, the effects. Pure and deterministic.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Datelike, Utc};
+
+use super::*;
+use crate::definition::{BallotSpec, Close, InputKind, TieRule, Wait, Workflow, format_number};
+use crate::rules::{self, Counts, Tie};
+
+/// Applies one event to an item (`None` before `Started`), returning the effects.
+pub fn apply(
+    ctx: &Context,
+    state: &mut Option<Item>,
+    id: &str,
+    at: DateTime<Utc>,
+    event: &Event,
+) -> Result<Vec<Effect>, Rejection> {
+    let mut fx = Vec::new();
+    if let Event::Started {
+        workflow,
+        version,
+        inputs,
+    } = event
+    {
+        if state.is_some() {
+            return Err(Rejection::AlreadyStarted);
+        }
+        check_inputs(ctx.workflow, inputs)?;
+        let mut inputs = inputs.clone();
+        for (name, spec) in &ctx.workflow.inputs {
+            if let Some(default) = &spec.default {
+                inputs
+                    .entry(name.clone())
+                    .or_insert_with(|| default.clone());
+            }
+        }
+        let start = ctx.workflow.start.clone();
+        let item = state.insert(Item {
+            id: id.to_string(),
+            workflow: workflow.clone(),
+            version: version.clone(),
+            inputs,
+            started_at: at,
+            stage: start.clone(),
+            entered_at: at,
+            status: Status::Open,
+            outcome: None,
+            register_number: None,
+            ballots: Vec::new(),
+            signals: Vec::new(),
+            timers: BTreeMap::new(),
+            awaiting: None,
+            seq: 0,
+            head: String::new(),
+        });
+        enter(ctx, item, start, at, &mut fx);
+        return Ok(fx);
+    }
+    let item = state.as_mut().ok_or(Rejection::NotStarted)?;
+    if item.status == Status::Ended {
+        return Err(Rejection::Ended);
+    }
+    match event {
+        Event::Started { .. } => unreachable!("handled above"),
+        Event::ElectorateFixed {
+            ballot,
+            electorate,
+            members,
+        } => {
+            if item.awaiting != Some(Awaiting::Electorate(*ballot)) || *ballot >= item.ballots.len()
+            {
+                return Err(Rejection::NotAwaiting);
+            }
+            item.awaiting = None;
+            let head = item.head.clone();
+            let b = &mut item.ballots[*ballot];
+            b.electorate = electorate.clone();
+            b.seed = head;
+            b.members = *members;
+            let closes_at = b.closes_at;
+            let no_voters = b.electorate.is_empty();
+            if let Some(spec) = ballot_spec(ctx, item) {
+                fx.push(Effect::Mail {
+                    template: spec.template.clone(),
+                    to: Recipients::Electorate(*ballot),
+                    ballot: Some(*ballot),
+                });
+                set_ballot_timers(item, spec, *ballot, closes_at, at, &mut fx);
+                if no_voters && spec.close != Close::AtDeadline {
+                    close(
+                        ctx,
+                        item,
+                        *ballot,
+                        at,
+                        "nobody is entitled to vote",
+                        &mut fx,
+                    );
+                }
+            }
+        }
+        Event::Registered {
+            series: _,
+            year,
+            seq,
+        } => {
+            if item.awaiting != Some(Awaiting::Register) {
+                return Err(Rejection::NotAwaiting);
+            }
+            item.awaiting = None;
+            let pattern = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.register.as_ref())
+                .map(|r| r.number.clone());
+            item.register_number = pattern.and_then(|p| format_number(&p, *year, *seq).ok());
+            if let Some(next) = proceed(ctx, item, at, &mut fx) {
+                enter(ctx, item, next, at, &mut fx);
+            }
+        }
+        Event::VoteCast {
+            ballot,
+            member,
+            choice,
+        } => {
+            let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
+            if b.result.is_some() {
+                return Err(Rejection::BallotClosed);
+            }
+            if item.awaiting == Some(Awaiting::Electorate(*ballot)) {
+                return Err(Rejection::BallotNotOpen);
+            }
+            if b.electorate.place(member).is_none() {
+                return Err(Rejection::NotInElectorate(member.clone()));
+            }
+            if !b.choices.contains(choice) {
+                return Err(Rejection::NoSuchChoice(choice.clone()));
+            }
+            let b = &mut item.ballots[*ballot];
+            if !b.record(member, choice) {
+                // More choices than a vote can name (65,535): nothing was changed.
+                return Err(Rejection::NoSuchChoice(choice.clone()));
+            }
+            let all_voted = b.cast() == b.electorate.len();
+            if let Some(spec) = ballot_spec(ctx, item) {
+                fx.push(Effect::Mail {
+                    template: spec.receipt_template.clone(),
+                    to: Recipients::Voter(*ballot, member.clone()),
+                    ballot: Some(*ballot),
+                });
+            }
+            if let Some(spec) = ballot_spec(ctx, item) {
+                match spec.close {
+                    Close::WhenAllVoted if all_voted => {
+                        close(ctx, item, *ballot, at, "every member voted", &mut fx)
+                    }
+                    Close::WhenDecided if all_voted => {
+                        close(ctx, item, *ballot, at, "every member voted", &mut fx)
+                    }
+                    Close::WhenDecided
+                        if rules::decided(
+                            spec.quorum.as_ref(),
+                            &spec.pass,
+                            tie_rule(spec, &item.ballots[*ballot].seed).as_ref(),
+                            &counts(&item.ballots[*ballot]),
+                        ) =>
+                    {
+                        close(
+                            ctx,
+                            item,
+                            *ballot,
+                            at,
+                            "decided: no remaining or changed vote can change the verdict",
+                            &mut fx,
+                        )
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Event::TimerFired { timer } => {
+            if item.timers.remove(timer).is_none() {
+                return Err(Rejection::StaleTimer(timer.clone()));
+            }
+            match timer {
+                Timer::Close(b) => close(ctx, item, *b, at, "the deadline passed", &mut fx),
+                Timer::Remind(b, _) => {
+                    if let Some(spec) = ballot_spec(ctx, item) {
+                        fx.push(Effect::Mail {
+                            template: spec.remind_template.clone(),
+                            to: Recipients::NotVoted(*b),
+                            ballot: Some(*b),
+                        });
+                    }
+                }
+                Timer::Next(_) => {
+                    if let Some(next) = ctx
+                        .workflow
+                        .stages
+                        .get(&item.stage)
+                        .and_then(|s| s.next.clone())
+                    {
+                        enter(ctx, item, next, at, &mut fx);
+                    }
+                }
+            }
+        }
+        Event::Signal {
+            name,
+            member,
+            data,
+            members,
+            eligible,
+        } => {
+            let on = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.on_signal.as_ref());
+            let Some(on) = on.filter(|on| &on.name == name) else {
+                return Err(Rejection::UnexpectedSignal {
+                    stage: item.stage.clone(),
+                    name: name.clone(),
+                });
+            };
+            item.signals.push(Signal {
+                stage: item.stage.clone(),
+                name: name.clone(),
+                member: member.clone(),
+                at,
+                data: data.clone(),
+            });
+            let count = signal_count(item, name);
+            let c = Counts {
+                choices: BTreeMap::from([("count".to_string(), count)]),
+                eligible: *eligible,
+                members: *members,
+                voters: Vec::new(),
+            };
+            if on.until.eval(&c).unwrap_or(false) {
+                enter(ctx, item, on.next.clone(), at, &mut fx);
+            }
+        }
+        Event::DeadlineExtended { ballot, closes_at } => {
+            let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
+            if b.result.is_some() {
+                return Err(Rejection::BallotClosed);
+            }
+            if *closes_at <= b.closes_at || *closes_at <= at {
+                return Err(Rejection::DeadlineNotLater(b.closes_at));
+            }
+            let spec = ballot_spec(ctx, item);
+            if let (Some(spec), Some(b)) = (spec, item.ballots.get_mut(*ballot)) {
+                b.closes_at = *closes_at;
+                let stale: Vec<Timer> = item
+                    .timers
+                    .keys()
+                    .filter(|t| t.ballot() == Some(*ballot))
+                    .cloned()
+                    .collect();
+                for name in stale {
+                    if let Some(due) = item.timers.remove(&name) {
+                        fx.push(Effect::CancelTimer { name, due });
+                    }
+                }
+                set_ballot_timers(item, spec, *ballot, *closes_at, at, &mut fx);
+            }
+        }
+        Event::Cancelled { .. } => {
+            // The reason stays in the log; the item simply ends.
+            cancel_timers(item, &mut fx);
+            item.awaiting = None;
+            item.status = Status::Ended;
+            item.outcome = Some("cancelled".into());
+        }
+    }
+    Ok(fx)
+}
+
+/// Signals of this name received in the current stage: one per member, each anonymous one counts.
+fn signal_count(item: &Item, name: &str) -> u64 {
+    let mut members = BTreeSet::new();
+    let mut anonymous = 0;
+    for s in item
+        .signals
+        .iter()
+        .filter(|s| s.stage == item.stage && s.name == name && s.at >= item.entered_at)
+    {
+        match &s.member {
+            Some(m) => {
+                members.insert(m.as_str());
+            }
+            None => anonymous += 1,
+        }
+    }
+    members.len() as u64 + anonymous
+}
+
+/// The ballot's tie rule for the rules module; a lot is drawn from the item's chain head,
+/// so the draw is fixed by the log and replays the same.
+fn tie_rule(spec: &BallotSpec, seed: &str) -> Option<Tie> {
+    Some(match spec.tie.as_ref()? {
+        TieRule::Fails => Tie::Fails,
+        TieRule::Chair(member) => Tie::Chair(member.clone()),
+        TieRule::Lot => {
+            Tie::Lot(u64::from_str_radix(seed.get(..16).unwrap_or("0"), 16).unwrap_or(0))
+        }
+    })
+}
+
+fn check_inputs(w: &Workflow, inputs: &BTreeMap<String, String>) -> Result<(), Rejection> {
+    for (name, spec) in &w.inputs {
+        if spec.required && inputs.get(name).is_none_or(|v| v.trim().is_empty()) {
+            return Err(Rejection::MissingInput(name.clone()));
+        }
+    }
+    for (name, value) in inputs {
+        let spec = w
+            .inputs
+            .get(name)
+            .ok_or_else(|| Rejection::UnknownInput(name.clone()))?;
+        let bad = |why: &str| Err(Rejection::BadInput(name.clone(), why.to_string()));
+        match spec.kind {
+            InputKind::Text => {}
+            InputKind::Url if !(value.starts_with("https://") || value.starts_with("http://")) => {
+                return bad("must be an http(s) URL");
+            }
+            InputKind::Number if !value.parse::<f64>().is_ok_and(f64::is_finite) => {
+                return bad("must be a number");
+            }
+            InputKind::Date if chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d").is_err() => {
+                return bad("must be a date as YYYY-MM-DD");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Enters a stage, following instant `next` exits until the item waits or ends.
+fn enter(
+    ctx: &Context,
+    item: &mut Item,
+    mut name: String,
+    at: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) {
+    // Validation refuses instant loops; the bound keeps a broken definition from hanging.
+    for _ in 0..=ctx.workflow.stages.len() {
+        cancel_timers(item, fx);
+        item.stage = name;
+        item.entered_at = at;
+        let Some(stage) = ctx.workflow.stages.get(&item.stage) else {
+            return;
+        };
+        if let Some(register) = &stage.register {
+            item.awaiting = Some(Awaiting::Register);
+            fx.push(Effect::Register {
+                series: register.series.clone(),
+                year: at.with_timezone(&ctx.tz).year(),
+            });
+            return;
+        }
+        match proceed(ctx, item, at, fx) {
+            Some(next) => name = next,
+            None => return,
+        }
+    }
+}
+
+/// Runs the current stage's actions after registration; returns the stage to go on to at once.
+fn proceed(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) -> Option<String> {
+    let stage = ctx.workflow.stages.get(&item.stage)?;
+    for n in &stage.notify {
+        fx.push(Effect::Mail {
+            template: n.template.clone(),
+            to: Recipients::Audience(n.to),
+            ballot: None,
+        });
+    }
+    if let Some(spec) = &stage.ballot {
+        let index = item.ballots.len();
+        item.ballots.push(Ballot {
+            stage: item.stage.clone(),
+            question: spec.question.clone(),
+            choices: spec.choices.clone(),
+            opened_at: at,
+            closes_at: at + spec.closes_after.0,
+            electorate: Default::default(),
+            members: 0,
+            votes: Votes::default(),
+            result: None,
+            recorded: spec.recorded,
+            seed: String::new(),
+        });
+        item.awaiting = Some(Awaiting::Electorate(index));
+        fx.push(Effect::FixElectorate { ballot: index });
+        return None;
+    }
+    if let Some(outcome) = &stage.end {
+        item.status = Status::Ended;
+        item.outcome = Some(outcome.clone());
+        return None;
+    }
+    let timer = Timer::Next(item.stage.clone());
+    match &stage.wait {
+        Some(Wait::After(d)) => set_timer(item, timer, at + d.0, fx),
+        Some(Wait::Schedule(s)) => {
+            if let Some(due) = s.next_after(at, ctx.tz) {
+                set_timer(item, timer, due, fx);
+            }
+        }
+        None if stage.on_signal.is_none() => return stage.next.clone(),
+        None => {}
+    }
+    None
+}
+
+fn close(
+    ctx: &Context,
+    item: &mut Item,
+    index: usize,
+    at: DateTime<Utc>,
+    reason: &str,
+    fx: &mut Vec<Effect>,
+) {
+    let Some(spec) = ballot_spec(ctx, item) else {
+        return;
+    };
+    let Some(b) = item.ballots.get_mut(index) else {
+        return;
+    };
+    if b.result.is_some() {
+        return;
+    }
+    let c = counts(b);
+    let tally = rules::tally(
+        spec.quorum.as_ref(),
+        &spec.pass,
+        tie_rule(spec, &b.seed).as_ref(),
+        &c,
+    );
+    b.result = Some(BallotResult {
+        verdict: tally.verdict,
+        counts: c.choices,
+        explanation: tally.explanation,
+        closed_at: at,
+        reason: reason.to_string(),
+    });
+    let next = ctx
+        .workflow
+        .stages
+        .get(&item.stage)
+        .and_then(|s| s.outcomes.get(&tally.verdict))
+        .cloned();
+    if let Some(next) = next {
+        enter(ctx, item, next, at, fx);
+    }
+}
+
+/// The ballot of the item's current stage.
+fn ballot_spec<'a>(ctx: &Context<'a>, item: &Item) -> Option<&'a BallotSpec> {
+    ctx.workflow
+        .stages
+        .get(&item.stage)
+        .and_then(|s| s.ballot.as_ref())
+}
+
+/// The deadline of a ballot, and its reminders still to come.
+fn set_ballot_timers(
+    item: &mut Item,
+    spec: &BallotSpec,
+    ballot: usize,
+    closes_at: DateTime<Utc>,
+    at: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) {
+    set_timer(item, Timer::Close(ballot), closes_at, fx);
+    for (i, before) in spec.remind.iter().enumerate() {
+        let due = closes_at - before.0;
+        if due > at {
+            set_timer(item, Timer::Remind(ballot, i), due, fx);
+        }
+    }
+}
+
+fn set_timer(item: &mut Item, name: Timer, due: DateTime<Utc>, fx: &mut Vec<Effect>) {
+    item.timers.insert(name.clone(), due);
+    fx.push(Effect::SetTimer { name, due });
+}
+
+fn cancel_timers(item: &mut Item, fx: &mut Vec<Effect>) {
+    for (name, due) in std::mem::take(&mut item.timers) {
+        fx.push(Effect::CancelTimer { name, due });
+    }
+}

@@ -1,0 +1,248 @@
+//! What happens to an item (events), what the engine asks of the world (effects), and why
+//! an event is refused.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::Electorate;
+use crate::definition::Audience;
+
+/// A fact appended to an item's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        workflow: String,
+        version: String,
+        inputs: BTreeMap<String, String>,
+    },
+    ElectorateFixed {
+        ballot: usize,
+        electorate: Arc<Electorate>,
+        members: u64,
+    },
+    Registered {
+        series: String,
+        year: i32,
+        seq: u64,
+    },
+    VoteCast {
+        ballot: usize,
+        member: String,
+        choice: String,
+    },
+    TimerFired {
+        timer: Timer,
+    },
+    Signal {
+        name: String,
+        member: Option<String>,
+        data: serde_json::Value,
+        members: u64,
+        eligible: u64,
+    },
+    /// The secretariat moves a ballot's deadline later.
+    DeadlineExtended {
+        ballot: usize,
+        closes_at: DateTime<Utc>,
+    },
+    Cancelled {
+        reason: String,
+    },
+}
+
+impl Event {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::Started { .. } => "started",
+            Event::ElectorateFixed { .. } => "electorate_fixed",
+            Event::Registered { .. } => "registered",
+            Event::VoteCast { .. } => "vote_cast",
+            Event::TimerFired { .. } => "timer_fired",
+            Event::Signal { .. } => "signal",
+            Event::DeadlineExtended { .. } => "deadline_extended",
+            Event::Cancelled { .. } => "cancelled",
+        }
+    }
+}
+
+/// What the engine asks the world to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Mail {
+        template: String,
+        to: Recipients,
+        ballot: Option<usize>,
+    },
+    SetTimer {
+        name: Timer,
+        due: DateTime<Utc>,
+    },
+    CancelTimer {
+        name: Timer,
+        due: DateTime<Utc>,
+    },
+    /// Answer with `Event::ElectorateFixed` from the current roster.
+    FixElectorate {
+        ballot: usize,
+    },
+    /// Answer with `Event::Registered` carrying the next free number of the series and year.
+    Register {
+        series: String,
+        year: i32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    Audience(Audience),
+    /// The voting delegate of one member of the ballot's electorate (a vote's receipt).
+    Voter(usize, String),
+    /// The voting delegate of every member in the ballot's electorate.
+    Electorate(usize),
+    /// Those of the electorate who have not voted yet.
+    NotVoted(usize),
+}
+
+/// Why an event was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("item already exists")]
+    AlreadyStarted,
+    #[error("item does not exist")]
+    NotStarted,
+    #[error("the item has ended")]
+    Ended,
+    #[error("input `{0}` is required")]
+    MissingInput(String),
+    #[error("the workflow has no input `{0}`")]
+    UnknownInput(String),
+    #[error("input `{0}`: {1}")]
+    BadInput(String, String),
+    #[error("no such ballot")]
+    NoSuchBallot,
+    #[error("the ballot is closed")]
+    BallotClosed,
+    #[error("the ballot is not open yet")]
+    BallotNotOpen,
+    #[error("member `{0}` is not in this ballot's electorate")]
+    NotInElectorate(String),
+    #[error("`{0}` is not a choice of this ballot")]
+    NoSuchChoice(String),
+    #[error("stage `{stage}` does not accept signal `{name}`")]
+    UnexpectedSignal { stage: String, name: String },
+    #[error("timer `{0}` is not pending")]
+    StaleTimer(Timer),
+    #[error("the item is not waiting for this fact")]
+    NotAwaiting,
+    #[error(
+        "more than {} follow-up events from one request",
+        super::MAX_FOLLOW_UPS
+    )]
+    TooManyFollowUps,
+    #[error("the new deadline must be later than the current one ({0}) and in the future")]
+    DeadlineNotLater(DateTime<Utc>),
+}
+
+/// An item's pending timer. Stored and logged by its name (`close:0`, `remind:0:1`,
+/// `next@STAGE`), which is also its order, so the bytes on disk are those of a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// A ballot's deadline.
+    Close(usize),
+    /// A ballot's reminder: the ballot, then the place of the reminder in `remind`.
+    Remind(usize, usize),
+    /// The wait of a stage (`after` or `schedule`), then `next`.
+    Next(String),
+}
+
+impl Timer {
+    /// The ballot a deadline or reminder belongs to.
+    pub fn ballot(&self) -> Option<usize> {
+        match self {
+            Timer::Close(b) | Timer::Remind(b, _) => Some(*b),
+            Timer::Next(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Timer::Close(b) => write!(f, "close:{b}"),
+            Timer::Remind(b, i) => write!(f, "remind:{b}:{i}"),
+            Timer::Next(stage) => write!(f, "next@{stage}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Timer {
+    type Err = String;
+    fn from_str(name: &str) -> Result<Timer, String> {
+        let number = |s: &str| s.parse::<usize>().ok();
+        let parsed = if let Some(rest) = name.strip_prefix("close:") {
+            number(rest).map(Timer::Close)
+        } else if let Some(rest) = name.strip_prefix("remind:") {
+            rest.split_once(':')
+                .and_then(|(b, i)| Some(Timer::Remind(number(b)?, number(i)?)))
+        } else {
+            name.strip_prefix("next@")
+                .map(|stage| Timer::Next(stage.to_string()))
+        };
+        parsed.ok_or_else(|| format!("`{name}` is not a timer's name"))
+    }
+}
+
+impl Ord for Timer {
+    /// The order of the names, as the stored maps have always been.
+    fn cmp(&self, other: &Timer) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Timer) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Serialize for Timer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timer, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timer;
+
+    #[test]
+    fn timer_names_round_trip_and_sort_as_strings() {
+        let timers = [
+            Timer::Close(0),
+            Timer::Close(10),
+            Timer::Close(2),
+            Timer::Next("ballot-2".into()),
+            Timer::Remind(0, 1),
+        ];
+        for t in &timers {
+            assert_eq!(t.to_string().parse::<Timer>().as_ref(), Ok(t));
+        }
+        let mut sorted = timers.to_vec();
+        sorted.sort();
+        assert_eq!(sorted, timers);
+        for bad in ["close:", "close:x", "remind:1", "later", "next"] {
+            assert!(bad.parse::<Timer>().is_err(), "{bad}");
+        }
+    }
+}

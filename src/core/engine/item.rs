@@ -1,0 +1,264 @@
+//! The state of one item: its stage, its ballots (with their electorates and votes), its
+//! signals and its pending timers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::Timer;
+use crate::rules::Verdict;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    pub workflow: String,
+    /// The definition version the item runs on, for its whole life.
+    pub version: String,
+    pub inputs: BTreeMap<String, String>,
+    pub started_at: DateTime<Utc>,
+    pub stage: String,
+    pub entered_at: DateTime<Utc>,
+    pub status: Status,
+    pub outcome: Option<String>,
+    pub register_number: Option<String>,
+    pub ballots: Vec<Ballot>,
+    pub signals: Vec<Signal>,
+    /// Pending timers by name, with their due time.
+    pub timers: BTreeMap<Timer, DateTime<Utc>>,
+    /// A fact the engine asked for and waits on before the stage goes on.
+    pub awaiting: Option<Awaiting>,
+    /// Number of events in the item's log, and the hash of the last one (set by the store).
+    pub seq: u64,
+    pub head: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Awaiting {
+    Register,
+    Electorate(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ballot {
+    pub stage: String,
+    pub question: String,
+    pub choices: Vec<String>,
+    pub opened_at: DateTime<Utc>,
+    pub closes_at: DateTime<Utc>,
+    /// Fixed when the ballot opens: one voter per member with a voting right. Shared, so
+    /// that copying an item does not copy its voters; stored by its id (see `store`).
+    #[serde(with = "electorate_by_id")]
+    pub electorate: Arc<Electorate>,
+    /// All members of the council when the ballot opened, suspended ones included.
+    pub members: u64,
+    /// Each voter's choice; a later vote replaces an earlier one. Stored as one row per
+    /// member (see `store`), so that a vote writes a few bytes, not the whole ballot.
+    #[serde(skip)]
+    pub votes: Votes,
+    pub result: Option<BallotResult>,
+    /// A recorded vote: who voted what may be shown.
+    #[serde(default)]
+    pub recorded: bool,
+    /// Where a lot is drawn from: the chain's head when the ballot opened, which no vote
+    /// can influence and no voter sees.
+    #[serde(default)]
+    pub seed: String,
+}
+
+/// The voters of a ballot, named by a hash of their content: ballots opened on the same
+/// roster share one copy in memory and one row in the store. Serialised as the list of
+/// voters (so in the log, an `electorate_fixed` event carries every voter).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Electorate {
+    id: String,
+    voters: Vec<Voter>,
+    /// Member id to place in `voters`.
+    places: HashMap<String, usize>,
+}
+
+impl Electorate {
+    pub fn new(voters: Vec<Voter>) -> Electorate {
+        let json = serde_json::to_vec(&voters).unwrap_or_default();
+        let id = hex::encode(&Sha256::digest(&json)[..16]);
+        let places = voters
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.member.clone(), i))
+            .collect();
+        Electorate { id, voters, places }
+    }
+
+    /// The content hash: equal ids, equal voters.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// An electorate known only by its id, until the store puts the voters back.
+    fn unresolved(id: String) -> Electorate {
+        Electorate {
+            id,
+            ..Electorate::default()
+        }
+    }
+
+    pub fn place(&self, member: &str) -> Option<usize> {
+        self.places.get(member).copied()
+    }
+
+    pub fn voter(&self, member: &str) -> Option<&Voter> {
+        self.voters.get(self.place(member)?)
+    }
+}
+
+/// Each voter's choice, by the voter's place in the electorate: 0 for none, otherwise one
+/// more than the choice's place in the ballot's choices. Copying it is one small memcpy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Votes {
+    by_place: Vec<u16>,
+    cast: usize,
+}
+
+impl Ballot {
+    /// How many members have voted.
+    pub fn cast(&self) -> usize {
+        self.votes.cast
+    }
+
+    /// A member's current choice.
+    pub fn vote(&self, member: &str) -> Option<&str> {
+        let place = self.electorate.place(member)?;
+        self.choice_at(place)
+    }
+
+    pub(crate) fn choice_at(&self, place: usize) -> Option<&str> {
+        let c = usize::from(*self.votes.by_place.get(place)?);
+        self.choices.get(c.checked_sub(1)?).map(String::as_str)
+    }
+
+    /// Every vote cast, in the electorate's order.
+    pub fn votes(&self) -> impl Iterator<Item = (&Voter, &str)> {
+        self.electorate
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| Some((v, self.choice_at(i)?)))
+    }
+
+    /// Records (or changes) a member's vote; false, and nothing changed, when the member is
+    /// not in the electorate or the choice is not offered.
+    pub fn record(&mut self, member: &str, choice: &str) -> bool {
+        let (Some(place), Some(c)) = (
+            self.electorate.place(member),
+            self.choices.iter().position(|x| x == choice),
+        ) else {
+            return false;
+        };
+        let Ok(c) = u16::try_from(c + 1) else {
+            return false;
+        };
+        let votes = &mut self.votes;
+        if votes.by_place.len() < self.electorate.len() {
+            votes.by_place.resize(self.electorate.len(), 0);
+        }
+        if votes.by_place[place] == 0 {
+            votes.cast += 1;
+        }
+        votes.by_place[place] = c;
+        true
+    }
+}
+
+impl std::ops::Deref for Electorate {
+    type Target = [Voter];
+    fn deref(&self) -> &[Voter] {
+        &self.voters
+    }
+}
+
+impl Serialize for Electorate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.voters.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Electorate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Electorate, D::Error> {
+        Vec::<Voter>::deserialize(d).map(Electorate::new)
+    }
+}
+
+/// A ballot's electorate inside a stored item: its id only.
+mod electorate_by_id {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(e: &Arc<Electorate>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&e.id)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<Electorate>, D::Error> {
+        String::deserialize(d).map(|id| Arc::new(Electorate::unresolved(id)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Voter {
+    pub member: String,
+    pub member_name: String,
+    /// Index of the voting delegate in the member's roster entry.
+    pub delegate: usize,
+    pub name: String,
+    pub email: String,
+    pub language: String,
+    /// Roster attributes (e.g. population) and groups at opening, for weighted rules.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BallotResult {
+    #[serde(with = "verdict_name")]
+    pub verdict: Verdict,
+    pub counts: BTreeMap<String, u64>,
+    pub explanation: String,
+    pub closed_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub stage: String,
+    pub name: String,
+    pub member: Option<String>,
+    pub at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// Verdicts are stored by name (`adopted`, `rejected`, `no_quorum`).
+mod verdict_name {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    use crate::rules::Verdict;
+
+    pub fn serialize<S: Serializer>(v: &Verdict, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Verdict, D::Error> {
+        let name = String::deserialize(d)?;
+        Verdict::parse(&name).ok_or_else(|| D::Error::custom(format!("unknown verdict `{name}`")))
+    }
+}

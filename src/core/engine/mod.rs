@@ -1,0 +1,75 @@
+//! The decision-cycle engine: one item's state, the events that change it, the effects it
+//! asks of the world, and the one driver that turns a request into log records.
+//!
+//! - [`apply`] is one transition: pure and deterministic, no I/O, no clock (time comes in as
+//!   `at`). Every refusal is checked before anything changes, so a rejected event leaves the
+//!   item exactly as it was.
+//! - [`step`] is the only way events reach `apply` outside tests of `apply` itself: it
+//!   applies a request, chains each record to the one before ([`Record`]), and answers the
+//!   facts the engine asks for (the electorate when a ballot opens, the next register
+//!   number) through a [`Facts`] implementation, as follow-up events in the same log. The
+//!   writer, start-up [`replay`] and the simulator are three such implementations, so they
+//!   cannot disagree: folding a log through `step` gives exactly the stored item.
+
+mod apply;
+mod event;
+mod item;
+mod log;
+mod step;
+
+use chrono_tz::Tz;
+
+use crate::definition::Workflow;
+use crate::rules::{Counts, VoterInfo};
+
+pub use apply::apply;
+pub use event::{Effect, Event, Recipients, Rejection, Timer};
+pub use item::{Awaiting, Ballot, BallotResult, Electorate, Item, Signal, Status, Voter, Votes};
+pub use log::{Record, ReplayError, replay};
+pub use step::{Facts, MAX_FOLLOW_UPS, Stepped, step};
+
+/// What `apply` needs besides the item and the event.
+pub struct Context<'a> {
+    pub workflow: &'a Workflow,
+    pub tz: Tz,
+}
+
+/// The electorate a ballot opens with: one voter per member with a voting right, the
+/// member's head delegate (or first delegate), with the member's attributes and groups.
+pub fn electorate(roster: &crate::roster::Roster) -> Electorate {
+    let voters = roster
+        .members
+        .iter()
+        .filter(|m| m.voting_right)
+        .filter_map(|m| {
+            let (index, d) = m.voter()?;
+            Some(Voter {
+                member: m.id.clone(),
+                member_name: m.name.clone(),
+                delegate: index,
+                name: d.name.clone(),
+                email: d.email.clone(),
+                language: d.language.clone(),
+                attributes: m.attributes.clone(),
+                groups: m.groups.clone(),
+            })
+        })
+        .collect();
+    Electorate::new(voters)
+}
+
+/// The counts a ballot's rules are evaluated over.
+pub fn counts(b: &Ballot) -> Counts {
+    let voters = b
+        .electorate
+        .iter()
+        .enumerate()
+        .map(|(i, v)| VoterInfo {
+            member: v.member.clone(),
+            choice: b.choice_at(i).map(String::from),
+            attributes: v.attributes.clone(),
+            groups: v.groups.clone(),
+        })
+        .collect();
+    Counts::from_voters(&b.choices, voters, b.members)
+}
