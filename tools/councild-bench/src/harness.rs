@@ -80,7 +80,7 @@ pub fn write_council(
     write("config/council.yaml", &roster)?;
     write("workflows/bench.yaml", workflow)?;
     write("data/secret.key", &format!("{}\n", hex::encode(key)))?;
-    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
     copy_dir(&templates, &root.join("templates"))
 }
 

@@ -178,7 +178,7 @@ fn daemon_binary(given: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     };
     if !path.is_file() {
         bail!(
-            "no councild binary at {} (build it with `cargo build --release --bins`, or give --daemon)",
+            "no councild binary at {} (build both with `cargo build --release --workspace --bins`, or give --daemon)",
             path.display()
         );
     }
