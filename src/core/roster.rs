@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::definition::Invalid;
-use crate::yaml::{self, Diagnostics, Node};
+use crate::yaml::{self, Diagnostics, Invalid, Node};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roster {

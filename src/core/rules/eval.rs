@@ -2,8 +2,6 @@
 
 use super::*;
 
-// ---------------------------------------------------------------- evaluation
-
 /// Values for one evaluation: `vals[i]` for the rule's term `i`.
 #[derive(Default)]
 pub(super) struct Env<'a> {

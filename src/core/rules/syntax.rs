@@ -17,8 +17,6 @@ pub(super) fn node(kind: Kind, start: usize, at: usize) -> Node {
     Node { kind, start, at }
 }
 
-// ---------------------------------------------------------------- lexing and parsing
-
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {
     Num(R, String),

@@ -1,256 +1,17 @@
-//! Workflow definitions: the YAML format a secretary writes, read and validated.
-//!
-//! `load` turns one file into a [`Workflow`] or into every [`Diagnostic`] it has, each with
-//! line and column. A workflow is versioned by the hash of its source, so running items can
-//! keep the version they started with. Pure: no I/O beyond the text handed in, no clock.
+//! Reading a workflow file's nodes into a [`Workflow`], every problem reported at its
+//! line and column.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
-use sha2::{Digest, Sha256};
+use super::graph::{check_instant_loops, check_reachable};
+use super::*;
+use crate::rules::{Rule, Vocabulary};
+use crate::yaml::{self, Diagnostics, Node, Pos};
 
-use crate::roster::Roster;
-use crate::rules::{Rule, Verdict, Vocabulary};
-use crate::yaml::{self, Diagnostic, Diagnostics, Node, Pos};
-
-/// One workflow file, validated.
-#[derive(Debug, Clone)]
-pub struct Workflow {
-    pub name: String,
-    pub title: String,
-    /// Hex SHA-256 of the source, first 16 digits: the version running items pin.
-    pub version: String,
-    pub source: String,
-    pub inputs: BTreeMap<String, Input>,
-    pub start: String,
-    /// Opens a new item at every occurrence (5-field crontab, council time zone).
-    pub schedule: Option<Schedule>,
-    pub stages: BTreeMap<String, Stage>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Input {
-    pub kind: InputKind,
-    pub required: bool,
-    /// Used when the item is started without this input.
-    pub default: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputKind {
-    Text,
-    Url,
-    Number,
-    Date,
-}
-
-/// A stage: what happens on entry, and how the item leaves it.
-#[derive(Debug, Clone, Default)]
-pub struct Stage {
-    pub register: Option<RegisterSpec>,
-    pub notify: Vec<Notify>,
-    pub ballot: Option<BallotSpec>,
-    /// Wait before following `next`: a duration or the next cron occurrence.
-    pub wait: Option<Wait>,
-    pub next: Option<String>,
-    pub outcomes: BTreeMap<Verdict, String>,
-    pub on_signal: Option<OnSignal>,
-    /// The item ends here with this outcome.
-    pub end: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub enum Wait {
-    After(Duration),
-    Schedule(Box<Schedule>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notify {
-    pub to: Audience,
-    pub template: String,
-}
-
-/// Who receives a notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Audience {
-    /// Every delegate of every member.
-    Members,
-    /// The voting delegate of each member (head, or first delegate).
-    Heads,
-    /// The secretariat address of the roster.
-    Secretariat,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RegisterSpec {
-    pub series: String,
-    /// `CPCC/REG/{{year}}/{{seq:03}}`.
-    pub number: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct BallotSpec {
-    pub question: String,
-    pub choices: Vec<String>,
-    pub closes_after: Duration,
-    pub quorum: Option<Rule>,
-    pub pass: Rule,
-    pub close: Close,
-    pub template: String,
-    pub remind: Vec<Duration>,
-    pub remind_template: String,
-    /// A recorded vote: who voted what is shown to the secretariat.
-    pub recorded: bool,
-    pub tie: Option<TieRule>,
-    pub receipt_template: String,
-}
-
-/// When a ballot closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Close {
-    AtDeadline,
-    WhenAllVoted,
-    WhenDecided,
-}
-
-#[derive(Debug, Clone)]
-pub struct OnSignal {
-    pub name: String,
-    /// Over `count` (signals received, one per member) and `members`/`eligible`.
-    pub until: Rule,
-    pub next: String,
-}
-
-/// A length of time written as `90s`, `30m`, `72h`, `14d`, `2w` or combined (`1d12h`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Duration(pub chrono::Duration);
-
-impl FromStr for Duration {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "bad duration `{text}`: write a number and a unit (s, m, h, d, w), e.g. `14d` or `1d12h`"
-            )
-        };
-        let mut total: i64 = 0;
-        let mut digits = String::new();
-        for c in text.trim().chars() {
-            if c.is_ascii_digit() {
-                digits.push(c);
-                continue;
-            }
-            let unit = match c {
-                's' => 1,
-                'm' => 60,
-                'h' => 3_600,
-                'd' => 86_400,
-                'w' => 604_800,
-                _ => return Err(bad()),
-            };
-            let n: i64 = digits.parse().map_err(|_| bad())?;
-            digits.clear();
-            total = n
-                .checked_mul(unit)
-                .and_then(|s| total.checked_add(s))
-                .ok_or_else(bad)?;
-        }
-        if !digits.is_empty() || total == 0 || total > 100 * 365 * 86_400 {
-            return Err(bad());
-        }
-        Ok(Duration(chrono::Duration::seconds(total)))
-    }
-}
-
-/// A 5-field crontab line: minute hour day-of-month month day-of-week (0 or 7 = Sunday,
-/// Monday = 1), day-of-month OR day-of-week when both are restricted, in the council's zone.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    pub text: String,
-    cron: croner::Cron,
-}
-
-impl FromStr for Schedule {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        use croner::parser::{CronParser, Seconds, Year};
-        let fields = text.split_whitespace().count();
-        if fields != 5 && !text.trim_start().starts_with('@') {
-            return Err(format!(
-                "bad cron `{text}`: write 5 fields (minute hour day-of-month month day-of-week), found {fields}"
-            ));
-        }
-        let parser = CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .year(Year::Disallowed)
-            .build();
-        let cron = parser
-            .parse(text)
-            .map_err(|e| format!("bad cron `{text}`: {e}"))?;
-        // A line like `0 9 30 2 *` parses but never comes.
-        let reference = DateTime::<Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
-        if cron.find_next_occurrence(&reference, false).is_err() {
-            return Err(format!("cron `{text}` never occurs"));
-        }
-        Ok(Schedule {
-            text: text.to_string(),
-            cron,
-        })
-    }
-}
-
-impl Schedule {
-    /// The first occurrence strictly after `after`, in zone `tz`.
-    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&tz);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
-    }
-}
-
-/// All the problems of one file.
-#[derive(Debug)]
-pub struct Invalid(pub Vec<Diagnostic>);
-
-impl fmt::Display for Invalid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for d in &self.0 {
-            writeln!(f, "{d}")?;
-        }
-        Ok(())
-    }
-}
-
-/// What the validator knows of the world outside the file.
-pub struct Known<'a> {
-    /// Template names found in the templates folder; `None` skips the check (stored versions).
-    pub templates: Option<&'a BTreeSet<String>>,
-    /// The roster, for weight attributes, groups and the chair; `None` skips those checks.
-    pub roster: Option<&'a Roster>,
-}
-
-/// What breaks a tie (`yes == no`) once the quorum is met.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TieRule {
-    /// The motion fails.
-    Fails,
-    /// The chair's own vote decides.
-    Chair(String),
-    /// Drawn by lot, from the item's event chain (so it replays).
-    Lot,
-}
-
-const WORKFLOW_KEYS: &[&str] = &["workflow", "title", "inputs", "start", "schedule", "stages"];
-const STAGE_KEYS: &[&str] = &[
+pub(super) const WORKFLOW_KEYS: &[&str] =
+    &["workflow", "title", "inputs", "start", "schedule", "stages"];
+pub(super) const STAGE_KEYS: &[&str] = &[
     "notify",
     "after",
     "schedule",
@@ -261,7 +22,7 @@ const STAGE_KEYS: &[&str] = &[
     "on_signal",
     "end",
 ];
-const BALLOT_KEYS: &[&str] = &[
+pub(super) const BALLOT_KEYS: &[&str] = &[
     "question",
     "choices",
     "closes_after",
@@ -275,27 +36,7 @@ const BALLOT_KEYS: &[&str] = &[
     "receipt_template",
 ];
 
-/// Reads and validates one workflow file.
-pub fn load(source: &str, known: &Known) -> Result<Workflow, Invalid> {
-    let mut diags = Diagnostics::default();
-    let root = match yaml::parse(source) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            return Err(Invalid(vec![Diagnostic {
-                pos: Pos { line: 1, col: 1 },
-                message: "empty workflow file".into(),
-            }]));
-        }
-        Err(d) => return Err(Invalid(vec![d])),
-    };
-    let workflow = read_workflow(source, &root, known, &mut diags);
-    match workflow {
-        Some(w) if diags.is_empty() => Ok(w),
-        _ => Err(Invalid(diags.into_sorted())),
-    }
-}
-
-fn read_workflow(
+pub(super) fn read_workflow(
     source: &str,
     root: &Node,
     known: &Known,
@@ -384,19 +125,14 @@ fn read_workflow(
     })
 }
 
-/// The version of a workflow source: its content hash.
-pub fn version_of(source: &str) -> String {
-    hex::encode(&Sha256::digest(source.as_bytes())[..8])
-}
-
-fn unknown_stage(name: &str, names: &[&str]) -> String {
+pub(super) fn unknown_stage(name: &str, names: &[&str]) -> String {
     let hint = yaml::did_you_mean(name, names.iter().copied())
         .map(|s| format!("; did you mean `{s}`?"))
         .unwrap_or_default();
     format!("stage `{name}` does not exist{hint}")
 }
 
-fn read_inputs(node: &Node, d: &mut Diagnostics) -> BTreeMap<String, Input> {
+pub(super) fn read_inputs(node: &Node, d: &mut Diagnostics) -> BTreeMap<String, Input> {
     let mut inputs = BTreeMap::new();
     let Some(f) = yaml::mapping(node, "`inputs`", &[], d) else {
         return inputs;
@@ -469,7 +205,7 @@ fn read_inputs(node: &Node, d: &mut Diagnostics) -> BTreeMap<String, Input> {
     inputs
 }
 
-fn parse_value<T: FromStr<Err = String>>(
+pub(super) fn parse_value<T: FromStr<Err = String>>(
     node: &Node,
     what: &str,
     d: &mut Diagnostics,
@@ -478,7 +214,7 @@ fn parse_value<T: FromStr<Err = String>>(
     text.parse().map_err(|e| d.error(yaml::pos(node), e)).ok()
 }
 
-fn read_stage(
+pub(super) fn read_stage(
     node: &Node,
     name: &str,
     at: Pos,
@@ -576,7 +312,7 @@ fn read_stage(
     Some(stage)
 }
 
-fn read_notify(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Notify> {
+pub(super) fn read_notify(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Notify> {
     let f = yaml::mapping(node, "`notify`", &["to", "template"], d)?;
     let to = match f.get("to").and_then(yaml::scalar).as_deref() {
         None | Some("members") => Audience::Members,
@@ -595,13 +331,13 @@ fn read_notify(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Notify
     Some(Notify { to, template })
 }
 
-fn check_template(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<String> {
+pub(super) fn check_template(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<String> {
     let name = yaml::string(node, "a template name", d)?;
     template_exists(&name, yaml::pos(node), known, d);
     Some(name)
 }
 
-fn template_exists(name: &str, pos: Pos, known: &Known, d: &mut Diagnostics) {
+pub(super) fn template_exists(name: &str, pos: Pos, known: &Known, d: &mut Diagnostics) {
     if let Some(templates) = known.templates
         && !templates.contains(name)
     {
@@ -615,7 +351,7 @@ fn template_exists(name: &str, pos: Pos, known: &Known, d: &mut Diagnostics) {
     }
 }
 
-fn read_register(node: &Node, d: &mut Diagnostics) -> Option<RegisterSpec> {
+pub(super) fn read_register(node: &Node, d: &mut Diagnostics) -> Option<RegisterSpec> {
     let f = yaml::mapping(node, "`register`", &["series", "number"], d)?;
     let series = f
         .require("series", "`register`", d)
@@ -631,7 +367,7 @@ fn read_register(node: &Node, d: &mut Diagnostics) -> Option<RegisterSpec> {
     })
 }
 
-fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<BallotSpec> {
+pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<BallotSpec> {
     let f = yaml::mapping(node, "`ballot`", BALLOT_KEYS, d)?;
     let question = f
         .require("question", "`ballot`", d)
@@ -756,7 +492,7 @@ fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<Ballot
 }
 
 /// `tie: fails`, `tie: lot` or `tie: { chair: MEMBER }`.
-fn read_tie(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<TieRule> {
+pub(super) fn read_tie(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<TieRule> {
     if let Some(word) = yaml::scalar(node) {
         return match word.as_str() {
             "fails" => Some(TieRule::Fails),
@@ -788,7 +524,7 @@ fn read_tie(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<TieRule> 
 }
 
 /// A rule, with errors placed at their column inside the quoted or plain scalar.
-fn read_rule(node: &Node, vocabulary: &Vocabulary, d: &mut Diagnostics) -> Option<Rule> {
+pub(super) fn read_rule(node: &Node, vocabulary: &Vocabulary, d: &mut Diagnostics) -> Option<Rule> {
     let text = yaml::string(node, "a rule", d)?;
     Rule::parse(&text, vocabulary)
         .map_err(|e| {
@@ -800,7 +536,7 @@ fn read_rule(node: &Node, vocabulary: &Vocabulary, d: &mut Diagnostics) -> Optio
         .ok()
 }
 
-fn read_on_signal(
+pub(super) fn read_on_signal(
     node: &Node,
     target: &mut impl FnMut(&Node, &mut Diagnostics) -> Option<String>,
     d: &mut Diagnostics,
@@ -821,217 +557,4 @@ fn read_on_signal(
         until: until?,
         next: next?,
     })
-}
-
-fn check_reachable(
-    start: &str,
-    links: &[(String, Vec<(String, Pos)>)],
-    stages: &yaml::Fields,
-    d: &mut Diagnostics,
-) {
-    let mut seen = BTreeSet::from([start.to_string()]);
-    let mut queue = VecDeque::from([start.to_string()]);
-    while let Some(s) = queue.pop_front() {
-        for (t, _) in links.iter().filter(|(n, _)| *n == s).flat_map(|(_, t)| t) {
-            if seen.insert(t.clone()) {
-                queue.push_back(t.clone());
-            }
-        }
-    }
-    for (name, _) in links {
-        if !seen.contains(name) {
-            d.error(
-                stages.key_pos(name),
-                format!("stage `{name}` is unreachable from `{start}`"),
-            );
-        }
-    }
-}
-
-/// A cycle of stages that move on at once (no wait, ballot or signal) would never stop.
-fn check_instant_loops(
-    stages: &BTreeMap<String, Stage>,
-    fields: &yaml::Fields,
-    d: &mut Diagnostics,
-) {
-    for start in stages.keys() {
-        let mut at = start.as_str();
-        for _ in 0..=stages.len() {
-            let Some(stage) = stages.get(at) else { break };
-            let instant =
-                stage.wait.is_none() && stage.ballot.is_none() && stage.on_signal.is_none();
-            match (&stage.next, instant) {
-                (Some(next), true) => at = next,
-                _ => break,
-            }
-            if at == start {
-                d.error(
-                    fields.key_pos(start),
-                    format!("stage `{start}` loops back to itself without waiting"),
-                );
-                break;
-            }
-        }
-    }
-}
-
-/// The workflows the daemon knows: the current version of each, and older versions that
-/// running items still pin.
-#[derive(Debug, Default, Clone)]
-pub struct Definitions {
-    versions: std::collections::HashMap<String, std::sync::Arc<Workflow>>,
-    current: BTreeMap<String, String>,
-}
-
-impl Definitions {
-    /// Adds a workflow as the current version of its name.
-    pub fn insert_current(&mut self, w: Workflow) {
-        self.current.insert(w.name.clone(), w.version.clone());
-        self.versions
-            .insert(w.version.clone(), std::sync::Arc::new(w));
-    }
-
-    /// A new set where `workflows` are the current versions; every version known so far
-    /// stays, for the items that run on it.
-    pub fn with_current(&self, workflows: Vec<Workflow>) -> Definitions {
-        let mut next = Definitions {
-            versions: self.versions.clone(),
-            current: BTreeMap::new(),
-        };
-        for w in workflows {
-            next.insert_current(w);
-        }
-        next
-    }
-
-    /// Adds an older version, kept for the items that started on it.
-    pub fn insert_old(&mut self, w: Workflow) {
-        self.versions
-            .entry(w.version.clone())
-            .or_insert_with(|| std::sync::Arc::new(w));
-    }
-
-    pub fn current(&self, name: &str) -> Option<&std::sync::Arc<Workflow>> {
-        self.versions.get(self.current.get(name)?)
-    }
-
-    pub fn version(&self, version: &str) -> Option<&std::sync::Arc<Workflow>> {
-        self.versions.get(version)
-    }
-
-    pub fn all_current(&self) -> impl Iterator<Item = &std::sync::Arc<Workflow>> {
-        self.current.values().filter_map(|v| self.versions.get(v))
-    }
-
-    pub fn is_current(&self, version: &str) -> bool {
-        self.current.values().any(|v| v == version)
-    }
-}
-
-/// Formats a register number: `{{year}}`, `{{seq}}` and `{{seq:03}}` (zero-padded).
-pub fn format_number(pattern: &str, year: i32, seq: u64) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = pattern;
-    while let Some(open) = rest.find("{{") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 2..];
-        let close = after
-            .find("}}")
-            .ok_or_else(|| format!("`{{{{` without `}}}}` in number `{pattern}`"))?;
-        let field = after[..close].trim();
-        match field.split_once(':') {
-            None if field == "year" => out.push_str(&year.to_string()),
-            None if field == "seq" => out.push_str(&seq.to_string()),
-            Some(("seq", width)) if width.starts_with('0') && width.len() <= 3 => {
-                let w: usize = width
-                    .parse()
-                    .map_err(|_| format!("bad width `{width}` in number `{pattern}`"))?;
-                out.push_str(&format!("{seq:0w$}"));
-            }
-            _ => {
-                return Err(format!(
-                    "unknown field `{field}` in number `{pattern}`: use {{{{year}}}}, {{{{seq}}}} or {{{{seq:03}}}}"
-                ));
-            }
-        }
-        rest = &after[close + 2..];
-    }
-    out.push_str(rest);
-    let has_seq = pattern
-        .split("{{")
-        .skip(1)
-        .any(|f| f.trim_start().starts_with("seq"));
-    if !has_seq {
-        return Err(format!(
-            "number `{pattern}` needs {{{{seq}}}} so that each act gets its own number"
-        ));
-    }
-    Ok(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        let s = |t: &str| t.parse::<Duration>().map(|d| d.0.num_seconds());
-        assert_eq!(s("90s"), Ok(90));
-        assert_eq!(s("14d"), Ok(14 * 86_400));
-        assert_eq!(s("1d12h"), Ok(36 * 3_600));
-        assert_eq!(s("2w"), Ok(14 * 86_400));
-        for bad in ["", "14", "d", "3y", "0s", "-1d", "99999999999999999999d"] {
-            assert!(s(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn cron_is_crontab() {
-        use chrono::TimeZone;
-        let tz: Tz = "Europe/Istanbul".parse().unwrap();
-        // Monday = 1: 2026-11-30 is a Monday.
-        let s: Schedule = "0 9 * * 1".parse().unwrap();
-        let from = Utc.with_ymd_and_hms(2026, 11, 25, 0, 0, 0).unwrap();
-        let next = s.next_after(from, tz).unwrap();
-        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 30, 6, 0, 0).unwrap());
-        // Day-of-month OR day-of-week: the 13th or any Friday, whichever comes first.
-        let s: Schedule = "0 9 13 * 5".parse().unwrap();
-        let next = s.next_after(from, tz).unwrap();
-        assert_eq!(next, Utc.with_ymd_and_hms(2026, 11, 27, 6, 0, 0).unwrap());
-        assert!(
-            "0 0 9 * * 1".parse::<Schedule>().is_err(),
-            "6 fields are refused"
-        );
-        assert!("61 * * * *".parse::<Schedule>().is_err());
-        assert!(
-            "0 9 30 2 *".parse::<Schedule>().is_err(),
-            "30 February never comes"
-        );
-    }
-
-    #[test]
-    fn cron_keeps_daylight_saving_sane() {
-        use chrono::TimeZone;
-        let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let s: Schedule = "30 2 * * *".parse().unwrap();
-        // Spring forward (02:30 does not exist on 2026-03-29): one run that day, not none.
-        let from = Utc.with_ymd_and_hms(2026, 3, 28, 12, 0, 0).unwrap();
-        let first = s.next_after(from, tz).unwrap();
-        assert_eq!(
-            first.with_timezone(&tz).format("%F").to_string(),
-            "2026-03-29"
-        );
-        // Fall back (02:30 happens twice on 2026-10-25): one run that day, not two.
-        let from = Utc.with_ymd_and_hms(2026, 10, 24, 12, 0, 0).unwrap();
-        let first = s.next_after(from, tz).unwrap();
-        let second = s.next_after(first, tz).unwrap();
-        assert_eq!(
-            first.with_timezone(&tz).format("%F").to_string(),
-            "2026-10-25"
-        );
-        assert_eq!(
-            second.with_timezone(&tz).format("%F").to_string(),
-            "2026-10-26"
-        );
-    }
 }

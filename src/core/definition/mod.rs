@@ -1,0 +1,228 @@
+//! Workflow definitions: the YAML format a secretary writes, read and validated.
+//!
+//! `load` turns one file into a [`Workflow`] or into every [`Diagnostic`] it has, each with
+//! line and column. A workflow is versioned by the hash of its source, so running items can
+//! keep the version they started with. Pure: no I/O beyond the text handed in, no clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256};
+
+use crate::roster::Roster;
+use crate::rules::{Rule, Verdict};
+pub use crate::yaml::Invalid;
+use crate::yaml::{self, Diagnostic, Diagnostics, Pos};
+
+mod graph;
+mod read;
+mod values;
+
+use read::read_workflow;
+pub use values::{Duration, Schedule, format_number};
+
+/// One workflow file, validated.
+#[derive(Debug, Clone)]
+pub struct Workflow {
+    pub name: String,
+    pub title: String,
+    /// Hex SHA-256 of the source, first 16 digits: the version running items pin.
+    pub version: String,
+    pub source: String,
+    pub inputs: BTreeMap<String, Input>,
+    pub start: String,
+    /// Opens a new item at every occurrence (5-field crontab, council time zone).
+    pub schedule: Option<Schedule>,
+    pub stages: BTreeMap<String, Stage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input {
+    pub kind: InputKind,
+    pub required: bool,
+    /// Used when the item is started without this input.
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Text,
+    Url,
+    Number,
+    Date,
+}
+
+/// A stage: what happens on entry, and how the item leaves it.
+#[derive(Debug, Clone, Default)]
+pub struct Stage {
+    pub register: Option<RegisterSpec>,
+    pub notify: Vec<Notify>,
+    pub ballot: Option<BallotSpec>,
+    /// Wait before following `next`: a duration or the next cron occurrence.
+    pub wait: Option<Wait>,
+    pub next: Option<String>,
+    pub outcomes: BTreeMap<Verdict, String>,
+    pub on_signal: Option<OnSignal>,
+    /// The item ends here with this outcome.
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Wait {
+    After(Duration),
+    Schedule(Box<Schedule>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    pub to: Audience,
+    pub template: String,
+}
+
+/// Who receives a notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Every delegate of every member.
+    Members,
+    /// The voting delegate of each member (head, or first delegate).
+    Heads,
+    /// The secretariat address of the roster.
+    Secretariat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisterSpec {
+    pub series: String,
+    /// `CPCC/REG/{{year}}/{{seq:03}}`.
+    pub number: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BallotSpec {
+    pub question: String,
+    pub choices: Vec<String>,
+    pub closes_after: Duration,
+    pub quorum: Option<Rule>,
+    pub pass: Rule,
+    pub close: Close,
+    pub template: String,
+    pub remind: Vec<Duration>,
+    pub remind_template: String,
+    /// A recorded vote: who voted what is shown to the secretariat.
+    pub recorded: bool,
+    pub tie: Option<TieRule>,
+    pub receipt_template: String,
+}
+
+/// When a ballot closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Close {
+    AtDeadline,
+    WhenAllVoted,
+    WhenDecided,
+}
+
+#[derive(Debug, Clone)]
+pub struct OnSignal {
+    pub name: String,
+    /// Over `count` (signals received, one per member) and `members`/`eligible`.
+    pub until: Rule,
+    pub next: String,
+}
+
+/// What the validator knows of the world outside the file.
+pub struct Known<'a> {
+    /// Template names found in the templates folder; `None` skips the check (stored versions).
+    pub templates: Option<&'a BTreeSet<String>>,
+    /// The roster, for weight attributes, groups and the chair; `None` skips those checks.
+    pub roster: Option<&'a Roster>,
+}
+
+/// What breaks a tie (`yes == no`) once the quorum is met.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TieRule {
+    /// The motion fails.
+    Fails,
+    /// The chair's own vote decides.
+    Chair(String),
+    /// Drawn by lot, from the item's event chain (so it replays).
+    Lot,
+}
+
+/// Reads and validates one workflow file.
+pub fn load(source: &str, known: &Known) -> Result<Workflow, Invalid> {
+    let mut diags = Diagnostics::default();
+    let root = match yaml::parse(source) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            return Err(Invalid(vec![Diagnostic {
+                pos: Pos { line: 1, col: 1 },
+                message: "empty workflow file".into(),
+            }]));
+        }
+        Err(d) => return Err(Invalid(vec![d])),
+    };
+    let workflow = read_workflow(source, &root, known, &mut diags);
+    match workflow {
+        Some(w) if diags.is_empty() => Ok(w),
+        _ => Err(Invalid(diags.into_sorted())),
+    }
+}
+
+/// The version of a workflow source: its content hash.
+pub fn version_of(source: &str) -> String {
+    hex::encode(&Sha256::digest(source.as_bytes())[..8])
+}
+
+/// The workflows the daemon knows: the current version of each, and older versions that
+/// running items still pin.
+#[derive(Debug, Default, Clone)]
+pub struct Definitions {
+    versions: std::collections::HashMap<String, std::sync::Arc<Workflow>>,
+    current: BTreeMap<String, String>,
+}
+
+impl Definitions {
+    /// Adds a workflow as the current version of its name.
+    pub fn insert_current(&mut self, w: Workflow) {
+        self.current.insert(w.name.clone(), w.version.clone());
+        self.versions
+            .insert(w.version.clone(), std::sync::Arc::new(w));
+    }
+
+    /// A new set where `workflows` are the current versions; every version known so far
+    /// stays, for the items that run on it.
+    pub fn with_current(&self, workflows: Vec<Workflow>) -> Definitions {
+        let mut next = Definitions {
+            versions: self.versions.clone(),
+            current: BTreeMap::new(),
+        };
+        for w in workflows {
+            next.insert_current(w);
+        }
+        next
+    }
+
+    /// Adds an older version, kept for the items that started on it.
+    pub fn insert_old(&mut self, w: Workflow) {
+        self.versions
+            .entry(w.version.clone())
+            .or_insert_with(|| std::sync::Arc::new(w));
+    }
+
+    pub fn current(&self, name: &str) -> Option<&std::sync::Arc<Workflow>> {
+        self.versions.get(self.current.get(name)?)
+    }
+
+    pub fn version(&self, version: &str) -> Option<&std::sync::Arc<Workflow>> {
+        self.versions.get(version)
+    }
+
+    pub fn all_current(&self) -> impl Iterator<Item = &std::sync::Arc<Workflow>> {
+        self.current.values().filter_map(|v| self.versions.get(v))
+    }
+
+    pub fn is_current(&self, version: &str) -> bool {
+        self.current.values().any(|v| v == version)
+    }
+}
