@@ -15,19 +15,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use sha2::{Digest, Sha256};
 use sled::Transactional;
 
-pub use crate::engine::Record;
-use crate::engine::{Electorate, Item, Timer};
+mod codec;
+mod keys;
 
-/// The first byte of every stored value: the encoding's version.
-const FORMAT: u8 = 1;
-/// The first byte of an item row: a checksum, then the item without votes and voters.
-const SNAPSHOT: u8 = 2;
-const CHECKSUM: usize = 16;
+pub use crate::engine::Record;
+use crate::engine::{Electorate, Item};
+pub use codec::{decode, decode_item, encode, encode_item};
+use keys::item_prefix;
+pub use keys::{Owner, TimerKey, event_key, register_key, vote_key};
+
 /// sled's page cache. Its default (1 GB) is mostly spent on mail rows already sent: the
 /// writer keeps every item in memory and reads the store only at start.
 const CACHE_BYTES: u64 = 64 << 20;
@@ -43,59 +43,6 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// A timer row: when, and whose.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct TimerKey {
-    pub due: DateTime<Utc>,
-    pub owner: Owner,
-}
-
-/// Whose a timer is.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Owner {
-    /// One of an item's timers.
-    Item(String, Timer),
-    /// A workflow's next recurring start.
-    Schedule(String),
-}
-
-/// How a schedule's row names its owner and itself (`@schedule/WORKFLOW`, `start`): no
-/// item id begins with `@`.
-const SCHEDULE: &str = "@schedule/";
-const START: &str = "start";
-
-impl TimerKey {
-    /// due (big-endian milliseconds) ‖ owner ‖ 0 ‖ name, so the first key is the next due.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut k = (self.due.timestamp_millis().max(0) as u64)
-            .to_be_bytes()
-            .to_vec();
-        let (owner, name) = match &self.owner {
-            Owner::Item(id, timer) => (id.clone(), timer.to_string()),
-            Owner::Schedule(workflow) => (format!("{SCHEDULE}{workflow}"), START.to_string()),
-        };
-        k.extend_from_slice(owner.as_bytes());
-        k.push(0);
-        k.extend_from_slice(name.as_bytes());
-        k
-    }
-
-    pub fn decode(k: &[u8]) -> Option<TimerKey> {
-        let millis = u64::from_be_bytes(k.get(..8)?.try_into().ok()?);
-        let rest = std::str::from_utf8(k.get(8..)?).ok()?;
-        let (owner, name) = rest.split_once('\0')?;
-        let due = Utc
-            .timestamp_millis_opt(i64::try_from(millis).ok()?)
-            .single()?;
-        let owner = match owner.strip_prefix(SCHEDULE) {
-            Some(workflow) if name == START => Owner::Schedule(workflow.into()),
-            Some(_) => return None,
-            None => Owner::Item(owner.into(), name.parse().ok()?),
-        };
-        Some(TimerKey { due, owner })
-    }
-}
 
 /// An act entered in a register.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,70 +102,6 @@ pub struct Store {
     outbox: sled::Tree,
     registers: sled::Tree,
     meta: sled::Tree,
-}
-
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT];
-    // Serializing our own types to JSON cannot fail: no maps with non-string keys.
-    serde_json::to_writer(&mut out, value).unwrap_or_default();
-    out
-}
-
-pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
-    let corrupt = |reason: String| Error::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        reason,
-    };
-    match bytes.split_first() {
-        Some((&FORMAT, body)) => serde_json::from_slice(body).map_err(|e| corrupt(e.to_string())),
-        Some((v, _)) => Err(corrupt(format!("unknown format {v}"))),
-        None => Err(corrupt("empty value".into())),
-    }
-}
-
-/// An item's row: its state without the ballots' votes and voters (stored in their own
-/// rows), the number of votes of each ballot, and a checksum of all that.
-pub fn encode_item(item: &Item) -> Vec<u8> {
-    let cast: Vec<usize> = item.ballots.iter().map(|b| b.cast()).collect();
-    let body = serde_json::to_vec(&(cast, item)).unwrap_or_default();
-    let mut out = Vec::with_capacity(1 + CHECKSUM + body.len());
-    out.push(SNAPSHOT);
-    out.extend_from_slice(&Sha256::digest(&body)[..CHECKSUM]);
-    out.extend_from_slice(&body);
-    out
-}
-
-fn item_prefix(item: &str) -> Vec<u8> {
-    let mut k = item.as_bytes().to_vec();
-    k.push(0);
-    k
-}
-
-fn ballot_prefix(item: &str, ballot: usize) -> Vec<u8> {
-    let mut k = item_prefix(item);
-    k.extend_from_slice(&(ballot as u32).to_be_bytes());
-    k
-}
-
-pub fn vote_key(item: &str, ballot: usize, member: &str) -> Vec<u8> {
-    let mut k = ballot_prefix(item, ballot);
-    k.extend_from_slice(member.as_bytes());
-    k
-}
-
-pub fn event_key(item: &str, seq: u64) -> Vec<u8> {
-    let mut k = item.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
-}
-
-pub fn register_key(series: &str, year: i32, seq: u64) -> Vec<u8> {
-    let mut k = series.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(&(year as u32).to_be_bytes());
-    k.extend_from_slice(&seq.to_be_bytes());
-    k
 }
 
 impl Store {
@@ -454,19 +337,7 @@ impl Store {
             key: id.to_string(),
             reason,
         };
-        let body = match row.split_first() {
-            Some((&SNAPSHOT, rest)) if rest.len() >= CHECKSUM => {
-                let (sum, body) = rest.split_at(CHECKSUM);
-                if Sha256::digest(body)[..CHECKSUM] != *sum {
-                    return Err(corrupt("the checksum does not match".into()));
-                }
-                body
-            }
-            Some((v, _)) => return Err(corrupt(format!("unknown item format {v}"))),
-            None => return Err(corrupt("empty value".into())),
-        };
-        let (cast, mut item): (Vec<usize>, Item) =
-            serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
+        let (cast, mut item) = decode_item(id, row)?;
         for b in item.ballots.iter_mut() {
             b.electorate = self.electorate(b.electorate.id())?;
         }
@@ -621,122 +492,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timer_keys_sort_by_due_and_round_trip() {
-        let a = TimerKey {
-            due: Utc.timestamp_millis_opt(1_000).unwrap(),
-            owner: Owner::Item("item-9".into(), Timer::Close(0)),
-        };
-        let b = TimerKey {
-            due: Utc.timestamp_millis_opt(2_000).unwrap(),
-            owner: Owner::Schedule("council-session".into()),
-        };
-        assert!(a.encode() < b.encode());
-        // The bytes are those the store has always had.
-        assert_eq!(&a.encode()[8..], b"item-9\0close:0");
-        assert_eq!(&b.encode()[8..], b"@schedule/council-session\0start");
-        assert_eq!(TimerKey::decode(&a.encode()), Some(a));
-        assert_eq!(TimerKey::decode(&b.encode()), Some(b));
-        assert_eq!(TimerKey::decode(b"short"), None);
-    }
-
-    fn item_with_votes() -> Item {
-        use crate::engine::{Ballot, Status, Voter};
-        let at = Utc.timestamp_millis_opt(0).unwrap();
-        let voter = |m: &str| Voter {
-            member: m.into(),
-            member_name: m.into(),
-            delegate: 0,
-            name: m.into(),
-            email: format!("{m}@example.org"),
-            language: "en".into(),
-            attributes: Default::default(),
-            groups: Vec::new(),
-        };
-        let electorate = Arc::new(Electorate::new(vec![voter("AAA"), voter("BBB")]));
-        let mut item = Item {
-            id: "item-1".into(),
-            workflow: "w".into(),
-            version: "v".into(),
-            inputs: Default::default(),
-            started_at: at,
-            stage: "vote".into(),
-            entered_at: at,
-            status: Status::Open,
-            outcome: None,
-            register_number: None,
-            ballots: vec![Ballot {
-                stage: "vote".into(),
-                question: "?".into(),
-                choices: vec!["yes".into(), "no".into()],
-                opened_at: at,
-                closes_at: at,
-                electorate,
-                members: 2,
-                votes: Default::default(),
-                result: None,
-                recorded: false,
-                seed: String::new(),
-            }],
-            signals: Vec::new(),
-            timers: Default::default(),
-            awaiting: None,
-            seq: 3,
-            head: "h".into(),
-        };
-        assert!(item.ballots[0].record("AAA", "yes"));
-        item
-    }
-
-    #[tokio::test]
-    async fn an_item_is_stored_in_rows_and_read_back_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let item = item_with_votes();
-        let mut batch = Batch::default();
-        store.stage_item(&item, &mut batch).unwrap();
-        store.commit(&batch).await.unwrap();
-        assert_eq!(store.item("item-1").unwrap(), Some(item.clone()));
-        // A row of another item, before and after it in key order, is not taken for its own.
-        let mut other = item.clone();
-        for id in ["item-0", "item-10"] {
-            other.id = id.into();
-            let mut batch = Batch::default();
-            store.stage_item(&other, &mut batch).unwrap();
-            store.commit(&batch).await.unwrap();
-        }
-        let all: Vec<(String, Item)> = store
-            .items()
-            .map(|r| r.map(|(id, item)| (id, item.unwrap())).unwrap())
-            .collect();
-        assert_eq!(all.len(), 3);
-        assert_eq!(all[1], ("item-1".to_string(), item.clone()));
-        let row = store.items.get("item-1").unwrap().unwrap();
-        assert!(row.len() < 1_000, "no voters in the item's row");
-
-        // A vote row added behind the store's back, then an edited item row: both refused.
-        store
-            .votes
-            .insert(vote_key("item-1", 0, "BBB"), "no")
-            .unwrap();
-        let err = store.item("item-1").unwrap_err().to_string();
-        assert!(err.contains("vote rows"), "{err}");
-        let mut edited = row.to_vec();
-        let last = edited.len() - 2;
-        edited[last] ^= 1;
-        store.items.insert("item-1", edited).unwrap();
-        let err = store.item("item-1").unwrap_err().to_string();
-        assert!(err.contains("checksum"), "{err}");
-    }
-
-    #[test]
-    fn a_second_open_of_the_same_folder_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let _first = Store::open(dir.path()).unwrap();
-        let second = Store::open(dir.path());
-        assert!(matches!(second, Err(Error::Open(..))));
-    }
-}
+mod tests;
