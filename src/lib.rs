@@ -9,7 +9,8 @@
 //! - [`shell`]: [`store`] (every sled call), [`writer`] (single writer, group commit),
 //!   [`timers`], [`mail`] (templates, outbox, transports), [`token`] (signed ballot links),
 //!   [`http`] (ballot pages, admin API), [`inbound`] (replies), [`observe`], [`clock`];
-//! - [`app`]: [`config`], [`daemon`] (`serve`), [`cli`].
+//! - [`app`]: [`config`], [`setup`] (reading and checking the configuration folder),
+//!   [`daemon`] (`serve`), [`cli`].
 //!
 //! Each module is also re-exported at the crate's root, so `councild::engine` names
 //! `councild::core::engine`.
@@ -18,6 +19,6 @@ pub mod app;
 pub mod core;
 pub mod shell;
 
-pub use app::{cli, config, daemon};
+pub use app::{cli, config, daemon, setup};
 pub use core::{definition, engine, roster, rules, simulate, yaml};
 pub use shell::{clock, http, inbound, mail, observe, store, templates, timers, token, writer};

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::daemon;
+use crate::{daemon, setup};
 
 const DEFAULT_CONFIG: &str = "config/councild.toml";
 
@@ -304,7 +304,7 @@ fn simulate(config: &Config, r: SimulateRequest, json: bool) -> anyhow::Result<E
     } else {
         config.workflows.dir.join(format!("{}.yaml", r.workflow))
     };
-    let report = daemon::check(&config, std::slice::from_ref(&path));
+    let report = setup::check(&config, std::slice::from_ref(&path));
     let problems: Vec<String> = report.problems().cloned().collect();
     if !problems.is_empty() {
         for p in &problems {
@@ -563,7 +563,7 @@ fn validate(config: &Config, paths: Vec<PathBuf>) -> ExitCode {
     } else {
         paths
     };
-    let report = daemon::check(config, &paths);
+    let report = setup::check(config, &paths);
     for problem in &report.general {
         println!("{problem}");
     }

@@ -14,7 +14,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Event, Rejection};
-use crate::http::App;
 use crate::mail::{self, Mail, Recipient};
 use crate::token::BallotRef;
 use crate::writer::WriteError;
@@ -25,10 +24,22 @@ const MAX_MESSAGE: usize = 256 * 1024;
 const MAX_LINE: usize = 2_048;
 /// A session that says nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
+/// What the reply listener needs of the daemon: its own share, not the HTTP layer's.
+pub struct Replies {
+    /// The domain of reply addresses, `ballot+TOKEN@DOMAIN`.
+    pub domain: String,
+    pub key: crate::token::Key,
+    pub items: Arc<crate::writer::Items>,
+    pub writer: crate::writer::Handle,
+    pub defs: Arc<arc_swap::ArcSwap<crate::definition::Definitions>>,
+    pub roster: Arc<crate::roster::Roster>,
+    pub tz: chrono_tz::Tz,
+}
+
 /// Most recipients of one message.
 const MAX_RECIPIENTS: usize = 10;
 
-pub async fn run(app: Arc<App>, listener: TcpListener, stop: CancellationToken) {
+pub async fn run(app: Arc<Replies>, listener: TcpListener, stop: CancellationToken) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -75,11 +86,11 @@ async fn line(
     ))
 }
 
-async fn session(app: &App, stream: TcpStream) -> std::io::Result<()> {
+async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     let mut buf = Vec::new();
-    let host = app.config.reply_domain();
+    let host = app.domain.clone();
     write
         .write_all(format!("220 {host} councild ballot replies\r\n").as_bytes())
         .await?;
@@ -179,9 +190,9 @@ fn address(arg: &str) -> String {
 }
 
 /// The ballot behind `ballot+TOKEN@DOMAIN`, if the token verifies.
-fn ballot_address(app: &App, address: &str) -> Option<BallotRef> {
+fn ballot_address(app: &Replies, address: &str) -> Option<BallotRef> {
     let (local, domain) = address.rsplit_once('@')?;
-    if !domain.eq_ignore_ascii_case(&app.config.reply_domain()) {
+    if !domain.eq_ignore_ascii_case(&app.domain) {
         return None;
     }
     app.key.verify(local.strip_prefix("ballot+")?)
@@ -214,7 +225,7 @@ pub fn read_choice(text: &str, choices: &[String]) -> Option<String> {
         .cloned()
 }
 
-async fn handle(app: &App, r: &BallotRef, raw: &[u8]) -> Result<(), WriteError> {
+async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteError> {
     let Some(item) = app.items.get(&r.item) else {
         return Ok(());
     };

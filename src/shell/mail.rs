@@ -63,7 +63,36 @@ pub struct Mail {
     pub failed: bool,
 }
 
+/// Where a mail stands in the outbox (a sent mail leaves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailState {
+    /// Not tried yet.
+    Pending,
+    /// Tried, failed for a reason that may pass; tried again later.
+    Retrying,
+    /// Failed for good (a permanent refusal, or every try used); the secretariat was told.
+    Failed,
+}
+
+impl MailState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailState::Pending => "pending",
+            MailState::Retrying => "retrying",
+            MailState::Failed => "failed",
+        }
+    }
+}
+
 impl Mail {
+    pub fn state(&self) -> MailState {
+        match (self.failed, self.attempts) {
+            (true, _) => MailState::Failed,
+            (false, 0) => MailState::Pending,
+            _ => MailState::Retrying,
+        }
+    }
+
     /// A mail to send now, never tried yet.
     pub fn new(
         id: String,
@@ -156,7 +185,7 @@ pub fn context(
         "item": {
             "id": item.id,
             "workflow": item.workflow,
-            "title": item.inputs.get("title").map_or(workflow_title, String::as_str),
+            "title": item.title(workflow_title),
             "inputs": item.inputs,
             "stage": item.stage,
             "outcome": item.outcome,

@@ -619,7 +619,7 @@ impl Facts for Staging<'_> {
                     seq: *seq,
                     number: item.register_number.clone().unwrap_or_default(),
                     item: id.to_string(),
-                    title: item.inputs.get("title").cloned().unwrap_or_default(),
+                    title: item.title(self.title).to_string(),
                     at: record.at,
                 };
                 batch.registers.push((

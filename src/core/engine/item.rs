@@ -35,11 +35,30 @@ pub struct Item {
     pub head: String,
 }
 
+impl Item {
+    /// What the item is called: its `title` input, or else its workflow's title.
+    pub fn title<'a>(&'a self, workflow_title: &'a str) -> &'a str {
+        self.inputs
+            .get("title")
+            .map_or(workflow_title, String::as_str)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Open,
     Ended,
+}
+
+impl Status {
+    /// As the API and the pages name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Ended => "ended",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, App, AppState};
 use crate::engine::{Event, Item, Status, counts};
-use crate::mail::Mail;
+use crate::mail::{Mail, MailState};
 use crate::observe;
 
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
@@ -101,7 +101,7 @@ impl ItemFilter {
             && self
                 .status
                 .as_ref()
-                .is_none_or(|s| *s == status_name(item.status))
+                .is_none_or(|s| *s == item.status.as_str())
             && q.is_none_or(|q| {
                 let mut text = format!("{} {}", item.id, item.workflow);
                 for v in item.inputs.values() {
@@ -256,19 +256,11 @@ async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
             Some(json!(list)),
         )
     };
-    let report = crate::daemon::check(&app.config, std::slice::from_ref(&app.config.workflows.dir));
-    let errors: Vec<String> = report.problems().cloned().collect();
-    if !errors.is_empty() {
-        return Err(problems(errors));
-    }
-    let Some(templates) = report.templates else {
-        return Err(problems(vec!["the templates could not be read".into()]));
-    };
-    let workflows = report
-        .files
-        .into_iter()
-        .filter_map(|(_, r)| r.ok())
-        .collect();
+    let read = app.clone();
+    let (workflows, templates) = tokio::task::spawn_blocking(move || (read.reload)())
+        .await
+        .map_err(|_| problems(vec!["the definitions could not be read".into()]))?
+        .map_err(problems)?;
     app.writer.reload(workflows).await?;
     app.templates.store(Arc::new(templates));
     tracing::info!("definitions reloaded");
@@ -299,17 +291,9 @@ struct OutboxFilter {
 }
 
 /// How an outbox row stands: pending (never tried), retrying, or failed.
-pub fn mail_status(m: &Mail) -> &'static str {
-    match (m.failed, m.attempts) {
-        (true, _) => "failed",
-        (false, 0) => "pending",
-        _ => "retrying",
-    }
-}
-
 fn mail_json(m: &Mail) -> Value {
     json!({
-        "id": m.id, "item": m.item, "template": m.template, "to": m.to.email, "status": mail_status(m),
+        "id": m.id, "item": m.item, "template": m.template, "to": m.to.email, "status": m.state().as_str(),
         "attempts": m.attempts, "next_attempt": m.next_attempt, "last_error": m.last_error, "created_at": m.created_at,
     })
 }
@@ -322,7 +306,7 @@ async fn list_outbox(
     let mut mails = Vec::new();
     for m in app.store.mails::<Mail>() {
         let m = m?;
-        if f.status.as_deref().is_none_or(|s| s == mail_status(&m)) {
+        if f.status.as_deref().is_none_or(|s| s == m.state().as_str()) {
             mails.push(mail_json(&m));
         }
     }
@@ -432,10 +416,10 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
     let (mut pending, mut retrying, mut failed, mut oldest) =
         (0u64, 0u64, 0u64, None::<DateTime<Utc>>);
     for m in app.store.mails::<Mail>().flatten() {
-        match mail_status(&m) {
-            "failed" => failed += 1,
-            "pending" => pending += 1,
-            _ => retrying += 1,
+        match m.state() {
+            MailState::Failed => failed += 1,
+            MailState::Pending => pending += 1,
+            MailState::Retrying => retrying += 1,
         }
         if !m.failed {
             oldest = Some(oldest.map_or(m.created_at, |o| o.min(m.created_at)));
@@ -459,13 +443,6 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
     })))
 }
 
-pub fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Open => "open",
-        Status::Ended => "ended",
-    }
-}
-
 /// The API's view of an item.
 pub fn item_json(item: &Item) -> Value {
     let ballots: Vec<Value> = item
@@ -483,7 +460,7 @@ pub fn item_json(item: &Item) -> Value {
         .collect();
     json!({
         "id": item.id, "workflow": item.workflow, "version": item.version,
-        "stage": item.stage, "status": status_name(item.status), "outcome": item.outcome,
+        "stage": item.stage, "status": item.status.as_str(), "outcome": item.outcome,
         "register_number": item.register_number, "inputs": item.inputs,
         "started_at": item.started_at, "entered_at": item.entered_at,
         "ballots": ballots, "signals": item.signals, "timers": item.timers, "events_count": item.seq,

@@ -331,12 +331,7 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
     let Some(b) = f.ballot() else {
         return page(StatusCode::NOT_FOUND, "en", EN.not_valid_title, "");
     };
-    let title = f
-        .item
-        .inputs
-        .get("title")
-        .cloned()
-        .unwrap_or_else(|| f.item.workflow.clone());
+    let title = app.title_of(&f.item);
     let member_name = b
         .electorate
         .voter(&f.r.member)

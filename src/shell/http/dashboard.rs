@@ -14,10 +14,9 @@ use axum::routing::{MethodRouter, get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::admin::{mail_status, status_name};
 use super::{ApiError, App, AppState, COOKIE, constant_time_eq, escape};
-use crate::engine::{Item, Status};
-use crate::mail::Mail;
+use crate::engine::Status;
+use crate::mail::{Mail, MailState};
 
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
     vec![
@@ -93,13 +92,6 @@ async fn logout() -> Response {
         .into_response()
 }
 
-fn title_of(item: &Item) -> String {
-    item.inputs
-        .get("title")
-        .cloned()
-        .unwrap_or_else(|| item.workflow.clone())
-}
-
 async fn overview(State(app): AppState) -> Result<Response, ApiError> {
     let mut rows = String::new();
     let mut ended = 0;
@@ -117,7 +109,7 @@ async fn overview(State(app): AppState) -> Result<Response, ApiError> {
         rows.push_str(&format!(
             "<tr><td><a href=\"/dashboard/items/{0}\">{0}</a></td><td>{1}</td><td>{2}</td><td>{3}</td><td>{4}</td></tr>",
             escape(&item.id),
-            escape(&title_of(&item)),
+            escape(&app.title_of(&item)),
             escape(&item.workflow),
             escape(&item.stage),
             participation
@@ -155,7 +147,7 @@ async fn item_page(State(app): AppState, Path(id): Path<String>) -> Result<Respo
         "<dl><dt>Workflow</dt><dd>{}</dd><dt>Stage</dt><dd id=\"stage\">{}</dd><dt>Status</dt><dd id=\"status\">{}</dd>",
         escape(&item.workflow),
         escape(&item.stage),
-        status_name(item.status)
+        item.status.as_str()
     );
     if let Some(o) = &item.outcome {
         body.push_str(&format!(
@@ -236,7 +228,7 @@ async fn item_page(State(app): AppState, Path(id): Path<String>) -> Result<Respo
     ));
     Ok(layout(
         StatusCode::OK,
-        &format!("{} — {}", item.id, title_of(&item)),
+        &format!("{} — {}", item.id, app.title_of(&item)),
         true,
         &body,
     ))
@@ -269,14 +261,14 @@ async fn outbox(State(app): AppState) -> Result<Response, ApiError> {
     let mut rows = String::new();
     for m in app.store.mails::<Mail>() {
         let m = m?;
-        if mail_status(&m) == "pending" {
+        if m.state() == MailState::Pending {
             continue;
         }
         rows.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&m.to.email),
             escape(&m.template),
-            mail_status(&m),
+            m.state().as_str(),
             m.attempts,
             escape(m.last_error.as_deref().unwrap_or_default())
         ));

@@ -57,9 +57,27 @@ pub struct App {
     pub wake: Wake,
     /// The committed items, as the writer last published them.
     pub items: Arc<crate::writer::Items>,
+    /// Reads the definitions on disk again, for `POST /api/reload`.
+    pub reload: Reload,
 }
 
+/// Reads the workflow files and templates on disk and checks them: the current ones, or
+/// every problem found. The application provides it (it knows where the files are and
+/// how they are checked); the HTTP layer calls it off the request path.
+pub type Reload = Box<
+    dyn Fn() -> Result<(Vec<crate::definition::Workflow>, Templates), Vec<String>> + Send + Sync,
+>;
+
 type AppState = State<Arc<App>>;
+
+impl App {
+    /// An item's title, falling back on the title of the workflow version it runs on.
+    pub fn title_of(&self, item: &crate::engine::Item) -> String {
+        let defs = self.defs.load();
+        let workflow = defs.version(&item.version).map(|w| w.title.as_str());
+        item.title(workflow.unwrap_or(&item.workflow)).to_string()
+    }
+}
 
 pub fn public_router(app: Arc<App>) -> Router {
     Router::new()

@@ -202,7 +202,7 @@ fn config_for(root: &Path) -> Config {
 async fn build(root: &Path, s: &Settings) -> anyhow::Result<Built> {
     let config = config_for(root);
     // The same checks as `councild serve` (and `validate`): the workflow must be valid.
-    let loaded = councild::daemon::load(&config).context("checking the generated council")?;
+    let loaded = councild::setup::load(&config).context("checking the generated council")?;
     let tz = config.timezone()?;
     std::fs::create_dir_all(&config.storage.path)
         .with_context(|| format!("creating {}", config.storage.path.display()))?;
