@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
 use super::setup::{self, load};
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::definition::{self, Definitions, Known};
 use crate::mail::{Outbox, Transport};
@@ -49,8 +50,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
     let items = Arc::new(crate::writer::Items::default());
+    let clock = Clock::system();
     let (mut writer, handle) = Writer::open(
         store.clone(),
+        clock.clone(),
         defs.clone(),
         roster.clone(),
         tz,
@@ -79,6 +82,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         reply_domain: config.inbound.listen.map(|_| config.reply_domain()),
         dkim: config.dkim()?,
         secretariat: crate::mail::Recipient::delegate(&roster.secretariat, None, None),
+        clock: clock.clone(),
     };
     let public = tokio::net::TcpListener::bind(config.public.listen)
         .await
@@ -107,6 +111,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         wake: wake.clone(),
         items,
         reload: setup::reloader(config.clone()),
+        clock: clock.clone(),
     });
 
     let inbound_task = match app.config.inbound.listen {
@@ -123,6 +128,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 defs: app.defs.clone(),
                 roster: app.roster.clone(),
                 tz,
+                clock: clock.clone(),
             };
             Some(tokio::spawn(crate::inbound::run(
                 Arc::new(replies),
@@ -136,6 +142,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store.clone(),
         handle.clone(),
         wake.timers.clone(),
+        clock.clone(),
         stop.clone(),
     ));
     let outbox_task = tokio::spawn(outbox.run(wake.outbox.clone(), stop.clone()));

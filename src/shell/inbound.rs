@@ -34,6 +34,7 @@ pub struct Replies {
     pub defs: Arc<arc_swap::ArcSwap<crate::definition::Definitions>>,
     pub roster: Arc<crate::roster::Roster>,
     pub tz: chrono_tz::Tz,
+    pub clock: crate::clock::Clock,
 }
 
 /// Most recipients of one message.
@@ -265,7 +266,7 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
         .version(&item.version)
         .map_or(item.workflow.as_str(), |w| w.title.as_str());
     let context = mail::context(&app.roster.council, title, &item, Some(r.ballot), app.tz);
-    let now = crate::clock::now();
+    let now = app.clock.now();
     let id = format!(
         "{}.reply.{}",
         item.id,

@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::engine::{Item, Timer};
 use crate::observe::Metrics;
 use crate::store::Store;
@@ -481,6 +482,7 @@ pub struct Outbox {
     pub dkim: Option<lettre::message::dkim::DkimConfig>,
     /// Told of every mail that fails for good.
     pub secretariat: Recipient,
+    pub clock: Clock,
 }
 
 impl Outbox {
@@ -493,7 +495,8 @@ impl Outbox {
         // Task → mail id, so that even a try that panicked leaves the set.
         let mut in_flight = std::collections::HashMap::<tokio::task::Id, String>::new();
         loop {
-            let now = crate::clock::now();
+            let moved = outbox.clock.moved();
+            let now = outbox.clock.now();
             let mut next = None::<DateTime<Utc>>;
             let mut due = Vec::new();
             for mail in outbox.store.mails::<Mail>() {
@@ -526,6 +529,7 @@ impl Outbox {
                 tokio::select! {
                     _ = tokio::time::sleep(sleep) => {}
                     _ = wake.notified() => {}
+                    _ = moved => {}
                     _ = stop.cancelled() => return,
                 }
                 continue;
@@ -568,7 +572,7 @@ impl Outbox {
                 let backoff = 2u64.pow(mail.attempts.min(10)) * 1_000;
                 let jitter = rand::random::<u64>() % (backoff / 2 + 1);
                 mail.next_attempt =
-                    crate::clock::now() + chrono::Duration::milliseconds((backoff + jitter) as i64);
+                    self.clock.now() + chrono::Duration::milliseconds((backoff + jitter) as i64);
                 tracing::warn!(item = %mail.item, mail = %mail.id, error = %e, attempt = mail.attempts, "mail delayed; will retry");
                 mail.last_error = Some(e);
             }
@@ -590,7 +594,7 @@ impl Outbox {
         let mut context = failed.context.clone();
         context["failure"] =
             json!({ "to": failed.to.email, "error": error, "template": failed.template });
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let id = format!("{}.failed.{}", failed.id, now.timestamp_millis());
         let notice = Mail::new(
             id,

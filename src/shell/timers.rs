@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::store::Store;
 use crate::writer::Handle;
 
@@ -21,9 +22,16 @@ const MAX_DUE: usize = crate::writer::QUEUE / 2;
 /// Longest sleep, so that a wall-clock jump is noticed.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
-pub async fn run(store: Store, writer: Handle, wake: Arc<Notify>, stop: CancellationToken) {
+pub async fn run(
+    store: Store,
+    writer: Handle,
+    wake: Arc<Notify>,
+    clock: Clock,
+    stop: CancellationToken,
+) {
     loop {
-        let now = crate::clock::now();
+        let moved = clock.moved();
+        let now = clock.now();
         let due: Vec<_> = store
             .timers()
             .take_while(|k| k.due <= now)
@@ -52,6 +60,7 @@ pub async fn run(store: Store, writer: Handle, wake: Arc<Notify>, stop: Cancella
         tokio::select! {
             _ = tokio::time::sleep(sleep) => {}
             _ = wake.notified() => {}
+            _ = moved => {}
             _ = stop.cancelled() => return,
         }
     }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::clock::Clock;
 use crate::definition::{Audience, Definitions, Workflow};
 use crate::engine::{self, Context, Effect, Electorate, Event, Facts, Item, Recipients, Rejection};
 use crate::mail::{self, Mail, Recipient};
@@ -175,6 +176,7 @@ impl Handle {
 
 pub struct Writer {
     store: Store,
+    clock: Clock,
     defs: Arc<ArcSwap<Definitions>>,
     roster: Arc<Roster>,
     tz: Tz,
@@ -205,8 +207,10 @@ struct Staged {
 impl Writer {
     /// Loads every item and checks it against the end of its log (an item whose stored
     /// state does not match is rebuilt from its log); returns the writer and its handle.
+    #[allow(clippy::too_many_arguments)]
     pub async fn open(
         store: Store,
+        clock: Clock,
         defs: Arc<ArcSwap<Definitions>>,
         roster: Arc<Roster>,
         tz: Tz,
@@ -237,6 +241,7 @@ impl Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
             store,
+            clock,
             defs,
             roster,
             tz,
@@ -283,7 +288,7 @@ impl Writer {
     }
 
     async fn batch(&mut self, requests: Vec<Request>) {
-        let now = crate::clock::now();
+        let now = self.clock.now();
         let mut s = Staged::default();
         let next_item = self.next_item;
         let mut replies = Vec::with_capacity(requests.len());

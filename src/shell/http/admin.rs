@@ -329,7 +329,7 @@ async fn retry_mail(State(app): AppState, Path(id): Path<String>) -> Result<Json
     let mut mail = failed_mail(&app, &id)?;
     mail.failed = false;
     mail.attempts = 0;
-    mail.next_attempt = crate::clock::now();
+    mail.next_attempt = app.clock.now();
     app.store.put_mail(&id, &mail)?;
     app.store.flush().await?;
     app.wake.outbox.notify_one();
@@ -380,7 +380,7 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
     let mut by_stage: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut by_outcome: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     let mut open_ballots = Vec::new();
-    let now = crate::clock::now();
+    let now = app.clock.now();
     for item in app.items.all() {
         match item.status {
             Status::Open => {

@@ -59,6 +59,7 @@ pub struct App {
     pub items: Arc<crate::writer::Items>,
     /// Reads the definitions on disk again, for `POST /api/reload`.
     pub reload: Reload,
+    pub clock: crate::clock::Clock,
 }
 
 /// Reads the workflow files and templates on disk and checks them: the current ones, or

@@ -209,6 +209,7 @@ async fn build(root: &Path, s: &Settings) -> anyhow::Result<Built> {
     let store = Store::open(&config.store_path()).context("opening the store")?;
     let (writer, handle) = Writer::open(
         store.clone(),
+        councild::clock::Clock::system(),
         Arc::new(ArcSwap::from_pointee(Definitions::default())),
         Arc::new(loaded.roster),
         tz,
