@@ -1,0 +1,421 @@
+//! The single writer: the one task that changes items, with group commit.
+//!
+//! HTTP handlers, the timer task and the CLI (through the admin API) send requests over a
+//! bounded channel. The writer takes every queued request up to [`MAX_BATCH`], runs
+//! `engine::apply` for each, stages the event records, item states, timers, outbox mail and
+//! register entries, commits them in one transaction, flushes once, and only then answers
+//! every waiting request and wakes the timer and outbox tasks.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::clock::Clock;
+use crate::definition::{Audience, Definitions, Workflow};
+use crate::engine::{self, Context, Effect, Electorate, Event, Facts, Item, Recipients, Rejection};
+use crate::mail::{self, Mail, Recipient};
+use crate::observe::{KindLabel, Metrics};
+use crate::roster::Roster;
+use crate::store::{self, Act, Batch, Owner, Record, Store, TimerKey};
+
+mod recovery;
+mod schedules;
+mod staging;
+
+pub use recovery::replay;
+use staging::Staging;
+
+/// Most requests committed together.
+pub const MAX_BATCH: usize = 512;
+/// Requests that may wait for the writer before senders are slowed down.
+pub const QUEUE: usize = 8_192;
+const NEXT_ITEM: &str = "next_item";
+
+/// What a committed request answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Done {
+    pub item: String,
+    pub seq: u64,
+    /// Hash of the request's event record: the receipt.
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Rejected(#[from] Rejection),
+    #[error("no item `{0}`")]
+    NoItem(String),
+    #[error("no workflow `{0}`")]
+    NoWorkflow(String),
+    #[error("storage failure: {0}")]
+    Store(String),
+    #[error("the daemon is shutting down")]
+    Closed,
+}
+
+enum Request {
+    Start {
+        workflow: String,
+        inputs: BTreeMap<String, String>,
+        reply: oneshot::Sender<Result<Done, WriteError>>,
+    },
+    Event {
+        item: String,
+        event: Event,
+        reply: oneshot::Sender<Result<Done, WriteError>>,
+    },
+    Timer {
+        key: TimerKey,
+        reply: oneshot::Sender<()>,
+    },
+    Reload {
+        workflows: Vec<Workflow>,
+        reply: oneshot::Sender<()>,
+    },
+    /// A mail not caused by an item's event (an answer to an inbound reply).
+    Mail {
+        mail: Box<Mail>,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Wakes the tasks that act on committed state.
+#[derive(Clone, Default)]
+pub struct Wake {
+    pub timers: Arc<Notify>,
+    pub outbox: Arc<Notify>,
+    /// Told when a commit failed: the store may be unusable until a restart (sled keeps a
+    /// failed I/O state), so the daemon stops and its supervisor starts it again.
+    pub storage_failed: Arc<Notify>,
+}
+
+/// The committed state of every item, for readers: replaced after each durable batch, so
+/// that ballot pages and votes read an item without decoding it from the store.
+#[derive(Default)]
+pub struct Items(std::sync::RwLock<HashMap<String, Arc<Item>>>);
+
+impl Items {
+    pub fn get(&self, id: &str) -> Option<Arc<Item>> {
+        self.0.read().ok()?.get(id).cloned()
+    }
+
+    /// Every item, in no particular order.
+    pub fn all(&self) -> Vec<Arc<Item>> {
+        self.0
+            .read()
+            .map(|map| map.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    fn publish(&self, items: impl Iterator<Item = Arc<Item>>) {
+        if let Ok(mut map) = self.0.write() {
+            for item in items {
+                map.insert(item.id.clone(), item);
+            }
+        }
+    }
+}
+
+/// A cheap handle to send requests to the writer.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Request>,
+}
+
+impl Handle {
+    pub async fn start(
+        &self,
+        workflow: String,
+        inputs: BTreeMap<String, String>,
+    ) -> Result<Done, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Start {
+            workflow,
+            inputs,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(|_| WriteError::Closed)?
+    }
+
+    pub async fn event(&self, item: String, event: Event) -> Result<Done, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Event { item, event, reply }).await?;
+        rx.await.map_err(|_| WriteError::Closed)?
+    }
+
+    /// Queues a due timer; the receiver answers once it is committed (or found gone).
+    pub async fn fire(&self, key: TimerKey) -> Result<oneshot::Receiver<()>, WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Timer { key, reply }).await?;
+        Ok(rx)
+    }
+
+    /// Makes `workflows` the current versions; returns once they are stored and in force.
+    pub async fn reload(&self, workflows: Vec<Workflow>) -> Result<(), WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Reload { workflows, reply }).await?;
+        rx.await
+            .map_err(|_| WriteError::Store("the definitions could not be stored".into()))
+    }
+
+    /// Queues a mail in the outbox; returns once it is durable.
+    pub async fn mail(&self, mail: Mail) -> Result<(), WriteError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Request::Mail {
+            mail: Box::new(mail),
+            reply,
+        })
+        .await?;
+        rx.await
+            .map_err(|_| WriteError::Store("the mail could not be stored".into()))
+    }
+
+    async fn send(&self, r: Request) -> Result<(), WriteError> {
+        self.tx.send(r).await.map_err(|_| WriteError::Closed)
+    }
+}
+
+pub struct Writer {
+    store: Store,
+    clock: Clock,
+    defs: Arc<ArcSwap<Definitions>>,
+    roster: Arc<Roster>,
+    tz: Tz,
+    /// The electorate a ballot opening now gets (the roster is fixed while the daemon runs).
+    electorate: Arc<engine::Electorate>,
+    /// Shared with the published items until a request changes one.
+    items: HashMap<String, Arc<Item>>,
+    next_item: u64,
+    registers: HashMap<(String, i32), u64>,
+    wake: Wake,
+    metrics: Arc<Metrics>,
+    published: Arc<Items>,
+    rx: mpsc::Receiver<Request>,
+}
+
+/// What one batch changes, and how to take it back if the commit fails.
+#[derive(Default)]
+struct Staged {
+    batch: Batch,
+    undo: HashMap<String, Option<Arc<Item>>>,
+    dirty: BTreeSet<String>,
+    /// Kinds of the events staged, counted once the batch is durable.
+    kinds: Vec<&'static str>,
+    /// New definitions, in force once the batch is durable.
+    definitions: Option<Definitions>,
+}
+
+impl Writer {
+    /// Runs until every handle is dropped.
+    pub async fn run(mut self) {
+        let mut queue = Vec::with_capacity(MAX_BATCH);
+        while self.rx.recv_many(&mut queue, MAX_BATCH).await > 0 {
+            self.batch(std::mem::take(&mut queue)).await;
+        }
+    }
+
+    async fn batch(&mut self, requests: Vec<Request>) {
+        let now = self.clock.now();
+        let mut s = Staged::default();
+        let next_item = self.next_item;
+        let mut replies = Vec::with_capacity(requests.len());
+        for request in requests {
+            match request {
+                Request::Start {
+                    workflow,
+                    inputs,
+                    reply,
+                } => replies.push(Reply::Write(
+                    reply,
+                    self.start(&mut s, now, &workflow, inputs),
+                )),
+                Request::Event { item, event, reply } => {
+                    replies.push(Reply::Write(reply, self.step(&mut s, &item, now, event)))
+                }
+                Request::Timer { key, reply } => {
+                    self.timer(&mut s, now, key);
+                    replies.push(Reply::Timer(reply));
+                }
+                Request::Reload { workflows, reply } => {
+                    self.reload(&mut s, now, workflows);
+                    replies.push(Reply::Committed(reply));
+                }
+                Request::Mail { mail, reply } => {
+                    s.batch
+                        .outbox
+                        .push((mail.id.clone().into_bytes(), store::encode(&mail)));
+                    replies.push(Reply::Committed(reply));
+                }
+            }
+        }
+        for id in &s.dirty {
+            if let Some(item) = self.items.get(id) {
+                s.batch.items.insert(id.clone(), store::encode_item(item));
+            }
+        }
+        let timers_changed = !s.batch.timers.is_empty();
+        let mail_added = !s.batch.outbox.is_empty();
+        let started = std::time::Instant::now();
+        if let Err(e) = self.store.commit(&s.batch).await {
+            tracing::error!(error = %e, "commit failed; the batch is refused");
+            self.wake.storage_failed.notify_one();
+            for (id, before) in s.undo {
+                match before {
+                    Some(item) => self.items.insert(id, item),
+                    None => self.items.remove(&id),
+                };
+            }
+            self.next_item = next_item;
+            self.registers.clear();
+            for reply in replies {
+                reply.send(Err(WriteError::Store(e.to_string())));
+            }
+            return;
+        }
+        self.metrics
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_size.observe(replies.len() as f64);
+        for kind in s.kinds {
+            self.metrics
+                .events
+                .get_or_create(&KindLabel {
+                    kind: kind.to_string(),
+                })
+                .inc();
+            if kind == "vote_cast" {
+                self.metrics.votes.inc();
+            }
+        }
+        if let Some(definitions) = s.definitions {
+            self.defs.store(Arc::new(definitions));
+        }
+        self.published
+            .publish(s.dirty.iter().filter_map(|id| self.items.get(id).cloned()));
+        if timers_changed {
+            self.wake.timers.notify_one();
+        }
+        if mail_added {
+            self.wake.outbox.notify_one();
+        }
+        for reply in replies {
+            reply.send(Ok(()));
+        }
+    }
+
+    fn start(
+        &mut self,
+        s: &mut Staged,
+        now: DateTime<Utc>,
+        workflow: &str,
+        inputs: BTreeMap<String, String>,
+    ) -> Result<Done, WriteError> {
+        let def = self
+            .defs
+            .load()
+            .current(workflow)
+            .cloned()
+            .ok_or_else(|| WriteError::NoWorkflow(workflow.to_string()))?;
+        let id = format!("item-{}", self.next_item + 1);
+        let event = Event::Started {
+            workflow: def.name.clone(),
+            version: def.version.clone(),
+            inputs,
+        };
+        let done = self.step(s, &id, now, event)?;
+        self.next_item += 1;
+        s.batch.meta.insert(
+            NEXT_ITEM.as_bytes().to_vec(),
+            self.next_item.to_be_bytes().to_vec(),
+        );
+        Ok(done)
+    }
+
+    /// Steps one request through the engine, staging every record and effect.
+    fn step(
+        &mut self,
+        s: &mut Staged,
+        id: &str,
+        at: DateTime<Utc>,
+        event: Event,
+    ) -> Result<Done, WriteError> {
+        let before = self.items.remove(id);
+        let version = match (&before, &event) {
+            (Some(item), _) => item.version.clone(),
+            (None, Event::Started { version, .. }) => version.clone(),
+            (None, _) => return Err(WriteError::NoItem(id.to_string())),
+        };
+        let Some(def) = self.defs.load().version(&version).cloned() else {
+            if let Some(item) = before {
+                self.items.insert(id.to_string(), item);
+            }
+            return Err(WriteError::NoWorkflow(version));
+        };
+        let ctx = Context {
+            workflow: &def,
+            tz: self.tz,
+        };
+        s.undo
+            .entry(id.to_string())
+            .or_insert_with(|| before.clone());
+        // Copied only on the batch's first change: readers keep the committed state.
+        let mut state = before.map(Arc::unwrap_or_clone);
+        let mut staging = Staging {
+            store: &self.store,
+            roster: &self.roster,
+            electorate: &self.electorate,
+            registers: &mut self.registers,
+            tz: self.tz,
+            title: &def.title,
+            s,
+        };
+        let stepped = engine::step(&ctx, &mut state, id, at, event, &mut staging);
+        if let Some(item) = state {
+            self.items.insert(id.to_string(), Arc::new(item));
+        }
+        let stepped = stepped?;
+        if let Some(why) = stepped.stopped {
+            tracing::error!(item = id, error = %why, "follow-up event refused");
+        }
+        s.dirty.insert(id.to_string());
+        Ok(Done {
+            item: id.to_string(),
+            seq: stepped.seq,
+            hash: stepped.hash,
+        })
+    }
+}
+
+enum Reply {
+    Write(
+        oneshot::Sender<Result<Done, WriteError>>,
+        Result<Done, WriteError>,
+    ),
+    Timer(oneshot::Sender<()>),
+    /// Dropped unanswered when the commit fails.
+    Committed(oneshot::Sender<()>),
+}
+
+impl Reply {
+    fn send(self, commit: Result<(), WriteError>) {
+        match self {
+            Reply::Write(tx, result) => {
+                let _ = tx.send(commit.and(result));
+            }
+            Reply::Timer(tx) => {
+                let _ = tx.send(());
+            }
+            Reply::Committed(tx) => {
+                if commit.is_ok() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    }
+}

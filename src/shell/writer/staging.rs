@@ -1,0 +1,184 @@
+//! What the writer stages for the engine's records: the event rows, vote and electorate
+//! rows, register acts, timer rows, and one outbox row per recipient of each mail.
+
+use super::*;
+
+/// The writer's answers to the engine, and where its records go: the batch.
+pub(super) struct Staging<'a> {
+    pub(super) store: &'a Store,
+    pub(super) roster: &'a Roster,
+    pub(super) electorate: &'a Arc<Electorate>,
+    pub(super) registers: &'a mut HashMap<(String, i32), u64>,
+    pub(super) tz: Tz,
+    pub(super) title: &'a str,
+    pub(super) s: &'a mut Staged,
+}
+
+impl Facts for Staging<'_> {
+    fn electorate(&mut self) -> (Arc<Electorate>, u64) {
+        (self.electorate.clone(), self.roster.members.len() as u64)
+    }
+
+    fn next_number(&mut self, series: &str, year: i32) -> u64 {
+        let key = (series.to_string(), year);
+        let last = match self.registers.get(&key) {
+            Some(n) => *n,
+            None => self.store.last_register_seq(series, year).unwrap_or(0),
+        };
+        self.registers.insert(key, last + 1);
+        last + 1
+    }
+
+    fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {
+        let id = item.id.as_str();
+        let batch = &mut self.s.batch;
+        batch
+            .events
+            .push((store::event_key(id, record.seq), store::encode(record)));
+        match &record.event {
+            Event::VoteCast {
+                ballot,
+                member,
+                choice,
+            } => {
+                batch.votes.insert(
+                    store::vote_key(id, *ballot, member),
+                    Some(choice.clone().into_bytes()),
+                );
+            }
+            Event::ElectorateFixed { electorate, .. } => {
+                batch
+                    .electorates
+                    .insert(electorate.id().to_string(), store::encode(&**electorate));
+            }
+            Event::Registered { series, year, seq } => {
+                let act = Act {
+                    series: series.clone(),
+                    year: *year,
+                    seq: *seq,
+                    number: item.register_number.clone().unwrap_or_default(),
+                    item: id.to_string(),
+                    title: item.title(self.title).to_string(),
+                    at: record.at,
+                };
+                batch.registers.push((
+                    store::register_key(series, *year, *seq),
+                    store::encode(&act),
+                ));
+            }
+            _ => {}
+        }
+        self.s.kinds.push(record.event.kind());
+        tracing::debug!(
+            item = id,
+            seq = record.seq,
+            event = record.event.kind(),
+            "event staged"
+        );
+        for (index, effect) in effects.into_iter().enumerate() {
+            let timer = |name, due| {
+                TimerKey {
+                    due,
+                    owner: Owner::Item(id.to_string(), name),
+                }
+                .encode()
+            };
+            match effect {
+                Effect::SetTimer { name, due } => {
+                    self.s
+                        .batch
+                        .timers
+                        .insert(timer(name, due), Some(Vec::new()));
+                }
+                Effect::CancelTimer { name, due } => {
+                    self.s.batch.timers.insert(timer(name, due), None);
+                }
+                Effect::Mail {
+                    template,
+                    to,
+                    ballot,
+                } => self.stage_mail(item, record, index, &template, to, ballot),
+                // Answered by `engine::step` before the effects reach the shell.
+                Effect::FixElectorate { .. } | Effect::Register { .. } => {}
+            }
+        }
+    }
+}
+
+impl Staging<'_> {
+    /// One outbox row per recipient, each with an id fixed by the record and the effect.
+    fn stage_mail(
+        &mut self,
+        item: &Item,
+        record: &Record,
+        index: usize,
+        template: &str,
+        to: Recipients,
+        ballot: Option<usize>,
+    ) {
+        let mut context = mail::context(&self.roster.council, self.title, item, ballot, self.tz);
+        // A vote's receipt carries the choice and the event hash.
+        if let Event::VoteCast { choice, .. } = &record.event {
+            context["vote"] = serde_json::json!({ "choice": choice, "receipt": record.hash });
+        }
+        let voter = Recipient::voter;
+        let recipients: Vec<Recipient> = match to {
+            Recipients::Audience(Audience::Secretariat) => {
+                vec![Recipient::delegate(&self.roster.secretariat, None, None)]
+            }
+            Recipients::Audience(audience) => self
+                .roster
+                .members
+                .iter()
+                .flat_map(|m| {
+                    let delegates: Vec<(usize, &crate::roster::Delegate)> = match audience {
+                        Audience::Heads => m.voter().into_iter().collect(),
+                        _ => m.delegates.iter().enumerate().collect(),
+                    };
+                    delegates
+                        .into_iter()
+                        .map(|(i, d)| Recipient::delegate(d, Some((&m.id, &m.name)), Some(i)))
+                })
+                .collect(),
+            Recipients::Electorate(b) => item
+                .ballots
+                .get(b)
+                .map(|b| b.electorate.iter().map(voter).collect())
+                .unwrap_or_default(),
+            Recipients::Voter(b, member) => item
+                .ballots
+                .get(b)
+                .and_then(|b| b.electorate.voter(&member))
+                .map(voter)
+                .into_iter()
+                .collect(),
+            Recipients::NotVoted(b) => item
+                .ballots
+                .get(b)
+                .map(|b| {
+                    b.electorate
+                        .iter()
+                        .filter(|v| b.vote(&v.member).is_none())
+                        .map(voter)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        for (r, to) in recipients.into_iter().enumerate() {
+            let id = format!("{}.{}.{}.{}", item.id, record.seq, index, r);
+            let mail = Mail::new(
+                id.clone(),
+                &item.id,
+                template,
+                to,
+                ballot,
+                context.clone(),
+                record.at,
+            );
+            self.s
+                .batch
+                .outbox
+                .push((id.into_bytes(), store::encode(&mail)));
+        }
+    }
+}
