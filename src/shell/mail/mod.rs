@@ -1,0 +1,220 @@
+//! Mail: the outbox rows, their templates, and the worker that delivers them.
+//!
+//! The writer stages a [`Mail`] row per recipient in the same transaction as the event that
+//! caused it. The worker renders it with Handlebars in strict mode, sends it over SMTP
+//! (lettre) or writes it as an `.eml` file when no SMTP server is configured, and deletes
+//! the row. Every try of a mail carries the same `Message-ID`, so a resend after a crash is
+//! recognised by mail clients. Transient failures are retried with backoff; permanent ones
+//! stay in the outbox marked failed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use lettre::message::{Attachment, Mailbox, MultiPart, header::ContentType};
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::engine::{Item, Timer};
+use crate::observe::Metrics;
+use crate::store::Store;
+pub use crate::templates::Templates;
+use crate::token::{BallotRef, Key};
+
+/// Tries before a transiently failing mail is given up as failed.
+const MAX_ATTEMPTS: u32 = 12;
+/// The template of the secretariat's notice about a mail that failed for good.
+const FAILURE_TEMPLATE: &str = "mail-failed";
+/// Mails rendered or handed to the transport at the same time.
+const IN_FLIGHT: usize = 16;
+/// SMTP connections open at once (lettre's default pool size).
+const MAX_CONNECTIONS: usize = 10;
+/// Time allowed to connect, and to send one mail.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// SMTP connections unused this long are closed when the outbox is idle.
+const IDLE_CLOSE: Duration = Duration::from_secs(60);
+/// Mails taken from the outbox per round.
+const ROUND: usize = 256;
+
+/// One mail to one recipient, as stored in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mail {
+    /// Stable id: `ITEM.SEQ.EFFECT.RECIPIENT`; the `Message-ID` is built from it.
+    pub id: String,
+    pub item: String,
+    pub template: String,
+    pub to: Recipient,
+    pub ballot: Option<usize>,
+    pub context: Value,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub next_attempt: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub failed: bool,
+}
+
+/// Where a mail stands in the outbox (a sent mail leaves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailState {
+    /// Not tried yet.
+    Pending,
+    /// Tried, failed for a reason that may pass; tried again later.
+    Retrying,
+    /// Failed for good (a permanent refusal, or every try used); the secretariat was told.
+    Failed,
+}
+
+impl MailState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MailState::Pending => "pending",
+            MailState::Retrying => "retrying",
+            MailState::Failed => "failed",
+        }
+    }
+}
+
+impl Mail {
+    pub fn state(&self) -> MailState {
+        match (self.failed, self.attempts) {
+            (true, _) => MailState::Failed,
+            (false, 0) => MailState::Pending,
+            _ => MailState::Retrying,
+        }
+    }
+
+    /// A mail to send now, never tried yet.
+    pub fn new(
+        id: String,
+        item: &str,
+        template: &str,
+        to: Recipient,
+        ballot: Option<usize>,
+        context: Value,
+        at: DateTime<Utc>,
+    ) -> Mail {
+        Mail {
+            id,
+            item: item.to_string(),
+            template: template.to_string(),
+            to,
+            ballot,
+            context,
+            created_at: at,
+            attempts: 0,
+            next_attempt: at,
+            last_error: None,
+            failed: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    pub name: String,
+    pub email: String,
+    pub language: String,
+    pub member: Option<String>,
+    #[serde(default)]
+    pub member_name: Option<String>,
+    pub delegate: Option<usize>,
+}
+
+impl Recipient {
+    /// A delegate of a member (or the secretariat, with no member).
+    pub fn delegate(
+        d: &crate::roster::Delegate,
+        member: Option<(&str, &str)>,
+        index: Option<usize>,
+    ) -> Recipient {
+        Recipient {
+            name: d.name.clone(),
+            email: d.email.clone(),
+            language: d.language.clone(),
+            member: member.map(|(id, _)| id.to_string()),
+            member_name: member.map(|(_, name)| name.to_string()),
+            delegate: index,
+        }
+    }
+
+    /// The voting delegate of a member in a ballot's electorate.
+    pub fn voter(v: &crate::engine::Voter) -> Recipient {
+        Recipient {
+            name: v.name.clone(),
+            email: v.email.clone(),
+            language: v.language.clone(),
+            member: Some(v.member.clone()),
+            member_name: Some(v.member_name.clone()),
+            delegate: Some(v.delegate),
+        }
+    }
+}
+
+/// The data a template sees, taken from the item when the mail was caused.
+///
+/// Whether the mail library will send to `email`: the roster's check of each delegate.
+pub fn is_address(email: &str) -> bool {
+    email.parse::<lettre::Address>().is_ok()
+}
+
+/// Without a ballot of its own, a mail sees the item's last decided ballot (for results).
+pub fn context(
+    council: &str,
+    workflow_title: &str,
+    item: &Item,
+    ballot: Option<usize>,
+    tz: Tz,
+) -> Value {
+    let local = |t: DateTime<Utc>| {
+        t.with_timezone(&tz)
+            .format("%A %-d %B %Y, %H:%M %Z")
+            .to_string()
+    };
+    let mut data = json!({
+        "council": council,
+        "item": {
+            "id": item.id,
+            "workflow": item.workflow,
+            "title": item.title(workflow_title),
+            "inputs": item.inputs,
+            "stage": item.stage,
+            "outcome": item.outcome,
+            "register_number": item.register_number,
+            "started": local(item.started_at),
+        },
+    });
+    // When the current stage waits, the time it moves on (a session's date, say).
+    if let Some(due) = item.timers.get(&Timer::Next(item.stage.clone())) {
+        data["item"]["next"] =
+            json!({ "local": local(*due), "ics": due.format("%Y%m%dT%H%M%SZ").to_string() });
+    }
+    let ballot = ballot.or_else(|| item.ballots.iter().rposition(|b| b.result.is_some()));
+    if let Some(b) = ballot.and_then(|b| item.ballots.get(b)) {
+        let result = b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "counts": r.counts, "explanation": r.explanation}));
+        data["ballot"] = json!({
+            "question": b.question,
+            "choices": b.choices,
+            "closes_at": local(b.closes_at),
+            "eligible": b.electorate.len(),
+            "result": result,
+        });
+    }
+    data
+}
+
+mod outbox;
+mod transport;
+
+pub use outbox::Outbox;
+pub use transport::{SmtpPool, Transport, smtp_reachable};
