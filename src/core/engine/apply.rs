@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, Utc};
 
 use super::*;
@@ -67,205 +69,29 @@ pub fn apply(
             ballot,
             electorate,
             members,
-        } => {
-            if item.awaiting != Some(Awaiting::Electorate(*ballot)) || *ballot >= item.ballots.len()
-            {
-                return Err(Rejection::NotAwaiting);
-            }
-            item.awaiting = None;
-            let head = item.head.clone();
-            let b = &mut item.ballots[*ballot];
-            b.electorate = electorate.clone();
-            b.seed = head;
-            b.members = *members;
-            let closes_at = b.closes_at;
-            let no_voters = b.electorate.is_empty();
-            if let Some(spec) = ballot_spec(ctx, item) {
-                fx.push(Effect::Mail {
-                    template: spec.template.clone(),
-                    to: Recipients::Electorate(*ballot),
-                    ballot: Some(*ballot),
-                });
-                set_ballot_timers(item, spec, *ballot, closes_at, at, &mut fx);
-                if no_voters && spec.close != Close::AtDeadline {
-                    close(
-                        ctx,
-                        item,
-                        *ballot,
-                        at,
-                        "nobody is entitled to vote",
-                        &mut fx,
-                    );
-                }
-            }
-        }
+        } => electorate_fixed(ctx, item, at, *ballot, electorate, *members, &mut fx),
         Event::Registered {
             series: _,
             year,
             seq,
-        } => {
-            if item.awaiting != Some(Awaiting::Register) {
-                return Err(Rejection::NotAwaiting);
-            }
-            item.awaiting = None;
-            let pattern = ctx
-                .workflow
-                .stages
-                .get(&item.stage)
-                .and_then(|s| s.register.as_ref())
-                .map(|r| r.number.clone());
-            item.register_number = pattern.and_then(|p| format_number(&p, *year, *seq).ok());
-            if let Some(next) = proceed(ctx, item, at, &mut fx) {
-                enter(ctx, item, next, at, &mut fx);
-            }
-        }
+        } => registered(ctx, item, at, *year, *seq, &mut fx),
         Event::VoteCast {
             ballot,
             member,
             choice,
-        } => {
-            let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
-            if b.result.is_some() {
-                return Err(Rejection::BallotClosed);
-            }
-            if item.awaiting == Some(Awaiting::Electorate(*ballot)) {
-                return Err(Rejection::BallotNotOpen);
-            }
-            if b.electorate.place(member).is_none() {
-                return Err(Rejection::NotInElectorate(member.clone()));
-            }
-            if !b.choices.contains(choice) {
-                return Err(Rejection::NoSuchChoice(choice.clone()));
-            }
-            let b = &mut item.ballots[*ballot];
-            if !b.record(member, choice) {
-                // More choices than a vote can name (65,535): nothing was changed.
-                return Err(Rejection::NoSuchChoice(choice.clone()));
-            }
-            let all_voted = b.cast() == b.electorate.len();
-            if let Some(spec) = ballot_spec(ctx, item) {
-                fx.push(Effect::Mail {
-                    template: spec.receipt_template.clone(),
-                    to: Recipients::Voter(*ballot, member.clone()),
-                    ballot: Some(*ballot),
-                });
-            }
-            if let Some(spec) = ballot_spec(ctx, item) {
-                match spec.close {
-                    Close::WhenAllVoted if all_voted => {
-                        close(ctx, item, *ballot, at, "every member voted", &mut fx)
-                    }
-                    Close::WhenDecided if all_voted => {
-                        close(ctx, item, *ballot, at, "every member voted", &mut fx)
-                    }
-                    Close::WhenDecided
-                        if rules::decided(
-                            spec.quorum.as_ref(),
-                            &spec.pass,
-                            tie_rule(spec, &item.ballots[*ballot].seed).as_ref(),
-                            &counts(&item.ballots[*ballot]),
-                        ) =>
-                    {
-                        close(
-                            ctx,
-                            item,
-                            *ballot,
-                            at,
-                            "decided: no remaining or changed vote can change the verdict",
-                            &mut fx,
-                        )
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Event::TimerFired { timer } => {
-            if item.timers.remove(timer).is_none() {
-                return Err(Rejection::StaleTimer(timer.clone()));
-            }
-            match timer {
-                Timer::Close(b) => close(ctx, item, *b, at, "the deadline passed", &mut fx),
-                Timer::Remind(b, _) => {
-                    if let Some(spec) = ballot_spec(ctx, item) {
-                        fx.push(Effect::Mail {
-                            template: spec.remind_template.clone(),
-                            to: Recipients::NotVoted(*b),
-                            ballot: Some(*b),
-                        });
-                    }
-                }
-                Timer::Next(_) => {
-                    if let Some(next) = ctx
-                        .workflow
-                        .stages
-                        .get(&item.stage)
-                        .and_then(|s| s.next.clone())
-                    {
-                        enter(ctx, item, next, at, &mut fx);
-                    }
-                }
-            }
-        }
+        } => vote_cast(ctx, item, at, *ballot, member, choice, &mut fx),
+        Event::TimerFired { timer } => timer_fired(ctx, item, at, timer, &mut fx),
         Event::Signal {
             name,
             member,
             data,
             members,
             eligible,
-        } => {
-            let on = ctx
-                .workflow
-                .stages
-                .get(&item.stage)
-                .and_then(|s| s.on_signal.as_ref());
-            let Some(on) = on.filter(|on| &on.name == name) else {
-                return Err(Rejection::UnexpectedSignal {
-                    stage: item.stage.clone(),
-                    name: name.clone(),
-                });
-            };
-            item.signals.push(Signal {
-                stage: item.stage.clone(),
-                name: name.clone(),
-                member: member.clone(),
-                at,
-                data: data.clone(),
-            });
-            let count = signal_count(item, name);
-            let c = Counts {
-                choices: BTreeMap::from([("count".to_string(), count)]),
-                eligible: *eligible,
-                members: *members,
-                voters: Vec::new(),
-            };
-            if on.until.eval(&c).unwrap_or(false) {
-                enter(ctx, item, on.next.clone(), at, &mut fx);
-            }
-        }
+        } => signal(
+            ctx, item, at, name, member, data, *members, *eligible, &mut fx,
+        ),
         Event::DeadlineExtended { ballot, closes_at } => {
-            let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
-            if b.result.is_some() {
-                return Err(Rejection::BallotClosed);
-            }
-            if *closes_at <= b.closes_at || *closes_at <= at {
-                return Err(Rejection::DeadlineNotLater(b.closes_at));
-            }
-            let spec = ballot_spec(ctx, item);
-            if let (Some(spec), Some(b)) = (spec, item.ballots.get_mut(*ballot)) {
-                b.closes_at = *closes_at;
-                let stale: Vec<Timer> = item
-                    .timers
-                    .keys()
-                    .filter(|t| t.ballot() == Some(*ballot))
-                    .cloned()
-                    .collect();
-                for name in stale {
-                    if let Some(due) = item.timers.remove(&name) {
-                        fx.push(Effect::CancelTimer { name, due });
-                    }
-                }
-                set_ballot_timers(item, spec, *ballot, *closes_at, at, &mut fx);
-            }
+            deadline_extended(ctx, item, at, *ballot, *closes_at, &mut fx)
         }
         Event::Cancelled { .. } => {
             // The reason stays in the log; the item simply ends.
@@ -273,9 +99,247 @@ pub fn apply(
             item.awaiting = None;
             item.status = Status::Ended;
             item.outcome = Some("cancelled".into());
+            Ok(())
+        }
+    }?;
+    Ok(fx)
+}
+
+fn electorate_fixed(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    ballot: usize,
+    electorate: &Arc<Electorate>,
+    members: u64,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    if item.awaiting != Some(Awaiting::Electorate(ballot)) || ballot >= item.ballots.len() {
+        return Err(Rejection::NotAwaiting);
+    }
+    item.awaiting = None;
+    let head = item.head.clone();
+    let b = &mut item.ballots[ballot];
+    b.electorate = electorate.clone();
+    b.seed = head;
+    b.members = members;
+    let closes_at = b.closes_at;
+    let no_voters = b.electorate.is_empty();
+    if let Some(spec) = ballot_spec(ctx, item) {
+        fx.push(Effect::Mail {
+            template: spec.template.clone(),
+            to: Recipients::Electorate(ballot),
+            ballot: Some(ballot),
+        });
+        set_ballot_timers(item, spec, ballot, closes_at, at, fx);
+        if no_voters && spec.close != Close::AtDeadline {
+            close(ctx, item, ballot, at, "nobody is entitled to vote", fx);
         }
     }
-    Ok(fx)
+    Ok(())
+}
+
+fn registered(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    year: i32,
+    seq: u64,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    if item.awaiting != Some(Awaiting::Register) {
+        return Err(Rejection::NotAwaiting);
+    }
+    item.awaiting = None;
+    let pattern = ctx
+        .workflow
+        .stages
+        .get(&item.stage)
+        .and_then(|s| s.register.as_ref())
+        .map(|r| r.number.clone());
+    item.register_number = pattern.and_then(|p| format_number(&p, year, seq).ok());
+    if let Some(next) = proceed(ctx, item, at, fx) {
+        enter(ctx, item, next, at, fx);
+    }
+    Ok(())
+}
+
+fn vote_cast(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    ballot: usize,
+    member: &str,
+    choice: &str,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
+    if b.result.is_some() {
+        return Err(Rejection::BallotClosed);
+    }
+    if item.awaiting == Some(Awaiting::Electorate(ballot)) {
+        return Err(Rejection::BallotNotOpen);
+    }
+    if b.electorate.place(member).is_none() {
+        return Err(Rejection::NotInElectorate(member.to_string()));
+    }
+    if !b.choices.iter().any(|c| c == choice) {
+        return Err(Rejection::NoSuchChoice(choice.to_string()));
+    }
+    let b = &mut item.ballots[ballot];
+    if !b.record(member, choice) {
+        // More choices than a vote can name (65,535): nothing was changed.
+        return Err(Rejection::NoSuchChoice(choice.to_string()));
+    }
+    let all_voted = b.cast() == b.electorate.len();
+    if let Some(spec) = ballot_spec(ctx, item) {
+        fx.push(Effect::Mail {
+            template: spec.receipt_template.clone(),
+            to: Recipients::Voter(ballot, member.to_string()),
+            ballot: Some(ballot),
+        });
+    }
+    if let Some(spec) = ballot_spec(ctx, item) {
+        match spec.close {
+            Close::WhenAllVoted if all_voted => {
+                close(ctx, item, ballot, at, "every member voted", fx)
+            }
+            Close::WhenDecided if all_voted => {
+                close(ctx, item, ballot, at, "every member voted", fx)
+            }
+            Close::WhenDecided
+                if rules::decided(
+                    spec.quorum.as_ref(),
+                    &spec.pass,
+                    tie_rule(spec, &item.ballots[ballot].seed).as_ref(),
+                    &counts(&item.ballots[ballot]),
+                ) =>
+            {
+                close(
+                    ctx,
+                    item,
+                    ballot,
+                    at,
+                    "decided: no remaining or changed vote can change the verdict",
+                    fx,
+                )
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn timer_fired(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    timer: &Timer,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    if item.timers.remove(timer).is_none() {
+        return Err(Rejection::StaleTimer(timer.clone()));
+    }
+    match timer {
+        Timer::Close(b) => close(ctx, item, *b, at, "the deadline passed", fx),
+        Timer::Remind(b, _) => {
+            if let Some(spec) = ballot_spec(ctx, item) {
+                fx.push(Effect::Mail {
+                    template: spec.remind_template.clone(),
+                    to: Recipients::NotVoted(*b),
+                    ballot: Some(*b),
+                });
+            }
+        }
+        Timer::Next(_) => {
+            if let Some(next) = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.next.clone())
+            {
+                enter(ctx, item, next, at, fx);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn signal(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    name: &str,
+    member: &Option<String>,
+    data: &serde_json::Value,
+    members: u64,
+    eligible: u64,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    let on = ctx
+        .workflow
+        .stages
+        .get(&item.stage)
+        .and_then(|s| s.on_signal.as_ref());
+    let Some(on) = on.filter(|on| on.name == name) else {
+        return Err(Rejection::UnexpectedSignal {
+            stage: item.stage.clone(),
+            name: name.to_string(),
+        });
+    };
+    item.signals.push(Signal {
+        stage: item.stage.clone(),
+        name: name.to_string(),
+        member: member.clone(),
+        at,
+        data: data.clone(),
+    });
+    let count = signal_count(item, name);
+    let c = Counts {
+        choices: BTreeMap::from([("count".to_string(), count)]),
+        eligible,
+        members,
+        voters: Vec::new(),
+    };
+    if on.until.eval(&c).unwrap_or(false) {
+        enter(ctx, item, on.next.clone(), at, fx);
+    }
+    Ok(())
+}
+
+fn deadline_extended(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    ballot: usize,
+    closes_at: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
+    if b.result.is_some() {
+        return Err(Rejection::BallotClosed);
+    }
+    if closes_at <= b.closes_at || closes_at <= at {
+        return Err(Rejection::DeadlineNotLater(b.closes_at));
+    }
+    let spec = ballot_spec(ctx, item);
+    if let (Some(spec), Some(b)) = (spec, item.ballots.get_mut(ballot)) {
+        b.closes_at = closes_at;
+        let stale: Vec<Timer> = item
+            .timers
+            .keys()
+            .filter(|t| t.ballot() == Some(ballot))
+            .cloned()
+            .collect();
+        for name in stale {
+            if let Some(due) = item.timers.remove(&name) {
+                fx.push(Effect::CancelTimer { name, due });
+            }
+        }
+        set_ballot_timers(item, spec, ballot, closes_at, at, fx);
+    }
+    Ok(())
 }
 
 /// Signals of this name received in the current stage: one per member, each anonymous one counts.
