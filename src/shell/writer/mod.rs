@@ -1,10 +1,11 @@
 //! The single writer: the one task that changes items, with group commit.
 //!
 //! HTTP handlers, the timer task and the CLI (through the admin API) send requests over a
-//! bounded channel. The writer takes every queued request up to [`MAX_BATCH`], runs
-//! `engine::apply` for each, stages the event records, item states, timers, outbox mail and
-//! register entries, commits them in one transaction, flushes once, and only then answers
-//! every waiting request and wakes the timer and outbox tasks.
+//! bounded channel. The writer takes every queued request up to [`MAX_BATCH`], steps each
+//! through `engine::step` (answering its facts, see `staging`), stages the event records,
+//! item states, timers, outbox mail and register entries, commits them in one transaction,
+//! flushes once, and only then answers every waiting request and wakes the timer and
+//! outbox tasks.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
