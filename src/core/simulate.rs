@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::definition::{Audience, Workflow};
+use crate::definition::Workflow;
 use crate::engine::{
     self, Context, Effect, Event, Facts, Item, Recipients, Record, Rejection, Status,
 };
@@ -235,7 +235,7 @@ impl Facts for World<'_> {
         for effect in effects {
             match effect {
                 Effect::Mail { template, to, .. } => {
-                    let recipients = self.count(item, &to);
+                    let recipients = engine::recipients(self.roster, item, &to).len();
                     // Mails of one template at one moment (say, vote receipts) make one line.
                     match self.timeline.last_mut() {
                         Some(Entry::Mail {
@@ -272,24 +272,6 @@ impl Facts for World<'_> {
             });
         }
         self.log.push(record.clone());
-    }
-}
-
-impl World<'_> {
-    /// How many people a mail effect reaches.
-    fn count(&self, item: &Item, to: &Recipients) -> usize {
-        match to {
-            Recipients::Audience(Audience::Members) => {
-                self.roster.members.iter().map(|m| m.delegates.len()).sum()
-            }
-            Recipients::Audience(Audience::Heads) => self.roster.members.len(),
-            Recipients::Audience(Audience::Secretariat) | Recipients::Voter(..) => 1,
-            Recipients::Electorate(b) => item.ballots.get(*b).map_or(0, |b| b.electorate.len()),
-            Recipients::NotVoted(b) => item
-                .ballots
-                .get(*b)
-                .map_or(0, |b| b.electorate.len() - b.cast()),
-        }
     }
 }
 

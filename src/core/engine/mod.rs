@@ -15,6 +15,7 @@ mod apply;
 mod event;
 mod item;
 mod log;
+mod recipients;
 mod step;
 
 use chrono_tz::Tz;
@@ -26,6 +27,7 @@ pub use apply::apply;
 pub use event::{Effect, Event, Recipients, Rejection, Timer};
 pub use item::{Awaiting, Ballot, BallotResult, Electorate, Item, Signal, Status, Voter, Votes};
 pub use log::{Record, ReplayError, replay};
+pub use recipients::{Addressee, recipients};
 pub use step::{Facts, MAX_FOLLOW_UPS, Stepped, step};
 
 /// What `apply` needs besides the item and the event.

@@ -161,13 +161,13 @@ impl Recipient {
     }
 }
 
-/// The data a template sees, taken from the item when the mail was caused.
-///
 /// Whether the mail library will send to `email`: the roster's check of each delegate.
 pub fn is_address(email: &str) -> bool {
     email.parse::<lettre::Address>().is_ok()
 }
 
+/// The data a template sees, taken from the item when the mail was caused.
+///
 /// Without a ballot of its own, a mail sees the item's last decided ballot (for results).
 pub fn context(
     council: &str,

@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::clock::Clock;
-use crate::definition::{Audience, Definitions, Workflow};
+use crate::definition::{Definitions, Workflow};
 use crate::engine::{self, Context, Effect, Electorate, Event, Facts, Item, Recipients, Rejection};
 use crate::mail::{self, Mail, Recipient};
 use crate::observe::{KindLabel, Metrics};

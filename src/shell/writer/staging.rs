@@ -2,6 +2,7 @@
 //! rows, register acts, timer rows, and one outbox row per recipient of each mail.
 
 use super::*;
+use crate::engine::Addressee;
 
 /// The writer's answers to the engine, and where its records go: the batch.
 pub(super) struct Staging<'a> {
@@ -121,50 +122,16 @@ impl Staging<'_> {
         if let Event::VoteCast { choice, .. } = &record.event {
             context["vote"] = serde_json::json!({ "choice": choice, "receipt": record.hash });
         }
-        let voter = Recipient::voter;
-        let recipients: Vec<Recipient> = match to {
-            Recipients::Audience(Audience::Secretariat) => {
-                vec![Recipient::delegate(&self.roster.secretariat, None, None)]
-            }
-            Recipients::Audience(audience) => self
-                .roster
-                .members
-                .iter()
-                .flat_map(|m| {
-                    let delegates: Vec<(usize, &crate::roster::Delegate)> = match audience {
-                        Audience::Heads => m.voter().into_iter().collect(),
-                        _ => m.delegates.iter().enumerate().collect(),
-                    };
-                    delegates
-                        .into_iter()
-                        .map(|(i, d)| Recipient::delegate(d, Some((&m.id, &m.name)), Some(i)))
-                })
-                .collect(),
-            Recipients::Electorate(b) => item
-                .ballots
-                .get(b)
-                .map(|b| b.electorate.iter().map(voter).collect())
-                .unwrap_or_default(),
-            Recipients::Voter(b, member) => item
-                .ballots
-                .get(b)
-                .and_then(|b| b.electorate.voter(&member))
-                .map(voter)
-                .into_iter()
-                .collect(),
-            Recipients::NotVoted(b) => item
-                .ballots
-                .get(b)
-                .map(|b| {
-                    b.electorate
-                        .iter()
-                        .filter(|v| b.vote(&v.member).is_none())
-                        .map(voter)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        };
-        for (r, to) in recipients.into_iter().enumerate() {
+        let recipients = engine::recipients(self.roster, item, &to)
+            .into_iter()
+            .map(|a| match a {
+                Addressee::Secretariat(d) => Recipient::delegate(d, None, None),
+                Addressee::Delegate(m, i, d) => {
+                    Recipient::delegate(d, Some((&m.id, &m.name)), Some(i))
+                }
+                Addressee::Voter(v) => Recipient::voter(v),
+            });
+        for (r, to) in recipients.enumerate() {
             let id = format!("{}.{}.{}.{}", item.id, record.seq, index, r);
             let mail = Mail::new(
                 id.clone(),
