@@ -2,31 +2,26 @@
 //! during a ballot, reload keeps running items on their version, cancel and deadline
 //! extension are events, failed mail can be retried or dropped.
 
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cycle::QUICK;
-use crate::harness::{Council, ROSTER};
+use crate::harness::{Council, ROSTER, until};
 
 /// Waits until `n` ballot links were written since `before` links existed.
 async fn new_links(council: &Council, before: &[String], n: usize) -> Vec<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    until("the ballot mail", Duration::from_secs(30), async || {
         let links: Vec<String> = council
             .mails()
             .iter()
             .filter_map(|m| m.link())
             .filter(|l| !before.contains(l))
             .collect();
-        if links.len() >= n {
-            return links;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ballot mail not written"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        (links.len() >= n).then_some(links)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -363,18 +358,18 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
     daemon
         .start_item("quick-adoption", json!({"title": "Noticed late"}))
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let failed = loop {
+    let failed = until("4 failed mails", Duration::from_secs(30), async || {
         let (_, body) = daemon
             .admin(Method::GET, "/api/outbox?status=failed", None)
             .await;
         let failed = body["mails"].as_array().unwrap().clone();
         if failed.len() == 4 {
-            break failed;
+            Ok(failed)
+        } else {
+            Err(body)
         }
-        assert!(std::time::Instant::now() < deadline, "{body}");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert!(
         failed[0]["last_error"]
             .as_str()
@@ -415,14 +410,11 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
         .admin(Method::DELETE, &format!("/api/outbox/{drop_id}"), None)
         .await;
     assert_eq!(status, 404);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !council.mail_dir().join(format!("{retry_id}.eml")).exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the retried mail was not sent"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let retried = council.mail_dir().join(format!("{retry_id}.eml"));
+    until("the retried mail", Duration::from_secs(30), async || {
+        retried.exists()
+    })
+    .await;
     let (_, body) = daemon
         .admin(Method::GET, "/api/outbox?status=failed", None)
         .await;

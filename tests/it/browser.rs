@@ -5,13 +5,13 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 use crate::cycle::QUICK;
-use crate::harness::{Council, ROSTER, TOKEN};
+use crate::harness::{Council, ROSTER, TOKEN, gave_up, poll, until, until_blocking};
 
 /// chromedriver on a free port, with a headless Chromium session; both end when dropped.
 pub struct Browser {
@@ -33,11 +33,9 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (Debian packages chromium and chromium-driver; .ci/run installs them)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        until_blocking("chromedriver to start", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         let profile = tempfile::tempdir().unwrap();
         let args = [
             "--headless=new",
@@ -107,35 +105,35 @@ impl Browser {
     /// Waits (without reloading) until the current page contains `text`: clicks and form
     /// submissions navigate asynchronously.
     pub async fn settle(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        let what = format!("`{text}` to appear");
+        until(what, Duration::from_secs(30), async || {
             let page = self.page().await;
             if page.contains(text) {
-                return page;
+                Ok(page)
+            } else {
+                Err(page)
             }
-            assert!(
-                Instant::now() < deadline,
-                "`{text}` never appeared:\n{page}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// Reloads until the page contains `text`.
     pub async fn wait_for(&self, url: &str, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
+        // Every 200 ms, not 50: each look reloads the page.
+        let within = Duration::from_secs(30);
+        let reloaded = poll(within, Duration::from_millis(200), async || {
             self.client.goto(url).await.unwrap();
             let page = self.page().await;
             if page.contains(text) {
-                return page;
+                Ok(page)
+            } else {
+                Err(page)
             }
-            assert!(
-                Instant::now() < deadline,
-                "`{text}` never appeared on {url}:\n{page}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        });
+        let what = format!("`{text}` to appear on {url}");
+        reloaded
+            .await
+            .unwrap_or_else(|page| gave_up(what, within, page))
     }
 
     pub async fn close(mut self) {
@@ -197,15 +195,11 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     browser.wait_for(&item_url, "0 of 3 members voted").await;
 
     // A delegate opens the ballot link from their mail, votes, changes the vote.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let links = loop {
+    let links = until("the ballot mail", Duration::from_secs(30), async || {
         let links: Vec<String> = council.mails().iter().filter_map(|m| m.link()).collect();
-        if links.len() == 3 {
-            break links;
-        }
-        assert!(Instant::now() < deadline, "ballot mail not written");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+        (links.len() == 3).then_some(links)
+    })
+    .await;
     let delegate = Browser::start().await;
     let d = &delegate.client;
     d.goto(&links[0]).await.unwrap();

@@ -2,10 +2,11 @@
 //! the ballot's deadline timer still fires after the restart.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Council, Daemon, repo};
+use crate::harness::{Council, Daemon, poll, repo, until};
 
 const TIMED: &str = r#"
 workflow: timed-adoption
@@ -62,18 +63,11 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
     let eligible = item["ballots"][0]["eligible"].as_u64().unwrap();
     assert_eq!(eligible, 55, "57 members, 2 suspended");
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let links: Vec<String> = loop {
+    let links = until("the ballot mail", Duration::from_secs(30), async || {
         let links: Vec<String> = council.mails().iter().filter_map(|m| m.link()).collect();
-        if links.len() as u64 == eligible {
-            break links;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ballot mail not written"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+        (links.len() as u64 == eligible).then_some(links)
+    })
+    .await;
 
     // Vote from many concurrent clients; kill the daemon while votes are still in flight.
     let acked = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, String>::new()));
@@ -101,11 +95,10 @@ async fn acknowledged_votes_survive_sigkill_and_the_deadline_still_fires() {
             }
         }));
     }
-    // Let part of the votes land, then kill without warning.
-    let start = std::time::Instant::now();
-    while acked.lock().unwrap().len() < 20 && start.elapsed() < std::time::Duration::from_secs(10) {
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+    // Let part of the votes land, then kill without warning: look often, so that many are
+    // still in flight; too few acknowledged is checked after the kill.
+    let (within, every) = (Duration::from_secs(10), Duration::from_millis(2));
+    let _ = poll(within, every, async || acked.lock().unwrap().len() >= 20).await;
     daemon.kill();
     for t in tasks {
         let _ = t.await;

@@ -1,9 +1,11 @@
 //! A whole decision cycle through the real daemon: circulation, ballot mail, votes over
 //! HTTP (a changed vote, a forged token, a GET that must not vote), adoption under a number.
 
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::harness::{Council, ROSTER};
+use crate::harness::{Council, ROSTER, until};
 
 pub const QUICK: &str = r#"
 workflow: quick-adoption
@@ -68,14 +70,10 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
         })
         .await;
     assert_eq!(item["stage"], "vote");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while ballot_links(&council).len() < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ballot mail not written"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until("the ballot mail", Duration::from_secs(30), async || {
+        ballot_links(&council).len() >= 3
+    })
+    .await;
     let mails = council.mails();
     // The circulation (item-1, event 1, effect 0) reaches every delegate, in their language.
     let circulated: Vec<_> = mails
@@ -209,33 +207,29 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     let (_, page) = daemon.get(&a).await;
     assert!(page.contains("This ballot is closed"), "{page}");
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let number = format!("CPCC/REG/{year}/001");
+    let number = format!("CPCC/REG/{year}/001");
+    let adopted = until("6 adoption notices", Duration::from_secs(30), async || {
         let adopted: Vec<_> = council
             .mails()
             .into_iter()
             .filter(|m| m.subject.contains(&number))
             .collect();
         if adopted.len() == 6 {
-            let english = adopted
-                .iter()
-                .find(|m| m.language.as_deref() == Some("en"))
-                .unwrap();
-            assert!(
-                english.body.contains("abstain 1; no 0; yes 2;"),
-                "the tally: {}",
-                english.body
-            );
-            break;
+            Ok(adopted)
+        } else {
+            Err(format!("{} written", adopted.len()))
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "adoption notices not written: {}",
-            adopted.len()
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    let english = adopted
+        .iter()
+        .find(|m| m.language.as_deref() == Some("en"))
+        .unwrap();
+    assert!(
+        english.body.contains("abstain 1; no 0; yes 2;"),
+        "the tally: {}",
+        english.body
+    );
 
     // The register lists the act.
     let (status, registers) = daemon
@@ -257,21 +251,18 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
             i["ballots"][0]["eligible"] == 3
         })
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let links = loop {
-        let links: Vec<_> = ballot_links(&council)
-            .into_iter()
-            .filter(|(_, l)| !links.iter().any(|(_, old)| old == l))
-            .collect();
-        if links.len() == 3 {
-            break links;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "second ballot mail not written"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let links = until(
+        "the second ballot mail",
+        Duration::from_secs(30),
+        async || {
+            let new: Vec<_> = ballot_links(&council)
+                .into_iter()
+                .filter(|(_, l)| !links.iter().any(|(_, old)| old == l))
+                .collect();
+            (new.len() == 3).then_some(new)
+        },
+    )
+    .await;
     for (_, link) in &links {
         assert_eq!(daemon.vote(link, "yes").await.0, 200);
     }

@@ -1,8 +1,10 @@
 //! Faults around the daemon: a second daemon on the same folder, a day of downtime.
 
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::harness::{Council, Daemon, ROSTER};
+use crate::harness::{Council, Daemon, ROSTER, until};
 
 const DAY_LONG: &str = r#"
 workflow: day-long
@@ -48,15 +50,11 @@ async fn after_a_day_of_downtime_overdue_timers_fire_once_in_order() {
             json!({"title": "Decided while the server was off"}),
         )
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let links = loop {
+    let links = until("the ballot mail", Duration::from_secs(30), async || {
         let links: Vec<String> = council.mails().iter().filter_map(|m| m.link()).collect();
-        if links.len() == 3 {
-            break links;
-        }
-        assert!(std::time::Instant::now() < deadline, "no ballot mail");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+        (links.len() == 3).then_some(links)
+    })
+    .await;
     assert_eq!(daemon.vote(&links[0], "yes").await.0, 200);
     assert_eq!(daemon.vote(&links[1], "yes").await.0, 200);
     daemon.kill();
@@ -142,8 +140,7 @@ async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
         .start_item("quick-adoption", json!({"title": "Voted on a full disk"}))
         .await;
     let mail_dir = data.join("mail");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let links = loop {
+    let links = until("the ballot mail", Duration::from_secs(30), async || {
         let links: Vec<String> = std::fs::read_dir(&mail_dir)
             .map(|d| {
                 d.filter_map(|e| e.ok())
@@ -158,12 +155,9 @@ async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
                     .collect()
             })
             .unwrap_or_default();
-        if links.len() == 3 {
-            break links;
-        }
-        assert!(std::time::Instant::now() < deadline, "no ballot mail");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
+        (links.len() == 3).then_some(links)
+    })
+    .await;
     assert_eq!(
         daemon.vote(&links[0], "yes").await.0,
         200,
@@ -178,7 +172,7 @@ async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
     );
     let mut daemon = daemon;
     assert_eq!(
-        daemon.wait_exit(std::time::Duration::from_secs(30)),
+        daemon.wait_exit(Duration::from_secs(30)),
         Some(1),
         "the daemon stops for its supervisor to restart it"
     );

@@ -1,6 +1,8 @@
 //! A small harness: a temporary council folder, the daemon as a child process, and
-//! helpers to read the mail it writes and to call its two listeners.
+//! helpers to read the mail it writes and to call its two listeners, and `until`, the one
+//! way the tests wait for something to happen.
 
+use std::fmt::Display;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -139,6 +141,121 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How often a wait looks, unless it says otherwise.
+pub const EVERY: Duration = Duration::from_millis(50);
+
+/// What one look of a wait gives: `true`, `Some` or `Ok` when the wait is over (with the
+/// value it waited for); `false`, `None` or `Err` when it is not, an `Err` with what it saw,
+/// for the panic if time runs out. `Err` is only displayed then, so it can be a lazy value.
+pub trait Outcome {
+    type Done;
+    type Seen: Display;
+    fn done(self) -> Result<Self::Done, Option<Self::Seen>>;
+}
+
+impl Outcome for bool {
+    type Done = ();
+    type Seen = std::convert::Infallible;
+    fn done(self) -> Result<(), Option<Self::Seen>> {
+        if self { Ok(()) } else { Err(None) }
+    }
+}
+
+impl<T> Outcome for Option<T> {
+    type Done = T;
+    type Seen = std::convert::Infallible;
+    fn done(self) -> Result<T, Option<Self::Seen>> {
+        self.ok_or(None)
+    }
+}
+
+impl<T, E: Display> Outcome for Result<T, E> {
+    type Done = T;
+    type Seen = E;
+    fn done(self) -> Result<T, Option<E>> {
+        self.map_err(Some)
+    }
+}
+
+/// Looks with `probe` every `every` until it is done, for at most `within` (and once more
+/// when time is up): the value it waited for, or what it saw last. For the waits that do
+/// not fail a test by themselves; the others use `until`.
+pub async fn poll<O: Outcome>(
+    within: Duration,
+    every: Duration,
+    mut probe: impl AsyncFnMut() -> O,
+) -> Result<O::Done, Option<O::Seen>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = match probe().await.done() {
+            Ok(done) => return Ok(done),
+            Err(seen) => seen,
+        };
+        if Instant::now() >= deadline {
+            return Err(seen);
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// `poll` for code that is not async (threads, child processes, the driver's start).
+pub fn poll_blocking<O: Outcome>(
+    within: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> O,
+) -> Result<O::Done, Option<O::Seen>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = match probe().done() {
+            Ok(done) => return Ok(done),
+            Err(seen) => seen,
+        };
+        if Instant::now() >= deadline {
+            return Err(seen);
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Polls `probe` (every `EVERY`) until it is done and returns what it waited for, or
+/// panics after `within`, saying what was awaited and what the probe saw last.
+pub async fn until<O: Outcome>(
+    what: impl Display,
+    within: Duration,
+    probe: impl AsyncFnMut() -> O,
+) -> O::Done {
+    poll(within, EVERY, probe)
+        .await
+        .unwrap_or_else(|seen| gave_up(&what, within, seen))
+}
+
+/// `until` for code that is not async.
+pub fn until_blocking<O: Outcome>(
+    what: impl Display,
+    within: Duration,
+    probe: impl FnMut() -> O,
+) -> O::Done {
+    poll_blocking(within, EVERY, probe).unwrap_or_else(|seen| gave_up(&what, within, seen))
+}
+
+/// The panic of a wait that ran out of time (for `poll`s that must not, with their own
+/// interval).
+pub fn gave_up(what: impl Display, within: Duration, seen: Option<impl Display>) -> ! {
+    match seen {
+        Some(seen) => panic!("waited {within:?} for {what}; last seen: {seen}"),
+        None => panic!("waited {within:?} for {what}"),
+    }
+}
+
+/// A value shown with the daemon's log after it, read only when shown.
+struct WithLog<'a, T>(T, &'a Daemon);
+
+impl<T: Display> Display for WithLog<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}\nlog:\n{}", self.0, self.1.log())
+    }
+}
+
 /// The daemon as a child process; killed (SIGKILL) when dropped.
 pub struct Daemon {
     child: Child,
@@ -184,16 +301,12 @@ impl Daemon {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(self.admin.trim_start_matches("http://")).is_ok()
-                && std::net::TcpStream::connect(self.public.trim_start_matches("http://")).is_ok()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("councild did not start; log:\n{}", self.log());
+        let listening = |url: &str| std::net::TcpStream::connect(url.trim_start_matches("http://"));
+        until_blocking(
+            WithLog("councild to start", self),
+            Duration::from_secs(30),
+            || listening(&self.admin).is_ok() && listening(&self.public).is_ok(),
+        );
     }
 
     pub fn log(&self) -> String {
@@ -202,14 +315,11 @@ impl Daemon {
 
     /// Waits for the daemon to stop by itself; its exit code, or `None` if it runs on.
     pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        poll_blocking(within, EVERY, || match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.code().unwrap_or(-1)),
+            _ => None,
+        })
+        .ok()
     }
 
     /// SIGKILL: no chance to flush or clean up.
@@ -258,19 +368,15 @@ impl Daemon {
 
     /// Polls an item until `done` holds (the daemon's timers run on wall-clock time).
     pub async fn wait_item(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        until(what, Duration::from_secs(60), async || {
             let item = self.item(id).await;
             if done(&item) {
-                return item;
+                Ok(item)
+            } else {
+                Err(WithLog(item, self))
             }
-            assert!(
-                Instant::now() < deadline,
-                "waited too long for {what}: {item:#}\nlog:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await
     }
 
     /// Runs a `councild` command against this daemon (its admin address and token).

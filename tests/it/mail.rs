@@ -1,8 +1,10 @@
 //! What delegates receive: languages, both parts, right-to-left Arabic, links, invitations.
 
+use std::time::Duration;
+
 use serde_json::json;
 
-use crate::harness::{Council, ROSTER};
+use crate::harness::{Council, ROSTER, until};
 
 const SESSION: &str = r#"
 workflow: quick-session
@@ -36,22 +38,15 @@ async fn the_agenda_carries_a_calendar_invitation_for_the_session() {
         .unwrap()
         .parse()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let agenda = loop {
+    let agenda = until("the agenda mail", Duration::from_secs(30), async || {
         let mails: Vec<_> = council
             .mails()
             .into_iter()
             .filter(|m| m.ics.is_some())
             .collect();
-        if mails.len() == 6 {
-            break mails;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "agenda mail not written"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+        (mails.len() == 6).then_some(mails)
+    })
+    .await;
     let english = agenda
         .iter()
         .find(|m| m.language.as_deref() == Some("en"))
@@ -112,18 +107,13 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
             json!({"title": "Regulation on liaison officers"}),
         )
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let ballot = loop {
-        if let Some(m) = council
+    let ballot = until("the ballot mail", Duration::from_secs(30), async || {
+        council
             .mails()
             .into_iter()
             .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
-        {
-            break m;
-        }
-        assert!(std::time::Instant::now() < deadline, "no ballot mail");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     let reply_to = ballot
         .reply_to
         .clone()
@@ -146,23 +136,14 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
     reply(port, &address, "Maybe later.\n\n> Adopt?")
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !council
-        .mails()
-        .iter()
-        .any(|m| m.message_id.contains(".reply."))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no answer to an unreadable reply"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let answer = council
-        .mails()
-        .into_iter()
-        .find(|m| m.message_id.contains(".reply."))
-        .unwrap();
+    let what = "an answer to the unreadable reply";
+    let answer = until(what, Duration::from_secs(30), async || {
+        council
+            .mails()
+            .into_iter()
+            .find(|m| m.message_id.contains(".reply."))
+    })
+    .await;
     assert!(
         answer.to.contains("aaa.head@") && answer.body.contains("could not be read as a vote"),
         "{}",
@@ -182,18 +163,17 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
         .wait_item(&id, "the mailed vote", |i| i["ballots"][0]["cast"] == 1)
         .await;
     assert_eq!(item["ballots"][0]["counts"]["yes"], 1);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !council
-        .mails()
-        .iter()
-        .any(|m| m.to.contains("aaa.head@") && m.body.contains("is recorded as: yes"))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no receipt for the mailed vote"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    until(
+        "a receipt for the mailed vote",
+        Duration::from_secs(30),
+        async || {
+            council
+                .mails()
+                .iter()
+                .any(|m| m.to.contains("aaa.head@") && m.body.contains("is recorded as: yes"))
+        },
+    )
+    .await;
 
     // A forged or foreign address is refused at RCPT, and changes nothing.
     let err = reply(port, "ballot+forged.token@example.org", "yes")
@@ -221,11 +201,10 @@ async fn mail_is_dkim_signed_when_a_key_is_configured() {
     daemon
         .start_item("quick-adoption", json!({"title": "Signed"}))
         .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while council.mails().is_empty() {
-        assert!(std::time::Instant::now() < deadline, "no mail");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    until("a mail", Duration::from_secs(30), async || {
+        !council.mails().is_empty()
+    })
+    .await;
     let raw = &council.mails()[0].raw;
     let signature = raw
         .lines()

@@ -4,12 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::cycle::QUICK;
-use crate::harness::{Council, Daemon, Mail, ROSTER};
+use crate::harness::{
+    Council, Daemon, Mail, ROSTER, gave_up, poll_blocking, until, until_blocking,
+};
 
 /// An SMTP handler that refuses any recipient whose address starts with `bounce`.
 const BOUNCER: &str = "
@@ -58,14 +60,10 @@ impl SmtpServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("python3 -m aiosmtpd (pip install aiosmtpd==1.4.6; .ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "aiosmtpd did not start; is it installed? (.ci/run installs it)"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = "aiosmtpd to start (is it installed? .ci/run installs it)";
+        until_blocking(what, Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
         SmtpServer {
             child,
             port,
@@ -88,19 +86,15 @@ impl SmtpServer {
     }
 
     fn wait_for(&self, count: usize) -> Vec<Mail> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        let what = format!("{count} mails to be delivered");
+        until_blocking(what, Duration::from_secs(60), || {
             let mails = self.mails();
             if mails.len() >= count {
-                return mails;
+                Ok(mails)
+            } else {
+                Err(format!("{} of {count} delivered", mails.len()))
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {count} mails delivered",
-                mails.len()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     }
 }
 
@@ -201,22 +195,20 @@ async fn mail_held_while_the_server_is_down_is_delivered_once_when_it_returns() 
     daemon
         .wait_item(&id, "the ballot", |i| i["ballots"][0]["eligible"] == 3)
         .await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
+    let what = "mail to be held for retry";
+    let status = until(what, Duration::from_secs(30), async || {
         let (_, status) = daemon.admin(reqwest::Method::GET, "/status", None).await;
         if status["outbox"]["retrying"].as_u64() >= Some(1) {
-            assert_eq!(
-                status["outbox"]["failed"], 0,
-                "a refused connection is transient: {status}"
-            );
-            break;
+            Ok(status)
+        } else {
+            Err(status)
         }
-        assert!(
-            Instant::now() < deadline,
-            "mail was not held for retry: {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
+    assert_eq!(
+        status["outbox"]["failed"], 0,
+        "a refused connection is transient: {status}"
+    );
     // The server comes back: every mail arrives, each Message-ID exactly once.
     let smtp = SmtpServer::start(port, &maildir);
     let mails = tokio::task::spawn_blocking(move || {
@@ -256,22 +248,17 @@ async fn a_bounced_address_fails_for_good_and_the_secretariat_is_told() {
         .await;
     // 5 circulation mails arrive (the sixth bounces), then the secretariat's notice.
     let mails = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
+        until_blocking("the failure notice", Duration::from_secs(60), || {
             let mails = smtp.mails();
             if mails
                 .iter()
                 .any(|m| m.to.contains("secretariat@example.org"))
             {
-                return mails;
+                Ok(mails)
+            } else {
+                Err(format!("{} mails", mails.len()))
             }
-            assert!(
-                Instant::now() < deadline,
-                "no failure notice: {} mails",
-                mails.len()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        })
     })
     .await
     .unwrap();
@@ -319,11 +306,12 @@ async fn a_fan_out_interrupted_by_the_smtp_server_delivers_every_mail_once() {
         .await;
     // Stop the server (SIGKILL) in the middle of the 111 circulation mails.
     let smtp = tokio::task::spawn_blocking(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while smtp.mails().len() < 20 {
-            assert!(Instant::now() < deadline, "the fan-out did not start");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // Look often, to stop it early in the fan-out.
+        let within = Duration::from_secs(60);
+        poll_blocking(within, Duration::from_millis(5), || {
+            smtp.mails().len() >= 20
+        })
+        .unwrap_or_else(|seen| gave_up("the fan-out to start", within, seen));
         smtp.stop();
         std::thread::sleep(Duration::from_millis(1500));
         SmtpServer::start(port, &maildir)
