@@ -159,3 +159,43 @@ fn a_statute_waits_for_its_signals_in_a_simulation() {
         "{text}"
     );
 }
+
+const TIE: &str = r#"
+workflow: tied-motion
+title: A motion that may tie
+start: vote
+stages:
+  vote:
+    ballot:
+      question: "Adopt?"
+      choices: [yes, no]
+      closes_after: 7d
+      pass: "yes > no"
+      tie: lot
+      close: at_deadline
+    outcomes: { adopted: adopted, rejected: rejected, no_quorum: rejected }
+  adopted:
+    end: adopted
+  rejected:
+    end: rejected
+"#;
+
+#[test]
+fn a_tie_by_lot_is_drawn_from_the_simulated_chain_as_the_daemon_would() {
+    let council = sample_council(&[("tied-motion.yaml", TIE)]);
+    let (code, text) = council.run(&["simulate", "tied-motion", "--votes", "yes=20,no=20"]);
+    assert_eq!(code, 0, "{text}");
+    // "tie 20–20: by lot, seed N is odd → adopted" (or even → rejected).
+    let at = text.find("by lot, seed ").expect(&text) + "by lot, seed ".len();
+    let seed: u64 = text[at..]
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect(&text);
+    assert_ne!(
+        seed, 0,
+        "the seed is the chain's head, not a stand-in: {text}"
+    );
+    let outcome = if seed % 2 == 1 { "adopted" } else { "rejected" };
+    assert!(text.contains(&format!("outcome: {outcome}")), "{text}");
+}
