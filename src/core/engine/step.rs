@@ -30,8 +30,6 @@ pub struct Stepped {
     /// The request's own record: its place in the log and its hash (a vote's receipt).
     pub seq: u64,
     pub hash: String,
-    /// Records logged in all, follow-ups included.
-    pub records: usize,
     /// A follow-up the engine refused, or the bound on follow-ups reached: the records
     /// before it stand, and the item waits where it is.
     pub stopped: Option<Rejection>,
@@ -94,10 +92,5 @@ pub fn step(
         }
     }
     let (seq, hash) = first.unwrap_or_default();
-    Ok(Stepped {
-        seq,
-        hash,
-        records,
-        stopped,
-    })
+    Ok(Stepped { seq, hash, stopped })
 }

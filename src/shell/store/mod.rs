@@ -231,12 +231,6 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps a workflow version's source, so items started on it can finish on it.
-    pub fn save_definition(&self, version: &str, source: &str) -> Result<()> {
-        self.definitions.insert(version, source.as_bytes())?;
-        Ok(())
-    }
-
     /// Every stored workflow version: (version, source).
     pub fn definitions(&self) -> Result<Vec<(String, String)>> {
         self.definitions
