@@ -8,12 +8,16 @@
 //!   one driver of it), [`simulate`];
 //! - [`shell`]: [`store`] (every sled call), [`writer`] (single writer, group commit),
 //!   [`timers`], [`mail`] (templates, outbox, transports), [`token`] (signed ballot links),
-//!   [`http`] (ballot pages, admin API), [`inbound`] (replies), [`observe`], [`clock`];
+//!   [`http`] (ballot pages, admin API), [`inbound`] (replies), [`observe`], [`clock`],
+//!   [`durable`] (syncs that make writes survive a power cut);
 //! - [`app`]: [`config`], [`setup`] (reading and checking the configuration folder),
 //!   [`daemon`] (`serve`), [`cli`].
 //!
 //! Each module is also re-exported at the crate's root, so `councild::engine` names
 //! `councild::core::engine`.
+
+// Output goes through `cli`'s one writer, which ends quietly when its reader is gone.
+#![deny(clippy::print_stdout)]
 
 pub mod app;
 pub mod core;
@@ -21,4 +25,6 @@ pub mod shell;
 
 pub use app::{cli, config, daemon, setup};
 pub use core::{definition, engine, roster, rules, simulate, yaml};
-pub use shell::{clock, http, inbound, mail, observe, store, templates, timers, token, writer};
+pub use shell::{
+    clock, durable, http, inbound, mail, observe, store, templates, timers, token, writer,
+};

@@ -131,6 +131,7 @@ const MODULES: &[(&str, &str)] = &[
     ("engine", "core"),
     ("simulate", "core"),
     ("clock", "shell"),
+    ("durable", "shell"),
     ("http", "shell"),
     ("inbound", "shell"),
     ("mail", "shell"),

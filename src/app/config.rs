@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// The shortest admin token accepted (a generated one has 48 hex digits).
+pub const MIN_TOKEN: usize = 16;
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -167,9 +170,17 @@ const KEYS: &[(&str, &str)] = &[
     ("workflows", "templates"),
 ];
 
+/// Variables read elsewhere than from [`KEYS`].
+const OTHER_VARIABLES: &[&str] = &["COUNCILD_CLOCK_OFFSET"];
+
+/// The variable that overrides `[section] key`.
+fn variable(section: &str, key: &str) -> String {
+    format!("COUNCILD_{}_{}", section.to_uppercase(), key.to_uppercase())
+}
+
 impl Config {
     /// Reads the file if it exists (a missing default file means defaults), then the
-    /// environment. `explicit` is true when the user named the file: then it must exist.
+    /// environment; an unknown `COUNCILD_*` variable is refused, as an unknown key is. `explicit` is true when the user named the file: then it must exist.
     pub fn load(path: &Path, explicit: bool) -> anyhow::Result<Config> {
         let mut table = match std::fs::read_to_string(path) {
             Ok(text) => text
@@ -178,8 +189,23 @@ impl Config {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => toml::Table::new(),
             Err(e) => anyhow::bail!("{}: {e}", path.display()),
         };
+        // A misspelt variable would otherwise be ignored without a word.
+        let known: Vec<String> = KEYS.iter().map(|(s, k)| variable(s, k)).collect();
+        for (var, _) in std::env::vars_os() {
+            let var = var.to_string_lossy();
+            if var.starts_with("COUNCILD_")
+                && !known.iter().any(|k| *k == var)
+                && !OTHER_VARIABLES.contains(&var.as_ref())
+            {
+                anyhow::bail!(
+                    "unknown environment variable {var}; councild reads {} and {}",
+                    known.join(", "),
+                    OTHER_VARIABLES.join(", ")
+                );
+            }
+        }
         for (section, key) in KEYS {
-            let var = format!("COUNCILD_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let var = variable(section, key);
             if let Ok(value) = std::env::var(&var) {
                 let entry = table
                     .entry(section.to_string())
@@ -257,16 +283,26 @@ impl Config {
     }
 
     /// The admin token: configured, or generated once into the data folder.
+    /// A token shorter than [`MIN_TOKEN`] (an empty file, say) is refused, never accepted.
     pub fn admin_token(&self, create: bool) -> anyhow::Result<String> {
         if let Some(t) = self.admin.token.as_ref().filter(|t| !t.is_empty()) {
-            return Ok(t.clone());
+            anyhow::ensure!(
+                t.trim().len() >= MIN_TOKEN,
+                "admin.token must be at least {MIN_TOKEN} characters"
+            );
+            return Ok(t.trim().to_string());
         }
         let path = self.storage.path.join("admin.token");
         match std::fs::read_to_string(&path) {
-            Ok(t) => Ok(t.trim().to_string()),
+            Ok(t) if t.trim().len() >= MIN_TOKEN => Ok(t.trim().to_string()),
+            Ok(_) => anyhow::bail!(
+                "admin token {}: the file holds no token of at least {MIN_TOKEN} characters \
+                 (remove it to have a new one made, or set COUNCILD_ADMIN_TOKEN)",
+                path.display()
+            ),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let token = hex::encode(rand::random::<[u8; 24]>());
-                write_secret(&path, &token)?;
+                crate::durable::write_file(&path, format!("{token}\n").as_bytes(), true)?;
                 Ok(token)
             }
             Err(e) => anyhow::bail!(
@@ -275,19 +311,4 @@ impl Config {
             ),
         }
     }
-}
-
-/// Writes a secret file readable by its owner only.
-pub fn write_secret(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{text}\n"))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-    }
-    std::fs::rename(&tmp, path)
 }

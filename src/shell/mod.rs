@@ -2,6 +2,7 @@
 //! the core events and carries out the effects the core asks for.
 
 pub mod clock;
+pub mod durable;
 pub mod http;
 pub mod inbound;
 pub mod mail;

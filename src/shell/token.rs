@@ -48,7 +48,11 @@ impl Key {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key: [u8; 32] = rand::random();
-                crate::config::write_secret(path, &hex::encode(key))?;
+                crate::durable::write_file(
+                    path,
+                    format!("{}\n", hex::encode(key)).as_bytes(),
+                    true,
+                )?;
                 Ok(Key(key))
             }
             Err(e) => Err(e),

@@ -339,3 +339,55 @@ async fn a_fan_out_interrupted_by_the_smtp_server_delivers_every_mail_once() {
         "{twice:?}"
     );
 }
+
+/// SIGKILL of the daemon in the middle of a fan-out, three times: sent mail is recorded
+/// durably as it goes, so each restart resends at most the mails that were in flight
+/// (16 at a time), each under its one Message-ID, and every mail arrives.
+#[tokio::test]
+async fn a_fan_out_interrupted_by_kills_resends_at_most_the_mails_in_flight() {
+    const IN_FLIGHT: usize = 16;
+    let roster =
+        std::fs::read_to_string(crate::harness::repo().join("config/council.yaml")).unwrap();
+    let council = Council::new(&roster, &[("quick.yaml", QUICK)]);
+    let port = free_port();
+    let smtp = SmtpServer::start(port, &council.path().join("maildir"));
+    let env = smtp_env(port);
+    let env = [(env[0].0, env[0].1.as_str())];
+    let mut daemon = Daemon::start(council.path(), &env);
+    daemon
+        .start_item("quick-adoption", json!({"title": "Regulation sent again"}))
+        .await;
+    let kills = [20, 60, 100];
+    for arrived in kills {
+        let within = Duration::from_secs(60);
+        poll_blocking(within, Duration::from_millis(2), || {
+            smtp.mails().len() >= arrived
+        })
+        .unwrap_or_else(|seen| gave_up("the fan-out to go on", within, seen));
+        daemon.kill();
+        daemon = Daemon::start(council.path(), &env);
+    }
+    // Every one of the 166 mails arrives (some more than once).
+    let per_id = until_blocking("166 distinct mails", Duration::from_secs(60), || {
+        let mut per_id: BTreeMap<String, usize> = BTreeMap::new();
+        for m in smtp.mails() {
+            *per_id.entry(m.message_id).or_default() += 1;
+        }
+        if per_id.len() == 166 {
+            Ok(per_id)
+        } else {
+            Err(format!("{} distinct mails", per_id.len()))
+        }
+    });
+    let again: usize = per_id.values().map(|n| n - 1).sum();
+    eprintln!(
+        "fan-out: {again} mails sent again after {} kills",
+        kills.len()
+    );
+    assert!(
+        again <= kills.len() * IN_FLIGHT,
+        "{again} mails sent again after {} kills",
+        kills.len()
+    );
+    drop(daemon);
+}

@@ -99,7 +99,12 @@ impl Outbox {
             Ok(()) => {
                 self.metrics.mail_sent.inc();
                 tracing::info!(item = %mail.item, mail = %mail.id, template = %mail.template, "mail sent");
-                let _ = self.store.remove_mail(&mail.id);
+                // Durable at once (the syncs of mails in flight are shared), so that a
+                // crash resends at most the mails that were in flight.
+                if let Err(e) = self.store.remove_mail(&mail.id) {
+                    tracing::error!(mail = %mail.id, error = %e, "a sent mail could not be marked sent");
+                }
+                self.sync(&mail).await;
                 return;
             }
             Err(SendError::Transient(e)) if mail.attempts + 1 < MAX_ATTEMPTS => {
@@ -122,7 +127,18 @@ impl Outbox {
                 mail.last_error = Some(e);
             }
         }
-        let _ = self.store.put_mail(&mail.id, &mail);
+        if let Err(e) = self.store.put_mail(&mail.id, &mail) {
+            tracing::error!(mail = %mail.id, error = %e, "a mail's state could not be stored");
+        }
+        self.sync(&mail).await;
+    }
+
+    /// Makes the mail's new state durable. A failure leaves the mail to be sent again
+    /// after a restart, under its one Message-ID.
+    async fn sync(&self, mail: &Mail) {
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(mail = %mail.id, error = %e, "a mail's state could not be made durable");
+        }
     }
 
     /// Tells the secretariat that a mail failed for good (never about such a notice itself).

@@ -40,13 +40,14 @@ impl Transport {
     pub(super) async fn send(&self, id: &str, message: Message) -> Result<(), SendError> {
         match self {
             Transport::Files(dir) => {
-                let tmp = dir.join(format!(".{id}.tmp"));
+                // Durable before the mail is marked sent, and readable by the owner only:
+                // it holds a personal ballot link.
                 let path = dir.join(format!("{id}.eml"));
-                let write = async {
-                    tokio::fs::write(&tmp, message.formatted()).await?;
-                    tokio::fs::rename(&tmp, &path).await
-                };
-                write.await.map_err(|e| SendError::Transient(e.to_string()))
+                let bytes = message.formatted();
+                tokio::task::spawn_blocking(move || crate::durable::write_file(&path, &bytes, true))
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                    .map_err(|e| SendError::Transient(e.to_string()))
             }
             Transport::Smtp(pool) => pool.send(&message).await,
             Transport::Smtps(smtp) => smtp

@@ -9,7 +9,8 @@
 //! Keys are big-endian so ranges scan in order; values are a format byte and JSON (a vote
 //! row's value is the choice itself).
 //! Writes that belong together go through [`Store::commit`] as one transaction followed by
-//! a flush: nothing is acknowledged before it is on disk.
+//! a flush and an `fdatasync` ([`crate::shell::durable`]): nothing is acknowledged before it would
+//! survive a power cut.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -38,6 +39,8 @@ pub enum Error {
     Open(String, sled::Error),
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
+    #[error("storage: {0}")]
+    Durable(#[from] crate::shell::durable::Error),
     #[error("stored value under {key} cannot be read: {reason}")]
     Corrupt { key: String, reason: String },
 }
@@ -102,6 +105,7 @@ pub struct Store {
     outbox: sled::Tree,
     registers: sled::Tree,
     meta: sled::Tree,
+    sync: Arc<crate::shell::durable::Sync>,
 }
 
 impl Store {
@@ -124,6 +128,7 @@ impl Store {
             outbox: tree("outbox")?,
             registers: tree("registers")?,
             meta: tree("meta")?,
+            sync: Arc::new(crate::shell::durable::Sync::open(path)?),
             db,
         })
     }
@@ -221,14 +226,13 @@ impl Store {
                     reason: "aborted".into(),
                 },
             })?;
-        self.db.flush_async().await?;
-        Ok(())
+        self.flush().await
     }
 
-    /// Makes every write so far durable (used by the outbox worker's own rows).
+    /// Makes every write so far durable, across a power cut (the outbox worker's and the
+    /// admin's own rows use it too). Overlapping calls share one sync.
     pub async fn flush(&self) -> Result<()> {
-        self.db.flush_async().await?;
-        Ok(())
+        Ok(self.sync.sync(&self.db).await?)
     }
 
     /// Every stored workflow version: (version, source).
@@ -260,7 +264,8 @@ impl Store {
             .transpose()
     }
 
-    /// Updates a mail row (the outbox worker's and the admin's own writes; not flushed).
+    /// Updates a mail row (the outbox worker's and the admin's own writes; durable after
+    /// the next [`Store::flush`]).
     pub fn put_mail<T: Serialize>(&self, id: &str, mail: &T) -> Result<()> {
         self.outbox.insert(id, encode(mail))?;
         Ok(())
@@ -412,6 +417,26 @@ impl Store {
             let (k, v) = r?;
             decode(&k, &v)
         })
+    }
+
+    /// The record of a member's latest vote in a ballot: the receipt it was given. Read
+    /// from the end of the log, so recent votes are found at once.
+    pub fn last_vote(&self, item: &str, ballot: usize, member: &str) -> Result<Option<Record>> {
+        for row in self.events.scan_prefix(item_prefix(item)).rev() {
+            let (k, v) = row?;
+            let record: Record = decode(&k, &v)?;
+            if let crate::engine::Event::VoteCast {
+                ballot: b,
+                member: m,
+                ..
+            } = &record.event
+                && *b == ballot
+                && m == member
+            {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
     }
 
     /// Checks an item's chain: each record's hash, and each link to the one before.

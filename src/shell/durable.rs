@@ -1,0 +1,180 @@
+//! Durability across a power cut: of the store, which sled alone does not give, and of
+//! the files councild writes itself (keys, tokens, mail written as files).
+//!
+//! sled 0.34 ends a flush with `sync_file_range` on its log (`db`): the data reaches the
+//! device queue, but neither the disk's write cache nor the file's size is made durable, and
+//! it never syncs its `conf`, its blob files or the folder after renaming a snapshot. So
+//! after sled's flush, [`Sync::sync`] runs `fdatasync` on the log and, when the folder's
+//! files changed (a snapshot renamed, a blob written or removed), `fsync` on each new file
+//! and on the folders. Calls that overlap share one sync: a caller waits at most for the
+//! sync in progress and the one after it, like the writer's group commit.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Why a sync failed: what it covered may not be durable, and must not be acknowledged.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Flush(#[from] sled::Error),
+    #[error("the files in {0} could not be made durable: {1}")]
+    Sync(String, std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) struct Sync {
+    files: Arc<Files>,
+    /// One sync at a time; `asked` and `done` count calls, so that a call whose writes an
+    /// earlier sync already covered returns at once.
+    gate: tokio::sync::Mutex<()>,
+    asked: AtomicU64,
+    done: AtomicU64,
+}
+
+/// What a sync touches; shared with the blocking thread that runs it.
+struct Files {
+    folder: PathBuf,
+    /// sled's log, opened a second time: `fdatasync` applies to the file, not the handle.
+    log: File,
+    /// The files of the folder (and of `blobs/`) known to be durable.
+    known: Mutex<BTreeSet<PathBuf>>,
+}
+
+impl Sync {
+    /// Makes the folder as sled left it at open durable (its `conf` is never synced by
+    /// sled), with the folders above it that may just have been created.
+    pub(crate) fn open(folder: &Path) -> Result<Sync> {
+        let failed = |e: std::io::Error| Error::Sync(folder.display().to_string(), e);
+        let log = File::open(folder.join("db")).map_err(failed)?;
+        let known = files(folder).map_err(failed)?;
+        for file in &known {
+            File::open(file)
+                .and_then(|f| f.sync_all())
+                .map_err(failed)?;
+        }
+        sync_folders(folder).map_err(failed)?;
+        if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_folder(parent).map_err(failed)?;
+        }
+        Ok(Sync {
+            files: Arc::new(Files {
+                folder: folder.to_path_buf(),
+                log,
+                known: Mutex::new(known),
+            }),
+            gate: tokio::sync::Mutex::new(()),
+            asked: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+        })
+    }
+
+    /// Flushes sled and makes what it wrote durable. Every write made before the call is
+    /// durable when it returns `Ok`; an error means it may not be, and must not be
+    /// acknowledged.
+    pub(crate) async fn sync(&self, db: &sled::Db) -> Result<()> {
+        let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let _gate = self.gate.lock().await;
+        if self.done.load(Ordering::SeqCst) >= ticket {
+            return Ok(());
+        }
+        // Every call counted so far made its writes before it was counted.
+        let covers = self.asked.load(Ordering::SeqCst);
+        db.flush_async().await?;
+        let files = self.files.clone();
+        let synced = tokio::task::spawn_blocking(move || {
+            files.log.sync_data()?;
+            files.sync_new()
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        synced.map_err(|e| Error::Sync(self.files.folder.display().to_string(), e))?;
+        self.done.store(covers, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl Files {
+    /// Syncs files that appeared since the last sync, and the folders when any file came
+    /// or went (a rename or removal is durable only once its folder is).
+    fn sync_new(&self) -> std::io::Result<()> {
+        let now = files(&self.folder)?;
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        if *known == now {
+            return Ok(());
+        }
+        for file in now.difference(&known) {
+            match File::open(file) {
+                Ok(f) => f.sync_all()?,
+                // Made and removed again since the listing (a snapshot being generated).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        sync_folders(&self.folder)?;
+        *known = now;
+        Ok(())
+    }
+}
+
+/// The files of sled's folder and of its `blobs/` folder.
+fn files(folder: &Path) -> std::io::Result<BTreeSet<PathBuf>> {
+    let mut files = BTreeSet::new();
+    for dir in [folder.to_path_buf(), folder.join("blobs")] {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                files.insert(entry.path());
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn sync_folders(folder: &Path) -> std::io::Result<()> {
+    sync_folder(folder)?;
+    match sync_folder(&folder.join("blobs")) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn sync_folder(folder: &Path) -> std::io::Result<()> {
+    File::open(folder)?.sync_all()
+}
+
+/// Writes a whole file so that, after a crash or a power cut, it holds either its old
+/// content (or is absent) or all of `bytes`, never a part: a temporary file beside it,
+/// synced, renamed over it, and the folder synced. `private` files are readable by their
+/// owner only, from the moment they exist.
+pub fn write_file(path: &Path, bytes: &[u8], private: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(folder)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = folder.join(format!(".{name}.tmp"));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    sync_folder(folder)
+}
