@@ -111,7 +111,39 @@ pub enum Command {
     },
 }
 
+/// Runs a command. Its output is written once it is complete; a reader that goes away
+/// early (`councild status | head -1`) ends the command quietly, with its own exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
+    let code = command(cli, &mut out).await;
+    emit(&out)?;
+    code
+}
+
+fn emit(out: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Appends a line to a command's output.
+macro_rules! put {
+    ($out:expr) => {
+        $out.push('\n')
+    };
+    ($out:expr, $($arg:tt)*) => {{
+        $out.push_str(&format!($($arg)*));
+        $out.push('\n');
+    }};
+}
+
+async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
     let config = match &cli.config {
         Some(path) => Config::load(path, true)?,
         None => Config::load(&PathBuf::from(DEFAULT_CONFIG), false)?,
@@ -123,7 +155,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     let answer = match cli.command {
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
-        Command::Validate { paths } => return Ok(validate(&config, paths)),
+        Command::Validate { paths } => return Ok(validate(out, &config, paths)),
         Command::Simulate {
             workflow,
             roster,
@@ -138,7 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ballots,
                 inputs: parse_inputs(inputs)?,
             };
-            return simulate(&config, request, json);
+            return simulate(out, &config, request, json);
         }
         Command::Start { workflow, inputs } => {
             let map = parse_inputs(inputs)?;
@@ -149,7 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await?;
             if !json {
-                println!("{}", answer["id"].as_str().unwrap_or_default());
+                put!(out, "{}", answer["id"].as_str().unwrap_or_default());
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -157,7 +189,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { item: Some(id) } | Command::Item { id } => {
             let answer = api(Method::GET, format!("/api/items/{id}"), None).await?;
             if !json {
-                print_item(&answer);
+                print_item(out, &answer);
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -165,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { item: None } => {
             let answer = api(Method::GET, "/status".into(), None).await?;
             if !json {
-                print_status(&answer);
+                print_status(out, &answer);
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -188,7 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let query = query_string(&query);
             let answer = api(Method::GET, format!("/api/items{query}"), None).await?;
             if !json {
-                print_items(&answer);
+                print_items(out, &answer);
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -209,7 +241,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(json!({"member": member, "data": data})),
             )
             .await?;
-            print_change(json, &answer, &item)
+            print_change(out, json, &answer, &item)
         }
         Command::Cancel { item, reason } => {
             let answer = api(
@@ -218,7 +250,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(json!({ "reason": reason })),
             )
             .await?;
-            print_change(json, &answer, &item)
+            print_change(out, json, &answer, &item)
         }
         Command::Extend {
             item,
@@ -230,7 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("ballots are numbered from 1")?;
             let path = format!("/api/items/{item}/ballots/{index}/deadline");
             let answer = api(Method::POST, path, Some(json!({ "closes_at": until }))).await?;
-            print_change(json, &answer, &item)
+            print_change(out, json, &answer, &item)
         }
         Command::Reload => {
             let answer = api(Method::POST, "/api/reload".into(), None).await?;
@@ -239,14 +271,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &answer["definitions"],
                     &["name", "version", "items_running"],
                 );
-                print_table(&["WORKFLOW", "VERSION", "RUNNING ITEMS"], &rows);
+                print_table(out, &["WORKFLOW", "VERSION", "RUNNING ITEMS"], &rows);
                 return Ok(ExitCode::SUCCESS);
             }
             answer
         }
     };
     if !answer.is_null() {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        put!(out, "{}", serde_json::to_string_pretty(&answer)?);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -293,7 +325,12 @@ struct SimulateRequest {
 }
 
 /// `councild simulate`: reads and checks the workflow, then runs it on a simulated clock.
-fn simulate(config: &Config, r: SimulateRequest, json: bool) -> anyhow::Result<ExitCode> {
+fn simulate(
+    out: &mut String,
+    config: &Config,
+    r: SimulateRequest,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     use crate::simulate::{self, Votes};
     let mut config = config.clone();
     if let Some(roster) = r.roster {
@@ -336,9 +373,9 @@ fn simulate(config: &Config, r: SimulateRequest, json: bool) -> anyhow::Result<E
     let result = simulate::run(&workflow, &roster, tz, r.inputs, &votes, start)
         .map_err(|e| anyhow::anyhow!(e))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+        put!(out, "{}", serde_json::to_string_pretty(&result)?);
     } else {
-        print!("{}", simulate::render(&result, tz));
+        out.push_str(&simulate::render(&result, tz));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -365,18 +402,19 @@ fn parse_ballots(text: &str) -> Result<BTreeMap<String, String>, crate::yaml::Di
     }
 }
 
-fn print_change(json: bool, answer: &Value, item: &str) -> Value {
+fn print_change(out: &mut String, json: bool, answer: &Value, item: &str) -> Value {
     if json {
         return answer.clone();
     }
-    print_changed(answer, item);
+    print_changed(out, answer, item);
     Value::Null
 }
 
-fn print_changed(answer: &Value, item: &str) {
+fn print_changed(out: &mut String, answer: &Value, item: &str) {
     let stage = answer["item"]["stage"].as_str().unwrap_or_default();
     let status = answer["item"]["status"].as_str().unwrap_or_default();
-    println!(
+    put!(
+        out,
         "recorded ({}); item {item} is {status}, at stage {stage}",
         answer["event"].as_str().unwrap_or_default()
     );
@@ -399,20 +437,20 @@ fn rows(list: &Value, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+fn print_table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells
             .iter()
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        put!(out, "{}", padded.join("  ").trim_end());
     };
     line(headers.to_vec());
     for row in rows {
@@ -420,15 +458,17 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn print_status(s: &Value) {
-    println!(
+fn print_status(out: &mut String, s: &Value) {
+    put!(
+        out,
         "councild {}, up {} s, store {} bytes",
         cell(&s["version"]),
         cell(&s["uptime_seconds"]),
         cell(&s["store_bytes"])
     );
-    println!();
+    put!(out);
     print_table(
+        out,
         &["WORKFLOW", "VERSION", "RUNNING ITEMS"],
         &rows(&s["definitions"], &["name", "version", "items_running"]),
     );
@@ -442,10 +482,11 @@ fn print_status(s: &Value) {
             stages.push(vec![workflow.clone(), stage.clone(), cell(n)]);
         }
     }
-    println!();
-    print_table(&["WORKFLOW", "STAGE", "OPEN ITEMS"], &stages);
-    println!();
+    put!(out);
+    print_table(out, &["WORKFLOW", "STAGE", "OPEN ITEMS"], &stages);
+    put!(out);
     print_table(
+        out,
         &["ITEM", "BALLOT STAGE", "CAST", "ELIGIBLE", "SECONDS LEFT"],
         &rows(
             &s["open_ballots"],
@@ -453,21 +494,24 @@ fn print_status(s: &Value) {
         ),
     );
     let o = &s["outbox"];
-    println!();
-    println!(
+    put!(out);
+    put!(
+        out,
         "outbox: {} pending, {} retrying, {} failed",
         cell(&o["pending"]),
         cell(&o["retrying"]),
         cell(&o["failed"])
     );
-    println!(
+    put!(
+        out,
         "timers: {} pending, next due {}",
         cell(&s["timers"]["count"]),
         cell(&s["timers"]["next_due"])
     );
     if let Some(errors) = s["last_errors"].as_array().filter(|e| !e.is_empty()) {
-        println!();
+        put!(out);
         print_table(
+            out,
             &["AT", "LEVEL", "ITEM", "MESSAGE"],
             &rows(
                 &Value::Array(errors.clone()),
@@ -477,7 +521,7 @@ fn print_status(s: &Value) {
     }
 }
 
-fn print_items(answer: &Value) {
+fn print_items(out: &mut String, answer: &Value) {
     let mut list = Vec::new();
     for i in answer["items"].as_array().into_iter().flatten() {
         list.push(vec![
@@ -491,6 +535,7 @@ fn print_items(answer: &Value) {
         ]);
     }
     print_table(
+        out,
         &[
             "ITEM", "WORKFLOW", "STAGE", "STATUS", "OUTCOME", "NUMBER", "TITLE",
         ],
@@ -498,14 +543,16 @@ fn print_items(answer: &Value) {
     );
 }
 
-fn print_item(i: &Value) {
-    println!(
+fn print_item(out: &mut String, i: &Value) {
+    put!(
+        out,
         "{} ({} version {})",
         cell(&i["id"]),
         cell(&i["workflow"]),
         cell(&i["version"])
     );
-    println!(
+    put!(
+        out,
         "stage {}, {}, outcome {}, number {}",
         cell(&i["stage"]),
         cell(&i["status"]),
@@ -523,7 +570,8 @@ fn print_item(i: &Value) {
             Some(v) => format!("closed: {v}"),
             None => format!("open until {}", cell(&b["closes_at"])),
         };
-        println!(
+        put!(
+            out,
             "ballot {} ({}): {} of {} voted ({}); {state}",
             n + 1,
             cell(&b["stage"]),
@@ -532,7 +580,7 @@ fn print_item(i: &Value) {
             counts.join(", ")
         );
     }
-    println!();
+    put!(out);
     let events: Vec<Vec<String>> = i["events"]
         .as_array()
         .into_iter()
@@ -546,8 +594,9 @@ fn print_item(i: &Value) {
             ]
         })
         .collect();
-    print_table(&["#", "AT", "EVENT", "HASH"], &events);
-    println!(
+    print_table(out, &["#", "AT", "EVENT", "HASH"], &events);
+    put!(
+        out,
         "event chain: {}",
         if i["chain"]["verified"] == true {
             "verified"
@@ -557,7 +606,7 @@ fn print_item(i: &Value) {
     );
 }
 
-fn validate(config: &Config, paths: Vec<PathBuf>) -> ExitCode {
+fn validate(out: &mut String, config: &Config, paths: Vec<PathBuf>) -> ExitCode {
     let paths = if paths.is_empty() {
         vec![config.workflows.dir.clone()]
     } else {
@@ -565,12 +614,12 @@ fn validate(config: &Config, paths: Vec<PathBuf>) -> ExitCode {
     };
     let report = setup::check(config, &paths);
     for problem in &report.general {
-        println!("{problem}");
+        put!(out, "{problem}");
     }
     for (file, result) in &report.files {
         match result {
-            Ok(_) => println!("{}: ok", file.display()),
-            Err(problems) => problems.iter().for_each(|p| println!("{p}")),
+            Ok(_) => put!(out, "{}: ok", file.display()),
+            Err(problems) => problems.iter().for_each(|p| put!(out, "{p}")),
         }
     }
     if report.problems().next().is_some() {

@@ -1,6 +1,8 @@
 //! The CLI against a running daemon: start an item, record signals, read the status.
 
-use crate::harness::{Council, repo};
+use std::process::Stdio;
+
+use crate::harness::{Council, ROSTER, repo};
 
 #[tokio::test]
 async fn the_statute_is_ratified_through_the_cli() {
@@ -84,11 +86,11 @@ async fn the_statute_is_ratified_through_the_cli() {
 
     let admin = daemon.admin.clone();
     daemon.kill();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_councild"))
+    let out = crate::harness::councild()
         .args(["start", "statute-ratification", "--input", "title=x"])
         .current_dir(council.path())
         .env("COUNCILD_ADMIN_LISTEN", admin.trim_start_matches("http://"))
-        .env("COUNCILD_ADMIN_TOKEN", "t")
+        .env("COUNCILD_ADMIN_TOKEN", "a-token-long-enough")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -97,4 +99,75 @@ async fn the_statute_is_ratified_through_the_cli() {
         stderr.contains(&format!("councild is not running at {admin}")),
         "{stderr}"
     );
+}
+
+/// A reader that stops early (`councild status | head -1`) is no error: every printing
+/// command ends quietly with its own exit code, also after it changed something.
+#[tokio::test]
+async fn output_cut_short_ends_each_command_quietly() {
+    let workflow =
+        std::fs::read_to_string(repo().join("workflows/statute-ratification.yaml")).unwrap();
+    let council = Council::new(ROSTER, &[("statute-ratification.yaml", &workflow)]);
+    let daemon = council.start();
+    for args in [
+        &["start", "statute-ratification", "--input", "title=Statute"][..],
+        &["status"],
+        &["items"],
+        &["item", "item-1"],
+        &["reload"],
+        &["validate"],
+        &["--json", "status"],
+    ] {
+        let mut child = daemon
+            .cli_command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    assert_eq!(daemon.item("item-1").await["chain"]["verified"], true);
+}
+
+/// A misspelt `COUNCILD_*` variable is refused, naming it, as an unknown key in the file is.
+#[test]
+fn an_unknown_councild_variable_is_refused() {
+    let council = Council::new(ROSTER, &[]);
+    for command in ["validate", "serve"] {
+        let out = crate::harness::councild()
+            .arg(command)
+            .current_dir(council.path())
+            .env("COUNCILD_MAIL_SMTP", "smtp://127.0.0.1:2525")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("unknown environment variable COUNCILD_MAIL_SMTP;"),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains("COUNCILD_MAIL_SMTP_URL"), "{stderr}");
+    }
+}
+
+/// An admin token file left empty (a crash while it was written, a careless edit) must not
+/// open the admin side to an empty cookie: the daemon refuses to start and says why.
+#[test]
+fn an_empty_admin_token_file_is_refused() {
+    let council = Council::new(ROSTER, &[]);
+    std::fs::create_dir_all(council.path().join("data")).unwrap();
+    for text in ["", " \n", "short\n"] {
+        std::fs::write(council.path().join("data/admin.token"), text).unwrap();
+        let (code, out) = council.run(&["serve"]);
+        assert_eq!(code, 1, "{text:?}: {out}");
+        assert!(
+            out.contains("holds no token of at least 16 characters"),
+            "{out}"
+        );
+    }
 }

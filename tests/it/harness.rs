@@ -88,7 +88,7 @@ impl Council {
     /// Runs `councild` with arguments in this folder and returns (exit code, stdout + stderr).
     /// A command that does not end within a minute is killed and fails the test.
     pub fn run(&self, args: &[&str]) -> (i32, String) {
-        let child = Command::new(env!("CARGO_BIN_EXE_councild"))
+        let child = councild()
             .args(args)
             .current_dir(self.path())
             .env("COUNCILD_PUBLIC_LISTEN", "127.0.0.1:0")
@@ -115,6 +115,19 @@ impl Council {
         );
         (out.status.code().unwrap_or(-1), text)
     }
+}
+
+/// The binary under test, without the `COUNCILD_*` variables of the test's own
+/// environment (the test knobs such as `COUNCILD_CRASH_ROUNDS`, which the daemon would
+/// refuse as unknown): each test sets what its daemon reads.
+pub fn councild() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_councild"));
+    for (var, _) in std::env::vars_os() {
+        if var.to_string_lossy().starts_with("COUNCILD_") {
+            command.env_remove(var);
+        }
+    }
+    command
 }
 
 pub fn repo() -> PathBuf {
@@ -273,7 +286,7 @@ impl Daemon {
             .append(true)
             .open(root.join("daemon.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_councild"))
+        let child = councild()
             .arg("serve")
             .current_dir(root)
             .env("COUNCILD_PUBLIC_LISTEN", format!("127.0.0.1:{public}"))
@@ -379,18 +392,23 @@ impl Daemon {
         .await
     }
 
-    /// Runs a `councild` command against this daemon (its admin address and token).
-    pub fn cli(&self, args: &[&str]) -> (i32, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_councild"))
+    /// A `councild` command against this daemon (its admin address and token).
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let mut command = councild();
+        command
             .args(args)
             .current_dir(&self.root)
             .env(
                 "COUNCILD_ADMIN_LISTEN",
                 self.admin.trim_start_matches("http://"),
             )
-            .env("COUNCILD_ADMIN_TOKEN", TOKEN)
-            .output()
-            .unwrap();
+            .env("COUNCILD_ADMIN_TOKEN", TOKEN);
+        command
+    }
+
+    /// Runs a `councild` command against this daemon; (exit code, stdout + stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String) {
+        let out = self.cli_command(args).output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),

@@ -5,7 +5,7 @@ use crate::harness::{Council, ROSTER, repo};
 
 #[test]
 fn the_shipped_workflows_are_valid() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_councild"))
+    let out = crate::harness::councild()
         .arg("validate")
         .current_dir(repo())
         .output()
