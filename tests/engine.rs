@@ -184,6 +184,67 @@ fn regulation_adoption_runs_from_circulation_to_a_numbered_act() {
     assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }
 
+/// After downtime, overdue timers fire in order at the moment of the restart: a reminder is
+/// sent only if nothing later of its ballot is due too.
+#[test]
+fn after_downtime_only_the_reminders_still_meaningful_are_sent() {
+    let reminders = |sim: &Sim| {
+        sim.sim
+            .world
+            .mails
+            .iter()
+            .filter(|(t, _)| t == "ballot-reminder")
+            .count()
+    };
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    sim.start(&[("title", "Draft")]);
+    while sim.item().stage != "vote" {
+        assert!(sim.advance());
+    }
+    let closes = sim.item().ballots[0].closes_at;
+    // Down from before the first reminder (3 days before the close) until 12 hours before
+    // the close: the first reminder is superseded by the second, which still goes out.
+    sim.sim.now = closes - Duration::hours(12);
+    assert!(sim.advance());
+    assert_eq!(reminders(&sim), 0, "the 3-day reminder is dropped");
+    assert!(sim.advance());
+    assert_eq!(reminders(&sim), 1, "the 1-day reminder is sent late");
+    assert_eq!(sim.item().status, Status::Open);
+
+    // Down past a reminder and the deadline: the ballot closes and nobody is reminded.
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    sim.start(&[("title", "Draft")]);
+    while sim.item().stage != "vote" {
+        assert!(sim.advance());
+    }
+    sim.sim.now = sim.item().ballots[0].closes_at + Duration::days(1);
+    while sim.item().stage == "vote" {
+        assert!(sim.advance());
+    }
+    assert_eq!(reminders(&sim), 0);
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+/// A repeat of the member's current choice is refused as a change: no event, no receipt.
+#[test]
+fn voting_the_same_choice_again_changes_nothing() {
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    sim.start(&[("title", "Draft")]);
+    while sim.item().stage != "vote" {
+        assert!(sim.advance());
+    }
+    let member = voters(&sim)[0].clone();
+    sim.vote(&member, "yes").unwrap();
+    let (events, mails) = (sim.sim.world.log.len(), sim.sim.world.mails.len());
+    assert_eq!(sim.vote(&member, "yes"), Err(Rejection::SameChoice));
+    assert_eq!(sim.sim.world.log.len(), events);
+    assert_eq!(sim.sim.world.mails.len(), mails);
+    // A different choice is a change, and so is going back.
+    sim.vote(&member, "no").unwrap();
+    sim.vote(&member, "yes").unwrap();
+    assert_eq!(sim.sim.world.log.len(), events + 2);
+}
+
 #[test]
 fn without_quorum_the_draft_goes_back_to_circulation() {
     let mut sim = Sim::new(workflow("regulation-adoption"));

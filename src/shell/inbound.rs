@@ -255,6 +255,8 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
                 tracing::info!(item = %r.item, member = %r.member, %choice, receipt = %done.hash, "vote recorded from a mail reply");
                 return Ok(());
             }
+            // A repeat: its receipt went out with the vote it repeats.
+            Err(WriteError::Rejected(Rejection::SameChoice)) => return Ok(()),
             Err(WriteError::Rejected(Rejection::BallotClosed | Rejection::Ended)) => {}
             Err(e @ (WriteError::Store(_) | WriteError::Closed)) => return Err(e),
             Err(e) => tracing::info!(item = %r.item, error = %e, "a mail reply was refused"),

@@ -165,6 +165,21 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     let (status, receipt) = daemon.vote(&a, "yes").await;
     assert_eq!(status, 200, "{receipt}");
     assert!(receipt.contains("id=\"receipt\""), "{receipt}");
+    // The same choice again is acknowledged with the same receipt, and changes nothing:
+    // no new event, so no second receipt mail.
+    let events = daemon.item(&id).await["events"].as_array().unwrap().len();
+    let (status, again) = daemon.vote(&a, "yes").await;
+    assert_eq!(status, 200, "{again}");
+    let hash = |page: &str| {
+        let start = page.find("id=\"receipt\"").unwrap();
+        let code = &page[start..];
+        code[code.find('>').unwrap() + 1..code.find("</code>").unwrap()].to_string()
+    };
+    assert_eq!(hash(&again), hash(&receipt));
+    assert_eq!(
+        daemon.item(&id).await["events"].as_array().unwrap().len(),
+        events
+    );
     assert_eq!(daemon.vote(&b, "no").await.0, 200);
     let (status, _) = daemon.vote(&b, "yes").await;
     assert_eq!(status, 200);

@@ -81,6 +81,37 @@ async fn after_a_day_of_downtime_overdue_timers_fire_once_in_order() {
     assert_eq!(item["chain"]["verified"], true);
     let (_, status) = daemon.admin(reqwest::Method::GET, "/status", None).await;
     assert_eq!(status["timers"]["count"], 0, "{status}");
+
+    // The reminder was overdue with the deadline: nobody is asked to vote in a ballot that
+    // closed on the same start, and the log says why.
+    until("the outbox to empty", Duration::from_secs(30), async || {
+        let (_, outbox) = daemon
+            .admin(reqwest::Method::GET, "/api/outbox", None)
+            .await;
+        outbox["mails"].as_array().is_some_and(|m| m.is_empty())
+    })
+    .await;
+    let remind_seq = item["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"]["timer"] == "remind:0:0")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .unwrap();
+    let reminders: Vec<String> = council
+        .mails()
+        .into_iter()
+        .filter(|m| m.message_id.starts_with(&format!("<{id}.{remind_seq}.")))
+        .map(|m| m.subject)
+        .collect();
+    assert!(reminders.is_empty(), "reminders sent: {reminders:?}");
+    assert!(
+        daemon
+            .log()
+            .contains("dropped: a later timer of its ballot is due too"),
+        "{}",
+        daemon.log()
+    );
 }
 
 /// A small filesystem of its own (tmpfs), unmounted when dropped.

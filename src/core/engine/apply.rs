@@ -186,6 +186,9 @@ fn vote_cast(
     if !b.choices.iter().any(|c| c == choice) {
         return Err(Rejection::NoSuchChoice(choice.to_string()));
     }
+    if b.vote(member) == Some(choice) {
+        return Err(Rejection::SameChoice);
+    }
     let b = &mut item.ballots[ballot];
     if !b.record(member, choice) {
         // More choices than a vote can name (65,535): nothing was changed.
@@ -237,13 +240,24 @@ fn timer_fired(
     timer: &Timer,
     fx: &mut Vec<Effect>,
 ) -> Result<(), Rejection> {
-    if item.timers.remove(timer).is_none() {
+    let Some(due) = item.timers.remove(timer) else {
         return Err(Rejection::StaleTimer(timer.clone()));
-    }
+    };
     match timer {
         Timer::Close(b) => close(ctx, item, *b, at, "the deadline passed", fx),
         Timer::Remind(b, _) => {
-            if let Some(spec) = ballot_spec(ctx, item) {
+            // After downtime several timers of a ballot can be overdue at once. A reminder
+            // is worth sending only if nothing later of its ballot (its close, a later
+            // reminder) is due too: no "vote now" for a ballot closing at this moment.
+            let superseded = item
+                .timers
+                .iter()
+                .any(|(t, d)| t.ballot() == Some(*b) && *d >= due && *d <= at);
+            if superseded {
+                fx.push(Effect::Notice(format!(
+                    "reminder {timer} (due {due}) dropped: a later timer of its ballot is due too"
+                )));
+            } else if let Some(spec) = ballot_spec(ctx, item) {
                 fx.push(Effect::Mail {
                     template: spec.remind_template.clone(),
                     to: Recipients::NotVoted(*b),

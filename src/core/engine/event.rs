@@ -94,6 +94,9 @@ pub enum Effect {
         series: String,
         year: i32,
     },
+    /// Something the operator should be told (the shell logs it), such as a reminder
+    /// dropped because its ballot closes at the same moment.
+    Notice(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +135,10 @@ pub enum Rejection {
     NotInElectorate(String),
     #[error("`{0}` is not a choice of this ballot")]
     NoSuchChoice(String),
+    /// The member's vote already is this choice: a repeat changes nothing (and the
+    /// answer is the receipt of the vote that recorded it).
+    #[error("this choice is already the member's vote")]
+    SameChoice,
     #[error("stage `{stage}` does not accept signal `{name}`")]
     UnexpectedSignal { stage: String, name: String },
     #[error("timer `{0}` is not pending")]

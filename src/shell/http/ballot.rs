@@ -273,46 +273,67 @@ pub async fn ballot_vote(
         member: f.r.member.clone(),
         choice: form.choice.clone(),
     };
-    match app.writer.event(f.r.item.clone(), event).await {
+    let receipt = match app.writer.event(f.r.item.clone(), event).await {
         Ok(done) => {
             tracing::info!(item = %f.r.item, member = %f.r.member, ballot = f.r.ballot, receipt = %done.hash, "vote recorded");
-            let question = f
-                .ballot()
-                .map(|b| question(&app, &f.item, &b.question))
-                .unwrap_or_default();
-            let body = format!(
-                "<p class=\"question\">{}</p><p>{} <strong id=\"choice\">{}</strong></p>\
-                 <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p><p><a href=\"/ballot/{}\">{}</a></p>",
-                escape(&question),
-                w.recorded,
-                escape(choice_label(&f.language, &form.choice)),
-                w.receipt,
-                escape(&f.r.member),
-                escape(&done.hash),
-                escape(&token),
-                w.back
-            );
-            page(StatusCode::OK, &f.language, w.recorded_title, &body)
+            done.hash
         }
-        Err(WriteError::Rejected(Rejection::BallotClosed | Rejection::Ended)) => page(
-            StatusCode::CONFLICT,
-            &f.language,
-            w.closed_title,
-            &format!("<p>{}</p>", w.closed),
-        ),
-        Err(WriteError::Rejected(Rejection::NoSuchChoice(_))) => ballot_html(
-            &app,
-            &f,
-            &token,
-            Some((StatusCode::UNPROCESSABLE_ENTITY, w.choose)),
-        ),
-        Err(e) => page(
-            ApiError::from(e).0,
-            &f.language,
-            w.failed_title,
-            &format!("<p>{}</p>", w.failed),
-        ),
-    }
+        // The same choice again changes nothing: the answer is the vote's own receipt.
+        Err(WriteError::Rejected(Rejection::SameChoice)) => {
+            match app.store.last_vote(&f.r.item, f.r.ballot, &f.r.member) {
+                Ok(Some(vote)) => vote.hash,
+                Ok(None) | Err(_) => {
+                    return page(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &f.language,
+                        w.failed_title,
+                        &format!("<p>{}</p>", w.failed),
+                    );
+                }
+            }
+        }
+        Err(WriteError::Rejected(Rejection::BallotClosed | Rejection::Ended)) => {
+            return page(
+                StatusCode::CONFLICT,
+                &f.language,
+                w.closed_title,
+                &format!("<p>{}</p>", w.closed),
+            );
+        }
+        Err(WriteError::Rejected(Rejection::NoSuchChoice(_))) => {
+            return ballot_html(
+                &app,
+                &f,
+                &token,
+                Some((StatusCode::UNPROCESSABLE_ENTITY, w.choose)),
+            );
+        }
+        Err(e) => {
+            return page(
+                ApiError::from(e).0,
+                &f.language,
+                w.failed_title,
+                &format!("<p>{}</p>", w.failed),
+            );
+        }
+    };
+    let question = f
+        .ballot()
+        .map(|b| question(&app, &f.item, &b.question))
+        .unwrap_or_default();
+    let body = format!(
+        "<p class=\"question\">{}</p><p>{} <strong id=\"choice\">{}</strong></p>\
+                 <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p><p><a href=\"/ballot/{}\">{}</a></p>",
+        escape(&question),
+        w.recorded,
+        escape(choice_label(&f.language, &form.choice)),
+        w.receipt,
+        escape(&f.r.member),
+        escape(&receipt),
+        escape(&token),
+        w.back
+    );
+    page(StatusCode::OK, &f.language, w.recorded_title, &body)
 }
 
 fn question(app: &App, item: &Item, text: &str) -> String {

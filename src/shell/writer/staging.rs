@@ -99,6 +99,7 @@ impl Facts for Staging<'_> {
                     to,
                     ballot,
                 } => self.stage_mail(item, record, index, &template, to, ballot),
+                Effect::Notice(notice) => tracing::info!(item = id, "{notice}"),
                 // Answered by `engine::step` before the effects reach the shell.
                 Effect::FixElectorate { .. } | Effect::Register { .. } => {}
             }
