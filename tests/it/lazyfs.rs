@@ -93,15 +93,12 @@ impl Mounted {
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        if self.session.is_some() && unmount(&self.at).is_err() {
-            let at = CString::new(self.at.as_os_str().as_bytes()).unwrap();
-            // SAFETY: a valid C string; a lazy unmount so that a failed test cannot hang.
-            unsafe { libc::umount2(at.as_ptr(), libc::MNT_DETACH) };
-        }
+        let _ = self.stop();
     }
 }
 
-/// Unmounts `at`, waiting a little while a process that just died still holds it.
+/// Unmounts `at`, waiting a little while a process that just died still holds it; if it
+/// stays busy, detaches it all the same (nothing is left mounted) and says so.
 fn unmount(at: &Path) -> io::Result<()> {
     let c = CString::new(at.as_os_str().as_bytes())?;
     for _ in 0..100 {
@@ -115,8 +112,10 @@ fn unmount(at: &Path) -> io::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // SAFETY: a valid C string.
+    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
     Err(io::Error::other(format!(
-        "{}: still in use (kill its users before a power cut)",
+        "{}: still in use, detached (kill its users before a power cut)",
         at.display()
     )))
 }
