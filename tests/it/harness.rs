@@ -280,6 +280,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
+        Daemon::try_start(root, env).unwrap_or_else(|log| panic!("councild exited:\n{log}"))
+    }
+
+    /// `start`, or the daemon's log if it exits before it listens.
+    pub fn try_start(root: &Path, env: &[(&str, &str)]) -> Result<Daemon, String> {
         let (public, admin) = (free_port(), free_port());
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -299,7 +304,7 @@ impl Daemon {
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Daemon {
+        let mut d = Daemon {
             child,
             public: format!("http://127.0.0.1:{public}"),
             admin: format!("http://127.0.0.1:{admin}"),
@@ -309,17 +314,21 @@ impl Daemon {
                 .build()
                 .unwrap(),
         };
-        d.wait_ready();
-        d
+        if d.wait_ready() { Ok(d) } else { Err(d.log()) }
     }
 
-    fn wait_ready(&self) {
+    /// Whether the daemon listens on both addresses (within 30 s), not exited first.
+    fn wait_ready(&mut self) -> bool {
         let listening = |url: &str| std::net::TcpStream::connect(url.trim_start_matches("http://"));
-        until_blocking(
-            WithLog("councild to start", self),
-            Duration::from_secs(30),
-            || listening(&self.admin).is_ok() && listening(&self.public).is_ok(),
-        );
+        let within = Duration::from_secs(30);
+        let ready = poll_blocking(within, EVERY, || {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return Some(false);
+            }
+            (listening(&self.admin).is_ok() && listening(&self.public).is_ok()).then_some(true)
+        });
+        ready
+            .unwrap_or_else(|_| gave_up(WithLog("councild to start", &*self), within, None::<&str>))
     }
 
     pub fn log(&self) -> String {

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `councild` binary on a temporary folder, spoken to over HTTP.
 
 mod harness;
+mod lazyfs;
 
 mod admin;
 mod browser;
