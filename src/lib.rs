@@ -26,5 +26,5 @@ pub mod shell;
 pub use app::{cli, config, daemon, setup};
 pub use core::{definition, engine, roster, rules, simulate, yaml};
 pub use shell::{
-    clock, durable, http, inbound, mail, observe, store, templates, timers, token, writer,
+    clock, durable, http, inbound, limits, mail, observe, store, templates, timers, token, writer,
 };

@@ -134,6 +134,7 @@ const MODULES: &[(&str, &str)] = &[
     ("durable", "shell"),
     ("http", "shell"),
     ("inbound", "shell"),
+    ("limits", "shell"),
     ("mail", "shell"),
     ("observe", "shell"),
     ("store", "shell"),

@@ -197,6 +197,7 @@ impl Shell {
             items: self.items.clone(),
             reload: Box::new(|| Err(vec!["no reload in this test".into()])),
             clock: self.clock.clone(),
+            limits: Arc::default(),
         })
     }
 

@@ -25,7 +25,7 @@ use crate::{http, timers};
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let loaded = load(&config)?;
     let tz = config.timezone()?;
-    std::fs::create_dir_all(&config.storage.path)
+    crate::durable::private_folder(&config.storage.path)
         .with_context(|| format!("creating {}", config.storage.path.display()))?;
     let store = Store::open(&config.store_path())?;
     // Every version items may run on; the files on disk become current through the writer.
@@ -112,6 +112,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         items,
         reload: setup::reloader(config.clone()),
         clock: clock.clone(),
+        limits: Arc::default(),
     });
 
     let inbound_task = match app.config.inbound.listen {
@@ -129,6 +130,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 roster: app.roster.clone(),
                 tz,
                 clock: clock.clone(),
+                limits: app.limits.clone(),
             };
             Some(tokio::spawn(crate::inbound::run(
                 Arc::new(replies),

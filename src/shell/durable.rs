@@ -151,6 +151,25 @@ fn sync_folder(folder: &Path) -> std::io::Result<()> {
     File::open(folder)?.sync_all()
 }
 
+/// Creates the data folder readable by its owner only (the store holds every vote, the
+/// `.eml` files every personal ballot link), and narrows a folder that exists to that.
+/// Files the process creates afterwards are its owner's only too (umask 077).
+pub fn private_folder(folder: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        // SAFETY: umask only sets the process's file mode mask; it cannot fail.
+        unsafe { libc::umask(0o077) };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(folder)?;
+        std::fs::set_permissions(folder, std::fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(folder)
+}
+
 /// Writes a whole file so that, after a crash or a power cut, it holds either its old
 /// content (or is absent) or all of `bytes`, never a part: a temporary file beside it,
 /// synced, renamed over it, and the folder synced. `private` files are readable by their

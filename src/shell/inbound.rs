@@ -35,6 +35,7 @@ pub struct Replies {
     pub roster: Arc<crate::roster::Roster>,
     pub tz: chrono_tz::Tz,
     pub clock: crate::clock::Clock,
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// Most recipients of one message.
@@ -209,21 +210,35 @@ pub fn read_choice(text: &str, choices: &[String]) -> Option<String> {
         .split_whitespace()
         .next()?
         .chars()
+        .filter_map(plain_arabic)
         .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
         .collect::<String>()
         .to_lowercase();
     let meant = match word.as_str() {
         "yes" | "oui" | "نعم" | "y" => "yes",
         "no" | "non" | "لا" | "n" => "no",
-        "abstain" | "abstention" | "abstentions" | "امتناع" | "أمتنع" | "امتنع" => {
-            "abstain"
-        }
+        "abstain" | "abstention" | "abstentions" | "امتناع" | "امتنع" => "abstain",
         other => other,
     };
     choices
         .iter()
         .find(|c| c.eq_ignore_ascii_case(meant))
         .cloned()
+}
+
+/// Arabic as it is typed in a reply, reduced to its letters: vowel marks and other
+/// diacritics (which `char::is_alphanumeric` counts as letters) and the tatweel dropped,
+/// the alef with hamza or madda read as alef. `نَعَم` is `نعم`, `أمتنع` is `امتنع`.
+fn plain_arabic(c: char) -> Option<char> {
+    match c {
+        '\u{0610}'..='\u{061A}'
+        | '\u{0640}'
+        | '\u{064B}'..='\u{065F}'
+        | '\u{0670}'
+        | '\u{06D6}'..='\u{06ED}' => None,
+        'أ' | 'إ' | 'آ' | 'ٱ' => Some('ا'),
+        c => Some(c),
+    }
 }
 
 async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteError> {
@@ -262,7 +277,12 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
             Err(e) => tracing::info!(item = %r.item, error = %e, "a mail reply was refused"),
         }
     }
-    // Unreadable, or too late: say how to vote; nothing changed.
+    // Unreadable, or too late: say how to vote; nothing changed. Once an hour at most, so
+    // that replies sent again and again (or an auto-responder) cannot multiply mail.
+    if !app.limits.notice_allowed(r) {
+        tracing::info!(item = %r.item, member = %r.member, "a mail reply was not understood; already told within the hour");
+        return Ok(());
+    }
     let defs = app.defs.load();
     let title = defs
         .version(&item.version)
@@ -306,6 +326,12 @@ mod tests {
         assert_eq!(read("NON."), Some("no".into()));
         assert_eq!(read("نعم"), Some("yes".into()));
         assert_eq!(read("امتناع"), Some("abstain".into()));
+        // As typed with vowel marks, a tatweel, or a hamza on the alef.
+        assert_eq!(read("نَعَم"), Some("yes".into()));
+        assert_eq!(read("لَا"), Some("no".into()));
+        assert_eq!(read("نعـــم"), Some("yes".into()));
+        assert_eq!(read("أمتنع"), Some("abstain".into()));
+        assert_eq!(read("إمْتِنَاع"), Some("abstain".into()));
         assert_eq!(read("Abstention"), Some("abstain".into()));
         assert_eq!(read("maybe later"), None);
         assert_eq!(read(""), None);

@@ -31,6 +31,7 @@ pub struct Metrics {
     registry: Registry,
     pub events: Family<KindLabel, Counter>,
     pub votes: Counter,
+    pub votes_limited: Counter,
     pub batch_size: Histogram,
     pub flush_seconds: Histogram,
     pub mail_sent: Counter,
@@ -46,6 +47,7 @@ impl Default for Metrics {
         let m = Metrics {
             events: Family::default(),
             votes: Counter::default(),
+            votes_limited: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
             mail_sent: Counter::default(),
@@ -61,6 +63,11 @@ impl Default for Metrics {
             m.events.clone(),
         );
         registry.register("votes", "Votes recorded (new or changed)", m.votes.clone());
+        registry.register(
+            "votes_limited",
+            "Votes refused because their link sent too many in a short time",
+            m.votes_limited.clone(),
+        );
         registry.register(
             "commit_batch_size",
             "Requests committed together by one flush",

@@ -150,6 +150,26 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
         answer.body
     );
     assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 0);
+    // The same reply again and again (an auto-responder, a loop) is answered once an hour
+    // at most: no mail multiplied.
+    for _ in 0..5 {
+        reply(port, &address, "Maybe later.\n\n> Adopt?")
+            .await
+            .unwrap();
+    }
+    until("the outbox to empty", Duration::from_secs(30), async || {
+        let (_, outbox) = daemon
+            .admin(reqwest::Method::GET, "/api/outbox", None)
+            .await;
+        outbox["mails"].as_array().is_some_and(|m| m.is_empty())
+    })
+    .await;
+    let answers = council
+        .mails()
+        .into_iter()
+        .filter(|m| m.message_id.contains(".reply."))
+        .count();
+    assert_eq!(answers, 1, "one answer for six unreadable replies");
 
     // "Oui" on the first line, the quoted ballot below: a yes, confirmed with a receipt.
     reply(
@@ -174,6 +194,27 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
         },
     )
     .await;
+    // The same vote by mail again changes nothing and sends nothing.
+    let events = daemon.item(&id).await["events"].as_array().unwrap().len();
+    reply(port, &address, "Oui").await.unwrap();
+    reply(port, &address, "Maybe").await.unwrap();
+    until("the outbox to empty", Duration::from_secs(30), async || {
+        let (_, outbox) = daemon
+            .admin(reqwest::Method::GET, "/api/outbox", None)
+            .await;
+        outbox["mails"].as_array().is_some_and(|m| m.is_empty())
+    })
+    .await;
+    assert_eq!(
+        daemon.item(&id).await["events"].as_array().unwrap().len(),
+        events
+    );
+    let receipts = council
+        .mails()
+        .into_iter()
+        .filter(|m| m.to.contains("aaa.head@") && m.body.contains("is recorded as: yes"))
+        .count();
+    assert_eq!(receipts, 1);
 
     // A forged or foreign address is refused at RCPT, and changes nothing.
     let err = reply(port, "ballot+forged.token@example.org", "yes")

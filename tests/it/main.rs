@@ -3,6 +3,7 @@
 mod harness;
 mod lazyfs;
 
+mod abuse;
 mod admin;
 mod browser;
 mod cli;

@@ -65,6 +65,8 @@ struct Words {
     failed_title: &'static str,
     failed: &'static str,
     cross_site: &'static str,
+    busy_title: &'static str,
+    busy: &'static str,
 }
 
 const EN: Words = Words {
@@ -93,6 +95,8 @@ const EN: Words = Words {
     failed_title: "Vote not recorded",
     failed: "Your vote could not be recorded. Nothing was changed; please try again in a moment.",
     cross_site: "Votes can only be cast from the ballot page itself.",
+    busy_title: "Too many votes",
+    busy: "This link has sent many votes in a short time. Nothing was changed; please try again in a minute.",
 };
 
 const FR: Words = Words {
@@ -121,6 +125,8 @@ const FR: Words = Words {
     failed_title: "Vote non enregistré",
     failed: "Votre vote n'a pas pu être enregistré. Rien n'a été modifié ; veuillez réessayer dans un instant.",
     cross_site: "Le vote ne peut être exprimé que depuis la page du scrutin.",
+    busy_title: "Trop de votes",
+    busy: "Ce lien a envoyé de nombreux votes en peu de temps. Rien n'a été modifié ; veuillez réessayer dans une minute.",
 };
 
 const AR: Words = Words {
@@ -149,6 +155,8 @@ const AR: Words = Words {
     failed_title: "لم يُسجَّل الصوت",
     failed: "تعذّر تسجيل صوتكم. لم يتغيّر شيء؛ يرجى المحاولة مرة أخرى بعد قليل.",
     cross_site: "لا يمكن التصويت إلا من صفحة الاقتراع نفسها.",
+    busy_title: "أصوات كثيرة جدًا",
+    busy: "أرسل هذا الرابط أصواتًا كثيرة في وقت قصير. لم يتغيّر شيء؛ يرجى المحاولة مرة أخرى بعد دقيقة.",
 };
 
 /// The usual choices in the reader's language; other choices are shown as written.
@@ -221,22 +229,6 @@ pub async fn ballot_page(State(app): AppState, Path(token): Path<String>) -> Res
     }
 }
 
-/// A form posted from another site (a browser says so in `Sec-Fetch-Site` or `Origin`).
-fn cross_site(app: &App, headers: &HeaderMap) -> bool {
-    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if site.is_some_and(|s| s == "cross-site" || s == "same-site") {
-        return true;
-    }
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    // The origin of the public URL: scheme://host[:port], without any path.
-    let url = app.config.public.url.as_str();
-    let host_start = url.find("://").map_or(0, |i| i + 3);
-    let ours = url[host_start..]
-        .find('/')
-        .map_or(url, |i| &url[..host_start + i]);
-    origin.is_some_and(|o| o != "null" && !o.trim_end_matches('/').eq_ignore_ascii_case(ours))
-}
-
 pub async fn ballot_vote(
     State(app): AppState,
     Path(token): Path<String>,
@@ -257,7 +249,7 @@ pub async fn ballot_vote(
             &format!("<p>{}</p>", w.closed),
         );
     }
-    if cross_site(&app, &headers) {
+    if super::cross_site(&headers, Some(&app.config.public.url)) {
         return page(
             StatusCode::FORBIDDEN,
             &f.language,
@@ -268,6 +260,18 @@ pub async fn ballot_vote(
     let Ok(Form(form)) = form else {
         return ballot_html(&app, &f, &token, Some((StatusCode::BAD_REQUEST, w.choose)));
     };
+    if !app.limits.vote_allowed(&f.r) {
+        app.metrics.votes_limited.inc();
+        let mut busy = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &f.language,
+            w.busy_title,
+            &format!("<p>{}</p>", w.busy),
+        );
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        return busy;
+    }
     let event = Event::VoteCast {
         ballot: f.r.ballot,
         member: f.r.member.clone(),

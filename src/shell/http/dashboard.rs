@@ -69,7 +69,21 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(app): AppState, form: Result<Form<LoginForm>, FormRejection>) -> Response {
+/// Login and logout are posts too: a page elsewhere must not log a secretary in (to an
+/// account it chose) or out.
+fn refused_cross_site() -> Response {
+    let body = r#"<p class="error" role="alert">Log in and out from this dashboard only.</p><p><a href="/dashboard/login">Log in</a></p>"#;
+    layout(StatusCode::FORBIDDEN, "Secretariat login", false, body)
+}
+
+async fn login(
+    State(app): AppState,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    if super::cross_site(&headers, None) {
+        return refused_cross_site();
+    }
     let given = form.map(|Form(f)| f.token).unwrap_or_default();
     if !constant_time_eq(given.trim().as_bytes(), app.admin_token.as_bytes()) {
         let body = r#"<p class="error" role="alert">That token is not right.</p><p><a href="/dashboard/login">Try again</a></p>"#;
@@ -82,7 +96,10 @@ async fn login(State(app): AppState, form: Result<Form<LoginForm>, FormRejection
     ([(header::SET_COOKIE, cookie)], Redirect::to("/dashboard")).into_response()
 }
 
-async fn logout() -> Response {
+async fn logout(headers: HeaderMap) -> Response {
+    if super::cross_site(&headers, None) {
+        return refused_cross_site();
+    }
     let cookie =
         format!("{COOKIE}=; Path=/dashboard; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
     (

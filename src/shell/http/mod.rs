@@ -60,6 +60,7 @@ pub struct App {
     /// Reads the definitions on disk again, for `POST /api/reload`.
     pub reload: Reload,
     pub clock: crate::clock::Clock,
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// Reads the workflow files and templates on disk and checks them: the current ones, or
@@ -70,6 +71,37 @@ pub type Reload = Box<
 >;
 
 type AppState = State<Arc<App>>;
+
+/// A form posted from another site, as a browser says in `Sec-Fetch-Site` or `Origin`.
+/// `ours` is the URL the pages are served under; without one (the admin listener, which
+/// may sit behind any name), the origin must name the host the request was sent to.
+pub fn cross_site(headers: &axum::http::HeaderMap, ours: Option<&str>) -> bool {
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if site.is_some_and(|s| s == "cross-site" || s == "same-site") {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    if origin == "null" {
+        return false;
+    }
+    // (scheme://, host[:port]) of a URL, without any path.
+    let split = |url: &str| {
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let rest = &url[start..];
+        let host = &rest[..rest.find('/').unwrap_or(rest.len())];
+        (url[..start].to_ascii_lowercase(), host.to_ascii_lowercase())
+    };
+    let origin = split(origin);
+    match ours {
+        Some(url) => origin != split(url),
+        None => match headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+            Some(host) => origin.1 != host.to_ascii_lowercase(),
+            None => true,
+        },
+    }
+}
 
 impl App {
     /// An item's title, falling back on the title of the workflow version it runs on.

@@ -1,0 +1,161 @@
+//! What a valid link, a page elsewhere or another local user can do: each bounded.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{Council, ROSTER, TOKEN, until};
+
+/// One link that votes as fast as it can (yes, no, yes, …) gets a burst of votes, then a
+/// clear "try again" page, and fills neither the log nor the outbox.
+#[tokio::test]
+async fn a_link_that_votes_too_often_is_told_to_wait_and_changes_nothing() {
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation voted in a loop"}),
+        )
+        .await;
+    let link = until("the ballot mail", Duration::from_secs(30), async || {
+        council
+            .mails()
+            .into_iter()
+            .filter(|m| m.to.contains("aaa.head@"))
+            .find_map(|m| m.link())
+    })
+    .await;
+    let before = daemon.item(&id).await["events"].as_array().unwrap().len();
+    let mut answers = Vec::new();
+    for i in 0..40 {
+        let choice = ["yes", "no"][i % 2];
+        let resp = reqwest::Client::new()
+            .post(&link)
+            .form(&[("choice", choice)])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let retry = resp.headers().get("retry-after").cloned();
+        let page = resp.text().await.unwrap();
+        if status == 429 {
+            assert_eq!(retry.as_ref().map(|v| v.to_str().unwrap()), Some("60"));
+            assert!(page.contains("try again in a minute"), "{page}");
+        }
+        answers.push(status);
+    }
+    let accepted = answers.iter().filter(|s| **s == 200).count();
+    assert_eq!(accepted, 10, "{answers:?}");
+    assert!(answers[10..].iter().all(|s| *s == 429), "{answers:?}");
+    let after = daemon.item(&id).await["events"].as_array().unwrap().len();
+    assert_eq!(
+        after - before,
+        10,
+        "one event per vote taken, none for the others"
+    );
+    // Another delegation's link is not held back.
+    let other = council
+        .mails()
+        .into_iter()
+        .filter(|m| m.to.contains("bbb.head@"))
+        .find_map(|m| m.link())
+        .unwrap();
+    assert_eq!(daemon.vote(&other, "yes").await.0, 200);
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", daemon.admin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("councild_votes_limited_total 30"),
+        "{metrics}"
+    );
+}
+
+/// The dashboard's login and logout refuse posts from another site's page, as votes do.
+#[tokio::test]
+async fn login_and_logout_refuse_cross_site_posts() {
+    let council = Council::new(ROSTER, &[]);
+    let daemon = council.start();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let host = daemon.admin.trim_start_matches("http://");
+    for (path, origin, fetch_site, expected) in [
+        ("/dashboard/login", Some("https://evil.example"), None, 403),
+        ("/dashboard/login", None, Some("cross-site"), 403),
+        ("/dashboard/logout", Some("https://evil.example"), None, 403),
+        ("/dashboard/logout", None, Some("same-site"), 403),
+        // From the dashboard itself: the browser names this very host.
+        (
+            "/dashboard/login",
+            Some(&*format!("http://{host}")),
+            Some("same-origin"),
+            303,
+        ),
+        (
+            "/dashboard/logout",
+            Some(&*format!("http://{host}")),
+            None,
+            303,
+        ),
+    ] {
+        let mut request = http
+            .post(format!("{}{path}", daemon.admin))
+            .form(&[("token", TOKEN)]);
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let resp = request.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let cookie = resp.headers().get("set-cookie").is_some();
+        assert_eq!(status, expected, "{path} from {origin:?} / {fetch_site:?}");
+        assert_eq!(
+            cookie,
+            expected == 303,
+            "{path}: a cookie only when allowed"
+        );
+    }
+}
+
+/// The data folder (every vote, and every personal ballot link in the mail files) is its
+/// owner's alone.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_folder_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let daemon = council.start();
+    daemon
+        .start_item("quick-adoption", json!({"title": "Private mail"}))
+        .await;
+    until("the ballot mail", Duration::from_secs(30), async || {
+        !council.mails().is_empty()
+    })
+    .await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let data = council.path().join("data");
+    assert_eq!(mode(&data), 0o700, "data/");
+    let mut files = vec![data.join("secret.key"), data.join("store/db")];
+    for entry in std::fs::read_dir(council.mail_dir()).unwrap() {
+        files.push(entry.unwrap().path());
+    }
+    for file in files {
+        assert_eq!(
+            mode(&file) & 0o077,
+            0,
+            "{}: {:o}",
+            file.display(),
+            mode(&file)
+        );
+    }
+}
