@@ -272,30 +272,8 @@ pub async fn ballot_vote(
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
         return busy;
     }
-    let event = Event::VoteCast {
-        ballot: f.r.ballot,
-        member: f.r.member.clone(),
-        choice: form.choice.clone(),
-    };
-    let receipt = match app.writer.event(f.r.item.clone(), event).await {
-        Ok(done) => {
-            tracing::info!(item = %f.r.item, member = %f.r.member, ballot = f.r.ballot, receipt = %done.hash, "vote recorded");
-            done.hash
-        }
-        // The same choice again changes nothing: the answer is the vote's own receipt.
-        Err(WriteError::Rejected(Rejection::SameChoice)) => {
-            match app.store.last_vote(&f.r.item, f.r.ballot, &f.r.member) {
-                Ok(Some(vote)) => vote.hash,
-                Ok(None) | Err(_) => {
-                    return page(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &f.language,
-                        w.failed_title,
-                        &format!("<p>{}</p>", w.failed),
-                    );
-                }
-            }
-        }
+    let receipt = match cast(&app, &f.r, &form.choice).await {
+        Ok(receipt) => receipt,
         Err(WriteError::Rejected(Rejection::BallotClosed | Rejection::Ended)) => {
             return page(
                 StatusCode::CONFLICT,
@@ -338,6 +316,44 @@ pub async fn ballot_vote(
         w.back
     );
     page(StatusCode::OK, &f.language, w.recorded_title, &body)
+}
+
+/// Casts a vote and returns its receipt. A repeat of the member's current choice changes
+/// nothing: it is answered with the receipt of the vote that recorded the choice, once that
+/// vote is durable. Should the member's vote change in between (another request of
+/// theirs), the vote is cast again: the later request wins, as it would have anyway.
+async fn cast(app: &App, r: &BallotRef, choice: &str) -> Result<String, WriteError> {
+    let store = |e: crate::store::Error| WriteError::Store(e.to_string());
+    for _ in 0..3 {
+        let event = Event::VoteCast {
+            ballot: r.ballot,
+            member: r.member.clone(),
+            choice: choice.to_string(),
+        };
+        match app.writer.event(r.item.clone(), event).await {
+            Ok(done) => {
+                tracing::info!(item = %r.item, member = %r.member, ballot = r.ballot, receipt = %done.hash, "vote recorded");
+                return Ok(done.hash);
+            }
+            Err(WriteError::Rejected(Rejection::SameChoice)) => {
+                let last = app
+                    .store
+                    .last_vote(&r.item, r.ballot, &r.member)
+                    .map_err(store)?;
+                // What was read may be in a commit still syncing: answer once it is durable.
+                app.store.flush().await.map_err(store)?;
+                if let Some(vote) = last
+                    && matches!(&vote.event, Event::VoteCast { choice: c, .. } if c == choice)
+                {
+                    return Ok(vote.hash);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(WriteError::Store(
+        "the vote kept changing; try again".into(),
+    ))
 }
 
 fn question(app: &App, item: &Item, text: &str) -> String {
