@@ -213,6 +213,18 @@ async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
         daemon.log()
     );
 
+    // The supervisor starts it again at once, the disk still full. However far that start
+    // gets, it must not leave a store that no later start can open, nor blame another
+    // process.
+    let log_so_far = daemon.log().len();
+    drop(daemon);
+    if let Ok(started) = Daemon::try_start(council.path(), &env) {
+        drop(started);
+    }
+    let log = std::fs::read_to_string(council.path().join("daemon.log")).unwrap();
+    let log = &log[log_so_far..];
+    assert!(!log.contains("in use by another councild"), "{log}");
+
     // The disk is freed and the daemon started again: the acknowledged vote is there.
     disk.free();
     let daemon = Daemon::start(council.path(), &env);

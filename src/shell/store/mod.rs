@@ -35,7 +35,9 @@ const CACHE_BYTES: u64 = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("the data folder {0} is in use by another councild (or could not be opened): {1}")]
+    #[error("the data folder {0} is in use by another councild: {1}")]
+    InUse(String, sled::Error),
+    #[error("the store in {0} cannot be opened: {1}")]
     Open(String, sled::Error),
     #[error("storage: {0}")]
     Sled(#[from] sled::Error),
@@ -111,11 +113,20 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `path`. A second process on the same folder is refused.
     pub fn open(path: &Path) -> Result<Store> {
+        remove_unfinished_snapshots(path)?;
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(CACHE_BYTES)
             .open()
-            .map_err(|e| Error::Open(path.display().to_string(), e))?;
+            .map_err(|e| {
+                let folder = path.display().to_string();
+                // sled's words when another process holds the lock on its `db` file.
+                if e.to_string().contains("could not acquire lock") {
+                    Error::InUse(folder, e)
+                } else {
+                    Error::Open(folder, e)
+                }
+            })?;
         let tree = |name: &str| db.open_tree(name);
         Ok(Store {
             definitions: tree("definitions")?,
@@ -508,6 +519,26 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// sled writes a snapshot as `snap.N.generating` and renames it when it is whole, but
+/// reads a `.generating` file as a snapshot too. One left by a start that failed midway (a
+/// full disk) is empty or cut short, and every later start would fail on it; the log and
+/// the previous snapshot hold everything it would have, so it goes.
+fn remove_unfinished_snapshots(path: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %name, "removing a snapshot sled did not finish writing");
+            std::fs::remove_file(entry.path())
+                .map_err(|e| Error::Open(path.display().to_string(), sled::Error::Io(e)))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -121,7 +121,31 @@ fn a_second_open_of_the_same_folder_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _first = Store::open(dir.path()).unwrap();
     let second = Store::open(dir.path());
-    assert!(matches!(second, Err(Error::Open(..))));
+    assert!(
+        matches!(second, Err(Error::InUse(..))),
+        "{:?}",
+        second.err()
+    );
+}
+
+/// A start that failed while sled wrote a snapshot (a full disk) leaves an empty
+/// `snap.N.generating`, which sled would read as the newest snapshot: the store opens all
+/// the same, with everything that was committed.
+#[tokio::test]
+async fn an_unfinished_snapshot_does_not_keep_the_store_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let item = item_with_votes();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = Batch::default();
+        store.stage_item(&item, &mut batch).unwrap();
+        store.commit(&batch).await.unwrap();
+    }
+    let unfinished = dir.path().join("snap.7FFFFFFFFFFFFFFF.generating");
+    std::fs::write(&unfinished, b"").unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.item("item-1").unwrap(), Some(item));
+    assert!(!unfinished.exists());
 }
 
 /// A store written by the build before the stored form had a module of its own (commit
