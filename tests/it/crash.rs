@@ -388,9 +388,10 @@ async fn rounds_under_vote_load(fault: Fault, rounds: usize) {
     assert!(acked_total > 0);
     assert!(
         lost.count() == 0,
-        "{name}: {} of {acked_total} acknowledged votes lost (seed {seed}):\n{}",
+        "{name}: {} of {acked_total} acknowledged votes lost (seed {seed}):\n{}\n{}",
         lost.count(),
-        lost_by_round.join("\n")
+        lost_by_round.join("\n"),
+        lost.details.join("\n"),
     );
 }
 
@@ -400,6 +401,8 @@ async fn rounds_under_vote_load(fault: Fault, rounds: usize) {
 struct Lost {
     votes: BTreeMap<String, usize>,
     gone: Vec<String>,
+    /// For the first few lost votes: the receipt, and the member's vote records in the log.
+    details: Vec<String>,
 }
 
 impl Lost {
@@ -501,6 +504,25 @@ async fn check(daemon: &Daemon, council: &Council, attempts: &[Attempt], round: 
                     .votes
                     .entry(format!("{id}/{}/{}", a.member, a.choice))
                     .or_default() += 1;
+                if lost.details.len() < 5 {
+                    let theirs: Vec<String> = item["events"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .filter(|e| e["event"]["member"] == a.member.as_str())
+                        .map(|e| {
+                            let hash = e["hash"].as_str().unwrap_or_default();
+                            format!("{} {} {}", e["seq"], e["event"]["choice"], &hash[..8])
+                        })
+                        .collect();
+                    let receipt = a.receipt.as_deref().unwrap_or_default();
+                    lost.details.push(format!(
+                        "{id}/{}/{}: receipt {}, found {found:?}; the member's records: {theirs:?}",
+                        a.member,
+                        a.choice,
+                        &receipt[..receipt.len().min(8)]
+                    ));
+                }
             }
         }
         // Each request is applied at most once: nothing counted twice.
