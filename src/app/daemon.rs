@@ -23,6 +23,7 @@ use crate::writer::{Wake, Writer};
 use crate::{http, timers};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let clock = Clock::from_environment().map_err(|e| anyhow::anyhow!(e))?;
     let loaded = load(&config)?;
     let tz = config.timezone()?;
     std::fs::create_dir_all(&config.storage.path)
@@ -50,7 +51,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
     let items = Arc::new(crate::writer::Items::default());
-    let clock = Clock::system();
     let (mut writer, handle) = Writer::open(
         store.clone(),
         clock.clone(),
