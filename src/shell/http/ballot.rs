@@ -8,7 +8,8 @@
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -180,20 +181,40 @@ fn words(language: &str) -> &'static Words {
     }
 }
 
+/// The token of a ballot link, as the path gives it. A path that gives none (its segment
+/// is not UTF-8, say) gets the page a forged token gets, not the extractor's own error:
+/// every bad link is answered alike.
+pub struct Token(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Token {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Token, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(token)) => Ok(Token(token)),
+            Err(_) => Err(*not_valid()),
+        }
+    }
+}
+
+/// A refusal page, in English: the link gives no delegate, so no language.
+fn refuse(status: StatusCode, title: &str, text: &str) -> Box<Response> {
+    Box::new(page(
+        status,
+        "en",
+        title,
+        &format!("<p>{}</p>", escape(text)),
+    ))
+}
+
+/// The answer to a link that is not valid: forged, foreign, or not a token at all.
+fn not_valid() -> Box<Response> {
+    refuse(StatusCode::NOT_FOUND, EN.not_valid_title, EN.not_valid)
+}
+
 fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
     let w = &EN;
-    let refuse = |status, title: &str, text: &str| {
-        Box::new(page(
-            status,
-            "en",
-            title,
-            &format!("<p>{}</p>", escape(text)),
-        ))
-    };
-    let r = app
-        .key
-        .verify(token)
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, w.not_valid_title, w.not_valid))?;
+    let r = app.key.verify(token).ok_or_else(not_valid)?;
     let item = app
         .items
         .get(&r.item)
@@ -214,7 +235,7 @@ fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
     Ok(Found { r, item, language })
 }
 
-pub async fn ballot_page(State(app): AppState, Path(token): Path<String>) -> Response {
+pub async fn ballot_page(State(app): AppState, Token(token): Token) -> Response {
     match find(&app, &token) {
         Ok(f) => ballot_html(&app, &f, &token, None),
         Err(r) => *r,
@@ -239,7 +260,7 @@ fn cross_site(app: &App, headers: &HeaderMap) -> bool {
 
 pub async fn ballot_vote(
     State(app): AppState,
-    Path(token): Path<String>,
+    Token(token): Token,
     headers: HeaderMap,
     form: Result<Form<VoteForm>, FormRejection>,
 ) -> Response {
