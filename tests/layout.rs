@@ -35,6 +35,7 @@ const OUTSIDE: &[&str] = &[
     "clock",
     "http",
     "inbound",
+    "listen",
     "mail",
     "observe",
     "store",

@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Event, Rejection};
+use crate::listen::Gate;
 use crate::mail::{self, Mail, Recipient};
 use crate::token::BallotRef;
 use crate::writer::WriteError;
@@ -46,31 +47,27 @@ pub struct Replies {
 /// Most recipients of one message.
 const MAX_RECIPIENTS: usize = 10;
 
-/// Takes sessions on `listener` until `stop`, each for at most [`SESSION_TIME`].
-pub async fn run(app: Arc<Replies>, listener: TcpListener, stop: CancellationToken) {
+/// Takes sessions on `listener` until `stop`, each under `gate`'s cap and [`SESSION_TIME`].
+pub async fn run(
+    app: Arc<Replies>,
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    stop: CancellationToken,
+) {
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
+        let (stream, peer, slot) = tokio::select! {
+            accepted = crate::listen::accept(&listener, &gate) => accepted,
             _ = stop.cancelled() => return,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                let app = app.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(SESSION_TIME, session(&app, stream)).await {
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "inbound SMTP session ended")
-                        }
-                        Err(_) => tracing::debug!(%peer, "inbound SMTP session closed: too long"),
-                        Ok(Ok(())) => {}
-                    }
-                });
+        let app = app.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(SESSION_TIME, session(&app, stream)).await {
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "inbound SMTP session ended"),
+                Err(_) => tracing::debug!(%peer, "inbound SMTP session closed: too long"),
+                Ok(Ok(())) => {}
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "inbound SMTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
+            drop(slot);
+        });
     }
 }
 

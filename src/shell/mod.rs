@@ -5,6 +5,7 @@ pub mod clock;
 pub mod durable;
 pub mod http;
 pub mod inbound;
+pub mod listen;
 pub mod mail;
 pub mod observe;
 pub mod store;
