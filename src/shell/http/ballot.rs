@@ -301,7 +301,10 @@ pub async fn ballot_vote(
         }
         // The same choice again changes nothing: the answer is the vote's own receipt.
         Err(WriteError::Rejected(Rejection::SameChoice)) => {
-            match app.store.last_vote(&f.r.item, f.r.ballot, &f.r.member) {
+            match app
+                .store
+                .last_vote(&f.r.item, f.r.ballot, &f.r.member, &form.choice)
+            {
                 Ok(Some(vote)) => vote.hash,
                 Ok(None) | Err(_) => {
                     return page(
