@@ -8,7 +8,8 @@
 //!   one driver of it), [`simulate`];
 //! - [`shell`]: [`store`] (every sled call), [`writer`] (single writer, group commit),
 //!   [`timers`], [`mail`] (templates, outbox, transports), [`token`] (signed ballot links),
-//!   [`http`] (ballot pages, admin API), [`inbound`] (replies), [`observe`], [`clock`],
+//!   [`http`] (ballot pages, admin API), [`inbound`] (replies), [`listen`] (connection
+//!   caps), [`observe`], [`clock`],
 //!   [`durable`] (syncs that make writes survive a power cut);
 //! - [`app`]: [`config`], [`setup`] (reading and checking the configuration folder),
 //!   [`daemon`] (`serve`), [`cli`].
@@ -26,5 +27,6 @@ pub mod shell;
 pub use app::{cli, config, daemon, setup};
 pub use core::{definition, engine, roster, rules, simulate, yaml};
 pub use shell::{
-    clock, durable, http, inbound, limits, mail, observe, store, templates, timers, token, writer,
+    clock, durable, http, inbound, limits, listen, mail, observe, store, templates, timers, token,
+    writer,
 };

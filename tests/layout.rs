@@ -33,8 +33,11 @@ const FORBIDDEN: &[(&str, &str)] = &[
 /// Modules of the shell and the application, also reachable through the crate's root.
 const OUTSIDE: &[&str] = &[
     "clock",
+    "durable",
     "http",
     "inbound",
+    "limits",
+    "listen",
     "mail",
     "observe",
     "store",
@@ -135,6 +138,7 @@ const MODULES: &[(&str, &str)] = &[
     ("http", "shell"),
     ("inbound", "shell"),
     ("limits", "shell"),
+    ("listen", "shell"),
     ("mail", "shell"),
     ("observe", "shell"),
     ("store", "shell"),

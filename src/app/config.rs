@@ -51,6 +51,11 @@ pub struct Public {
     pub listen: SocketAddr,
     /// The address delegates reach the ballot pages at; ballot links start with it.
     pub url: String,
+    /// Connections one client (an IPv4 address, an IPv6 /64) may hold open on the public
+    /// listener. Behind a reverse proxy every connection comes from the proxy, so raise it
+    /// there to the listener's cap (`listen::PUBLIC_CONNECTIONS`).
+    #[serde(deserialize_with = "count")]
+    pub connections_per_client: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,6 +113,7 @@ impl Default for Public {
         Public {
             listen: ([127, 0, 0, 1], 8080).into(),
             url: "http://127.0.0.1:8080".into(),
+            connections_per_client: crate::listen::CONNECTIONS_PER_CLIENT,
         }
     }
 }
@@ -156,6 +162,7 @@ const KEYS: &[(&str, &str)] = &[
     ("storage", "check_on_start"),
     ("public", "listen"),
     ("public", "url"),
+    ("public", "connections_per_client"),
     ("admin", "listen"),
     ("admin", "token"),
     ("mail", "from"),
@@ -169,6 +176,23 @@ const KEYS: &[(&str, &str)] = &[
     ("workflows", "dir"),
     ("workflows", "templates"),
 ];
+
+/// A positive count, written as a number in the file or as text in a variable.
+fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(u64),
+        Text(String),
+    }
+    let n = match Written::deserialize(d)? {
+        Written::Number(n) => Some(n),
+        Written::Text(t) => t.trim().parse().ok(),
+    };
+    n.filter(|n| *n > 0)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| serde::de::Error::custom("expected a whole number above 0"))
+}
 
 /// Variables read elsewhere than from [`KEYS`].
 const OTHER_VARIABLES: &[&str] = &["COUNCILD_CLOCK_OFFSET"];

@@ -15,6 +15,7 @@ use super::setup::{self, load};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::definition::{self, Definitions, Known};
+use crate::listen::{Caps, Gate};
 use crate::mail::{Outbox, Transport};
 use crate::observe::Metrics;
 use crate::store::Store;
@@ -23,6 +24,8 @@ use crate::writer::{Wake, Writer};
 use crate::{http, timers};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let clock = Clock::from_environment().map_err(|e| anyhow::anyhow!(e))?;
+    let caps = connection_caps(&config);
     let loaded = load(&config)?;
     let tz = config.timezone()?;
     crate::durable::private_folder(&config.storage.path)
@@ -50,7 +53,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
     let items = Arc::new(crate::writer::Items::default());
-    let clock = Clock::system();
     let (mut writer, handle) = Writer::open(
         store.clone(),
         clock.clone(),
@@ -135,6 +137,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             Some(tokio::spawn(crate::inbound::run(
                 Arc::new(replies),
                 listener,
+                Gate::new("inbound", caps.inbound, &app.metrics),
                 stop.clone(),
             )))
         }
@@ -148,17 +151,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         stop.clone(),
     ));
     let outbox_task = tokio::spawn(outbox.run(wake.outbox.clone(), stop.clone()));
-    let shutdown = |stop: CancellationToken| async move { stop.cancelled().await };
-    let public_task = tokio::spawn(
-        axum::serve(public, http::public_router(app.clone()))
-            .with_graceful_shutdown(shutdown(stop.clone()))
-            .into_future(),
-    );
-    let admin_task = tokio::spawn(
-        axum::serve(admin, http::admin_router(app.clone()))
-            .with_graceful_shutdown(shutdown(stop.clone()))
-            .into_future(),
-    );
+    let public_task = tokio::spawn(http::serve(
+        public,
+        Gate::new("public", caps.public, &app.metrics),
+        http::public_router(app.clone()),
+        stop.clone(),
+    ));
+    let admin_task = tokio::spawn(http::serve(
+        admin,
+        Gate::new("admin", caps.admin, &app.metrics),
+        http::admin_router(app.clone()),
+        stop.clone(),
+    ));
 
     let storage_failed = tokio::select! {
         _ = wait_for_signal() => false,
@@ -180,6 +184,36 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     store.flush().await?;
     Ok(())
+}
+
+/// Raises the open-file limit as far as allowed and sizes the listeners' caps below it,
+/// so that connections can never take the descriptors the store and the outbox need.
+fn connection_caps(config: &Config) -> Caps {
+    let caps = Caps::new(config.public.connections_per_client);
+    let Some(open_files) = crate::listen::raise_open_file_limit() else {
+        tracing::warn!("the open-file limit could not be read; connection caps as configured");
+        return caps;
+    };
+    let fitted = caps.fit(open_files);
+    if fitted != caps {
+        tracing::warn!(
+            open_files,
+            public = fitted.public.total,
+            admin = fitted.admin.total,
+            inbound = fitted.inbound.total,
+            "the open-file limit is low: connection caps lowered to fit (raise `ulimit -n`)"
+        );
+    } else {
+        tracing::info!(
+            open_files,
+            public = caps.public.total,
+            admin = caps.admin.total,
+            inbound = caps.inbound.total,
+            per_client = caps.public.per_client,
+            "open-file limit and connection caps"
+        );
+    }
+    fitted
 }
 
 async fn wait_for_signal() {

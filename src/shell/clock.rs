@@ -1,9 +1,12 @@
 //! The shell's clock: the one place the time is read. The engine never reads a clock; time
 //! reaches it in events, stamped by the writer with this clock.
 //!
-//! The daemon runs on [`Clock::system`], the wall clock shifted by `COUNCILD_CLOCK_OFFSET`
-//! (a duration such as `1d` or `-2h`, read at start): tests use it to see a daemon come
-//! back after a day of downtime, and secretaries can rehearse a workflow's timing. Tests in
+//! The daemon runs on [`Clock::from_environment`], the wall clock shifted by
+//! `COUNCILD_CLOCK_OFFSET` (a duration such as `1d` or `-2h`, read at start): tests use it
+//! to see a daemon come back after a day of downtime, and secretaries can rehearse a
+//! workflow's timing. An offset that does not read, or that puts the clock before 1970
+//! (timer keys are milliseconds since 1970, unsigned, so such timers would never fire) or
+//! past [`LATEST`], stops the start with an error. Tests in
 //! the process use [`Clock::manual`], a clock that moves only when told, and wakes the
 //! tasks that sleep on it.
 
@@ -23,17 +26,25 @@ enum Inner {
     },
 }
 
+/// The latest year a shifted clock may start in: far beyond any real council's timing, and
+/// far below where adding a workflow's durations to it could overflow.
+pub const LATEST: i32 = 2999;
+
 impl Clock {
-    /// The wall clock, shifted by `COUNCILD_CLOCK_OFFSET` if it is set.
+    /// The wall clock, as it is.
     pub fn system() -> Clock {
+        Clock(Arc::new(Inner::System(chrono::Duration::zero())))
+    }
+
+    /// The wall clock, shifted by `COUNCILD_CLOCK_OFFSET` if it is set; an error that names
+    /// the variable if its value does not read or puts the clock out of range.
+    pub fn from_environment() -> Result<Clock, String> {
         let offset = match std::env::var("COUNCILD_CLOCK_OFFSET") {
-            Ok(text) => parse_offset(&text).unwrap_or_else(|e| {
-                tracing::error!("COUNCILD_CLOCK_OFFSET ignored: {e}");
-                chrono::Duration::zero()
-            }),
+            Ok(text) => shifted(Utc::now(), &text)
+                .map_err(|e| format!("COUNCILD_CLOCK_OFFSET `{text}`: {e}"))?,
             Err(_) => chrono::Duration::zero(),
         };
-        Clock(Arc::new(Inner::System(offset)))
+        Ok(Clock(Arc::new(Inner::System(offset))))
     }
 
     /// A clock that stands at `at` until [`Clock::advance`] moves it.
@@ -75,6 +86,20 @@ impl Clock {
     }
 }
 
+/// The offset `text` names, if it keeps `now` between 1970 and [`LATEST`].
+fn shifted(now: DateTime<Utc>, text: &str) -> Result<chrono::Duration, String> {
+    use chrono::Datelike as _;
+    let offset = parse_offset(text)?;
+    match now.checked_add_signed(offset) {
+        Some(at) if at.timestamp() < 0 => Err(format!(
+            "it puts the clock at {}, before 1970; timers would never fire",
+            at.format("%Y-%m-%d")
+        )),
+        Some(at) if at.year() <= LATEST => Ok(offset),
+        _ => Err(format!("it puts the clock past the year {LATEST}")),
+    }
+}
+
 /// `1d`, `+2h`, `-30m`.
 fn parse_offset(text: &str) -> Result<chrono::Duration, String> {
     let text = text.trim();
@@ -97,6 +122,21 @@ mod tests {
         assert_eq!(parse_offset("+2h"), Ok(chrono::Duration::hours(2)));
         assert_eq!(parse_offset(" -30m "), Ok(chrono::Duration::minutes(-30)));
         assert!(parse_offset("soon").is_err());
+    }
+
+    #[test]
+    fn an_offset_must_keep_the_clock_between_1970_and_the_latest_year() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        assert_eq!(shifted(now, "-1d"), Ok(chrono::Duration::days(-1)));
+        let before = shifted(now, "-3000w").unwrap_err();
+        assert!(before.contains("before 1970"), "{before}");
+        assert!(shifted(now, "-60y").is_err(), "not a duration");
+        let late = Utc.with_ymd_and_hms(2990, 1, 1, 0, 0, 0).unwrap();
+        assert!(
+            shifted(late, "5200w")
+                .unwrap_err()
+                .contains("past the year")
+        );
     }
 
     #[tokio::test]

@@ -11,19 +11,26 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::{Event, Rejection};
+use crate::listen::Gate;
 use crate::mail::{self, Mail, Recipient};
 use crate::token::BallotRef;
 use crate::writer::WriteError;
 
 /// Largest message accepted (a reply with some quoted text).
 const MAX_MESSAGE: usize = 256 * 1024;
-/// Longest command line.
-const MAX_LINE: usize = 2_048;
+/// Longest line, command or text, its CRLF included (RFC 5321, 4.5.3.1.4 and 4.5.3.1.6).
+const MAX_LINE: usize = 1_000;
 /// A session that says nothing for this long is closed.
 const IDLE: Duration = Duration::from_secs(60);
+/// Longest time to send one message, from `DATA` to its final `.`.
+const MESSAGE_TIME: Duration = Duration::from_secs(5 * 60);
+/// Longest session, however busy: a client that keeps one open for ever with `NOOP`s
+/// would hold a place under the listener's cap for ever.
+const SESSION_TIME: Duration = Duration::from_secs(15 * 60);
 /// What the reply listener needs of the daemon: its own share, not the HTTP layer's.
 pub struct Replies {
     /// The domain of reply addresses, `ballot+TOKEN@DOMAIN`.
@@ -41,51 +48,87 @@ pub struct Replies {
 /// Most recipients of one message.
 const MAX_RECIPIENTS: usize = 10;
 
-pub async fn run(app: Arc<Replies>, listener: TcpListener, stop: CancellationToken) {
+/// Takes sessions on `listener` until `stop`, each under `gate`'s cap and [`SESSION_TIME`].
+pub async fn run(
+    app: Arc<Replies>,
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    stop: CancellationToken,
+) {
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
+        let (stream, peer, slot) = tokio::select! {
+            accepted = crate::listen::accept(&listener, &gate) => accepted,
             _ = stop.cancelled() => return,
         };
-        match accepted {
-            Ok((stream, peer)) => {
-                let app = app.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = session(&app, stream).await {
-                        tracing::debug!(%peer, error = %e, "inbound SMTP session ended");
-                    }
-                });
+        let app = app.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(SESSION_TIME, session(&app, stream)).await {
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "inbound SMTP session ended"),
+                Err(_) => tracing::debug!(%peer, "inbound SMTP session closed: too long"),
+                Ok(Ok(())) => {}
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "inbound SMTP accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            drop(slot);
+        });
+    }
+}
+
+type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
+
+/// One line as read.
+#[derive(Debug, PartialEq, Eq)]
+enum Line {
+    /// Ended by CRLF, which is not kept.
+    Crlf(Vec<u8>),
+    /// Ended by a bare LF: never a line end for SMTP (that is how messages are smuggled).
+    BareLf,
+    /// Longer than [`MAX_LINE`]; it was read to its end (CRLF or not) and dropped.
+    TooLong { crlf: bool },
+    /// The client closed the connection (perhaps in the middle of a line).
+    End,
+}
+
+/// Reads one line, waiting at most [`IDLE`] and never past `deadline`.
+async fn line(reader: &mut Reader, buf: &mut Vec<u8>, deadline: Instant) -> std::io::Result<Line> {
+    let deadline = deadline.min(Instant::now() + IDLE);
+    let n = piece(reader, buf, deadline).await?;
+    if n == 0 {
+        return Ok(Line::End);
+    }
+    if let Some(text) = buf.strip_suffix(b"\r\n") {
+        return Ok(Line::Crlf(text.to_vec()));
+    }
+    if buf.ends_with(b"\n") {
+        return Ok(Line::BareLf);
+    }
+    if n < MAX_LINE {
+        return Ok(Line::End);
+    }
+    // Drop the rest of the long line, a piece at a time, so none of it is read as a line.
+    loop {
+        if piece(reader, buf, deadline).await? == 0 {
+            return Ok(Line::End);
+        }
+        if buf.ends_with(b"\n") {
+            return Ok(Line::TooLong {
+                crlf: buf.ends_with(b"\r\n"),
+            });
         }
     }
 }
 
-/// Reads one line (CRLF or LF), bounded; `None` at end of stream.
-async fn line(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+/// Reads into `buf` (cleared first) up to and with the next LF, at most [`MAX_LINE`]
+/// bytes, before `deadline`; how many bytes it read, 0 at the end of the stream.
+async fn piece(
+    reader: &mut Reader,
     buf: &mut Vec<u8>,
-) -> std::io::Result<Option<String>> {
+    deadline: Instant,
+) -> std::io::Result<usize> {
     buf.clear();
-    let n = tokio::time::timeout(
-        IDLE,
-        (&mut *reader)
-            .take(MAX_LINE as u64 + 2)
-            .read_until(b'\n', buf),
-    )
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "idle"))??;
-    if n == 0 {
-        return Ok(None);
+    let mut bounded = (&mut *reader).take(MAX_LINE as u64);
+    match tokio::time::timeout_at(deadline, bounded.read_until(b'\n', buf)).await {
+        Ok(read) => read,
+        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "idle")),
     }
-    Ok(Some(
-        String::from_utf8_lossy(buf)
-            .trim_end_matches(['\r', '\n'])
-            .to_string(),
-    ))
 }
 
 async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
@@ -98,7 +141,18 @@ async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
         .await?;
     let mut ballots: Vec<BallotRef> = Vec::new();
     let mut from = None::<String>;
-    while let Some(command) = line(&mut reader, &mut buf).await? {
+    let forever = Instant::now() + SESSION_TIME;
+    loop {
+        let command = match line(&mut reader, &mut buf, forever).await? {
+            Line::Crlf(text) => String::from_utf8_lossy(&text).into_owned(),
+            Line::End => return Ok(()),
+            refused @ (Line::BareLf | Line::TooLong { .. }) => {
+                ballots.clear();
+                from = None;
+                write.write_all(refusal(&refused).as_bytes()).await?;
+                continue;
+            }
+        };
         let upper = command.to_ascii_uppercase();
         let answer = if upper.starts_with("EHLO") {
             format!("250-{host}\r\n250-SIZE {MAX_MESSAGE}\r\n250 8BITMIME\r\n")
@@ -123,22 +177,23 @@ async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
                 "503 RCPT TO first\r\n".into()
             } else {
                 write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
-                let message = match read_data(&mut reader, &mut buf).await? {
-                    Some(m) => m,
-                    None => {
-                        write.write_all(b"552 message too large\r\n").await?;
-                        continue;
-                    }
-                };
-                let mut answer = "250 OK: reply read\r\n".to_string();
-                for r in std::mem::take(&mut ballots) {
-                    if let Err(e) = handle(app, &r, &message).await {
-                        tracing::warn!(item = %r.item, error = %e, "a ballot reply could not be handled");
-                        answer = "451 try again later\r\n".into();
-                    }
-                }
+                let data = read_data(&mut reader, &mut buf).await?;
+                let ballots = std::mem::take(&mut ballots);
                 from = None;
-                answer
+                match data {
+                    Data::Message(message) => {
+                        let mut answer = "250 OK: reply read\r\n".to_string();
+                        for r in ballots {
+                            if let Err(e) = handle(app, &r, &message).await {
+                                tracing::warn!(item = %r.item, error = %e, "a ballot reply could not be handled");
+                                answer = "451 try again later\r\n".into();
+                            }
+                        }
+                        answer
+                    }
+                    Data::Refused(why) => why.into(),
+                    Data::Cut => return Ok(()),
+                }
             }
         } else if upper == "RSET" {
             ballots.clear();
@@ -154,29 +209,62 @@ async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
         };
         write.write_all(answer.as_bytes()).await?;
     }
-    Ok(())
 }
 
-/// The message after DATA, unstuffed; `None` when it is too large (it is read to its end).
-async fn read_data(
-    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<Vec<u8>>> {
+/// The answer to a line that is not one; the transaction is reset.
+fn refusal(line: &Line) -> &'static str {
+    match line {
+        Line::TooLong { .. } => "500 5.5.2 line too long\r\n",
+        _ => "500 5.5.2 bare LF: lines end with CRLF\r\n",
+    }
+}
+
+/// What came after `DATA`.
+#[derive(Debug, PartialEq, Eq)]
+enum Data {
+    /// The message, unstuffed, its lines ending in CRLF.
+    Message(Vec<u8>),
+    /// Read to its end, and refused with this answer.
+    Refused(&'static str),
+    /// The client closed the connection, or took too long, before the end.
+    Cut,
+}
+
+/// Reads the message after DATA to its end, `CRLF . CRLF` and nothing else: a bare LF
+/// never ends a line, so `LF . LF` or `LF . CRLF` in a message stays inside it, and the
+/// text after it is never read as commands. A message with a bare LF, a line over
+/// [`MAX_LINE`] or more than [`MAX_MESSAGE`] is read to its end all the same, and refused.
+async fn read_data(reader: &mut Reader, buf: &mut Vec<u8>) -> std::io::Result<Data> {
+    let deadline = Instant::now() + MESSAGE_TIME;
     let mut message = Vec::new();
-    let mut too_large = false;
+    let mut refused = None;
+    // Whether the last line ended with CRLF (the DATA command's own did).
+    let mut after_crlf = true;
     loop {
-        let Some(l) = line(reader, buf).await? else {
-            return Ok(None);
+        let text = match line(reader, buf, deadline).await {
+            Ok(Line::Crlf(text)) => text,
+            Ok(Line::End) => return Ok(Data::Cut),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return Ok(Data::Cut),
+            Err(e) => return Err(e),
+            Ok(other) => {
+                refused.get_or_insert(refusal(&other));
+                after_crlf = other == Line::TooLong { crlf: true };
+                continue;
+            }
         };
-        if l == "." {
-            return Ok((!too_large).then_some(message));
+        if text == b"." && after_crlf {
+            return Ok(match refused {
+                Some(why) => Data::Refused(why),
+                None => Data::Message(message),
+            });
         }
-        let l = l.strip_prefix('.').unwrap_or(&l);
-        if message.len() + l.len() > MAX_MESSAGE {
-            too_large = true;
+        after_crlf = true;
+        let text = text.strip_prefix(b".").unwrap_or(&text);
+        if message.len() + text.len() + 2 > MAX_MESSAGE {
+            refused.get_or_insert("552 5.3.4 message too large\r\n");
             continue;
         }
-        message.extend_from_slice(l.as_bytes());
+        message.extend_from_slice(text);
         message.extend_from_slice(b"\r\n");
     }
 }

@@ -6,6 +6,7 @@ pub mod durable;
 pub mod http;
 pub mod inbound;
 pub mod limits;
+pub mod listen;
 pub mod mail;
 pub mod observe;
 pub mod store;

@@ -10,6 +10,7 @@ use std::sync::{LazyLock, Mutex};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -27,6 +28,12 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Which listener a connection metric is about: `public`, `admin` or `inbound`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events: Family<KindLabel, Counter>,
@@ -39,6 +46,9 @@ pub struct Metrics {
     pub mail_retried: Counter,
     pub timer_lag_seconds: Histogram,
     pub requests: Family<RequestLabels, Counter>,
+    /// Connections closed at accept because their listener or client was at its cap.
+    pub connections_refused: Family<ListenerLabel, Counter>,
+    pub connections_open: Family<ListenerLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -55,6 +65,8 @@ impl Default for Metrics {
             mail_retried: Counter::default(),
             timer_lag_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
             requests: Family::default(),
+            connections_refused: Family::default(),
+            connections_open: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -102,6 +114,16 @@ impl Default for Metrics {
             "http_requests",
             "HTTP requests by route and status",
             m.requests.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections closed at accept: the listener or the client was at its cap",
+            m.connections_refused.clone(),
+        );
+        registry.register(
+            "connections_open",
+            "Connections open, by listener",
+            m.connections_open.clone(),
         );
         Metrics { registry, ..m }
     }

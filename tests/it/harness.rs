@@ -331,6 +331,11 @@ impl Daemon {
             .unwrap_or_else(|_| gave_up(WithLog("councild to start", &*self), within, None::<&str>))
     }
 
+    /// The daemon's process id (to set its limits, for one).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default()
     }

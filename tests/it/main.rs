@@ -10,6 +10,7 @@ mod cli;
 mod crash;
 mod cycle;
 mod faults;
+mod limits;
 mod mail;
 mod openapi;
 mod simulate;

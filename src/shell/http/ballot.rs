@@ -8,7 +8,8 @@
 
 use axum::Form;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
@@ -188,20 +189,40 @@ fn words(language: &str) -> &'static Words {
     }
 }
 
+/// The token of a ballot link, as the path gives it. A path that gives none (its segment
+/// is not UTF-8, say) gets the page a forged token gets, not the extractor's own error:
+/// every bad link is answered alike.
+pub struct Token(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Token {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Token, Response> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(token)) => Ok(Token(token)),
+            Err(_) => Err(*not_valid()),
+        }
+    }
+}
+
+/// A refusal page, in English: the link gives no delegate, so no language.
+fn refuse(status: StatusCode, title: &str, text: &str) -> Box<Response> {
+    Box::new(page(
+        status,
+        "en",
+        title,
+        &format!("<p>{}</p>", escape(text)),
+    ))
+}
+
+/// The answer to a link that is not valid: forged, foreign, or not a token at all.
+fn not_valid() -> Box<Response> {
+    refuse(StatusCode::NOT_FOUND, EN.not_valid_title, EN.not_valid)
+}
+
 fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
     let w = &EN;
-    let refuse = |status, title: &str, text: &str| {
-        Box::new(page(
-            status,
-            "en",
-            title,
-            &format!("<p>{}</p>", escape(text)),
-        ))
-    };
-    let r = app
-        .key
-        .verify(token)
-        .ok_or_else(|| refuse(StatusCode::NOT_FOUND, w.not_valid_title, w.not_valid))?;
+    let r = app.key.verify(token).ok_or_else(not_valid)?;
     let item = app
         .items
         .get(&r.item)
@@ -222,7 +243,7 @@ fn find(app: &App, token: &str) -> Result<Found, Box<Response>> {
     Ok(Found { r, item, language })
 }
 
-pub async fn ballot_page(State(app): AppState, Path(token): Path<String>) -> Response {
+pub async fn ballot_page(State(app): AppState, Token(token): Token) -> Response {
     match find(&app, &token) {
         Ok(f) => ballot_html(&app, &f, &token, None),
         Err(r) => *r,
@@ -231,7 +252,7 @@ pub async fn ballot_page(State(app): AppState, Path(token): Path<String>) -> Res
 
 pub async fn ballot_vote(
     State(app): AppState,
-    Path(token): Path<String>,
+    Token(token): Token,
     headers: HeaderMap,
     form: Result<Form<VoteForm>, FormRejection>,
 ) -> Response {
@@ -320,40 +341,31 @@ pub async fn ballot_vote(
 
 /// Casts a vote and returns its receipt. A repeat of the member's current choice changes
 /// nothing: it is answered with the receipt of the vote that recorded the choice, once that
-/// vote is durable. Should the member's vote change in between (another request of
-/// theirs), the vote is cast again: the later request wins, as it would have anyway.
+/// vote is durable (the record read may be in a commit still syncing). Should another vote
+/// of the member's come in between, the repeat is answered as if it came first.
 async fn cast(app: &App, r: &BallotRef, choice: &str) -> Result<String, WriteError> {
     let store = |e: crate::store::Error| WriteError::Store(e.to_string());
-    for _ in 0..3 {
-        let event = Event::VoteCast {
-            ballot: r.ballot,
-            member: r.member.clone(),
-            choice: choice.to_string(),
-        };
-        match app.writer.event(r.item.clone(), event).await {
-            Ok(done) => {
-                tracing::info!(item = %r.item, member = %r.member, ballot = r.ballot, receipt = %done.hash, "vote recorded");
-                return Ok(done.hash);
-            }
-            Err(WriteError::Rejected(Rejection::SameChoice)) => {
-                let last = app
-                    .store
-                    .last_vote(&r.item, r.ballot, &r.member)
-                    .map_err(store)?;
-                // What was read may be in a commit still syncing: answer once it is durable.
-                app.store.flush().await.map_err(store)?;
-                if let Some(vote) = last
-                    && matches!(&vote.event, Event::VoteCast { choice: c, .. } if c == choice)
-                {
-                    return Ok(vote.hash);
-                }
-            }
-            Err(e) => return Err(e),
+    let event = Event::VoteCast {
+        ballot: r.ballot,
+        member: r.member.clone(),
+        choice: choice.to_string(),
+    };
+    match app.writer.event(r.item.clone(), event).await {
+        Ok(done) => {
+            tracing::info!(item = %r.item, member = %r.member, ballot = r.ballot, receipt = %done.hash, "vote recorded");
+            Ok(done.hash)
         }
+        Err(WriteError::Rejected(Rejection::SameChoice)) => {
+            let vote = app
+                .store
+                .last_vote(&r.item, r.ballot, &r.member, choice)
+                .map_err(store)?
+                .ok_or_else(|| WriteError::Store("the repeated vote is not in the log".into()))?;
+            app.store.flush().await.map_err(store)?;
+            Ok(vote.hash)
+        }
+        Err(e) => Err(e),
     }
-    Err(WriteError::Store(
-        "the vote kept changing; try again".into(),
-    ))
 }
 
 fn question(app: &App, item: &Item, text: &str) -> String {

@@ -3,6 +3,10 @@
 //! Handlers stay thin: parse, send an event to the writer, wait for the durable answer,
 //! render. On the admin listener every route but `/healthz` and `/readyz` needs the admin
 //! token, as `Authorization: Bearer <token>` (API) or the dashboard's session cookie.
+//!
+//! [`serve`] runs a listener: each connection it accepts under its `listen::Gate`, served
+//! by hyper with [`HEADER_TIMEOUT`], so a connection that sends nothing, or half a
+//! request, or stays idle between requests, is closed instead of holding a descriptor.
 
 mod admin;
 mod ballot;
@@ -38,6 +42,10 @@ const MAX_BODY: usize = 64 * 1024;
 /// Longest a request may take before it is answered 503 (a vote then may or may not have
 /// been recorded, as with a lost connection; the ballot page shows which).
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Longest wait for a request's head: from the connection's opening, and after each
+/// answer (hyper runs the same timer for both, so this is also how long an idle
+/// keep-alive connection stays open). A browser opens a new connection when it needs one.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The dashboard's session cookie.
 const COOKIE: &str = "councild_admin";
 
@@ -166,6 +174,58 @@ pub fn admin_router(app: Arc<App>) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
+}
+
+/// Serves `router` on `listener` until `stop`, each connection under `gate`'s cap; then
+/// lets every open connection finish its request and waits for them.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gate: Arc<crate::listen::Gate>,
+    router: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let connections = tokio_util::task::TaskTracker::new();
+    loop {
+        let (stream, peer, slot) = tokio::select! {
+            accepted = crate::listen::accept(&listener, &gate) => accepted,
+            _ = stop.cancelled() => break,
+        };
+        let (router, stop) = (router.clone(), stop.clone());
+        connections.spawn(async move {
+            connection(stream, router, stop).await;
+            tracing::trace!(%peer, "connection closed");
+            drop(slot);
+        });
+    }
+    drop(listener);
+    connections.close();
+    connections.wait().await;
+}
+
+/// One HTTP/1.1 connection, to its end or, after `stop`, to the end of its request.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    router: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    // Answers are small and written at once: no reason to wait for Nagle's algorithm.
+    let _ = stream.set_nodelay(true);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let service = hyper_util::service::TowerToHyperService::new(router);
+    let served = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    let mut served = std::pin::pin!(served);
+    let ended = tokio::select! {
+        ended = served.as_mut() => ended,
+        _ = stop.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(error = %e, "HTTP connection ended");
+    }
 }
 
 /// Answers 503 to a request that takes longer than [`REQUEST_TIMEOUT`].

@@ -430,19 +430,28 @@ impl Store {
         })
     }
 
-    /// The record of a member's latest vote in a ballot: the receipt it was given. Read
-    /// from the end of the log, so recent votes are found at once.
-    pub fn last_vote(&self, item: &str, ballot: usize, member: &str) -> Result<Option<Record>> {
+    /// The record of a member's latest vote for `choice` in a ballot: the receipt it was
+    /// given. Read from the end of the log, so recent votes are found at once. The choice
+    /// is part of the question because a later vote may have come in since the caller
+    /// learnt that `choice` was the member's vote: its receipt is not this one's.
+    pub fn last_vote(
+        &self,
+        item: &str,
+        ballot: usize,
+        member: &str,
+        choice: &str,
+    ) -> Result<Option<Record>> {
         for row in self.events.scan_prefix(item_prefix(item)).rev() {
             let (k, v) = row?;
             let record: Record = decode(&k, &v)?;
             if let crate::engine::Event::VoteCast {
                 ballot: b,
                 member: m,
-                ..
+                choice: c,
             } = &record.event
                 && *b == ballot
                 && m == member
+                && c == choice
             {
                 return Ok(Some(record));
             }
