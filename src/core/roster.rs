@@ -192,10 +192,10 @@ fn id_problem(id: &str) -> Option<String> {
         Some("is empty".into())
     } else if id.chars().count() > MAX_ID {
         Some(format!("is longer than {MAX_ID} characters"))
-    } else if let Some(c) = id.chars().find(|c| c.is_control() || c.is_whitespace()) {
-        Some(format!("contains {c:?}: use letters, digits, `-` or `_`"))
     } else {
-        None
+        id.chars()
+            .find(|c| c.is_control() || c.is_whitespace())
+            .map(|c| format!("contains {c:?}: use letters, digits, `-` or `_`"))
     }
 }
 
