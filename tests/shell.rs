@@ -195,7 +195,7 @@ impl Shell {
             metrics: Arc::new(Metrics::default()),
             wake: self.wake.clone(),
             items: self.items.clone(),
-            reload: Box::new(|| Err(vec!["no reload in this test".into()])),
+            reload: councild::http::Reload::new(|| Err(vec!["no reload in this test".into()])),
             clock: self.clock.clone(),
             limits: Arc::default(),
         })

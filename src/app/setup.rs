@@ -39,7 +39,7 @@ pub fn load(config: &Config) -> anyhow::Result<Loaded> {
 
 /// The admin API's `reload`: the workflow folder and templates read and checked again.
 pub fn reloader(config: Config) -> crate::http::Reload {
-    Box::new(move || {
+    crate::http::Reload::new(move || {
         let report = check(&config, std::slice::from_ref(&config.workflows.dir));
         let problems: Vec<String> = report.problems().cloned().collect();
         if !problems.is_empty() {

@@ -126,7 +126,13 @@ fn read_member(node: &Node, is_address: fn(&str) -> bool, d: &mut Diagnostics) -
     )?;
     let id = f
         .require("id", "a member", d)
-        .and_then(|n| yaml::string(n, "`id`", d));
+        .and_then(|n| yaml::string(n, "`id`", d).map(|id| (id, n)))
+        .map(|(id, n)| {
+            if let Some(problem) = id_problem(&id) {
+                d.error(yaml::pos(n), format!("member id {id:?} {problem}"));
+            }
+            id
+        });
     let name = f
         .require("name", "a member", d)
         .and_then(|n| yaml::string(n, "`name`", d));
@@ -173,6 +179,24 @@ fn read_member(node: &Node, is_address: fn(&str) -> bool, d: &mut Diagnostics) -
         groups,
         delegates,
     })
+}
+
+/// Longest member id: ids are short codes (`TUR`), and go into every ballot token.
+const MAX_ID: usize = 64;
+
+/// What is wrong with a member id, if anything. Ids go into signed ballot tokens (whose
+/// fields are separated by newlines), mail ids, URLs and logs: no control characters or
+/// spaces, which would pass `validate` and break one of those later.
+fn id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        Some("is empty".into())
+    } else if id.chars().count() > MAX_ID {
+        Some(format!("is longer than {MAX_ID} characters"))
+    } else {
+        id.chars()
+            .find(|c| c.is_control() || c.is_whitespace())
+            .map(|c| format!("contains {c:?}: use letters, digits, `-` or `_`"))
+    }
 }
 
 fn read_delegate(
@@ -242,5 +266,37 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("is not an email address"), "{text}");
+    }
+
+    #[test]
+    fn member_ids_with_control_characters_or_spaces_are_refused() {
+        let roster = |id: &str| {
+            format!(
+                "council: X\nmembers:\n  - id: {id}\n    name: A\n    delegates: [{{name: n, email: a@b.org}}]\n"
+            )
+        };
+        for (id, says) in [
+            (r#""A\nB""#, r#"3:9: member id "A\nB" contains '\n'"#),
+            (r#""A\tB""#, r#"3:9: member id "A\tB" contains '\t'"#),
+            (r#""A\u0000""#, r#"3:9: member id "A\0" contains '\0'"#),
+            (r#""A B""#, r#"3:9: member id "A B" contains ' '"#),
+            (r#""""#, r#"3:9: member id "" is empty"#),
+        ] {
+            let text = Roster::parse(&roster(id), has_at).unwrap_err().to_string();
+            assert!(text.contains(says), "{id}: {text}");
+        }
+        assert!(Roster::parse(&roster("TUR-2_b"), has_at).is_ok());
+        let long = "X".repeat(MAX_ID + 1);
+        assert!(Roster::parse(&roster(&long), has_at).is_err());
+    }
+
+    #[test]
+    fn a_roster_key_given_twice_is_refused() {
+        let text = "council: X\nmembers:\n  - id: A\n    name: A\n    voting_right: true\n    voting_right: false\n    delegates: [{name: n, email: a@b.org}]\n";
+        let err = Roster::parse(text, has_at).unwrap_err().to_string();
+        assert!(
+            err.contains("6:5: key `voting_right` is given twice in this mapping (first at 5:5)"),
+            "{err}"
+        );
     }
 }

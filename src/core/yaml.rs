@@ -4,9 +4,11 @@
 //! column, so that every error can point at the place to fix. This module never panics on
 //! input and reports problems as [`Diagnostic`]s instead of stopping at the first one.
 
+use std::collections::HashMap;
 use std::fmt;
 
-use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use saphyr::{MarkedYamlOwned, Marker, ScalarOwned, YamlDataOwned, YamlLoader};
+use saphyr_parser::{Event, Parser, Span, SpannedEventReceiver};
 
 /// A YAML node with its position.
 pub type Node = MarkedYamlOwned;
@@ -55,21 +57,141 @@ impl Diagnostics {
     }
 }
 
+/// Nesting deeper than any real file: a deeper document is refused while it is read, so
+/// that nothing recursive (building, walking, dropping the tree) ever sees it.
+pub const MAX_DEPTH: usize = 64;
+
 /// Parses one YAML document. An empty file is an empty mapping's absence: `Ok(None)`.
+///
+/// The event stream is checked before the tree is built, so a hostile file is refused at
+/// its first offending event: aliases and anchors (an alias bomb expands exponentially),
+/// nesting past [`MAX_DEPTH`], a key given twice in one mapping (YAML would keep the last
+/// silently) and a second document (which would be ignored). A UTF-8 byte-order mark, as
+/// some editors write, is skipped.
 pub fn parse(source: &str) -> Result<Option<Node>, Diagnostic> {
-    match Node::load_from_str(source) {
-        Ok(mut docs) => Ok(if docs.is_empty() {
-            None
-        } else {
-            Some(docs.swap_remove(0))
-        }),
-        Err(e) => Err(Diagnostic {
-            pos: Pos {
-                line: e.marker().line(),
-                col: e.marker().col() + 1,
-            },
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let mut loader = YamlLoader::<Node>::default();
+    let mut guard = Guard::default();
+    // The parser's iterator is a state machine; its `load` recurses once per level.
+    for next in Parser::new_from_str(source) {
+        let (event, span) = next.map_err(|e| Diagnostic {
+            pos: marker_pos(e.marker()),
             message: format!("YAML syntax: {}", e.info()),
-        }),
+        })?;
+        guard.check(&event, span)?;
+        loader.on_event(event, span);
+    }
+    Ok(loader.into_documents().into_iter().next())
+}
+
+fn marker_pos(m: &Marker) -> Pos {
+    Pos {
+        line: m.line(),
+        col: m.col() + 1,
+    }
+}
+
+/// What [`parse`] refuses, checked event by event.
+#[derive(Default)]
+struct Guard {
+    documents: usize,
+    open: Vec<Open>,
+    /// The last real position: block collections start with a mark of line 0.
+    last: Pos,
+}
+
+/// A collection being read.
+enum Open {
+    Sequence,
+    /// Its keys so far, with where each was first given.
+    Mapping {
+        keys: HashMap<String, Pos>,
+        next_is_key: bool,
+    },
+}
+
+impl Guard {
+    fn check(&mut self, event: &Event, span: Span) -> Result<(), Diagnostic> {
+        let at = match marker_pos(&span.start) {
+            Pos { line: 0, .. } => self.last,
+            p => p,
+        };
+        self.last = at;
+        match event {
+            Event::DocumentStart(_) => {
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(refusal(
+                        at,
+                        "a second YAML document starts here; a file holds one",
+                    ));
+                }
+            }
+            Event::Alias(_) => return Err(refusal(at, ALIASES)),
+            Event::Scalar(text, _, anchor, _) => {
+                refuse_anchor(*anchor, at)?;
+                self.node(Some(text), at)?;
+            }
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                refuse_anchor(*anchor, at)?;
+                self.node(None, at)?;
+                if self.open.len() >= MAX_DEPTH {
+                    return Err(refusal(
+                        at,
+                        format!("nested more than {MAX_DEPTH} levels deep"),
+                    ));
+                }
+                self.open.push(match event {
+                    Event::SequenceStart(..) => Open::Sequence,
+                    _ => Open::Mapping {
+                        keys: HashMap::new(),
+                        next_is_key: true,
+                    },
+                });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                self.open.pop();
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+        }
+        Ok(())
+    }
+
+    /// A node starts: a mapping's key or value, or a sequence's item. A key's text is
+    /// checked against the mapping's earlier keys.
+    fn node(&mut self, text: Option<&str>, at: Pos) -> Result<(), Diagnostic> {
+        let Some(Open::Mapping { keys, next_is_key }) = self.open.last_mut() else {
+            return Ok(());
+        };
+        let is_key = std::mem::replace(next_is_key, !*next_is_key);
+        let Some(key) = text.filter(|_| is_key) else {
+            return Ok(());
+        };
+        if let Some(first) = keys.get(key) {
+            let message = format!(
+                "key `{key}` is given twice in this mapping (first at {}:{})",
+                first.line, first.col
+            );
+            return Err(refusal(at, message));
+        }
+        keys.insert(key.to_string(), at);
+        Ok(())
+    }
+}
+
+const ALIASES: &str = "aliases and anchors are not allowed";
+
+fn refuse_anchor(anchor: usize, at: Pos) -> Result<(), Diagnostic> {
+    match anchor {
+        0 => Ok(()),
+        _ => Err(refusal(at, ALIASES)),
+    }
+}
+
+fn refusal(pos: Pos, message: impl Into<String>) -> Diagnostic {
+    Diagnostic {
+        pos,
+        message: message.into(),
     }
 }
 
@@ -288,5 +410,82 @@ mod tests {
             Some("adopt")
         );
         assert_eq!(did_you_mean("zzzzzz", ["adopt"].into_iter()), None);
+    }
+
+    fn refused(source: &str) -> Diagnostic {
+        parse(source).expect_err("the file should be refused")
+    }
+
+    #[test]
+    fn aliases_and_anchors_are_refused_before_expansion() {
+        // Ten aliases a level: 10^n nodes if expanded (kept small, for the code before).
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (prev, name) in ["a", "b", "c", "d"].iter().zip(["b", "c", "d", "e"]) {
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        let err = refused(&bomb);
+        assert_eq!(err.pos, Pos { line: 1, col: 7 }, "{err}");
+        assert_eq!(err.message, "aliases and anchors are not allowed");
+        let err = refused("a: x\nb: &x\n  c: 1\n");
+        assert_eq!(err.message, "aliases and anchors are not allowed", "{err}");
+        // The anchored node's place (the anchor token has none of its own).
+        assert_eq!(err.pos, Pos { line: 3, col: 3 }, "{err}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_while_reading() {
+        let block: String = (0..20_000)
+            .map(|i| format!("{}- \n", "  ".repeat(i)))
+            .collect();
+        let err = refused(&block);
+        assert!(err.message.contains("nested more than 64 levels"), "{err}");
+        assert_eq!(err.pos.line, MAX_DEPTH + 1, "{err}");
+        let flow = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let err = refused(&flow);
+        assert!(err.message.contains("nested more than 64"), "{err}");
+        assert_eq!(err.pos, Pos { line: 1, col: 65 }, "{err}");
+        // The scanner has a limit of its own on unclosed flow collections.
+        assert!(parse(&"[".repeat(100_000)).is_err());
+        let mapping: String = (0..5_000)
+            .map(|i| format!("{}k:\n", "  ".repeat(i)))
+            .collect();
+        assert!(refused(&mapping).message.contains("nested more than 64"));
+        // Up to the limit is fine.
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_with_both_places() {
+        let err = refused("id: A\nvoting_right: true\nname: x\nvoting_right: false\n");
+        assert_eq!(err.pos, Pos { line: 4, col: 1 });
+        assert_eq!(
+            err.message,
+            "key `voting_right` is given twice in this mapping (first at 2:1)"
+        );
+        let err = refused("a: {b: 1, b: 2}\n");
+        assert!(err.message.contains("(first at 1:5)"), "{err}");
+        // The same key in two mappings is fine.
+        assert!(parse("x:\n  - a: 1\n  - a: 2\ny: {a: 1}\n").is_ok());
+    }
+
+    #[test]
+    fn one_document_per_file() {
+        let err = refused("a: 1\n---\nb: 2\n");
+        assert_eq!(err.pos, Pos { line: 2, col: 1 });
+        assert!(err.message.contains("second YAML document"), "{err}");
+        assert!(parse("---\na: 1\n...\n").is_ok());
+        assert!(parse("").is_ok_and(|n| n.is_none()));
+        assert!(parse("# only a comment\n").is_ok_and(|n| n.is_none()));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let node = parse("\u{feff}a: 1\nb: 2\n").unwrap().unwrap();
+        let mut diags = Diagnostics::default();
+        let fields = mapping(&node, "file", &["a", "b"], &mut diags).unwrap();
+        assert!(diags.is_empty());
+        assert_eq!(fields.key_pos("a"), Pos { line: 1, col: 1 });
     }
 }

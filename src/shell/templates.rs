@@ -17,11 +17,25 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use handlebars::Handlebars;
+use handlebars::template::{Parameter, Template, TemplateElement};
 use serde_json::{Value, json};
 
 /// The language every template must exist in, and the fallback for all others.
 pub const DEFAULT_LANGUAGE: &str = "en";
 const PARTS: [&str; 3] = ["subject", "text", "html"];
+
+/// The largest rendered part of a mail (subject, text, HTML or invitation). A mail bigger
+/// than this is a mistake; a template that doubles its output with each partial would
+/// otherwise eat the daemon's memory.
+pub const MAX_RENDERED: usize = 1 << 20;
+/// The longest chain of partials a template may include (a partial that includes a
+/// partial ...): each level is a level of recursion when rendering.
+pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// Partials one template may include, counted over its whole expansion: a partial that
+/// includes another twice, and so on, is exponential work even when it writes nothing.
+pub const MAX_INCLUSIONS: u64 = 1_000;
+/// `{{> @partial-block}}`: the caller's block, rendered before, not a partial.
+const PARTIAL_BLOCK: &str = "@partial-block";
 
 pub struct Templates {
     text: Handlebars<'static>,
@@ -178,8 +192,11 @@ impl Templates {
                 }
             }
         }
+        errors.extend(check_includes(&t.text, dir));
+        errors.extend(check_includes(&t.html, dir));
         if !errors.is_empty() {
             errors.sort();
+            errors.dedup();
             return Err(errors);
         }
         Ok(t)
@@ -211,7 +228,7 @@ impl Templates {
         data["dir"] = json!(direction(&language));
         let key = format!("{language}/{name}");
         let render = |hb: &Handlebars, part: &str| {
-            hb.render(&format!("{key}.{part}"), &data)
+            render_bounded(hb, &format!("{key}.{part}"), &data)
                 .map_err(|e| format!("template {key}.{part}: {e}"))
         };
         let ics = if self.invitations.contains(&key) {
@@ -272,6 +289,187 @@ impl Templates {
     }
 }
 
+/// Renders one registered template, refused once it writes more than [`MAX_RENDERED`].
+fn render_bounded(hb: &Handlebars, name: &str, data: &Value) -> Result<String, String> {
+    let mut out = Bounded::default();
+    match hb.render_to_write(name, data, &mut out) {
+        _ if out.over => Err(format!(
+            "renders more than {} KiB; a mail part is at most that",
+            MAX_RENDERED / 1024
+        )),
+        Ok(()) => String::from_utf8(out.bytes).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Handlebars' output, which fails the render (and stops it) past [`MAX_RENDERED`]:
+/// handlebars has no budget of its own. It writes whole segments (`write_all`), so the
+/// bytes kept are always whole characters.
+#[derive(Default)]
+struct Bounded {
+    bytes: Vec<u8>,
+    over: bool,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, segment: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + segment.len() > MAX_RENDERED {
+            self.over = true;
+            return Err(std::io::Error::other("the rendered mail is too large"));
+        }
+        self.bytes.extend_from_slice(segment);
+        Ok(segment.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the templates of one registry include, checked before anything is rendered: no
+/// template reaches itself through partials (handlebars catches only a direct
+/// self-include; a longer cycle recurses until the stack overflows), no chain of partials
+/// is deeper than [`MAX_INCLUDE_DEPTH`], no template expands to more than
+/// [`MAX_INCLUSIONS`] partials. A partial whose name is computed, or an inline partial,
+/// cannot be checked, and is refused.
+fn check_includes(hb: &Handlebars, dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut graph: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, template) in hb.get_templates() {
+        match includes(template) {
+            Ok(names) => {
+                graph.insert(name, names);
+            }
+            Err(e) => problems.push(format!("{}: {e}", file_of(dir, name))),
+        }
+    }
+    match measure(&graph) {
+        Err(cycle) => problems.push(format!(
+            "{}: partials include each other in a circle: {}",
+            file_of(dir, &cycle[0]),
+            cycle.join(" > ")
+        )),
+        Ok(sizes) => {
+            for (name, size) in sizes {
+                if size.depth > MAX_INCLUDE_DEPTH {
+                    problems.push(format!(
+                        "{}: includes partials {} levels deep; at most {MAX_INCLUDE_DEPTH}",
+                        file_of(dir, name),
+                        size.depth
+                    ));
+                } else if size.inclusions > MAX_INCLUSIONS {
+                    problems.push(format!(
+                        "{}: expands to more than {MAX_INCLUSIONS} partials",
+                        file_of(dir, name)
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// The file a registered template came from: `LANG/NAME.PART` or a partial's name.
+fn file_of(dir: &Path, name: &str) -> String {
+    let file = match name.contains('/') {
+        true => format!("{name}.hbs"),
+        false => format!("partials/{name}.hbs"),
+    };
+    dir.join(file).display().to_string()
+}
+
+/// The partials a template names, once per place it names them (blocks walked without
+/// recursion: a template may nest deeply).
+fn includes(template: &Template) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut pending = vec![template];
+    while let Some(t) = pending.pop() {
+        for element in &t.elements {
+            match element {
+                TemplateElement::PartialExpression(d) | TemplateElement::PartialBlock(d) => {
+                    match &d.name {
+                        Parameter::Literal(Value::String(n)) => names.push(n.clone()),
+                        p => match p.as_name() {
+                            Some(PARTIAL_BLOCK) => {}
+                            Some(n) => names.push(n.to_string()),
+                            None => return Err("a partial's name must be written out".into()),
+                        },
+                    }
+                    pending.extend(d.template.as_ref());
+                }
+                TemplateElement::DecoratorExpression(_) | TemplateElement::DecoratorBlock(_) => {
+                    return Err("inline partials and decorators are not supported; \
+                                put shared parts in partials/"
+                        .into());
+                }
+                TemplateElement::HelperBlock(h) => {
+                    pending.extend(h.template.as_ref());
+                    pending.extend(h.inverse.as_ref());
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// How far a template's partials reach.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reach {
+    /// The longest chain of partials below it.
+    depth: usize,
+    /// Partials rendered in its full expansion (saturating).
+    inclusions: u64,
+}
+
+/// Each template's [`Reach`], by a depth-first walk with an explicit stack; or the first
+/// cycle found, as the names round it (the first repeated at the end). A name that is not
+/// registered is left to rendering, which reports a missing partial.
+fn measure<'a>(
+    graph: &'a BTreeMap<&'a str, Vec<String>>,
+) -> Result<BTreeMap<&'a str, Reach>, Vec<String>> {
+    let mut done: BTreeMap<&str, Reach> = BTreeMap::new();
+    for &root in graph.keys() {
+        if done.contains_key(root) {
+            continue;
+        }
+        // The path being walked: each name and how many of its includes were visited.
+        let mut path: Vec<(&str, usize)> = vec![(root, 0)];
+        while let Some((name, next)) = path.last_mut() {
+            let children = graph.get(*name).map_or(&[][..], Vec::as_slice);
+            let Some(child) = children.get(*next) else {
+                let reach = children.iter().fold(Reach::default(), |r, c| {
+                    let below = done.get(c.as_str()).copied().unwrap_or_default();
+                    Reach {
+                        depth: r.depth.max(below.depth + 1),
+                        inclusions: r
+                            .inclusions
+                            .saturating_add(below.inclusions)
+                            .saturating_add(1),
+                    }
+                });
+                done.insert(name, reach);
+                path.pop();
+                continue;
+            };
+            *next += 1;
+            let Some((child, _)) = graph.get_key_value(child.as_str()) else {
+                continue;
+            };
+            if let Some(at) = path.iter().position(|(n, _)| n == child) {
+                let mut cycle: Vec<String> =
+                    path[at..].iter().map(|(n, _)| n.to_string()).collect();
+                cycle.push(child.to_string());
+                return Err(cycle);
+            }
+            if !done.contains_key(child) {
+                path.push((child, 0));
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// Data shaped like what a mail sees, with every field set, for [`Templates::check`].
 pub fn sample_data() -> Value {
     json!({
@@ -293,4 +491,129 @@ pub fn sample_data() -> Value {
         "recipient": { "name": "A. Delegate", "language": "en", "member": "TUR", "member_name": "Türkiye" },
         "failure": { "to": "someone@example.org", "error": "550 no such user", "template": "ballot" },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A templates folder with one template `t` (its text part given) and `partials`.
+    fn folder(text: &str, partials: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let write = |path: &str, body: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(path, body).expect("write");
+        };
+        write("en/t.subject.hbs", "Subject");
+        write("en/t.text.hbs", text);
+        write("en/t.html.hbs", "<p>html</p>");
+        for (name, body) in partials {
+            write(&format!("partials/{name}.hbs"), body);
+        }
+        dir
+    }
+
+    fn load_errors(text: &str, partials: &[(&str, &str)]) -> String {
+        let dir = folder(text, partials);
+        match Templates::load(dir.path()) {
+            Ok(_) => String::new(),
+            Err(e) => e.join("\n"),
+        }
+    }
+
+    #[test]
+    fn partials_that_include_each_other_are_refused_at_load() {
+        let two = load_errors("{{> a}}", &[("a", "{{> b}}"), ("b", "{{> a}}")]);
+        assert!(
+            two.contains("partials/a.hbs: partials include each other in a circle: a > b > a"),
+            "{two}"
+        );
+        let three = load_errors(
+            "x",
+            &[
+                ("a", "{{> b}}"),
+                ("b", "{{#if x}}{{> c}}{{/if}}"),
+                ("c", "{{#> a}}{{/a}}"),
+            ],
+        );
+        assert!(three.contains("in a circle: a > b > c > a"), "{three}");
+        let own = load_errors("x", &[("a", "{{> a}}")]);
+        assert!(own.contains("in a circle: a > a"), "{own}");
+        // A template that names itself as a partial, through one.
+        let back = load_errors("{{> a}}", &[("a", "{{> en/t.text}}")]);
+        assert!(back.contains("in a circle"), "{back}");
+        // Including the same partial twice is no circle.
+        assert_eq!(
+            load_errors("{{> a}}{{> a}}", &[("a", "{{> b}} {{> b}}"), ("b", "b")]),
+            ""
+        );
+    }
+
+    #[test]
+    fn partials_that_cannot_be_checked_are_refused() {
+        let dynamic = load_errors("{{> (which)}}", &[]);
+        assert!(
+            dynamic.contains("a partial's name must be written out"),
+            "{dynamic}"
+        );
+        let inline = load_errors("{{#*inline \"x\"}}{{> x}}{{/inline}}{{> x}}", &[]);
+        assert!(inline.contains("inline partials"), "{inline}");
+    }
+
+    #[test]
+    fn deep_or_exponential_includes_are_refused_at_load() {
+        let chain: Vec<(String, String)> = (0..=MAX_INCLUDE_DEPTH + 1)
+            .map(|i| (format!("p{i}"), format!("{{{{> p{}}}}}", i + 1)))
+            .collect();
+        let chain: Vec<(&str, &str)> = chain
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_str()))
+            .collect();
+        let deep = load_errors("{{> p0}}", &chain);
+        assert!(deep.contains("levels deep; at most 16"), "{deep}");
+        // Each level includes the next twice: 2^12 partials, even writing nothing.
+        let doubling: Vec<(String, String)> = (0..12)
+            .map(|i| {
+                (
+                    format!("d{i}"),
+                    format!("{{{{> d{0}}}}}{{{{> d{0}}}}}", i + 1),
+                )
+            })
+            .chain([("d12".to_string(), String::new())])
+            .collect();
+        let doubling: Vec<(&str, &str)> = doubling
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_str()))
+            .collect();
+        let wide = load_errors("{{> d0}}", &doubling);
+        assert!(
+            wide.contains("expands to more than 1000 partials"),
+            "{wide}"
+        );
+    }
+
+    #[test]
+    fn a_render_past_the_bound_fails_and_validate_says_so() {
+        let big = "x".repeat(MAX_RENDERED / 2 + 1);
+        let dir = folder("{{> big}}{{> big}}", &[("big", &big)]);
+        let t = Templates::load(dir.path()).expect("loads");
+        let err = t.render("t", "en", &sample_data()).unwrap_err();
+        assert!(
+            err.contains("en/t.text: renders more than 1024 KiB"),
+            "{err}"
+        );
+        let problems = t.check(dir.path(), &sample_data()).join("\n");
+        assert!(
+            problems.contains("renders more than 1024 KiB"),
+            "{problems}"
+        );
+        // Just under the bound renders.
+        let dir = folder("{{> big}}", &[("big", &big)]);
+        let t = Templates::load(dir.path()).expect("loads");
+        assert_eq!(
+            t.render("t", "en", &sample_data()).expect("renders").text,
+            big
+        );
+    }
 }

@@ -420,3 +420,82 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
         .await;
     assert_eq!(body["mails"].as_array().unwrap().len(), 2);
 }
+
+/// Writes a configuration that reload must refuse, and that takes a while to read: a
+/// workflow nested 5,000 levels deep, two partials that include each other, and large
+/// (legal) YAML files to read before the verdict.
+fn write_hostile_folder(council: &Council) {
+    let root = council.path();
+    let deep: String = (0..5_000)
+        .map(|i| format!("{}- \n", "  ".repeat(i)))
+        .collect();
+    std::fs::write(root.join("workflows/deep.yaml"), deep).unwrap();
+    std::fs::write(root.join("templates/partials/a.hbs"), "{{> b}}").unwrap();
+    std::fs::write(root.join("templates/partials/b.hbs"), "{{> a}}").unwrap();
+    let big: String = "  - some text to read through\n".repeat(200_000);
+    for i in 0..8 {
+        let file = root.join(format!("workflows/big-{i}.yaml"));
+        std::fs::write(file, format!("workflow: big-{i}\nnotes:\n{big}")).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_hostile_reload_is_refused_while_the_daemon_keeps_answering() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    write_hostile_folder(&council);
+
+    let healthz = format!("{}/healthz", daemon.admin);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (first, second, ()) = tokio::join!(
+        daemon.admin(Method::POST, "/api/reload", None),
+        async {
+            // The second reload arrives while the first is reading.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            daemon.admin(Method::POST, "/api/reload", None).await
+        },
+        async {
+            let mut slowest = Duration::ZERO;
+            let mut answers = 0;
+            while started.elapsed() < Duration::from_secs(2) {
+                let asked = std::time::Instant::now();
+                let answer = client.get(&healthz).send().await;
+                assert!(
+                    answer.is_ok_and(|r| r.status() == 200),
+                    "/healthz did not answer during the reload"
+                );
+                slowest = slowest.max(asked.elapsed());
+                answers += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(
+                slowest < Duration::from_secs(1),
+                "/healthz took {slowest:?}"
+            );
+            assert!(answers > 10, "{answers} answers");
+        }
+    );
+    let reload_took = started.elapsed();
+    let (status, body) = first;
+    assert_eq!(status, 422, "{body}");
+    let problems = body["problems"].to_string();
+    assert!(
+        problems.contains("partials include each other in a circle"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("deep.yaml:65:129: nested more than 64 levels deep"),
+        "{problems}"
+    );
+    let (status, body) = second;
+    assert_eq!(status, 409, "{body} (the first took {reload_took:?})");
+
+    // The daemon still runs on what it had.
+    let (status, st) = daemon.admin(Method::GET, "/status", None).await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["definitions"][0]["name"], "quick-adoption", "{st}");
+}

@@ -110,3 +110,94 @@ fn the_daemon_refuses_to_start_on_an_invalid_workflow() {
         "{out}"
     );
 }
+
+/// "Billion laughs": nine levels of ten aliases, a billion nodes once expanded.
+fn alias_bomb() -> String {
+    let mut text = String::from(
+        "workflow: bomb\nstages:\n  a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
+    for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g", "h", "i"])
+    {
+        let refs = vec![format!("*{prev}"); 10].join(",");
+        text.push_str(&format!("  {name}: &{name} [{refs}]\n"));
+    }
+    text
+}
+
+/// `levels` nested block sequences: `- ` under `- ` under ...
+fn nested(levels: usize) -> String {
+    (0..levels)
+        .map(|i| format!("{}- \n", "  ".repeat(i)))
+        .collect()
+}
+
+#[test]
+fn hostile_workflow_files_are_refused_with_a_position() {
+    let duplicate = "workflow: twice\nstart: a\nstart: b\nstages:\n  a:\n    end: done\n";
+    let council = Council::new(
+        ROSTER,
+        &[
+            ("bomb.yaml", &alias_bomb()),
+            ("deep.yaml", &nested(20_000)),
+            (
+                "flow.yaml",
+                &format!("{}{}", "[".repeat(5_000), "]".repeat(5_000)),
+            ),
+            ("twice.yaml", duplicate),
+            ("two.yaml", "workflow: two\n---\nworkflow: three\n"),
+        ],
+    );
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "workflows/bomb.yaml:3:9: aliases and anchors are not allowed",
+        "workflows/deep.yaml:65:129: nested more than 64 levels deep",
+        // The scanner refuses unclosed flow collections past 256 before any event.
+        "workflows/flow.yaml:1:256: YAML syntax: recursion limit exceeded",
+        "workflows/twice.yaml:3:1: key `start` is given twice in this mapping (first at 2:1)",
+        "workflows/two.yaml:2:1: a second YAML document starts here; a file holds one",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_not_content() {
+    let shipped = std::fs::read_to_string(repo().join("workflows/council-session.yaml")).unwrap();
+    let council = Council::new(ROSTER, &[("bom.yaml", &format!("\u{feff}{shipped}"))]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("workflows/bom.yaml: ok"), "{out}");
+}
+
+#[test]
+fn hostile_rosters_are_refused_with_a_position() {
+    let members: String = nested(20_000).lines().map(|l| format!("  {l}\n")).collect();
+    let council = Council::new(&format!("council: X\nmembers:\n{members}"), &[]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("nested more than 64 levels deep"), "{out}");
+
+    let roster = ROSTER.replace(
+        "    voting_right: false",
+        "    voting_right: true\n    voting_right: false",
+    );
+    let (code, out) = Council::new(&roster, &[]).run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    let expected = "config/council.yaml:22:5: key `voting_right` is given twice in this mapping (first at 21:5)";
+    assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+
+    let roster = ROSTER
+        .replace("id: BBB", "id: \"BB\\nB\"")
+        .replace("ccc.first@example.org", "\"ccc@[127.0.0.1]\"");
+    let (code, out) = Council::new(&roster, &[]).run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for expected in [
+        "config/council.yaml:10:9: member id \"BB\\nB\" contains '\\n'",
+        "config/council.yaml:17:34: `ccc@[127.0.0.1]` is not an email address",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+}

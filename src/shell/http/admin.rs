@@ -246,8 +246,14 @@ async fn extend(
 }
 
 /// Reads the workflow files and templates again. Invalid files are refused with the
-/// validator's messages and the running versions stay in force.
+/// validator's messages and the running versions stay in force. The reading runs on a
+/// blocking thread, so the async workers keep serving; a reload asked for while one runs
+/// is answered 409.
 async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
+    let Ok(_running) = app.reload.running.try_lock() else {
+        let message = "a reload is already running; try again when it has ended";
+        return Err(ApiError(StatusCode::CONFLICT, message.into(), None));
+    };
     let problems = |list: Vec<String>| {
         let message = "the definitions on disk have problems; the running versions stay in force";
         ApiError(
@@ -257,7 +263,7 @@ async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
         )
     };
     let read = app.clone();
-    let (workflows, templates) = tokio::task::spawn_blocking(move || (read.reload)())
+    let (workflows, templates) = tokio::task::spawn_blocking(move || (read.reload.read)())
         .await
         .map_err(|_| problems(vec!["the definitions could not be read".into()]))?
         .map_err(problems)?;

@@ -71,12 +71,29 @@ pub struct App {
     pub limits: Arc<crate::limits::Limits>,
 }
 
-/// Reads the workflow files and templates on disk and checks them: the current ones, or
-/// every problem found. The application provides it (it knows where the files are and
-/// how they are checked); the HTTP layer calls it off the request path.
-pub type Reload = Box<
-    dyn Fn() -> Result<(Vec<crate::definition::Workflow>, Templates), Vec<String>> + Send + Sync,
->;
+/// What reading the definitions on disk gives: the workflows and templates, checked, or
+/// every problem found.
+pub type Read = Result<(Vec<crate::definition::Workflow>, Templates), Vec<String>>;
+
+/// Reads the workflow files and templates on disk and checks them, for `POST /api/reload`.
+/// The application provides the reading (it knows where the files are and how they are
+/// checked); the HTTP layer runs it on a blocking thread, one reload at a time.
+pub struct Reload {
+    read: Box<dyn Fn() -> Read + Send + Sync>,
+    /// Held for a whole reload, reading and swapping in, so two reloads never interleave
+    /// (an older reading swapped in after a newer one) and a burst of them cannot fill the
+    /// blocking pool.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl Reload {
+    pub fn new(read: impl Fn() -> Read + Send + Sync + 'static) -> Reload {
+        Reload {
+            read: Box::new(read),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+}
 
 type AppState = State<Arc<App>>;
 

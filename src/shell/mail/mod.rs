@@ -161,9 +161,30 @@ impl Recipient {
     }
 }
 
-/// Whether the mail library will send to `email`: the roster's check of each delegate.
+/// Whether councild can send to `email`: the roster's check of each delegate.
+///
+/// The mail library's grammar is wider than what a relay delivers: it takes address
+/// literals (`a@[127.0.0.1]`) and dotless hosts (`a@localhost`). A delegate's address is
+/// one lettre accepts, with no control characters, at a domain of dot-separated names
+/// (at least two).
 pub fn is_address(email: &str) -> bool {
-    email.parse::<lettre::Address>().is_ok()
+    let Some((_, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    !email.chars().any(char::is_control)
+        && is_domain_name(domain)
+        && email.parse::<lettre::Address>().is_ok()
+}
+
+/// A dot-atom domain of two or more labels: letters, digits and inner hyphens.
+fn is_domain_name(domain: &str) -> bool {
+    let label = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_alphanumeric() || c == '-')
+    };
+    domain.split('.').count() >= 2 && domain.split('.').all(label)
 }
 
 /// The data a template sees, taken from the item when the mail was caused.
@@ -218,3 +239,37 @@ mod transport;
 
 pub use outbox::Outbox;
 pub use transport::{SmtpPool, Transport, smtp_reachable};
+
+#[cfg(test)]
+mod tests {
+    use super::is_address;
+
+    #[test]
+    fn addresses_are_what_councild_can_send_to() {
+        for ok in [
+            "a@b.org",
+            "first.last+tag@mail.example.org",
+            "x@xn--bcher-kva.de",
+            "é@exämple.org",
+        ] {
+            assert!(is_address(ok), "{ok}");
+        }
+        for bad in [
+            "a@[127.0.0.1]",
+            "a@[IPv6:::1]",
+            "a@localhost",
+            "a@b..org",
+            "a@.b.org",
+            "a@b.org.",
+            "a@-b.org",
+            "a\n@b.org",
+            "a@b.org\r\nBcc: c@d.org",
+            "\"a\u{7}\"@b.org",
+            "a",
+            "@b.org",
+            "a@",
+        ] {
+            assert!(!is_address(bad), "{bad:?}");
+        }
+    }
+}
