@@ -83,6 +83,10 @@ pub struct Inbound {
     pub listen: Option<SocketAddr>,
     /// Domain of the reply addresses `ballot+TOKEN@domain` (default: the sender's domain).
     pub domain: Option<String>,
+    /// Certificate chain (PEM) offered with STARTTLS; with `tls_key`. None: no STARTTLS.
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,6 +175,8 @@ const KEYS: &[(&str, &str)] = &[
     ("mail", "dkim_selector"),
     ("inbound", "listen"),
     ("inbound", "domain"),
+    ("inbound", "tls_cert"),
+    ("inbound", "tls_key"),
     ("council", "roster"),
     ("council", "timezone"),
     ("workflows", "dir"),

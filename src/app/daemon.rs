@@ -119,10 +119,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let inbound_task = match app.config.inbound.listen {
         Some(addr) => {
+            let inbound = &app.config.inbound;
+            let tls = match (&inbound.tls_cert, &inbound.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::inbound::tls_acceptor(cert, key)?),
+                (None, None) => None,
+                _ => anyhow::bail!("inbound.tls_cert and inbound.tls_key go together"),
+            };
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("inbound listener {addr}"))?;
-            tracing::info!(inbound = %listener.local_addr()?, "replies by email accepted");
+            tracing::info!(inbound = %listener.local_addr()?, starttls = tls.is_some(), "replies by email accepted");
             let replies = crate::inbound::Replies {
                 domain: app.config.reply_domain(),
                 key: app.key.clone(),
@@ -133,6 +139,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                 tz,
                 clock: clock.clone(),
                 limits: app.limits.clone(),
+                tls,
             };
             Some(tokio::spawn(crate::inbound::run(
                 Arc::new(replies),

@@ -6,6 +6,7 @@
 //! usual receipt. A reply it cannot read gets a mail explaining how to vote, and changes
 //! nothing. Every session and message is bounded in size and time.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,31 @@ pub struct Replies {
     pub tz: chrono_tz::Tz,
     pub clock: crate::clock::Clock,
     pub limits: Arc<crate::limits::Limits>,
+    /// Offered with STARTTLS when a certificate is configured.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// The STARTTLS set-up from a PEM certificate chain and its private key.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| anyhow::anyhow!("inbound.tls_cert {}: {e}", cert.display()))?;
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "inbound.tls_cert {}: no certificate",
+        cert.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("inbound.tls_key {}: {e}", key.display()))?;
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+    .map_err(|e| anyhow::anyhow!("inbound TLS certificate and key: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Most recipients of one message.
@@ -72,7 +98,11 @@ pub async fn run(
     }
 }
 
-type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
+/// Either side of STARTTLS: the TCP stream, then the TLS stream over it.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for S {}
+
+type Reader<S> = BufReader<S>;
 
 /// One line as read.
 #[derive(Debug, PartialEq, Eq)]
@@ -88,7 +118,11 @@ enum Line {
 }
 
 /// Reads one line, waiting at most [`IDLE`] and never past `deadline`.
-async fn line(reader: &mut Reader, buf: &mut Vec<u8>, deadline: Instant) -> std::io::Result<Line> {
+async fn line<S: Stream>(
+    reader: &mut Reader<S>,
+    buf: &mut Vec<u8>,
+    deadline: Instant,
+) -> std::io::Result<Line> {
     let deadline = deadline.min(Instant::now() + IDLE);
     let n = piece(reader, buf, deadline).await?;
     if n == 0 {
@@ -118,8 +152,8 @@ async fn line(reader: &mut Reader, buf: &mut Vec<u8>, deadline: Instant) -> std:
 
 /// Reads into `buf` (cleared first) up to and with the next LF, at most [`MAX_LINE`]
 /// bytes, before `deadline`; how many bytes it read, 0 at the end of the stream.
-async fn piece(
-    reader: &mut Reader,
+async fn piece<S: Stream>(
+    reader: &mut Reader<S>,
     buf: &mut Vec<u8>,
     deadline: Instant,
 ) -> std::io::Result<usize> {
@@ -132,30 +166,68 @@ async fn piece(
 }
 
 async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
-    let mut buf = Vec::new();
-    let host = app.domain.clone();
-    write
+    let mut reader = BufReader::new(stream);
+    let host = &app.domain;
+    reader
+        .get_mut()
         .write_all(format!("220 {host} councild ballot replies\r\n").as_bytes())
         .await?;
+    let forever = Instant::now() + SESSION_TIME;
+    let Some(tcp) = converse(app, reader, app.tls.is_some(), forever).await? else {
+        return Ok(());
+    };
+    let Some(tls) = &app.tls else { return Ok(()) };
+    // RFC 3207: the session starts anew over TLS; nothing said before it counts.
+    let reader = BufReader::new(tls.accept(tcp).await?);
+    converse(app, reader, false, forever).await?;
+    Ok(())
+}
+
+/// Commands until QUIT or the end of the stream (`None`), or until STARTTLS is accepted:
+/// then the stream, for the TLS handshake. `starttls` says whether it is offered.
+async fn converse<S: Stream>(
+    app: &Replies,
+    mut reader: Reader<S>,
+    starttls: bool,
+    forever: Instant,
+) -> std::io::Result<Option<S>> {
+    let mut buf = Vec::new();
+    let host = app.domain.clone();
     let mut ballots: Vec<BallotRef> = Vec::new();
     let mut from = None::<String>;
-    let forever = Instant::now() + SESSION_TIME;
     loop {
         let command = match line(&mut reader, &mut buf, forever).await? {
             Line::Crlf(text) => String::from_utf8_lossy(&text).into_owned(),
-            Line::End => return Ok(()),
+            Line::End => return Ok(None),
             refused @ (Line::BareLf | Line::TooLong { .. }) => {
                 ballots.clear();
                 from = None;
-                write.write_all(refusal(&refused).as_bytes()).await?;
+                reader
+                    .get_mut()
+                    .write_all(refusal(&refused).as_bytes())
+                    .await?;
                 continue;
             }
         };
         let upper = command.to_ascii_uppercase();
         let answer = if upper.starts_with("EHLO") {
-            format!("250-{host}\r\n250-SIZE {MAX_MESSAGE}\r\n250 8BITMIME\r\n")
+            let tls = if starttls { "250-STARTTLS\r\n" } else { "" };
+            format!("250-{host}\r\n{tls}250-SIZE {MAX_MESSAGE}\r\n250 8BITMIME\r\n")
+        } else if upper == "STARTTLS" && starttls {
+            // Commands sent in the same packet as STARTTLS would run inside TLS as if the
+            // client had sent them there (the STARTTLS injection of CVE-2011-0411).
+            if !reader.buffer().is_empty() {
+                reader
+                    .get_mut()
+                    .write_all(b"501 nothing may follow STARTTLS\r\n")
+                    .await?;
+                return Ok(None);
+            }
+            reader
+                .get_mut()
+                .write_all(b"220 ready to start TLS\r\n")
+                .await?;
+            return Ok(Some(reader.into_inner()));
         } else if upper.starts_with("HELO") {
             format!("250 {host}\r\n")
         } else if upper.starts_with("MAIL FROM:") {
@@ -176,7 +248,10 @@ async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
             if ballots.is_empty() {
                 "503 RCPT TO first\r\n".into()
             } else {
-                write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+                reader
+                    .get_mut()
+                    .write_all(b"354 end with <CRLF>.<CRLF>\r\n")
+                    .await?;
                 let data = read_data(&mut reader, &mut buf).await?;
                 let ballots = std::mem::take(&mut ballots);
                 from = None;
@@ -192,7 +267,7 @@ async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
                         answer
                     }
                     Data::Refused(why) => why.into(),
-                    Data::Cut => return Ok(()),
+                    Data::Cut => return Ok(None),
                 }
             }
         } else if upper == "RSET" {
@@ -202,12 +277,12 @@ async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
         } else if upper == "NOOP" {
             "250 OK\r\n".into()
         } else if upper == "QUIT" {
-            write.write_all(b"221 bye\r\n").await?;
-            return Ok(());
+            reader.get_mut().write_all(b"221 bye\r\n").await?;
+            return Ok(None);
         } else {
             "502 command not implemented\r\n".into()
         };
-        write.write_all(answer.as_bytes()).await?;
+        reader.get_mut().write_all(answer.as_bytes()).await?;
     }
 }
 
@@ -234,7 +309,7 @@ enum Data {
 /// never ends a line, so `LF . LF` or `LF . CRLF` in a message stays inside it, and the
 /// text after it is never read as commands. A message with a bare LF, a line over
 /// [`MAX_LINE`] or more than [`MAX_MESSAGE`] is read to its end all the same, and refused.
-async fn read_data(reader: &mut Reader, buf: &mut Vec<u8>) -> std::io::Result<Data> {
+async fn read_data<S: Stream>(reader: &mut Reader<S>, buf: &mut Vec<u8>) -> std::io::Result<Data> {
     let deadline = Instant::now() + MESSAGE_TIME;
     let mut message = Vec::new();
     let mut refused = None;

@@ -258,3 +258,108 @@ async fn mail_is_dkim_signed_when_a_key_is_configured() {
         "{signature}"
     );
 }
+
+/// With a certificate configured, the inbound listener offers STARTTLS: a reply sent over
+/// TLS votes, and commands pipelined behind STARTTLS (to run inside TLS as if the client
+/// had sent them there) end the session instead.
+#[tokio::test]
+async fn replies_can_come_over_starttls_and_nothing_rides_in_with_it() {
+    use lettre::transport::smtp::client::{Tls, TlsParameters};
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let (cert, key) = (
+        council.path().join("cert.pem"),
+        council.path().join("key.pem"),
+    );
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = crate::harness::Daemon::start(
+        council.path(),
+        &[
+            ("COUNCILD_INBOUND_LISTEN", &listen),
+            ("COUNCILD_INBOUND_TLS_CERT", cert.to_str().unwrap()),
+            ("COUNCILD_INBOUND_TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    let id = daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation voted over TLS"}),
+        )
+        .await;
+    let ballot = until("the ballot mail", Duration::from_secs(30), async || {
+        council
+            .mails()
+            .into_iter()
+            .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
+    })
+    .await;
+    let reply_to = ballot.reply_to.unwrap();
+    let address = reply_to
+        .trim_start_matches(|c| c != '<')
+        .trim_matches(['<', '>'])
+        .to_string();
+
+    // STARTTLS with a command behind it in the same packet: refused, the session ends.
+    let mut raw = tokio::net::TcpStream::connect(&listen).await.unwrap();
+    raw.write_all(b"EHLO client\r\n").await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("250 8BITMIME") {
+        let mut chunk = [0; 512];
+        let n = raw.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&seen).contains("250-STARTTLS"));
+    raw.write_all(b"STARTTLS\r\nMAIL FROM:<x@example.org>\r\n")
+        .await
+        .unwrap();
+    let mut rest = String::new();
+    raw.read_to_string(&mut rest).await.unwrap();
+    assert!(rest.starts_with("501"), "{rest}");
+
+    // A reply over TLS votes.
+    let tls = TlsParameters::builder("localhost".into())
+        .dangerous_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let smtp = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .tls(Tls::Required(tls))
+        .build();
+    let message = Message::builder()
+        .from("A. Head <aaa.head@example.org>".parse().unwrap())
+        .to(address.parse().unwrap())
+        .subject("Re: ballot")
+        .body("Yes\n".to_string())
+        .unwrap();
+    smtp.send(message).await.unwrap();
+    let item = daemon
+        .wait_item(&id, "the vote sent over TLS", |i| {
+            i["ballots"][0]["cast"] == 1
+        })
+        .await;
+    assert_eq!(item["ballots"][0]["counts"]["yes"], 1);
+}
