@@ -62,15 +62,7 @@ async fn a_link_that_votes_too_often_is_told_to_wait_and_changes_nothing() {
         .find_map(|m| m.link())
         .unwrap();
     assert_eq!(daemon.vote(&other, "yes").await.0, 200);
-    let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", daemon.admin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = daemon.metrics().await;
     assert!(
         metrics.contains("councild_votes_limited_total 30"),
         "{metrics}"

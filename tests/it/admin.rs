@@ -109,16 +109,7 @@ fn metric(text: &str, name: &str) -> f64 {
 async fn metrics_move_during_a_ballot() {
     let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
     let daemon = council.start();
-    let scrape = || async {
-        let resp = reqwest::Client::new()
-            .get(format!("{}/metrics", daemon.admin))
-            .bearer_auth(crate::harness::TOKEN)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.text().await.unwrap()
-    };
+    let scrape = || daemon.metrics();
     let start = scrape().await;
     assert_eq!(metric(&start, "councild_votes_total"), 0.0);
     let id = daemon

@@ -84,13 +84,7 @@ async fn after_a_day_of_downtime_overdue_timers_fire_once_in_order() {
 
     // The reminder was overdue with the deadline: nobody is asked to vote in a ballot that
     // closed on the same start, and the log says why.
-    until("the outbox to empty", Duration::from_secs(30), async || {
-        let (_, outbox) = daemon
-            .admin(reqwest::Method::GET, "/api/outbox", None)
-            .await;
-        outbox["mails"].as_array().is_some_and(|m| m.is_empty())
-    })
-    .await;
+    daemon.wait_outbox_empty().await;
     let remind_seq = item["events"]
         .as_array()
         .unwrap()

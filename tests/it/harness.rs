@@ -146,7 +146,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port free at the moment of asking.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -406,6 +407,28 @@ impl Daemon {
         .await
     }
 
+    /// Waits until every mail has left the outbox (sent, or written as a file).
+    pub async fn wait_outbox_empty(&self) {
+        until("the outbox to empty", Duration::from_secs(30), async || {
+            let (_, outbox) = self.admin(reqwest::Method::GET, "/api/outbox", None).await;
+            outbox["mails"].as_array().is_some_and(|m| m.is_empty())
+        })
+        .await
+    }
+
+    /// `/metrics`, as Prometheus reads it.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.admin))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.text().await.unwrap()
+    }
+
     /// A `councild` command against this daemon (its admin address and token).
     pub fn cli_command(&self, args: &[&str]) -> Command {
         let mut command = councild();
@@ -501,6 +524,13 @@ impl Mail {
             ics,
             raw: raw.to_string(),
         }
+    }
+
+    /// The bare address of `Reply-To`, if any (`ballot+TOKEN@domain`).
+    pub fn reply_address(&self) -> Option<String> {
+        let reply_to = self.reply_to.as_ref()?;
+        let address = reply_to.trim_start_matches(|c| c != '<');
+        Some(address.trim_matches(['<', '>']).to_string())
     }
 
     /// The ballot link in the text part, if any.

@@ -31,11 +31,7 @@ struct Ballot {
 
 async fn open_ballot() -> Ballot {
     let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::free_port();
     let inbound: SocketAddr = ([127, 0, 0, 1], port).into();
     let daemon = Daemon::start(
         council.path(),

@@ -93,11 +93,7 @@ async fn reply(port: u16, to: &str, body: &str) -> Result<(), String> {
 #[tokio::test]
 async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
     let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::free_port();
     let listen = format!("127.0.0.1:{port}");
     let daemon =
         crate::harness::Daemon::start(council.path(), &[("COUNCILD_INBOUND_LISTEN", &listen)]);
@@ -114,14 +110,9 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
             .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
     })
     .await;
-    let reply_to = ballot
-        .reply_to
-        .clone()
+    let address = ballot
+        .reply_address()
         .expect("ballot mail says where to reply");
-    let address = reply_to
-        .trim_start_matches(|c| c != '<')
-        .trim_matches(['<', '>'])
-        .to_string();
     assert!(
         address.starts_with("ballot+") && address.ends_with("@example.org"),
         "{address}"
@@ -157,13 +148,7 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
             .await
             .unwrap();
     }
-    until("the outbox to empty", Duration::from_secs(30), async || {
-        let (_, outbox) = daemon
-            .admin(reqwest::Method::GET, "/api/outbox", None)
-            .await;
-        outbox["mails"].as_array().is_some_and(|m| m.is_empty())
-    })
-    .await;
+    daemon.wait_outbox_empty().await;
     let answers = council
         .mails()
         .into_iter()
@@ -198,13 +183,7 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
     let events = daemon.item(&id).await["events"].as_array().unwrap().len();
     reply(port, &address, "Oui").await.unwrap();
     reply(port, &address, "Maybe").await.unwrap();
-    until("the outbox to empty", Duration::from_secs(30), async || {
-        let (_, outbox) = daemon
-            .admin(reqwest::Method::GET, "/api/outbox", None)
-            .await;
-        outbox["mails"].as_array().is_some_and(|m| m.is_empty())
-    })
-    .await;
+    daemon.wait_outbox_empty().await;
     assert_eq!(
         daemon.item(&id).await["events"].as_array().unwrap().len(),
         events
@@ -289,11 +268,7 @@ async fn replies_can_come_over_starttls_and_nothing_rides_in_with_it() {
         .output()
         .expect("openssl");
     assert!(made.status.success(), "{made:?}");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::harness::free_port();
     let listen = format!("127.0.0.1:{port}");
     let daemon = crate::harness::Daemon::start(
         council.path(),
@@ -316,11 +291,7 @@ async fn replies_can_come_over_starttls_and_nothing_rides_in_with_it() {
             .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
     })
     .await;
-    let reply_to = ballot.reply_to.unwrap();
-    let address = reply_to
-        .trim_start_matches(|c| c != '<')
-        .trim_matches(['<', '>'])
-        .to_string();
+    let address = ballot.reply_address().unwrap();
 
     // STARTTLS with a command behind it in the same packet: refused, the session ends.
     let mut raw = tokio::net::TcpStream::connect(&listen).await.unwrap();

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::cycle::QUICK;
 use crate::harness::{
-    Council, Daemon, Mail, ROSTER, gave_up, poll_blocking, until, until_blocking,
+    Council, Daemon, Mail, ROSTER, free_port, gave_up, poll_blocking, until, until_blocking,
 };
 
 /// An SMTP handler that refuses any recipient whose address starts with `bounce`.
@@ -103,14 +103,6 @@ impl Drop for SmtpServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn smtp_env(port: u16) -> [(&'static str, String); 1] {
