@@ -18,14 +18,7 @@ async fn a_link_that_votes_too_often_is_told_to_wait_and_changes_nothing() {
             json!({"title": "Regulation voted in a loop"}),
         )
         .await;
-    let link = until("the ballot mail", Duration::from_secs(30), async || {
-        council
-            .mails()
-            .into_iter()
-            .filter(|m| m.to.contains("aaa.head@"))
-            .find_map(|m| m.link())
-    })
-    .await;
+    let link = council.ballot_mail("aaa.head@").await.link().unwrap();
     let before = daemon.item(&id).await["events"].as_array().unwrap().len();
     let mut answers = Vec::new();
     for i in 0..40 {

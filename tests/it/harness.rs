@@ -85,6 +85,16 @@ impl Council {
         mails
     }
 
+    /// Waits for the ballot mail (the one with a link) to the address starting `to`.
+    pub async fn ballot_mail(&self, to: &str) -> Mail {
+        until("the ballot mail", Duration::from_secs(30), async || {
+            self.mails()
+                .into_iter()
+                .find(|m| m.link().is_some() && m.to.contains(to))
+        })
+        .await
+    }
+
     /// Runs `councild` with arguments in this folder and returns (exit code, stdout + stderr).
     /// A command that does not end within a minute is killed and fails the test.
     pub fn run(&self, args: &[&str]) -> (i32, String) {

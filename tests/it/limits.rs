@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::harness::{Council, Daemon, ROSTER, TOKEN, until};
+use crate::harness::{Council, Daemon, ROSTER, TOKEN};
 
 /// How long any listener may take to answer while it is flooded.
 const PROMPT: Duration = Duration::from_secs(1);
@@ -40,13 +40,7 @@ async fn open_ballot() -> Ballot {
     let item = daemon
         .start_item("quick-adoption", json!({"title": "Regulation on limits"}))
         .await;
-    let mail = until("the ballot mail", Duration::from_secs(30), async || {
-        council
-            .mails()
-            .into_iter()
-            .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
-    })
-    .await;
+    let mail = council.ballot_mail("aaa.head@").await;
     let reply_to = mail.reply_to.clone().expect("a reply address");
     let reply_to = reply_to
         .trim_start_matches(|c| c != '<')

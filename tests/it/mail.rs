@@ -103,13 +103,7 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
             json!({"title": "Regulation on liaison officers"}),
         )
         .await;
-    let ballot = until("the ballot mail", Duration::from_secs(30), async || {
-        council
-            .mails()
-            .into_iter()
-            .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
-    })
-    .await;
+    let ballot = council.ballot_mail("aaa.head@").await;
     let address = ballot
         .reply_address()
         .expect("ballot mail says where to reply");
@@ -284,13 +278,7 @@ async fn replies_can_come_over_starttls_and_nothing_rides_in_with_it() {
             json!({"title": "Regulation voted over TLS"}),
         )
         .await;
-    let ballot = until("the ballot mail", Duration::from_secs(30), async || {
-        council
-            .mails()
-            .into_iter()
-            .find(|m| m.link().is_some() && m.to.contains("aaa.head@"))
-    })
-    .await;
+    let ballot = council.ballot_mail("aaa.head@").await;
     let address = ballot.reply_address().unwrap();
 
     // STARTTLS with a command behind it in the same packet: refused, the session ends.
