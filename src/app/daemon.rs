@@ -24,6 +24,51 @@ use crate::writer::{Wake, Writer};
 use crate::{http, timers};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    let storage_failed = tokio::select! {
+        _ = wait_for_signal() => false,
+        _ = running.app.wake.storage_failed.notified() => true,
+    };
+    tracing::info!("shutting down");
+    running.stop(storage_failed).await
+}
+
+/// The daemon once started: its application state and the tasks serving it.
+pub struct Running {
+    pub app: Arc<http::App>,
+    /// The reply-by-email side, whether or not a listener takes sessions for it.
+    pub replies: Arc<crate::inbound::Replies>,
+    stop: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    writer: crate::writer::Handle,
+    writer_task: tokio::task::JoinHandle<()>,
+    store: Store,
+}
+
+impl Running {
+    /// Stops the listeners, lets the writer finish its batch and flushes the store.
+    pub async fn stop(self, storage_failed: bool) -> anyhow::Result<()> {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        drop(self.app);
+        drop(self.replies);
+        drop(self.writer);
+        let _ = self.writer_task.await;
+        if storage_failed {
+            anyhow::bail!(
+                "the store failed to write (see the log: disk full or read-only?); nothing unacknowledged was kept. Fix the disk and start councild again"
+            );
+        }
+        self.store.flush().await?;
+        Ok(())
+    }
+}
+
+/// Reads and checks everything, opens the store, recovers, binds the listeners and starts
+/// every task; the daemon serves from here until [`Running::stop`].
+pub async fn start(config: Config) -> anyhow::Result<Running> {
     let clock = Clock::from_environment().map_err(|e| anyhow::anyhow!(e))?;
     let caps = connection_caps(&config);
     let loaded = load(&config)?;
@@ -117,80 +162,66 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         limits: Arc::default(),
     });
 
-    let inbound_task = match app.config.inbound.listen {
-        Some(addr) => {
-            let inbound = &app.config.inbound;
-            let tls = match (&inbound.tls_cert, &inbound.tls_key) {
-                (Some(cert), Some(key)) => Some(crate::inbound::tls_acceptor(cert, key)?),
-                (None, None) => None,
-                _ => anyhow::bail!("inbound.tls_cert and inbound.tls_key go together"),
-            };
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("inbound listener {addr}"))?;
-            tracing::info!(inbound = %listener.local_addr()?, starttls = tls.is_some(), "replies by email accepted");
-            let replies = crate::inbound::Replies {
-                domain: app.config.reply_domain(),
-                key: app.key.clone(),
-                items: app.items.clone(),
-                writer: handle.clone(),
-                defs: app.defs.clone(),
-                roster: app.roster.clone(),
-                tz,
-                clock: clock.clone(),
-                limits: app.limits.clone(),
-                tls,
-            };
-            Some(tokio::spawn(crate::inbound::run(
-                Arc::new(replies),
-                listener,
-                Gate::new("inbound", caps.inbound, &app.metrics),
-                stop.clone(),
-            )))
-        }
-        None => None,
+    let inbound = &app.config.inbound;
+    let tls = match (&inbound.tls_cert, &inbound.tls_key) {
+        (Some(cert), Some(key)) => Some(crate::inbound::tls_acceptor(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("inbound.tls_cert and inbound.tls_key go together"),
     };
-    let timer_task = tokio::spawn(timers::run(
+    let replies = Arc::new(crate::inbound::Replies {
+        domain: app.config.reply_domain(),
+        key: app.key.clone(),
+        items: app.items.clone(),
+        writer: handle.clone(),
+        defs: app.defs.clone(),
+        roster: app.roster.clone(),
+        tz,
+        clock: clock.clone(),
+        limits: app.limits.clone(),
+        tls,
+    });
+    let mut tasks = Vec::new();
+    if let Some(addr) = inbound.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("inbound listener {addr}"))?;
+        tracing::info!(inbound = %listener.local_addr()?, starttls = replies.tls.is_some(), "replies by email accepted");
+        tasks.push(tokio::spawn(crate::inbound::run(
+            replies.clone(),
+            listener,
+            Gate::new("inbound", caps.inbound, &app.metrics),
+            stop.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(timers::run(
         store.clone(),
         handle.clone(),
         wake.timers.clone(),
         clock.clone(),
         stop.clone(),
-    ));
-    let outbox_task = tokio::spawn(outbox.run(wake.outbox.clone(), stop.clone()));
-    let public_task = tokio::spawn(http::serve(
+    )));
+    tasks.push(tokio::spawn(outbox.run(wake.outbox.clone(), stop.clone())));
+    tasks.push(tokio::spawn(http::serve(
         public,
         Gate::new("public", caps.public, &app.metrics),
         http::public_router(app.clone()),
         stop.clone(),
-    ));
-    let admin_task = tokio::spawn(http::serve(
+    )));
+    tasks.push(tokio::spawn(http::serve(
         admin,
         Gate::new("admin", caps.admin, &app.metrics),
         http::admin_router(app.clone()),
         stop.clone(),
-    ));
-
-    let storage_failed = tokio::select! {
-        _ = wait_for_signal() => false,
-        _ = wake.storage_failed.notified() => true,
-    };
-    tracing::info!("shutting down");
-    stop.cancel();
-    let _ = tokio::join!(public_task, admin_task, timer_task, outbox_task);
-    if let Some(task) = inbound_task {
-        let _ = task.await;
-    }
-    drop(app);
-    drop(handle);
-    let _ = writer_task.await;
-    if storage_failed {
-        anyhow::bail!(
-            "the store failed to write (see the log: disk full or read-only?); nothing unacknowledged was kept. Fix the disk and start councild again"
-        );
-    }
-    store.flush().await?;
-    Ok(())
+    )));
+    Ok(Running {
+        app,
+        replies,
+        stop,
+        tasks,
+        writer: handle,
+        writer_task,
+        store,
+    })
 }
 
 /// Raises the open-file limit as far as allowed and sizes the listeners' caps below it,

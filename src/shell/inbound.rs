@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -165,7 +165,12 @@ async fn piece<S: Stream>(
     }
 }
 
-async fn session(app: &Replies, stream: TcpStream) -> std::io::Result<()> {
+/// One SMTP session on `stream`, from the greeting to QUIT or the end of the stream (a TCP
+/// connection in the daemon; any byte stream in the fuzz harness).
+pub async fn session<S>(app: &Replies, stream: S) -> std::io::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
     let mut reader = BufReader::new(stream);
     let host = &app.domain;
     reader
