@@ -34,6 +34,10 @@ pub const MAX_INCLUDE_DEPTH: usize = 16;
 /// Partials one template may include, counted over its whole expansion: a partial that
 /// includes another twice, and so on, is exponential work even when it writes nothing.
 pub const MAX_INCLUSIONS: u64 = 1_000;
+/// The deepest nesting of blocks (`{{#if}}` in `{{#each}}` ...) or of subexpressions
+/// (`(lookup (lookup ...))`) in one template. Handlebars parses and renders them by
+/// recursion, so a deeper template would overflow the stack; no mail needs more than a few.
+pub const MAX_NESTING: usize = 32;
 /// `{{> @partial-block}}`: the caller's block, rendered before, not a partial.
 const PARTIAL_BLOCK: &str = "@partial-block";
 
@@ -85,6 +89,8 @@ impl Templates {
         }
         let mut errors = Vec::new();
         let mut parts: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        // Files already reported: not reported again as a missing part.
+        let mut broken: BTreeSet<std::path::PathBuf> = BTreeSet::new();
         let folders =
             std::fs::read_dir(dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
         for folder in folders
@@ -120,6 +126,11 @@ impl Templates {
                         continue;
                     }
                 };
+                if let Err(e) = nesting(&source) {
+                    errors.push(format!("{}:{e}", path.display()));
+                    broken.insert(path);
+                    continue;
+                }
                 if group == "partials" {
                     for hb in [&mut t.text, &mut t.html] {
                         if let Err(e) = hb.register_partial(stem, &source) {
@@ -158,18 +169,20 @@ impl Templates {
                             .or_default()
                             .insert(part.to_string());
                     }
-                    Err(e) => errors.push(format!("{}: {e}", path.display())),
+                    Err(e) => {
+                        errors.push(format!("{}: {e}", path.display()));
+                        broken.insert(path);
+                    }
                 }
             }
         }
         for ((language, name), have) in &parts {
             for part in PARTS {
-                if !have.contains(part) {
+                let file = dir.join(language).join(format!("{name}.{part}.hbs"));
+                if !have.contains(part) && !broken.contains(&file) {
                     errors.push(format!(
                         "{}: template `{name}` has no {part} part in `{language}`",
-                        dir.join(language)
-                            .join(format!("{name}.{part}.hbs"))
-                            .display()
+                        file.display()
                     ));
                 }
             }
@@ -264,6 +277,9 @@ impl Templates {
         };
         if hb.get_templates().len() >= KEPT {
             hb.clear_templates();
+        }
+        if nesting(text).is_err() {
+            return text.to_string();
         }
         match hb.register_template_string(text, text) {
             Ok(()) => render(&hb).unwrap_or_else(|| text.to_string()),
@@ -493,6 +509,65 @@ pub fn sample_data() -> Value {
     })
 }
 
+/// Checks that blocks and subexpressions nest at most [`MAX_NESTING`] deep, without
+/// recursion, before handlebars parses the source; else `LINE:COL: ...` of the first one
+/// too deep. Comments and raw blocks are skipped like handlebars skips them; a stray
+/// brace only makes the count stricter, never the parse wrong (handlebars still parses).
+fn nesting(source: &str) -> Result<(), String> {
+    let mut blocks = 0usize;
+    let mut rest = source;
+    while let Some(open) = rest.find("{{") {
+        let at = source.len() - rest.len() + open;
+        let inside = &rest[open + 2..];
+        // `{{!-- ... --}}` and `{{! ... }}` comments, `{{{{raw}}}} ... {{{{/raw}}}}`.
+        let (end, body) = if let Some(c) = inside.strip_prefix("!--") {
+            (c.find("--}}").map(|i| i + 4 + 3), "")
+        } else if inside.starts_with("{{") {
+            (
+                inside
+                    .find("{{{{/")
+                    .and_then(|i| inside[i..].find("}}}}").map(|j| i + j + 4)),
+                "",
+            )
+        } else {
+            let end = inside.find("}}");
+            (end.map(|i| i + 2), end.map_or(inside, |i| &inside[..i]))
+        };
+        let tag = body.trim_start_matches(['{', '~']).trim_start();
+        if tag.starts_with('#') || (tag.starts_with('^') && tag.len() > 1) {
+            blocks += 1;
+        } else if tag.starts_with('/') {
+            blocks = blocks.saturating_sub(1);
+        }
+        let mut parens = 0usize;
+        let mut deepest = 0usize;
+        for c in body.chars() {
+            match c {
+                '(' => parens += 1,
+                ')' => parens = parens.saturating_sub(1),
+                _ => {}
+            }
+            deepest = deepest.max(parens);
+        }
+        if blocks > MAX_NESTING || deepest > MAX_NESTING {
+            let line = source[..at].matches('\n').count() + 1;
+            let col = source[..at]
+                .rsplit('\n')
+                .next()
+                .map_or(0, |l| l.chars().count())
+                + 1;
+            return Err(format!(
+                "{line}:{col}: blocks or subexpressions nested more than {MAX_NESTING} deep"
+            ));
+        }
+        rest = match end {
+            Some(end) => &inside[end..],
+            None => "",
+        };
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,6 +623,37 @@ mod tests {
             load_errors("{{> a}}{{> a}}", &[("a", "{{> b}} {{> b}}"), ("b", "b")]),
             ""
         );
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_handlebars_parses_it() {
+        // 5,000 levels overflowed the stack of `validate` and of the daemon on `reload`.
+        let n = 5_000;
+        let ifs = format!("x\n  {}y{}", "{{#if a}}".repeat(n), "{{/if}}".repeat(n));
+        let deep = load_errors(&ifs, &[]);
+        assert!(
+            deep.contains("en/t.text.hbs:2:") && deep.contains("nested more than 32 deep"),
+            "{deep}"
+        );
+        let parens = format!(
+            "{{{{lookup {}a{} \"b\"}}}}",
+            "(lookup ".repeat(n),
+            " 1)".repeat(n)
+        );
+        assert!(load_errors("ok", &[("p", &parens)]).contains("partials/p.hbs:1:1: blocks"));
+        // As deep as allowed, with else, comments and raw blocks around.
+        let most = format!(
+            "{{{{!-- {{{{#if --}}}}{}{{{{else}}}}{{{{{{{{raw}}}}}}}}{{{{#if}}}}{{{{{{{{/raw}}}}}}}}{}",
+            "{{#if a}}".repeat(MAX_NESTING),
+            "{{/if}}".repeat(MAX_NESTING)
+        );
+        assert_eq!(load_errors(&most, &[]), "");
+        assert!(nesting(&"{{#if a}}".repeat(MAX_NESTING + 1)).is_err());
+        // Inverted blocks open a level, `{{^}}` (else) does not.
+        assert!(nesting(&"{{~^b}}".repeat(MAX_NESTING + 1)).is_err());
+        assert!(nesting(&format!("{{{{#if a}}}}{}", "{{^}}".repeat(100))).is_ok());
+        // Closed blocks do not add up.
+        assert!(nesting(&"{{#if a}}{{/if}}".repeat(1_000)).is_ok());
     }
 
     #[test]

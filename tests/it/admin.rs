@@ -413,8 +413,8 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
 }
 
 /// Writes a configuration that reload must refuse, and that takes a while to read: a
-/// workflow nested 5,000 levels deep, two partials that include each other, and large
-/// (legal) YAML files to read before the verdict.
+/// workflow nested 5,000 levels deep, two partials that include each other, a template
+/// with blocks nested 5,000 deep, and large (legal) YAML files to read before the verdict.
 fn write_hostile_folder(council: &Council) {
     let root = council.path();
     let deep: String = (0..5_000)
@@ -423,6 +423,12 @@ fn write_hostile_folder(council: &Council) {
     std::fs::write(root.join("workflows/deep.yaml"), deep).unwrap();
     std::fs::write(root.join("templates/partials/a.hbs"), "{{> b}}").unwrap();
     std::fs::write(root.join("templates/partials/b.hbs"), "{{> a}}").unwrap();
+    let ifs = format!(
+        "{}x{}",
+        "{{#if item}}".repeat(5_000),
+        "{{/if}}".repeat(5_000)
+    );
+    std::fs::write(root.join("templates/fr/ballot.text.hbs"), ifs).unwrap();
     let big: String = "  - some text to read through\n".repeat(200_000);
     for i in 0..8 {
         let file = root.join(format!("workflows/big-{i}.yaml"));
@@ -480,6 +486,12 @@ async fn a_hostile_reload_is_refused_while_the_daemon_keeps_answering() {
     );
     assert!(
         problems.contains("deep.yaml:65:129: nested more than 64 levels deep"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains(
+            "fr/ballot.text.hbs:1:385: blocks or subexpressions nested more than 32 deep"
+        ),
         "{problems}"
     );
     let (status, body) = second;
