@@ -144,3 +144,39 @@ async fn the_data_folder_is_readable_by_its_owner_only() {
         );
     }
 }
+
+/// A path parameter the admin API cannot read (not UTF-8, not a number) gets the API's JSON
+/// error naming it, as every other refusal does, and changes nothing.
+#[tokio::test]
+async fn admin_paths_that_do_not_read_get_a_json_error() {
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Test"}))
+        .await;
+    let deadline = json!({"until": "2030-01-01T00:00:00Z"});
+    for (method, path, body) in [
+        (reqwest::Method::GET, "/api/items/%FF%FE".to_string(), None),
+        (
+            reqwest::Method::POST,
+            "/api/items/%C3/cancel".to_string(),
+            Some(json!({"reason": "x"})),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/api/items/{id}/ballots/first/deadline"),
+            Some(deadline),
+        ),
+        (reqwest::Method::DELETE, "/api/outbox/%80".to_string(), None),
+    ] {
+        let (status, body) = daemon.admin(method.clone(), &path, body).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            !error.is_empty(),
+            "{method} {path}: not the JSON error: {body}"
+        );
+    }
+    let item = daemon.item(&id).await;
+    assert_eq!(item["status"], "open", "{item}");
+}

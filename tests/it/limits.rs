@@ -9,12 +9,11 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::harness::{Council, Daemon, ROSTER, TOKEN};
+use councild::http::{HEADER_TIMEOUT, WRITE_TIMEOUT};
 
 /// How long any listener may take to answer while it is flooded.
 const PROMPT: Duration = Duration::from_secs(1);
-/// The daemon's header timeout (`http::HEADER_TIMEOUT`), and the slack a loaded machine
-/// may need on top of it.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The slack a loaded machine may need on top of the daemon's timeouts.
 const SLACK: Duration = Duration::from_secs(5);
 
 /// A daemon with replies by mail on, an open ballot, and the links to it.
@@ -225,6 +224,50 @@ async fn a_connection_that_sends_half_a_request_or_nothing_is_closed() {
     assert!(
         silent.is_some(),
         "a silent connection still open after {within:?}"
+    );
+}
+
+/// A client that sends requests and never reads the answers: once its answers back up,
+/// the daemon closes the connection after [`WRITE_TIMEOUT`] instead of holding it (and its
+/// slot under the connection cap) for as long as the client likes.
+#[tokio::test]
+async fn a_connection_that_stops_reading_its_answers_is_closed() {
+    const REQUESTS: usize = 100_000;
+    let council = Council::new(ROSTER, &[]);
+    let daemon = council.start();
+    let admin: SocketAddr = daemon.admin.trim_start_matches("http://").parse().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    // A small, fixed receive window, so that the answers back up at once.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(admin).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let asking = tokio::spawn(async move {
+        let request = b"GET /healthz HTTP/1.1\r\nHost: councild\r\n\r\n".repeat(1_000);
+        for _ in 0..REQUESTS / 1_000 {
+            if write.write_all(&request).await.is_err() {
+                return;
+            }
+        }
+        // Kept open: the daemon, not the client, must end this.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+    });
+    tokio::time::sleep(WRITE_TIMEOUT + SLACK).await;
+    let mut heard = Vec::new();
+    let read_all = tokio::time::timeout(HEADER_TIMEOUT + SLACK, read.read_to_end(&mut heard));
+    let ended = read_all.await;
+    asking.abort();
+    let answers = heard
+        .windows(15)
+        .filter(|w| w == b"HTTP/1.1 200 OK")
+        .count();
+    assert!(
+        answers < REQUESTS,
+        "all {answers} answers were kept for a client that did not read them"
+    );
+    assert!(
+        ended.is_ok(),
+        "the connection was still open {:?} after the answers backed up ({answers} read)",
+        WRITE_TIMEOUT + HEADER_TIMEOUT + SLACK * 2
     );
 }
 

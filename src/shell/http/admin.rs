@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post};
@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, App, AppState};
+use super::{ApiError, App, AppState, Param};
 use crate::engine::{Event, Item, Status, counts};
 use crate::mail::{Mail, MailState};
 use crate::observe;
@@ -142,7 +142,10 @@ async fn list_items(
     Ok(Json(json!({ "items": page, "total": total })))
 }
 
-async fn show_item(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn show_item(
+    State(app): AppState,
+    Param(id): Param<String>,
+) -> Result<Json<Value>, ApiError> {
     let item = app.items.get(&id).ok_or_else(|| not_found("item", &id))?;
     let events: Vec<Value> = app
         .store
@@ -173,7 +176,7 @@ struct SignalBody {
 
 async fn signal(
     State(app): AppState,
-    Path((id, name)): Path<(String, String)>,
+    Param((id, name)): Param<(String, String)>,
     b: Result<Json<SignalBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
@@ -209,7 +212,7 @@ struct CancelBody {
 
 async fn cancel(
     State(app): AppState,
-    Path(id): Path<String>,
+    Param(id): Param<String>,
     b: Result<Json<CancelBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
@@ -230,7 +233,7 @@ struct DeadlineBody {
 
 async fn extend(
     State(app): AppState,
-    Path((id, ballot)): Path<(String, usize)>,
+    Param((id, ballot)): Param<(String, usize)>,
     b: Result<Json<DeadlineBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
@@ -331,7 +334,10 @@ fn failed_mail(app: &App, id: &str) -> Result<Mail, ApiError> {
     Ok(mail)
 }
 
-async fn retry_mail(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn retry_mail(
+    State(app): AppState,
+    Param(id): Param<String>,
+) -> Result<Json<Value>, ApiError> {
     let mut mail = failed_mail(&app, &id)?;
     mail.failed = false;
     mail.attempts = 0;
@@ -343,7 +349,10 @@ async fn retry_mail(State(app): AppState, Path(id): Path<String>) -> Result<Json
     Ok(Json(mail_json(&mail)))
 }
 
-async fn drop_mail(State(app): AppState, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn drop_mail(
+    State(app): AppState,
+    Param(id): Param<String>,
+) -> Result<Json<Value>, ApiError> {
     let mail = failed_mail(&app, &id)?;
     app.store.remove_mail(&id)?;
     app.store.flush().await?;

@@ -6,15 +6,15 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::{ApiError, App, AppState, COOKIE, constant_time_eq, escape};
+use super::{ApiError, App, AppState, COOKIE, Param, constant_time_eq, escape};
 use crate::engine::Status;
 use crate::mail::{Mail, MailState};
 
@@ -151,7 +151,7 @@ async fn overview(State(app): AppState) -> Result<Response, ApiError> {
     Ok(layout(StatusCode::OK, "Council dashboard", true, &body))
 }
 
-async fn item_page(State(app): AppState, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn item_page(State(app): AppState, Param(id): Param<String>) -> Result<Response, ApiError> {
     let Some(item) = app.items.get(&id) else {
         return Ok(layout(
             StatusCode::NOT_FOUND,

@@ -6,7 +6,8 @@
 //!
 //! [`serve`] runs a listener: each connection it accepts under its `listen::Gate`, served
 //! by hyper with [`HEADER_TIMEOUT`], so a connection that sends nothing, or half a
-//! request, or stays idle between requests, is closed instead of holding a descriptor.
+//! request, or stays idle between requests, is closed instead of holding a descriptor;
+//! and with [`WRITE_TIMEOUT`], so is one that stops reading its answers.
 
 mod admin;
 mod ballot;
@@ -46,6 +47,9 @@ const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// answer (hyper runs the same timer for both, so this is also how long an idle
 /// keep-alive connection stays open). A browser opens a new connection when it needs one.
 pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest a write of an answer may wait for the client to read: a client that asks and
+/// never reads (or reads a byte a minute) would otherwise keep its connection forever.
+pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The dashboard's session cookie.
 const COOKIE: &str = "councild_admin";
 
@@ -231,6 +235,9 @@ async fn connection(
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     let service = hyper_util::service::TowerToHyperService::new(router);
+    let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let stream = Box::pin(stream);
     let served = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
     let mut served = std::pin::pin!(served);
     let ended = tokio::select! {
@@ -320,6 +327,28 @@ pub struct ApiError(pub StatusCode, pub String, pub Option<Value>);
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError(status, message.into(), None)
+    }
+}
+
+/// The parameters of an admin path (`/api/items/{id}`), or a JSON 400 naming what is
+/// wrong, as every other refusal of the admin API: axum's own `Path` answers in plain text.
+pub struct Param<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Param<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Param<T>, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Param(value)),
+            Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.body_text())),
+        }
     }
 }
 
