@@ -52,10 +52,14 @@ pub struct Public {
     /// The address delegates reach the ballot pages at; ballot links start with it.
     pub url: String,
     /// Connections one client (an IPv4 address, an IPv6 /64) may hold open on the public
-    /// listener. Behind a reverse proxy every connection comes from the proxy, so raise it
-    /// there to the listener's cap (`listen::PUBLIC_CONNECTIONS`).
+    /// listener (a trusted proxy is held only to the listener's cap).
     #[serde(deserialize_with = "count")]
     pub connections_per_client: usize,
+    /// Reverse proxies in front of the public listener: a request from one of these
+    /// counts as coming from the address its `X-Forwarded-For` names (the last one that
+    /// is not itself a trusted proxy). From any other peer the header is ignored.
+    #[serde(deserialize_with = "addresses")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,6 +122,7 @@ impl Default for Public {
             listen: ([127, 0, 0, 1], 8080).into(),
             url: "http://127.0.0.1:8080".into(),
             connections_per_client: crate::listen::CONNECTIONS_PER_CLIENT,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -167,6 +172,7 @@ const KEYS: &[(&str, &str)] = &[
     ("public", "listen"),
     ("public", "url"),
     ("public", "connections_per_client"),
+    ("public", "trusted_proxies"),
     ("admin", "listen"),
     ("admin", "token"),
     ("mail", "from"),
@@ -182,6 +188,28 @@ const KEYS: &[(&str, &str)] = &[
     ("workflows", "dir"),
     ("workflows", "templates"),
 ];
+
+/// IP addresses, as a list in the file or comma-separated in a variable.
+fn addresses<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<std::net::IpAddr>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        List(Vec<String>),
+        Text(String),
+    }
+    let list = match Written::deserialize(d)? {
+        Written::List(list) => list,
+        Written::Text(t) => t.split(',').map(str::to_string).collect(),
+    };
+    list.iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse()
+                .map_err(|_| serde::de::Error::custom(format!("`{a}` is not an IP address")))
+        })
+        .collect()
+}
 
 /// A positive count, written as a number in the file or as text in a variable.
 fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {

@@ -189,7 +189,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tasks.push(tokio::spawn(crate::inbound::run(
             replies.clone(),
             listener,
-            Gate::new("inbound", caps.inbound, &app.metrics),
+            Gate::new("inbound", caps.inbound, &[], &app.metrics),
             stop.clone(),
         )));
     }
@@ -203,13 +203,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     tasks.push(tokio::spawn(outbox.run(wake.outbox.clone(), stop.clone())));
     tasks.push(tokio::spawn(http::serve(
         public,
-        Gate::new("public", caps.public, &app.metrics),
+        Gate::new(
+            "public",
+            caps.public,
+            &app.config.public.trusted_proxies,
+            &app.metrics,
+        ),
         http::public_router(app.clone()),
         stop.clone(),
     )));
     tasks.push(tokio::spawn(http::serve(
         admin,
-        Gate::new("admin", caps.admin, &app.metrics),
+        Gate::new("admin", caps.admin, &[], &app.metrics),
         http::admin_router(app.clone()),
         stop.clone(),
     )));

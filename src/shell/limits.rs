@@ -12,6 +12,8 @@ use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::token::BallotRef;
@@ -20,6 +22,11 @@ use crate::token::BallotRef;
 const VOTE_BURST: u32 = 10;
 /// And then one vote every this long.
 const VOTE_EVERY: Duration = Duration::from_secs(6);
+/// Votes one client address (an IPv4 address, an IPv6 /64) may send at once, over all the
+/// links it holds: a delegation's office behind one address votes a few times each.
+const ADDRESS_BURST: u32 = 120;
+/// And then one vote every this long.
+const ADDRESS_EVERY: Duration = Duration::from_millis(500);
 /// "Reply not understood" notices one reply address may cause: one, then one an hour.
 const NOTICE_EVERY: Duration = Duration::from_secs(3600);
 /// Checks between two sweeps of the keys whose buckets are full again.
@@ -66,6 +73,7 @@ fn link(r: &BallotRef) -> Link {
 /// The daemon's rate limits.
 pub struct Limits {
     votes: Limiter<Link>,
+    addresses: Limiter<IpAddr>,
     notices: Limiter<Link>,
 }
 
@@ -73,21 +81,46 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             votes: Limiter::new(VOTE_BURST, VOTE_EVERY),
+            addresses: Limiter::new(ADDRESS_BURST, ADDRESS_EVERY),
             notices: Limiter::new(1, NOTICE_EVERY),
         }
     }
 }
 
 impl Limits {
-    /// Whether a vote from this link is taken now; if not, the page says to try again.
-    pub fn vote_allowed(&self, r: &BallotRef) -> bool {
-        self.votes.allow(&link(r))
+    /// Whether a vote from this link, sent from `client` (see [`client`]) when known, is
+    /// taken now; if not, the page says to try again.
+    pub fn vote_allowed(&self, r: &BallotRef, client: Option<IpAddr>) -> bool {
+        client.is_none_or(|c| self.addresses.allow(&c)) && self.votes.allow(&link(r))
     }
 
     /// Whether a reply to this link's address may be answered with a notice now.
     pub fn notice_allowed(&self, r: &BallotRef) -> bool {
         self.notices.allow(&link(r))
     }
+}
+
+/// Who sent a request that reached us from `peer`: `peer` itself, or, when `peer` is one
+/// of the `trusted` proxies, the last address of `forwarded` (`X-Forwarded-For`, empty when
+/// absent) that is not (each proxy
+/// appends the address it got the request from; what comes before may be forged). As one
+/// client, an IPv6 address counts by its /64, as for connection caps.
+pub fn client(peer: IpAddr, forwarded: &str, trusted: &[IpAddr]) -> IpAddr {
+    let mut client = peer;
+    if trusted.contains(&peer) && !forwarded.trim().is_empty() {
+        for hop in forwarded.rsplit(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted.contains(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    crate::listen::client_of(client)
 }
 
 #[cfg(test)]
@@ -103,10 +136,61 @@ mod tests {
             member: member.into(),
             delegate: 0,
         };
-        let allowed = (0..50).filter(|_| limits.vote_allowed(&r("AAA"))).count();
+        let allowed = (0..50)
+            .filter(|_| limits.vote_allowed(&r("AAA"), None))
+            .count();
         assert_eq!(allowed, VOTE_BURST as usize);
-        assert!(limits.vote_allowed(&r("BBB")), "another member's link");
+        assert!(
+            limits.vote_allowed(&r("BBB"), None),
+            "another member's link"
+        );
         assert!(limits.notice_allowed(&r("AAA")));
         assert!(!limits.notice_allowed(&r("AAA")), "one notice an hour");
+    }
+
+    #[test]
+    fn one_address_votes_in_a_burst_over_all_its_links() {
+        let limits = Limits::default();
+        let one: IpAddr = [192, 0, 2, 1].into();
+        let r = |n: u32| BallotRef {
+            item: "item-1".into(),
+            ballot: 0,
+            member: format!("M{n}"),
+            delegate: 0,
+        };
+        let allowed = (0..1000)
+            .filter(|n| limits.vote_allowed(&r(n % 200), Some(one)))
+            .count();
+        assert_eq!(allowed, ADDRESS_BURST as usize);
+        assert!(limits.vote_allowed(&r(7), Some([192, 0, 2, 2].into())));
+    }
+
+    #[test]
+    fn only_a_trusted_proxy_says_who_the_client_is() {
+        let proxy: IpAddr = [10, 0, 0, 1].into();
+        let inner: IpAddr = [10, 0, 0, 2].into();
+        let trusted = [proxy, inner];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Untrusted peer: the header is whatever the client wrote.
+        assert_eq!(
+            client(ip("192.0.2.9"), "198.51.100.1", &trusted),
+            ip("192.0.2.9")
+        );
+        // Through one proxy, or two: the last address that is not a proxy; what the client
+        // put in front is not believed.
+        assert_eq!(
+            client(proxy, "1.1.1.1, 198.51.100.1", &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client(proxy, "198.51.100.1, 10.0.0.2", &trusted),
+            ip("198.51.100.1")
+        );
+        // No header, or a last hop that is not an address: the proxy.
+        assert_eq!(client(proxy, "", &trusted), proxy);
+        assert_eq!(client(proxy, "junk", &trusted), proxy);
+        assert_eq!(client(proxy, "198.51.100.1, junk", &trusted), proxy);
+        // IPv6 clients count by their /64.
+        assert_eq!(client(ip("2001:db8::1"), "", &[]), ip("2001:db8::"));
     }
 }

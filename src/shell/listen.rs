@@ -137,6 +137,8 @@ pub fn raise_open_file_limit() -> Option<u64> {
 pub struct Gate {
     name: &'static str,
     limit: Limit,
+    /// Reverse proxies: held to the listener's cap only, not to a client's share.
+    trusted: Vec<IpAddr>,
     open: Mutex<Open>,
     refused: Counter,
     gauge: Gauge,
@@ -158,13 +160,19 @@ pub struct Slot {
 
 impl Gate {
     /// The gate of listener `name` (`public`, `admin`, `inbound`: the metrics' label).
-    pub fn new(name: &'static str, limit: Limit, metrics: &Metrics) -> Arc<Gate> {
+    pub fn new(
+        name: &'static str,
+        limit: Limit,
+        trusted: &[IpAddr],
+        metrics: &Metrics,
+    ) -> Arc<Gate> {
         let label = ListenerLabel {
             listener: name.to_string(),
         };
         Arc::new(Gate {
             name,
             limit,
+            trusted: trusted.to_vec(),
             open: Mutex::default(),
             refused: metrics.connections_refused.get_or_create(&label).clone(),
             gauge: metrics.connections_open.get_or_create(&label).clone(),
@@ -179,7 +187,11 @@ impl Gate {
         let admitted = {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let mine = open.by_client.get(&client).copied().unwrap_or(0);
-            let room = open.total < self.limit.total && mine < self.limit.per_client;
+            let share = match self.trusted.contains(&peer.ip()) {
+                true => self.limit.total,
+                false => self.limit.per_client,
+            };
+            let room = open.total < self.limit.total && mine < share;
             if room {
                 open.total += 1;
                 open.by_client.insert(client, mine + 1);
@@ -260,7 +272,7 @@ pub async fn accept(listener: &TcpListener, gate: &Arc<Gate>) -> (TcpStream, Soc
 
 /// Who a peer counts as: its IPv4 address, or the /64 of its IPv6 address (one site's
 /// machines share a /64, and a single machine may hold the whole of it).
-fn client_of(ip: IpAddr) -> IpAddr {
+pub fn client_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -284,7 +296,7 @@ mod tests {
     #[test]
     fn a_gate_admits_up_to_its_caps_and_frees_a_place_when_a_slot_drops() {
         let metrics = Metrics::default();
-        let gate = Gate::new("public", Limit::new(3, 2), &metrics);
+        let gate = Gate::new("public", Limit::new(3, 2), &[], &metrics);
         let a1 = gate.admit(peer("10.0.0.1:1000"));
         let a2 = gate.admit(peer("10.0.0.1:1001"));
         assert!(a1.is_some() && a2.is_some());
@@ -299,6 +311,18 @@ mod tests {
                 .render()
                 .contains("councild_connections_refused_total{listener=\"public\"} 2")
         );
+    }
+
+    #[test]
+    fn a_trusted_proxy_is_held_to_the_listeners_cap_only() {
+        let metrics = Metrics::default();
+        let proxy: IpAddr = [10, 0, 0, 9].into();
+        let gate = Gate::new("public", Limit::new(4, 1), &[proxy], &metrics);
+        let slots: Vec<_> = (0..4)
+            .map(|port| gate.admit(SocketAddr::new(proxy, 1000 + port)))
+            .collect();
+        assert!(slots.iter().all(Option::is_some), "the proxy's connections");
+        assert!(gate.admit(SocketAddr::new(proxy, 2000)).is_none(), "in all");
     }
 
     #[test]

@@ -407,3 +407,83 @@ async fn smtp_smuggling_and_long_lines_never_end_a_message_early() {
     );
     drop(b.council);
 }
+
+/// Votes from one address over many links (the sample council's 55 voting members): after
+/// the address's burst every further vote is told to wait, whichever link it uses. Behind
+/// a trusted proxy the forwarded address is the one that counts; from any other peer a
+/// forged `X-Forwarded-For` changes nothing.
+#[tokio::test]
+async fn one_address_voting_over_many_links_is_told_to_wait() {
+    let roster =
+        std::fs::read_to_string(crate::harness::repo().join("config/council.yaml")).unwrap();
+    let open = crate::cycle::QUICK.replace("close: when_all_voted", "close: at_deadline");
+    let council = Council::new(&roster, &[("quick.yaml", &open)]);
+    // This address is a proxy to the first daemon, and nobody in particular to the second.
+    for trusted in ["127.0.0.1", "192.0.2.1"] {
+        let daemon = Daemon::start(
+            council.path(),
+            &[("COUNCILD_PUBLIC_TRUSTED_PROXIES", trusted)],
+        );
+        let item = daemon
+            .start_item("quick-adoption", json!({"title": "Regulation on limits"}))
+            .await;
+        let links: Vec<String> = crate::harness::until(
+            "a ballot mail to each of the 55 voting members",
+            Duration::from_secs(60),
+            async || {
+                let links: Vec<String> = council
+                    .mails()
+                    .into_iter()
+                    .filter_map(|m| m.link())
+                    .collect();
+                if links.len() >= 55 {
+                    Ok(links)
+                } else {
+                    Err(links.len())
+                }
+            },
+        )
+        .await;
+        let http = reqwest::Client::new();
+        let vote = async |n: usize, from: &str| {
+            let resp = http
+                .post(&links[n % 55])
+                .header("x-forwarded-for", from)
+                .form(&[("choice", ["yes", "no"][(n / 55) % 2])])
+                .send()
+                .await
+                .unwrap();
+            resp.status().as_u16()
+        };
+        // Three votes per link from one address, past its burst of 120.
+        let started = Instant::now();
+        let mut taken = 0;
+        for n in 0..165 {
+            match vote(n, "198.51.100.7").await {
+                200 => taken += 1,
+                429 => {}
+                status => panic!("vote {n}: {status} (proxy {trusted})"),
+            }
+        }
+        // The bucket refills by two a second while the votes go in.
+        let most = 120 + 2 * started.elapsed().as_secs() as usize + 2;
+        assert!(
+            (110..=most).contains(&taken),
+            "{taken} of 165 votes taken, at most {most} expected (proxy {trusted}) for {item}"
+        );
+        // Other forwarded addresses: clients of their own only behind the trusted proxy.
+        let mut others = 0;
+        for n in 0..10 {
+            if vote(n, &format!("198.51.100.{}", 10 + n)).await == 200 {
+                others += 1;
+            }
+        }
+        if trusted == "127.0.0.1" {
+            assert_eq!(others, 10, "forwarded addresses behind the trusted proxy");
+        } else {
+            assert!(others <= 3, "{others} of 10 forged addresses were believed");
+        }
+        drop(daemon);
+        std::fs::remove_dir_all(council.path().join("data")).unwrap();
+    }
+}

@@ -254,6 +254,7 @@ pub async fn ballot_vote(
     State(app): AppState,
     Token(token): Token,
     headers: HeaderMap,
+    peer: Option<axum::Extension<super::Peer>>,
     form: Result<Form<VoteForm>, FormRejection>,
 ) -> Response {
     let f = match find(&app, &token) {
@@ -281,7 +282,16 @@ pub async fn ballot_vote(
     let Ok(Form(form)) = form else {
         return ballot_html(&app, &f, &token, Some((StatusCode::BAD_REQUEST, w.choose)));
     };
-    if !app.limits.vote_allowed(&f.r) {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let trusted = &app.config.public.trusted_proxies;
+    let client = peer.map(|axum::Extension(super::Peer(p))| {
+        crate::limits::client(p.ip(), &forwarded.join(","), trusted)
+    });
+    if !app.limits.vote_allowed(&f.r, client) {
         app.metrics.votes_limited.inc();
         let mut busy = page(
             StatusCode::TOO_MANY_REQUESTS,

@@ -213,7 +213,7 @@ pub async fn serve(
         };
         let (router, stop) = (router.clone(), stop.clone());
         connections.spawn(async move {
-            connection(stream, router, stop).await;
+            connection(stream, peer, router, stop).await;
             tracing::trace!(%peer, "connection closed");
             drop(slot);
         });
@@ -226,6 +226,7 @@ pub async fn serve(
 /// One HTTP/1.1 connection, to its end or, after `stop`, to the end of its request.
 async fn connection(
     stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     stop: tokio_util::sync::CancellationToken,
 ) {
@@ -234,6 +235,13 @@ async fn connection(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
+    let router = tower::ServiceExt::map_request(
+        router,
+        move |mut request: axum::http::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            request
+        },
+    );
     let service = hyper_util::service::TowerToHyperService::new(router);
     let mut stream = tokio_io_timeout::TimeoutStream::new(stream);
     stream.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -329,6 +337,10 @@ impl ApiError {
         ApiError(status, message.into(), None)
     }
 }
+
+/// The address a request's connection came from (a request extension).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// The parameters of an admin path (`/api/items/{id}`), or a JSON 400 naming what is
 /// wrong, as every other refusal of the admin API: axum's own `Path` answers in plain text.
