@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -40,35 +40,50 @@ pub enum Command {
     /// Run the daemon.
     Serve,
     /// Check workflow files (default: the workflows folder); exits 1 on any problem.
-    Validate { paths: Vec<PathBuf> },
+    Validate {
+        /// Workflow files or folders to check (default: the configured workflows folder).
+        paths: Vec<PathBuf>,
+    },
     /// Start an item of a workflow.
     Start {
+        /// The workflow's name (`councild status` lists them).
         workflow: String,
         /// An input, as NAME=VALUE (repeatable).
         #[arg(long = "input", value_name = "NAME=VALUE")]
         inputs: Vec<String>,
     },
     /// Show the daemon's status, or one item (same as `item ITEM`).
-    Status { item: Option<String> },
+    Status {
+        /// An item's id, e.g. item-1.
+        item: Option<String>,
+    },
     /// List items.
     Items {
+        /// Only items of this workflow.
         #[arg(long)]
         workflow: Option<String>,
+        /// Only items at this stage.
         #[arg(long)]
         stage: Option<String>,
-        /// open or ended
-        #[arg(long)]
+        /// Only open or only ended items.
+        #[arg(long, value_parser = ["open", "ended"])]
         status: Option<String>,
         /// Text to find in the id, the workflow or an input.
         #[arg(long)]
         text: Option<String>,
     },
     /// Show one item: stage, ballots and its event log.
-    Item { id: String },
+    Item {
+        /// The item's id, e.g. item-1.
+        id: String,
+    },
     /// Record a signal on an item (e.g. a ratification deposited).
     Signal {
+        /// The item's id.
         item: String,
+        /// The signal's name, as the workflow's stage names it (e.g. ratification_deposited).
         name: String,
+        /// The member it is about, by roster id (e.g. TUR).
         #[arg(long)]
         member: Option<String>,
         /// JSON data to keep with the signal.
@@ -77,22 +92,36 @@ pub enum Command {
     },
     /// Cancel an item, with a reason kept in its log.
     Cancel {
+        /// The item's id.
         item: String,
+        /// Why, as it will stand in the item's log.
         #[arg(long)]
         reason: String,
     },
     /// Move a ballot's deadline later (RFC 3339 time, e.g. 2026-12-01T17:00:00+03:00).
     Extend {
+        /// The item's id.
         item: String,
         /// The ballot's number as shown by `item` (1 for the first).
         #[arg(long, default_value_t = 1)]
         ballot: usize,
+        /// The new deadline, RFC 3339 with its offset.
         #[arg(long)]
         until: String,
     },
     /// Read the workflow files and templates again; running items keep their version.
     Reload,
+    /// List the mail waiting to be sent, retried or failed; retry or drop a failed one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Outbox {
+        /// Only mail that failed for good.
+        #[arg(long)]
+        failed: bool,
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
     /// Dry-run a workflow on a simulated clock and print its timeline; nothing is sent.
+    #[command(group(clap::ArgGroup::new("cast").required(true).args(["votes", "ballots"])))]
     Simulate {
         /// A workflow file, or the name of a workflow in the workflows folder.
         workflow: String,
@@ -100,7 +129,7 @@ pub enum Command {
         #[arg(long)]
         roster: Option<PathBuf>,
         /// Votes per choice in every ballot, handed out in roster order: yes=40,no=10,abstain=3.
-        #[arg(long, conflicts_with = "ballots", required_unless_present = "ballots")]
+        #[arg(long)]
         votes: Option<String>,
         /// A YAML map from member id to choice, used in every ballot.
         #[arg(long)]
@@ -108,6 +137,27 @@ pub enum Command {
         /// An input, as NAME=VALUE (repeatable).
         #[arg(long = "input", value_name = "NAME=VALUE")]
         inputs: Vec<String>,
+    },
+    /// Print a shell completion script: `councild completions bash > /etc/bash_completion.d/councild`.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `councild man | man -l -`.
+    Man,
+}
+
+#[derive(Subcommand)]
+pub enum OutboxAction {
+    /// Send a failed mail again (it keeps its Message-ID).
+    Retry {
+        /// The mail's id, as `councild outbox` lists it.
+        id: String,
+    },
+    /// Give up on a failed mail; the drop is logged.
+    Drop {
+        /// The mail's id, as `councild outbox` lists it.
+        id: String,
     },
 }
 
@@ -149,11 +199,24 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
         None => Config::load(&PathBuf::from(DEFAULT_CONFIG), false)?,
     };
     let json = cli.json;
+    let zone = config.timezone()?;
     let api = |method: Method, path: String, body: Option<Value>| {
         let config = config.clone();
         async move { request(&config, method, &path, body).await }
     };
     let answer = match cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "councild", &mut script);
+            out.push_str(&String::from_utf8_lossy(&script));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            out.push_str(&String::from_utf8_lossy(&page));
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Validate { paths } => return Ok(validate(out, &config, paths)),
         Command::Simulate {
@@ -187,9 +250,14 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             answer
         }
         Command::Status { item: Some(id) } | Command::Item { id } => {
-            let answer = api(Method::GET, format!("/api/items/{id}"), None).await?;
+            let answer = api(
+                Method::GET,
+                format!("/api/items/{}", path_segment(&id)),
+                None,
+            )
+            .await?;
             if !json {
-                print_item(out, &answer);
+                print_item(out, &answer, &zone);
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -197,7 +265,7 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
         Command::Status { item: None } => {
             let answer = api(Method::GET, "/status".into(), None).await?;
             if !json {
-                print_status(out, &answer);
+                print_status(out, &answer, &zone);
                 return Ok(ExitCode::SUCCESS);
             }
             answer
@@ -237,7 +305,11 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             };
             let answer = api(
                 Method::POST,
-                format!("/api/items/{item}/signals/{name}"),
+                format!(
+                    "/api/items/{}/signals/{}",
+                    path_segment(&item),
+                    path_segment(&name)
+                ),
                 Some(json!({"member": member, "data": data})),
             )
             .await?;
@@ -246,7 +318,7 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
         Command::Cancel { item, reason } => {
             let answer = api(
                 Method::POST,
-                format!("/api/items/{item}/cancel"),
+                format!("/api/items/{}/cancel", path_segment(&item)),
                 Some(json!({ "reason": reason })),
             )
             .await?;
@@ -260,9 +332,36 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             let index = ballot
                 .checked_sub(1)
                 .context("ballots are numbered from 1")?;
-            let path = format!("/api/items/{item}/ballots/{index}/deadline");
+            let path = format!(
+                "/api/items/{}/ballots/{index}/deadline",
+                path_segment(&item)
+            );
             let answer = api(Method::POST, path, Some(json!({ "closes_at": until }))).await?;
             print_change(out, json, &answer, &item)
+        }
+        Command::Outbox { failed, action } => {
+            let (method, path) = match &action {
+                None if failed => (Method::GET, "/api/outbox?status=failed".to_string()),
+                None => (Method::GET, "/api/outbox".to_string()),
+                Some(OutboxAction::Retry { id }) => (
+                    Method::POST,
+                    format!("/api/outbox/{}/retry", path_segment(id)),
+                ),
+                Some(OutboxAction::Drop { id }) => {
+                    (Method::DELETE, format!("/api/outbox/{}", path_segment(id)))
+                }
+            };
+            let answer = api(method, path, None).await?;
+            if json {
+                answer
+            } else {
+                match action {
+                    None => print_outbox(out, &answer, &zone),
+                    Some(OutboxAction::Retry { id }) => put!(out, "{id}: queued to send again"),
+                    Some(OutboxAction::Drop { id }) => put!(out, "{id}: dropped"),
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
         }
         Command::Reload => {
             let answer = api(Method::POST, "/api/reload".into(), None).await?;
@@ -289,18 +388,7 @@ fn query_string(pairs: &[(&str, String)]) -> String {
     }
     let encoded: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| {
-            let v: String = v
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("{k}={v}")
-        })
+        .map(|(k, v)| format!("{k}={}", path_segment(v)))
         .collect();
     format!("?{}", encoded.join("&"))
 }
@@ -420,6 +508,58 @@ fn print_changed(out: &mut String, answer: &Value, item: &str) {
     );
 }
 
+fn print_outbox(out: &mut String, answer: &Value, zone: &chrono_tz::Tz) {
+    let mails: Vec<Vec<String>> = answer["mails"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            vec![
+                cell(&m["id"]),
+                cell(&m["status"]),
+                cell(&m["to"]),
+                cell(&m["template"]),
+                cell(&m["attempts"]),
+                when(&m["next_attempt"], zone),
+                cell(&m["last_error"]),
+            ]
+        })
+        .collect();
+    let headers = [
+        "MAIL",
+        "STATUS",
+        "TO",
+        "TEMPLATE",
+        "ATTEMPTS",
+        "NEXT ATTEMPT",
+        "LAST ERROR",
+    ];
+    print_table(out, &headers, &mails);
+}
+
+/// A time from the API (RFC 3339, UTC) as the council reads it: in its zone, to the second,
+/// the zone named (`2026-12-01 17:45:03 +03`).
+fn when(v: &Value, zone: &chrono_tz::Tz) -> String {
+    match v.as_str().map(chrono::DateTime::parse_from_rfc3339) {
+        Some(Ok(t)) => t
+            .with_timezone(zone)
+            .format("%Y-%m-%d %H:%M:%S %Z")
+            .to_string(),
+        _ => cell(v),
+    }
+}
+
+/// What is escaped in a path segment or a query value: all but letters, digits, `-_.`.
+const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
+/// An id as one segment of an API path.
+fn path_segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, ESCAPED).to_string()
+}
+
 /// The text of a JSON value for a table cell.
 fn cell(v: &Value) -> String {
     match v {
@@ -458,7 +598,7 @@ fn print_table(out: &mut String, headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-fn print_status(out: &mut String, s: &Value) {
+fn print_status(out: &mut String, s: &Value, zone: &chrono_tz::Tz) {
     put!(
         out,
         "councild {}, up {} s, store {} bytes",
@@ -485,13 +625,35 @@ fn print_status(out: &mut String, s: &Value) {
     put!(out);
     print_table(out, &["WORKFLOW", "STAGE", "OPEN ITEMS"], &stages);
     put!(out);
+    // Ballots are counted from 1 here, as `item` and `extend --ballot` count them.
+    let ballots: Vec<Vec<String>> = s["open_ballots"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            vec![
+                cell(&b["item"]),
+                b["ballot"]
+                    .as_u64()
+                    .map_or("-".into(), |n| (n + 1).to_string()),
+                cell(&b["stage"]),
+                cell(&b["cast"]),
+                cell(&b["eligible"]),
+                cell(&b["seconds_left"]),
+            ]
+        })
+        .collect();
     print_table(
         out,
-        &["ITEM", "BALLOT STAGE", "CAST", "ELIGIBLE", "SECONDS LEFT"],
-        &rows(
-            &s["open_ballots"],
-            &["item", "stage", "cast", "eligible", "seconds_left"],
-        ),
+        &[
+            "ITEM",
+            "BALLOT",
+            "STAGE",
+            "CAST",
+            "ELIGIBLE",
+            "SECONDS LEFT",
+        ],
+        &ballots,
     );
     let o = &s["outbox"];
     put!(out);
@@ -506,18 +668,22 @@ fn print_status(out: &mut String, s: &Value) {
         out,
         "timers: {} pending, next due {}",
         cell(&s["timers"]["count"]),
-        cell(&s["timers"]["next_due"])
+        when(&s["timers"]["next_due"], zone)
     );
     if let Some(errors) = s["last_errors"].as_array().filter(|e| !e.is_empty()) {
         put!(out);
-        print_table(
-            out,
-            &["AT", "LEVEL", "ITEM", "MESSAGE"],
-            &rows(
-                &Value::Array(errors.clone()),
-                &["at", "level", "item", "message"],
-            ),
-        );
+        let errors: Vec<Vec<String>> = errors
+            .iter()
+            .map(|e| {
+                vec![
+                    when(&e["at"], zone),
+                    cell(&e["level"]),
+                    cell(&e["item"]),
+                    cell(&e["message"]),
+                ]
+            })
+            .collect();
+        print_table(out, &["AT", "LEVEL", "ITEM", "MESSAGE"], &errors);
     }
 }
 
@@ -543,7 +709,7 @@ fn print_items(out: &mut String, answer: &Value) {
     );
 }
 
-fn print_item(out: &mut String, i: &Value) {
+fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
     put!(
         out,
         "{} ({} version {})",
@@ -568,7 +734,7 @@ fn print_item(out: &mut String, i: &Value) {
             .collect();
         let state = match b["result"]["verdict"].as_str() {
             Some(v) => format!("closed: {v}"),
-            None => format!("open until {}", cell(&b["closes_at"])),
+            None => format!("open until {}", when(&b["closes_at"], zone)),
         };
         put!(
             out,
@@ -588,7 +754,7 @@ fn print_item(out: &mut String, i: &Value) {
         .map(|e| {
             vec![
                 cell(&e["seq"]),
-                cell(&e["at"]),
+                when(&e["at"], zone),
                 cell(&e["event"]["type"]),
                 cell(&e["hash"]).chars().take(16).collect(),
             ]

@@ -383,24 +383,41 @@ async fn failed_mail_is_listed_then_retried_or_dropped() {
         "{st}"
     );
 
-    // Fix the template, reload, retry one and drop another.
+    // Fix the template, reload, then from the command line: list, retry one, drop another.
     std::fs::write(&notice, good).unwrap();
     let (status, _) = daemon.admin(Method::POST, "/api/reload", None).await;
     assert_eq!(status, 200);
     let retry_id = failed[0]["id"].as_str().unwrap();
-    let (status, body) = daemon
-        .admin(Method::POST, &format!("/api/outbox/{retry_id}/retry"), None)
-        .await;
-    assert_eq!(status, 200, "{body}");
     let drop_id = failed[1]["id"].as_str().unwrap();
-    let (status, _) = daemon
-        .admin(Method::DELETE, &format!("/api/outbox/{drop_id}"), None)
-        .await;
-    assert_eq!(status, 200);
-    let (status, _) = daemon
-        .admin(Method::DELETE, &format!("/api/outbox/{drop_id}"), None)
-        .await;
-    assert_eq!(status, 404);
+    let (code, listed) = daemon.cli(&["outbox", "--failed"]);
+    assert_eq!(code, 0, "{listed}");
+    let header = listed.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("MAIL") && header.contains("LAST ERROR"),
+        "{listed}"
+    );
+    assert_eq!(
+        listed.lines().count(),
+        5,
+        "a header and the 4 failed mails:\n{listed}"
+    );
+    assert!(
+        listed.contains(retry_id) && listed.contains("ballot.closes_at"),
+        "{listed}"
+    );
+    let (code, said) = daemon.cli(&["outbox", "retry", retry_id]);
+    assert_eq!(
+        (code, said.trim()),
+        (0, format!("{retry_id}: queued to send again").as_str())
+    );
+    let (code, said) = daemon.cli(&["outbox", "drop", drop_id]);
+    assert_eq!(
+        (code, said.trim()),
+        (0, format!("{drop_id}: dropped").as_str())
+    );
+    let (code, said) = daemon.cli(&["outbox", "drop", drop_id]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("404") && said.contains(drop_id), "{said}");
     let retried = council.mail_dir().join(format!("{retry_id}.eml"));
     until("the retried mail", Duration::from_secs(30), async || {
         retried.exists()
@@ -501,4 +518,27 @@ async fn a_hostile_reload_is_refused_while_the_daemon_keeps_answering() {
     let (status, st) = daemon.admin(Method::GET, "/status", None).await;
     assert_eq!(status, 200, "{st}");
     assert_eq!(st["definitions"][0]["name"], "quick-adoption", "{st}");
+}
+
+/// A filter value the API does not know is refused, naming the valid ones, instead of
+/// answering an empty list as if nothing matched.
+#[tokio::test]
+async fn an_unknown_filter_value_is_named() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    for (path, valid) in [
+        ("/api/items?status=closed", "use open, ended"),
+        ("/api/outbox?status=sent", "use pending, retrying, failed"),
+    ] {
+        let (status, body) = daemon.admin(Method::GET, path, None).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(valid),
+            "{path}: {body}"
+        );
+    }
+    let (status, _) = daemon
+        .admin(Method::GET, "/api/items?status=ended", None)
+        .await;
+    assert_eq!(status, 200);
 }

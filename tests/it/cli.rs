@@ -83,6 +83,20 @@ async fn the_statute_is_ratified_through_the_cli() {
     let (code, table) = daemon.cli(&["item", &id]);
     assert_eq!(code, 0);
     assert!(table.contains("event chain: verified"), "{table}");
+    // Times in the council's zone (Istanbul by default), to the second, the zone named.
+    let first_event = table
+        .lines()
+        .skip_while(|l| !l.starts_with("#  "))
+        .nth(1)
+        .unwrap_or_default();
+    let words: Vec<&str> = first_event.split_whitespace().collect();
+    assert!(
+        words.len() >= 5
+            && chrono::NaiveDate::parse_from_str(words[1], "%Y-%m-%d").is_ok()
+            && chrono::NaiveTime::parse_from_str(words[2], "%H:%M:%S").is_ok()
+            && words[3] == "+03",
+        "{first_event:?} in\n{table}"
+    );
 
     let admin = daemon.admin.clone();
     daemon.kill();
@@ -170,4 +184,98 @@ fn an_empty_admin_token_file_is_refused() {
             "{out}"
         );
     }
+}
+
+/// Completions for the three shells and the manual page, generated from the command line's
+/// own definition: the bash script parses, the page renders, and both know every command.
+#[test]
+fn completions_and_the_manual_page_cover_every_command() {
+    let council = Council::new(ROSTER, &[]);
+    let commands = [
+        "serve",
+        "validate",
+        "start",
+        "status",
+        "items",
+        "item",
+        "signal",
+        "cancel",
+        "extend",
+        "reload",
+        "outbox",
+        "simulate",
+        "completions",
+        "man",
+    ];
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, script) = council.run(&["completions", shell]);
+        assert_eq!(code, 0, "{script}");
+        for c in commands {
+            assert!(script.contains(c), "{shell} completions lack `{c}`");
+        }
+    }
+    let (_, bash) = council.run(&["completions", "bash"]);
+    let checked = std::process::Command::new("bash")
+        .args(["-n", "-c", &bash])
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let (code, page) = council.run(&["man"]);
+    assert_eq!(code, 0, "{page}");
+    assert!(page.contains(".TH councild 1"), "{page}");
+    // As a reader sees it, when the machine has man's formatter.
+    if let Ok(mut nroff) = std::process::Command::new("nroff")
+        .args(["-man"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        nroff
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(page.as_bytes())
+            .unwrap();
+        let shown = nroff.wait_with_output().unwrap();
+        // Without the overstrikes of bold and underline (what `col -b` does for `man`).
+        let mut shown_text = String::new();
+        for c in String::from_utf8_lossy(&shown.stdout).chars() {
+            match c {
+                '\u{8}' => {
+                    shown_text.pop();
+                }
+                c => shown_text.push(c),
+            }
+        }
+        let shown = shown_text;
+        assert!(
+            shown.contains("NAME") && shown.contains("SYNOPSIS"),
+            "{shown}"
+        );
+        for c in commands {
+            assert!(shown.contains(c), "the manual page lacks `{c}`");
+        }
+    }
+}
+
+/// A value the daemon would not understand is refused by the command line, naming the
+/// valid ones, before anything is asked.
+#[test]
+fn filters_and_required_arguments_are_named() {
+    let council = Council::new(ROSTER, &[]);
+    let (code, out) = council.run(&["items", "--status", "closed"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("[possible values: open, ended]"), "{out}");
+    let (code, out) = council.run(&["simulate", "regulation-adoption"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("<--votes <VOTES>|--ballots <BALLOTS>>"),
+        "{out}"
+    );
 }

@@ -119,6 +119,7 @@ async fn list_items(
 ) -> Result<Json<Value>, ApiError> {
     let Query(filter) =
         filter.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    known_value("status", filter.status.as_deref(), &["open", "ended"])?;
     let mut items = Vec::new();
     for item in app.items.all() {
         if filter.matches(&item) {
@@ -312,6 +313,11 @@ async fn list_outbox(
     f: Result<Query<OutboxFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(f) = f.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    known_value(
+        "status",
+        f.status.as_deref(),
+        &["pending", "retrying", "failed"],
+    )?;
     let mut mails = Vec::new();
     for m in app.store.mails::<Mail>() {
         let m = m?;
@@ -320,6 +326,18 @@ async fn list_outbox(
         }
     }
     Ok(Json(json!({ "mails": mails })))
+}
+
+/// A filter's value, refused (400, naming the valid ones) when it is none of `valid`:
+/// `?status=closed` would otherwise answer an empty list, as if nothing matched.
+fn known_value(name: &str, value: Option<&str>, valid: &[&str]) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !valid.contains(&v) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown {name} `{v}`: use {}", valid.join(", ")),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A failed mail, or the reason it cannot be acted on.
