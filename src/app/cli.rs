@@ -120,6 +120,15 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<OutboxAction>,
     },
+    /// The mail written to the mail folder (when no SMTP server is set): to whom, in which
+    /// language, its subject and ballot link. For rehearsals and trying councild out.
+    Mail {
+        /// Only the mail of this item.
+        item: Option<String>,
+        /// Print only the ballot links, one per line.
+        #[arg(long)]
+        links: bool,
+    },
     /// Dry-run a workflow on a simulated clock and print its timeline; nothing is sent.
     #[command(group(clap::ArgGroup::new("cast").required(true).args(["votes", "ballots"])))]
     Simulate {
@@ -218,6 +227,7 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
+        Command::Mail { item, links } => return written_mail(out, &config, item, links),
         Command::Validate { paths } => return Ok(validate(out, &config, paths)),
         Command::Simulate {
             workflow,
@@ -535,6 +545,95 @@ fn print_outbox(out: &mut String, answer: &Value, zone: &chrono_tz::Tz) {
         "LAST ERROR",
     ];
     print_table(out, &headers, &mails);
+}
+
+/// `councild mail`: the `.eml` files of the mail folder, oldest first.
+fn written_mail(
+    out: &mut String,
+    config: &Config,
+    item: Option<String>,
+    links_only: bool,
+) -> anyhow::Result<ExitCode> {
+    let dir = config.mail_folder();
+    let entries = std::fs::read_dir(&dir).with_context(|| {
+        format!(
+            "{}: no mail written here (is [mail] smtp_url set, or nothing sent yet?)",
+            dir.display()
+        )
+    })?;
+    let mut files: Vec<(Vec<u64>, PathBuf)> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|path| {
+            let name = path
+                .file_name()?
+                .to_str()?
+                .strip_suffix(".eml")?
+                .to_string();
+            if let Some(item) = &item
+                && !name.starts_with(&format!("{item}."))
+            {
+                return None;
+            }
+            // `item-1.2.0.10`: by item number, then event, effect and recipient.
+            let order = name
+                .split(['.', '-'])
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            Some((order, path))
+        })
+        .collect();
+    files.sort();
+    let prefix = format!("{}/ballot/", config.public.url.trim_end_matches('/'));
+    let mut rows = Vec::new();
+    for (_, path) in &files {
+        let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+        let Some(message) = mail_parser::MessageParser::default().parse(&bytes) else {
+            continue;
+        };
+        let text = message.body_text(0).unwrap_or_default();
+        let link = text.find(&prefix).map(|at| {
+            text[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !matches!(c, '"' | '<' | '>'))
+                .collect::<String>()
+        });
+        if links_only {
+            // Each link once: a receipt repeats its ballot's link.
+            if let Some(link) = link
+                && !rows.iter().any(|r: &Vec<String>| r[0] == link)
+            {
+                put!(out, "{link}");
+                rows.push(vec![link]);
+            }
+            continue;
+        }
+        let to = message
+            .to()
+            .and_then(|to| to.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default();
+        let language = message
+            .header_raw("Content-Language")
+            .unwrap_or_default()
+            .trim();
+        rows.push(vec![
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            to.to_string(),
+            language.to_string(),
+            message.subject().unwrap_or_default().to_string(),
+            link.unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    if !links_only {
+        print_table(
+            out,
+            &["MAIL", "TO", "LANG", "SUBJECT", "BALLOT LINK"],
+            &rows,
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A time from the API (RFC 3339, UTC) as the council reads it: in its zone, to the second,

@@ -13,6 +13,7 @@ mod faults;
 mod limits;
 mod mail;
 mod openapi;
+mod readme;
 mod simulate;
 mod smtp;
 mod validate;
