@@ -34,6 +34,12 @@ pub struct ListenerLabel {
     pub listener: String,
 }
 
+/// Which state a mail is in: `pending`, `retrying` or `failed`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events: Family<KindLabel, Counter>,
@@ -49,6 +55,14 @@ pub struct Metrics {
     /// Connections closed at accept because their listener or client was at its cap.
     pub connections_refused: Family<ListenerLabel, Counter>,
     pub connections_open: Family<ListenerLabel, Gauge>,
+    /// When the writer last committed a batch (Unix seconds): alert when it stops moving
+    /// while requests come in.
+    pub last_commit: Gauge,
+    // Set when `/metrics` is read, from the items, the outbox and the timers.
+    pub ballots_open: Gauge,
+    pub mail_waiting: Family<StateLabel, Gauge>,
+    pub mail_oldest_waiting_seconds: Gauge,
+    pub timers_pending: Gauge,
 }
 
 impl Default for Metrics {
@@ -67,6 +81,11 @@ impl Default for Metrics {
             requests: Family::default(),
             connections_refused: Family::default(),
             connections_open: Family::default(),
+            last_commit: Gauge::default(),
+            ballots_open: Gauge::default(),
+            mail_waiting: Family::default(),
+            mail_oldest_waiting_seconds: Gauge::default(),
+            timers_pending: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -124,6 +143,27 @@ impl Default for Metrics {
             "connections_open",
             "Connections open, by listener",
             m.connections_open.clone(),
+        );
+        registry.register(
+            "last_commit_timestamp_seconds",
+            "When the writer last committed a batch to disk (Unix time)",
+            m.last_commit.clone(),
+        );
+        registry.register("ballots_open", "Ballots open now", m.ballots_open.clone());
+        registry.register(
+            "mail_waiting",
+            "Mail not yet delivered, by state: pending, retrying, failed (given up)",
+            m.mail_waiting.clone(),
+        );
+        registry.register(
+            "mail_oldest_waiting_seconds",
+            "Age of the oldest mail still to be sent (pending or retrying); 0 when none",
+            m.mail_oldest_waiting_seconds.clone(),
+        );
+        registry.register(
+            "timers_pending",
+            "Timers waiting to fire (deadlines, reminders, scheduled starts)",
+            m.timers_pending.clone(),
         );
         Metrics { registry, ..m }
     }

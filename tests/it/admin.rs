@@ -542,3 +542,85 @@ async fn an_unknown_filter_value_is_named() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// What an operator's alerts and eyes need: gauges of open ballots, waiting mail, pending
+/// timers and the last commit on `/metrics`, and a log line when an item starts, a ballot
+/// opens or closes and an item ends.
+#[tokio::test]
+async fn metrics_and_log_follow_an_item_through_its_life() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let gauge = |metrics: &str, name: &str| -> Option<i64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    };
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Gauged"}))
+        .await;
+    // The circulation notice is followed after 1 s by the ballot.
+    let metrics = until(
+        "an open ballot on /metrics",
+        Duration::from_secs(30),
+        async || {
+            let m = daemon.metrics().await;
+            if gauge(&m, "councild_ballots_open") == Some(1) {
+                Ok(m)
+            } else {
+                Err(m)
+            }
+        },
+    )
+    .await;
+    let now = chrono::Utc::now().timestamp();
+    let committed = gauge(&metrics, "councild_last_commit_timestamp_seconds").unwrap_or(0);
+    assert!((now - 60..=now + 1).contains(&committed), "{metrics}");
+    assert!(
+        gauge(&metrics, "councild_timers_pending").is_some_and(|n| n >= 1),
+        "{metrics}"
+    );
+    for state in ["pending", "retrying", "failed"] {
+        let name = format!("councild_mail_waiting{{state=\"{state}\"}}");
+        assert!(gauge(&metrics, &name).is_some(), "{name} in {metrics}");
+    }
+    assert!(gauge(&metrics, "councild_mail_oldest_waiting_seconds").is_some());
+
+    let (status, _) = daemon
+        .admin(
+            Method::POST,
+            &format!("/api/items/{id}/cancel"),
+            Some(json!({"reason": "gauged enough"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let metrics = daemon.metrics().await;
+    assert_eq!(
+        gauge(&metrics, "councild_ballots_open"),
+        Some(0),
+        "{metrics}"
+    );
+    let log = until(
+        "the item's end in the log",
+        Duration::from_secs(10),
+        async || {
+            let log = daemon.log();
+            if log.contains("item ended: cancelled") {
+                Ok(log)
+            } else {
+                Err(log.len())
+            }
+        },
+    )
+    .await;
+    for line in [
+        "item started on workflow quick-adoption",
+        "ballot 1 opened at stage vote: 3 voters, closes ",
+        "item ended: cancelled",
+    ] {
+        let found = log.lines().find(|l| l.contains(line));
+        assert!(
+            found.is_some_and(|l| l.contains(" INFO ") && l.contains(&format!("item={id}"))),
+            "`{line}` for {id} at INFO in:\n{log}"
+        );
+    }
+}

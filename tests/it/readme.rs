@@ -92,6 +92,11 @@ async fn the_readme_steps_reach_a_verdict() {
     ] {
         assert!(said.contains(expected), "`{expected}` not in:\n{said}");
     }
+    let log = daemon.log();
+    assert!(
+        log.contains("ballot 1 closed at stage vote: adopted (every member voted)"),
+        "{log}"
+    );
     let item = daemon.item("item-1").await;
     assert_eq!(item["ballots"][0]["cast"], 55, "{item}");
     assert_eq!(item["outcome"], "adopted", "{item}");

@@ -383,9 +383,66 @@ async fn registers(State(app): AppState) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "acts": acts })))
 }
 
+/// The mail not yet delivered, by state, and when the oldest still to send was queued.
+struct Waiting {
+    pending: u64,
+    retrying: u64,
+    failed: u64,
+    oldest: Option<DateTime<Utc>>,
+}
+
+impl Waiting {
+    fn count(app: &App) -> Waiting {
+        let mut w = Waiting {
+            pending: 0,
+            retrying: 0,
+            failed: 0,
+            oldest: None,
+        };
+        for m in app.store.mails::<Mail>().flatten() {
+            match m.state() {
+                MailState::Failed => w.failed += 1,
+                MailState::Pending => w.pending += 1,
+                MailState::Retrying => w.retrying += 1,
+            }
+            if !m.failed {
+                w.oldest = Some(w.oldest.map_or(m.created_at, |o| o.min(m.created_at)));
+            }
+        }
+        w
+    }
+}
+
+/// Prometheus metrics; the gauges of what is open and waiting are counted as they are read.
 async fn metrics(State(app): AppState) -> Response {
+    let m = &app.metrics;
+    let open = app
+        .items
+        .all()
+        .iter()
+        .filter(|i| i.status == Status::Open)
+        .map(|i| i.ballots.iter().filter(|b| b.result.is_none()).count())
+        .sum::<usize>();
+    m.ballots_open.set(open as i64);
+    let waiting = Waiting::count(&app);
+    for (state, n) in [
+        ("pending", waiting.pending),
+        ("retrying", waiting.retrying),
+        ("failed", waiting.failed),
+    ] {
+        m.mail_waiting
+            .get_or_create(&crate::observe::StateLabel {
+                state: state.to_string(),
+            })
+            .set(n as i64);
+    }
+    let age = waiting
+        .oldest
+        .map_or(0, |o| (app.clock.now() - o).num_seconds().max(0));
+    m.mail_oldest_waiting_seconds.set(age);
+    m.timers_pending.set(app.store.timer_count() as i64);
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], app.metrics.render()).into_response()
+    ([(header::CONTENT_TYPE, content_type)], m.render()).into_response()
 }
 
 /// Ready to serve: the store answers, definitions are loaded, mail can go out.
@@ -446,18 +503,7 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
             }));
         }
     }
-    let (mut pending, mut retrying, mut failed, mut oldest) =
-        (0u64, 0u64, 0u64, None::<DateTime<Utc>>);
-    for m in app.store.mails::<Mail>().flatten() {
-        match m.state() {
-            MailState::Failed => failed += 1,
-            MailState::Pending => pending += 1,
-            MailState::Retrying => retrying += 1,
-        }
-        if !m.failed {
-            oldest = Some(oldest.map_or(m.created_at, |o| o.min(m.created_at)));
-        }
-    }
+    let waiting = Waiting::count(&app);
     let next_timer = app.store.first_timer()?.map(|k| k.due);
     Ok(Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
@@ -467,8 +513,8 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
         "items": { "open_by_stage": by_stage, "ended_by_outcome": by_outcome, "total": app.store.item_count() },
         "open_ballots": open_ballots,
         "outbox": {
-            "pending": pending, "retrying": retrying, "failed": failed,
-            "oldest_seconds": oldest.map(|o| (now - o).num_seconds()),
+            "pending": waiting.pending, "retrying": waiting.retrying, "failed": waiting.failed,
+            "oldest_seconds": waiting.oldest.map(|o| (now - o).num_seconds()),
             "sent_since_start": app.metrics.mail_sent.get(),
         },
         "timers": { "count": app.store.timer_count(), "next_due": next_timer },

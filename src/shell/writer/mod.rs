@@ -208,6 +208,9 @@ struct Staged {
     dirty: BTreeSet<String>,
     /// Kinds of the events staged, counted once the batch is durable.
     kinds: Vec<&'static str>,
+    /// What an operator reads in the log, logged once the batch is durable: an item
+    /// started or ended, a ballot opened or closed. (item, what, said once per batch).
+    milestones: Vec<(String, String)>,
     /// New definitions, in force once the batch is durable.
     definitions: Option<Definitions>,
 }
@@ -282,7 +285,11 @@ impl Writer {
         self.metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());
+        self.metrics.last_commit.set(self.clock.now().timestamp());
         self.metrics.batch_size.observe(replies.len() as f64);
+        for (item, what) in s.milestones {
+            tracing::info!(item = %item, "{what}");
+        }
         for kind in s.kinds {
             self.metrics
                 .events

@@ -70,6 +70,7 @@ impl Facts for Staging<'_> {
             _ => {}
         }
         self.s.kinds.push(record.event.kind());
+        self.milestones(item, record);
         tracing::debug!(
             item = id,
             seq = record.seq,
@@ -108,6 +109,51 @@ impl Facts for Staging<'_> {
 }
 
 impl Staging<'_> {
+    /// The moments an operator follows in the log, from the item after `record`.
+    fn milestones(&mut self, item: &Item, record: &Record) {
+        let mut said = |what: String| {
+            let entry = (item.id.clone(), what);
+            if !self.s.milestones.contains(&entry) {
+                self.s.milestones.push(entry);
+            }
+        };
+        match &record.event {
+            Event::Started { .. } => said(format!("item started on workflow {}", item.workflow)),
+            Event::ElectorateFixed { ballot, .. } => {
+                if let Some(b) = item.ballots.get(*ballot) {
+                    said(format!(
+                        "ballot {} opened at stage {}: {} voters, closes {}",
+                        ballot + 1,
+                        b.stage,
+                        b.electorate.len(),
+                        b.closes_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ));
+                }
+            }
+            _ => {}
+        }
+        for (i, b) in item.ballots.iter().enumerate() {
+            if let Some(r) = b.result.as_ref().filter(|r| r.closed_at == record.at) {
+                said(format!(
+                    "ballot {} closed at stage {}: {} ({})",
+                    i + 1,
+                    b.stage,
+                    r.verdict.as_str(),
+                    r.reason
+                ));
+            }
+        }
+        // An ended item takes no more events: this record ended it (or follows in the
+        // same request).
+        if item.status == crate::engine::Status::Ended {
+            said(format!(
+                "item ended: {}",
+                item.outcome.as_deref().unwrap_or("no outcome")
+            ));
+        }
+    }
+
     /// One outbox row per recipient, each with an id fixed by the record and the effect.
     fn stage_mail(
         &mut self,
