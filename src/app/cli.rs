@@ -14,6 +14,8 @@ use crate::config::Config;
 use crate::{daemon, setup};
 
 const DEFAULT_CONFIG: &str = "config/councild.toml";
+/// The workflow format for editors: one copy, in the docs, built into the binary.
+const WORKFLOW_SCHEMA: &str = include_str!("../../docs/workflow.schema.json");
 
 #[derive(Parser)]
 #[command(
@@ -154,6 +156,8 @@ pub enum Command {
     },
     /// Print the manual page (roff): `councild man | man -l -`.
     Man,
+    /// Print the JSON Schema of workflow files (docs/workflow.schema.json), for editors.
+    Schema,
 }
 
 #[derive(Subcommand)]
@@ -224,6 +228,10 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             let mut page = Vec::new();
             clap_mangen::Man::new(Cli::command()).render(&mut page)?;
             out.push_str(&String::from_utf8_lossy(&page));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Schema => {
+            out.push_str(WORKFLOW_SCHEMA);
             return Ok(ExitCode::SUCCESS);
         }
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),

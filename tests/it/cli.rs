@@ -264,6 +264,18 @@ fn completions_and_the_manual_page_cover_every_command() {
     }
 }
 
+/// `councild schema` prints the schema the docs keep and the samples name.
+#[test]
+fn the_schema_command_prints_the_documented_schema() {
+    let council = Council::new(ROSTER, &[]);
+    let (code, printed) = council.run(&["schema"]);
+    assert_eq!(code, 0, "{printed}");
+    let kept = std::fs::read_to_string(repo().join("docs/workflow.schema.json")).unwrap();
+    assert_eq!(printed, kept);
+    let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert!(schema["properties"]["stages"].is_object(), "{schema}");
+}
+
 /// A value the daemon would not understand is refused by the command line, naming the
 /// valid ones, before anything is asked.
 #[test]
