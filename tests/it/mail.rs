@@ -134,6 +134,17 @@ async fn a_delegate_votes_by_replying_to_the_ballot_mail() {
         "{}",
         answer.body
     );
+    // It names the words this ballot understands, which are its own choices.
+    assert!(
+        answer
+            .body
+            .contains("one of\r\nthese words on the first line: yes, no, abstain.")
+            || answer
+                .body
+                .contains("one of\nthese words on the first line: yes, no, abstain."),
+        "{}",
+        answer.body
+    );
     assert_eq!(daemon.item(&id).await["ballots"][0]["cast"], 0);
     // The same reply again and again (an auto-responder, a loop) is answered once an hour
     // at most: no mail multiplied.
