@@ -134,7 +134,7 @@ impl Templates {
                 if group == "partials" {
                     for hb in [&mut t.text, &mut t.html] {
                         if let Err(e) = hb.register_partial(stem, &source) {
-                            errors.push(format!("{}: {e}", path.display()));
+                            errors.push(format!("{}:{}", path.display(), syntax_problem(&e)));
                         }
                     }
                     continue;
@@ -170,7 +170,7 @@ impl Templates {
                             .insert(part.to_string());
                     }
                     Err(e) => {
-                        errors.push(format!("{}: {e}", path.display()));
+                        errors.push(format!("{}:{}", path.display(), syntax_problem(&e)));
                         broken.insert(path);
                     }
                 }
@@ -314,8 +314,45 @@ fn render_bounded(hb: &Handlebars, name: &str, data: &Value) -> Result<String, S
             MAX_RENDERED / 1024
         )),
         Ok(()) => String::from_utf8(out.bytes).map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(render_problem(&e)),
     }
+}
+
+/// A template's syntax error as ` LINE:COL: what` (to follow a file name and a colon),
+/// without handlebars' list of every token its grammar would have taken.
+fn syntax_problem(e: &handlebars::TemplateError) -> String {
+    use handlebars::TemplateErrorReason as Why;
+    let what = match e.reason() {
+        Why::InvalidSyntax(_) => "not a valid template: look for an unclosed `{{`, `}}` or block, or a stray character inside `{{ }}`".to_string(),
+        Why::MismatchingClosedHelper(open, close) => {
+            format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`")
+        }
+        other => other.to_string(),
+    };
+    match e.pos() {
+        Some((line, col)) => format!("{line}:{col}: {what}"),
+        None => format!(" {what}"),
+    }
+}
+
+/// A render error in the words of the template's author: `recipient.nme` is not in the
+/// mail's data, rather than handlebars' `Some("recipient.nme")`.
+fn render_problem(e: &handlebars::RenderError) -> String {
+    use handlebars::RenderErrorReason as Why;
+    let at = match (e.line_no, e.column_no) {
+        (Some(line), Some(col)) => format!("line {line}, col {col}: "),
+        _ => String::new(),
+    };
+    let what = match e.reason() {
+        Why::MissingVariable(Some(name)) => {
+            format!("`{name}` is not in this mail's data (docs/mail.md lists what each mail has)")
+        }
+        Why::MissingVariable(None) => "a variable is not in this mail's data".to_string(),
+        Why::HelperNotFound(name) => format!("there is no helper `{name}`"),
+        Why::PartialNotFound(name) => format!("there is no partial `{name}`"),
+        other => other.to_string(),
+    };
+    format!("{at}{what}")
 }
 
 /// Handlebars' output, which fails the render (and stops it) past [`MAX_RENDERED`]:
@@ -515,6 +552,17 @@ pub fn sample_data() -> Value {
 /// brace only makes the count stricter, never the parse wrong (handlebars still parses).
 fn nesting(source: &str) -> Result<(), String> {
     let mut blocks = 0usize;
+    // The blocks open: name and where they opened.
+    let mut unclosed: Vec<(String, usize)> = Vec::new();
+    let position = |at: usize| {
+        let line = source[..at].matches('\n').count() + 1;
+        let col = source[..at]
+            .rsplit('\n')
+            .next()
+            .map_or(0, |l| l.chars().count())
+            + 1;
+        (line, col)
+    };
     let mut rest = source;
     while let Some(open) = rest.find("{{") {
         let at = source.len() - rest.len() + open;
@@ -536,8 +584,14 @@ fn nesting(source: &str) -> Result<(), String> {
         let tag = body.trim_start_matches(['{', '~']).trim_start();
         if tag.starts_with('#') || (tag.starts_with('^') && tag.len() > 1) {
             blocks += 1;
+            let name = tag[1..]
+                .trim_start_matches(['>', '*'])
+                .split_whitespace()
+                .next();
+            unclosed.push((name.unwrap_or_default().to_string(), at));
         } else if tag.starts_with('/') {
             blocks = blocks.saturating_sub(1);
+            unclosed.pop();
         }
         let mut parens = 0usize;
         let mut deepest = 0usize;
@@ -550,12 +604,7 @@ fn nesting(source: &str) -> Result<(), String> {
             deepest = deepest.max(parens);
         }
         if blocks > MAX_NESTING || deepest > MAX_NESTING {
-            let line = source[..at].matches('\n').count() + 1;
-            let col = source[..at]
-                .rsplit('\n')
-                .next()
-                .map_or(0, |l| l.chars().count())
-                + 1;
+            let (line, col) = position(at);
             return Err(format!(
                 "{line}:{col}: blocks or subexpressions nested more than {MAX_NESTING} deep"
             ));
@@ -565,7 +614,15 @@ fn nesting(source: &str) -> Result<(), String> {
             None => "",
         };
     }
-    Ok(())
+    match unclosed.last() {
+        Some((name, at)) => {
+            let (line, col) = position(*at);
+            Err(format!(
+                "{line}:{col}: `{{{{#{name}}}}}` is never closed: end it with `{{{{/{name}}}}}`"
+            ))
+        }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -651,9 +708,42 @@ mod tests {
         assert!(nesting(&"{{#if a}}".repeat(MAX_NESTING + 1)).is_err());
         // Inverted blocks open a level, `{{^}}` (else) does not.
         assert!(nesting(&"{{~^b}}".repeat(MAX_NESTING + 1)).is_err());
-        assert!(nesting(&format!("{{{{#if a}}}}{}", "{{^}}".repeat(100))).is_ok());
+        assert!(nesting(&format!("{{{{#if a}}}}{}{{{{/if}}}}", "{{^}}".repeat(100))).is_ok());
         // Closed blocks do not add up.
         assert!(nesting(&"{{#if a}}{{/if}}".repeat(1_000)).is_ok());
+    }
+
+    #[test]
+    fn template_mistakes_are_said_in_the_authors_words() {
+        let unclosed = load_errors("Dear {{name}},\n{{#if item.title}}\nunclosed\n", &[]);
+        assert!(
+            unclosed.contains("t.text.hbs:2:1: `{{#if}}` is never closed: end it with `{{/if}}`"),
+            "{unclosed}"
+        );
+        assert!(
+            !unclosed.contains("expected"),
+            "no grammar dump: {unclosed}"
+        );
+        let stray = load_errors("Dear {{name}, x", &[]);
+        assert!(
+            stray.contains("t.text.hbs:1:12: not a valid template"),
+            "{stray}"
+        );
+        let crossed = load_errors("{{#if x}}{{/each}}", &[]);
+        assert!(
+            crossed.contains("`{{#if}}` is closed by `{{/each}}`"),
+            "{crossed}"
+        );
+        let dir = folder("Dear {{recipient.nme}}", &[]);
+        let t = Templates::load(dir.path()).expect("templates");
+        let problems = t
+            .check(dir.path(), &json!({"recipient": {"name": "A"}}))
+            .join("\n");
+        assert!(
+            problems.contains("line 1, col 6: `recipient.nme` is not in this mail's data")
+                && !problems.contains("Some("),
+            "{problems}"
+        );
     }
 
     #[test]
