@@ -68,16 +68,63 @@ pub const MAX_DEPTH: usize = 64;
 /// nesting past [`MAX_DEPTH`], a key given twice in one mapping (YAML would keep the last
 /// silently) and a second document (which would be ignored). A UTF-8 byte-order mark, as
 /// some editors write, is skipped.
+/// The scanner's error, said where the mistake is when the scanner only notices it later:
+/// a quote never closed is reported by the scanner lines further down, as "invalid
+/// indentation in quoted scalar" or an end of stream.
+fn syntax_error(source: &str, pos: Pos, info: &str) -> Diagnostic {
+    if info.contains("quoted scalar")
+        && let Some(open) = unclosed_quote(source, pos.line)
+    {
+        return Diagnostic {
+            pos: open,
+            message: "YAML syntax: this quote is never closed (or a line inside the quoted text is not indented)".into(),
+        };
+    }
+    Diagnostic {
+        pos,
+        message: format!("YAML syntax: {info}"),
+    }
+}
+
+/// The last quote opened and not closed on its own line, up to line `upto`: where a
+/// quoted text most likely begins that does not end. Comments and the other kind of
+/// quote inside a quoted text are skipped; `''` and `\"` are a quote within the text.
+fn unclosed_quote(source: &str, upto: usize) -> Option<Pos> {
+    let mut found = None;
+    for (n, line) in source.lines().take(upto).enumerate() {
+        let mut open: Option<(char, usize)> = None;
+        let chars: Vec<char> = line.chars().collect();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            match open {
+                None if c == '#' && (i == 0 || chars[i - 1].is_whitespace()) => break,
+                None if c == '"' || c == '\'' => open = Some((c, i)),
+                Some(('"', _)) if c == '\\' => i += 1,
+                Some(('\'', _)) if c == '\'' && chars.get(i + 1) == Some(&'\'') => i += 1,
+                Some((q, _)) if c == q => open = None,
+                _ => {}
+            }
+            i += 1;
+        }
+        if let Some((_, col)) = open {
+            found = Some(Pos {
+                line: n + 1,
+                col: col + 1,
+            });
+        }
+    }
+    found
+}
+
 pub fn parse(source: &str) -> Result<Option<Node>, Diagnostic> {
     let source = source.strip_prefix('\u{feff}').unwrap_or(source);
     let mut loader = YamlLoader::<Node>::default();
     let mut guard = Guard::default();
     // The parser's iterator is a state machine; its `load` recurses once per level.
     for next in Parser::new_from_str(source) {
-        let (event, span) = next.map_err(|e| Diagnostic {
-            pos: marker_pos(e.marker()),
-            message: format!("YAML syntax: {}", e.info()),
-        })?;
+        let (event, span) =
+            next.map_err(|e| syntax_error(source, marker_pos(e.marker()), e.info()))?;
         guard.check(&event, span)?;
         loader.on_event(event, span);
     }
@@ -401,6 +448,18 @@ mod tests {
         assert_eq!(fields.key_pos("a"), Pos { line: 1, col: 1 });
         let err = parse("a: [1, 2\n").unwrap_err();
         assert!(err.message.starts_with("YAML syntax"), "{err}");
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_where_it_opens() {
+        let text = "# a \"comment\n\ntitle: \"Quick ballot\nstart: vote\nstages:\n  vote: {}\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.pos, Pos { line: 3, col: 8 }, "{err}");
+        assert!(err.message.contains("this quote is never closed"), "{err}");
+        // Quotes closed on their line, escaped or doubled, are not it.
+        let text = "a: 'it''s'\nb: \"say \\\"x\\\"\"\nc: 'open\nd: x\n";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.pos, Pos { line: 3, col: 4 }, "{err}");
     }
 
     #[test]
