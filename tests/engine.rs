@@ -491,3 +491,49 @@ fn ties_are_broken_by_the_rule_of_the_ballot() {
         "{err}"
     );
 }
+
+/// Which mails a workflow sends with which template, and what each then knows: the
+/// circulation of a regulation goes out before its ballot and, after a vote without
+/// quorum sends it back, after one; its ballot, reminders and receipts are ballot mail.
+#[test]
+fn each_template_use_knows_whether_a_ballot_came_before() {
+    use councild::definition::MailKind;
+    let uses: Vec<(String, String, MailKind, bool)> = workflow("regulation-adoption")
+        .template_uses()
+        .into_iter()
+        .map(|u| (u.template, u.stage, u.kind, u.waits))
+        .collect();
+    let has = |t: &str, s: &str, k: MailKind, waits: bool| {
+        uses.contains(&(t.to_string(), s.to_string(), k, waits))
+    };
+    let before = MailKind::Notify {
+        after_ballot: false,
+    };
+    let after = MailKind::Notify { after_ballot: true };
+    assert!(
+        has("draft-circulated", "circulate", before.clone(), true),
+        "{uses:?}"
+    );
+    assert!(
+        has("draft-circulated", "circulate", after.clone(), true),
+        "{uses:?}"
+    );
+    assert!(has("ballot", "vote", MailKind::Ballot, false), "{uses:?}");
+    assert!(
+        has("ballot-reminder", "vote", MailKind::Ballot, false),
+        "{uses:?}"
+    );
+    assert!(
+        has("vote-receipt", "vote", MailKind::Receipt, false),
+        "{uses:?}"
+    );
+    assert!(
+        has("regulation-adopted", "adopt", after.clone(), false),
+        "{uses:?}"
+    );
+    assert!(
+        !has("regulation-adopted", "adopt", before, false),
+        "only after the vote"
+    );
+    assert_eq!(uses.len(), 7, "{uses:?}");
+}

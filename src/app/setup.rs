@@ -148,6 +148,18 @@ pub fn check(config: &Config, paths: &[std::path::PathBuf]) -> Report {
             },
             Err(e) => Err(e),
         };
+        // Each template as this workflow's mails will have it, not only with every datum.
+        let result = match (result, &templates) {
+            (Ok(w), Some(t)) => {
+                let problems = t.check_uses(&config.workflows.templates, &w);
+                if problems.is_empty() {
+                    Ok(w)
+                } else {
+                    Err(problems)
+                }
+            }
+            (result, _) => result,
+        };
         results.push((file, result));
     }
     Report {

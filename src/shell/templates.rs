@@ -305,6 +305,120 @@ impl Templates {
     }
 }
 
+impl Templates {
+    /// Renders each template a workflow uses with the data its mail will have when sent
+    /// (`TemplateUse`): no `ballot` in a notice sent before any ballot, no ballot link in
+    /// a notice, no `item.next` where the stage does not wait, no reply address when
+    /// replies by mail are off, only the inputs that are required or have a default. Each
+    /// problem once, naming the template, the stage and the case.
+    pub fn check_uses(&self, dir: &Path, workflow: &crate::definition::Workflow) -> Vec<String> {
+        use crate::definition::MailKind;
+        let mut problems = Vec::new();
+        for u in workflow.template_uses() {
+            let (case, mut data) = match u.kind {
+                MailKind::Notify {
+                    after_ballot: false,
+                } => ("a notice before any ballot", without(&["ballot", "vote"])),
+                MailKind::Notify { after_ballot: true } => {
+                    ("a notice after a ballot", without(&["vote"]))
+                }
+                MailKind::Ballot => ("a ballot mail or reminder", without(&["vote"])),
+                MailKind::Receipt => ("a vote's receipt", without(&[])),
+            };
+            if let Some(b) = data["ballot"].as_object_mut() {
+                match u.kind {
+                    MailKind::Notify { .. } => {
+                        b.remove("link");
+                        b.remove("reply_to");
+                    }
+                    // Still open: no result yet.
+                    _ => {
+                        b.insert("result".into(), Value::Null);
+                    }
+                }
+            }
+            if !u.waits
+                && let Some(item) = data["item"].as_object_mut()
+            {
+                item.remove("next");
+            }
+            let mut cases = vec![(String::new(), with_inputs(&data, workflow, true))];
+            cases.push((
+                ", without the optional inputs".into(),
+                with_inputs(&data, workflow, false),
+            ));
+            if data["ballot"]["reply_to"].is_string() {
+                if let Some(b) = data["ballot"].as_object_mut() {
+                    b.remove("reply_to");
+                }
+                cases.push((
+                    ", without replies by mail".into(),
+                    with_inputs(&data, workflow, true),
+                ));
+            }
+            for (language, names) in &self.languages {
+                if !names.contains(&u.template) {
+                    continue;
+                }
+                if let Some((variant, e)) = cases.iter().find_map(|(variant, data)| {
+                    self.render(&u.template, language, data)
+                        .err()
+                        .map(|e| (variant, e))
+                }) {
+                    let problem = format!(
+                        "{}: in {case} of workflow `{}` at stage `{}`{variant}: {e}",
+                        dir.join(language)
+                            .join(format!("{}.*.hbs", u.template))
+                            .display(),
+                        workflow.name,
+                        u.stage,
+                    );
+                    if !problems.contains(&problem) {
+                        problems.push(problem);
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
+
+/// The sample data without some of its top-level keys, and without `failure`, which only
+/// the daemon's own failure notice has.
+fn without(keys: &[&str]) -> Value {
+    let mut data = sample_data();
+    if let Some(map) = data.as_object_mut() {
+        map.remove("failure");
+        for key in keys {
+            map.remove(*key);
+        }
+    }
+    data
+}
+
+/// `data` with `item.inputs` as a workflow's item has them: every input (`all`), or only
+/// those required or with a default.
+fn with_inputs(data: &Value, workflow: &crate::definition::Workflow, all: bool) -> Value {
+    use crate::definition::InputKind;
+    let mut data = data.clone();
+    let inputs: serde_json::Map<String, Value> = workflow
+        .inputs
+        .iter()
+        .filter(|(_, i)| all || i.required || i.default.is_some())
+        .map(|(name, i)| {
+            let sample = match i.kind {
+                InputKind::Text => "Sample text",
+                InputKind::Url => "https://example.org/sample.pdf",
+                InputKind::Number => "3",
+                InputKind::Date => "2026-12-22",
+            };
+            (name.clone(), json!(i.default.as_deref().unwrap_or(sample)))
+        })
+        .collect();
+    data["item"]["inputs"] = Value::Object(inputs);
+    data
+}
+
 /// Renders one registered template, refused once it writes more than [`MAX_RENDERED`].
 fn render_bounded(hb: &Handlebars, name: &str, data: &Value) -> Result<String, String> {
     let mut out = Bounded::default();
@@ -345,7 +459,9 @@ fn render_problem(e: &handlebars::RenderError) -> String {
     };
     let what = match e.reason() {
         Why::MissingVariable(Some(name)) => {
-            format!("`{name}` is not in this mail's data (docs/mail.md lists what each mail has)")
+            format!(
+                "`{name}` is not in this mail's data (docs/workflow-format.md#mail-templates says what each mail has)"
+            )
         }
         Why::MissingVariable(None) => "a variable is not in this mail's data".to_string(),
         Why::HelperNotFound(name) => format!("there is no helper `{name}`"),

@@ -383,3 +383,85 @@ async fn a_fan_out_interrupted_by_kills_resends_at_most_the_mails_in_flight() {
     );
     drop(daemon);
 }
+
+/// Mail that failed for good (two bounced addresses) is listed by `councild outbox
+/// --failed`; once the mail server takes them again, one is retried and delivered, the
+/// other dropped, each from the command line.
+#[tokio::test]
+async fn failed_mail_is_listed_then_retried_or_dropped_from_the_cli() {
+    let roster = ROSTER
+        .replace("aaa.deputy@example.org", "bounce.aaa@example.org")
+        .replace("ccc.second@example.org", "bounce.ccc@example.org");
+    let council = Council::new(&roster, &[("quick.yaml", QUICK)]);
+    let maildir = council.path().join("maildir");
+    let smtp = SmtpServer::start_with("bouncer.Bouncer", free_port(), &maildir);
+    let port = smtp.port;
+    let env = smtp_env(port);
+    let daemon = Daemon::start(council.path(), &[(env[0].0, env[0].1.as_str())]);
+    daemon
+        .start_item("quick-adoption", json!({"title": "Noticed twice"}))
+        .await;
+    let listed = until("2 failed mails", Duration::from_secs(60), async || {
+        let (code, listed) = daemon.cli(&["outbox", "--failed"]);
+        if code == 0 && listed.lines().count() == 3 {
+            Ok(listed)
+        } else {
+            Err(listed)
+        }
+    })
+    .await;
+    let header = listed.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("MAIL") && header.contains("LAST ERROR"),
+        "{listed}"
+    );
+    let ids: Vec<String> = listed
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect();
+    assert!(
+        listed.contains("bounce.aaa@") && listed.contains("550"),
+        "{listed}"
+    );
+
+    // The mailboxes exist again: retry one, drop the other.
+    smtp.stop();
+    let smtp = SmtpServer::start(port, &maildir);
+    let (code, said) = daemon.cli(&["outbox", "retry", &ids[0]]);
+    assert_eq!(
+        (code, said.trim()),
+        (0, format!("{}: queued to send again", ids[0]).as_str())
+    );
+    let (code, said) = daemon.cli(&["outbox", "drop", &ids[1]]);
+    assert_eq!(
+        (code, said.trim()),
+        (0, format!("{}: dropped", ids[1]).as_str())
+    );
+    let (code, said) = daemon.cli(&["outbox", "drop", &ids[1]]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("404") && said.contains(&ids[1]), "{said}");
+    let mails = tokio::task::spawn_blocking(move || {
+        until_blocking("the retried mail", Duration::from_secs(60), || {
+            let mails = smtp.mails();
+            let bounced: Vec<Mail> = mails
+                .into_iter()
+                .filter(|m| m.to.contains("bounce."))
+                .collect();
+            if bounced.is_empty() {
+                Err("none yet".to_string())
+            } else {
+                Ok(bounced)
+            }
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(mails.len(), 1, "only the retried one");
+    let (_, listed) = daemon.cli(&["outbox", "--failed"]);
+    assert_eq!(
+        listed.lines().count(),
+        1,
+        "nothing failed any more:\n{listed}"
+    );
+}

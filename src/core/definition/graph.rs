@@ -57,3 +57,68 @@ pub(super) fn check_instant_loops(
         }
     }
 }
+
+/// What a mail of a workflow knows when it is sent, as far as its template can tell:
+/// which of the data a template may name is there (see `templates::data_for`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MailKind {
+    /// A stage's `notify`: `ballot` is the last ballot closed before, if any.
+    Notify { after_ballot: bool },
+    /// A ballot's mail to its voters, or a reminder: the open ballot, with the voter's link.
+    Ballot,
+    /// A vote's receipt: the open ballot, the link, and the `vote`.
+    Receipt,
+}
+
+/// One template as one workflow uses it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TemplateUse {
+    pub template: String,
+    pub stage: String,
+    pub kind: MailKind,
+    /// The stage waits (`after`, `schedule`): `item.next` is known.
+    pub waits: bool,
+}
+
+impl super::Workflow {
+    /// Every mail this workflow can send, each with what it knows: a notify in a stage that
+    /// can be reached both before and after a ballot is listed twice. Stages are walked
+    /// from the start, leaving a ballot stage only by its outcomes (after its ballot closed).
+    pub fn template_uses(&self) -> BTreeSet<TemplateUse> {
+        let mut uses = BTreeSet::new();
+        let mut seen = BTreeSet::from([(self.start.clone(), false)]);
+        let mut queue = VecDeque::from([(self.start.clone(), false)]);
+        while let Some((name, after_ballot)) = queue.pop_front() {
+            let Some(stage) = self.stages.get(&name) else {
+                continue;
+            };
+            let waits = stage.wait.is_some();
+            let used = |template: &str, kind| TemplateUse {
+                template: template.to_string(),
+                stage: name.clone(),
+                kind,
+                waits,
+            };
+            for n in &stage.notify {
+                uses.insert(used(&n.template, MailKind::Notify { after_ballot }));
+            }
+            let mut next: Vec<(&String, bool)> = Vec::new();
+            if let Some(b) = &stage.ballot {
+                uses.insert(used(&b.template, MailKind::Ballot));
+                if !b.remind.is_empty() {
+                    uses.insert(used(&b.remind_template, MailKind::Ballot));
+                }
+                uses.insert(used(&b.receipt_template, MailKind::Receipt));
+                next.extend(stage.outcomes.values().map(|s| (s, true)));
+            }
+            next.extend(stage.next.iter().map(|s| (s, after_ballot)));
+            next.extend(stage.on_signal.iter().map(|o| (&o.next, after_ballot)));
+            for (to, after) in next {
+                if seen.insert((to.clone(), after)) {
+                    queue.push_back((to.clone(), after));
+                }
+            }
+        }
+        uses
+    }
+}

@@ -14,6 +14,7 @@ pub use crate::yaml::Invalid;
 use crate::yaml::{self, Diagnostic, Diagnostics, Pos};
 
 mod graph;
+pub use graph::{MailKind, TemplateUse};
 mod read;
 mod values;
 
