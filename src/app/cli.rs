@@ -111,7 +111,7 @@ pub enum Command {
         #[arg(long)]
         until: String,
     },
-    /// Read the workflow files and templates again; running items keep their version.
+    /// Read the workflow files, templates and roster again; running items keep their version.
     Reload,
     /// List the mail waiting to be sent, retried or failed; retry or drop a failed one.
     #[command(args_conflicts_with_subcommands = true)]

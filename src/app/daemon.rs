@@ -91,7 +91,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     }
     let defs = Arc::new(ArcSwap::from_pointee(stored));
-    let roster = Arc::new(loaded.roster);
+    let roster: crate::writer::SharedRoster = Arc::new(ArcSwap::from_pointee(loaded.roster));
     let templates = Arc::new(ArcSwap::from_pointee(loaded.templates));
     let key = Key::load_or_create(&config.storage.path.join("secret.key")).context("secret key")?;
     let admin_token = config.admin_token(true)?;
@@ -114,7 +114,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::info!(repaired, "every item's log replayed");
     }
     let writer_task = tokio::spawn(writer.run());
-    handle.reload(loaded.workflows).await?;
+    handle.reload(loaded.workflows, None).await?;
 
     let stop = CancellationToken::new();
     let transport = Transport::from_config(config.mail.smtp_url.as_deref(), config.mail_folder())?;
@@ -128,7 +128,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         reply_domain: config.inbound.listen.map(|_| config.reply_domain()),
         dkim: config.dkim()?,
-        secretariat: crate::mail::Recipient::delegate(&roster.secretariat, None, None),
+        secretariat: crate::mail::Recipient::delegate(&roster.load().secretariat, None, None),
         clock: clock.clone(),
     };
     let public = tokio::net::TcpListener::bind(config.public.listen)

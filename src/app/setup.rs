@@ -37,7 +37,7 @@ pub fn load(config: &Config) -> anyhow::Result<Loaded> {
     }
 }
 
-/// The admin API's `reload`: the workflow folder and templates read and checked again.
+/// The admin API's `reload`: the workflow folder, templates and roster read and checked again.
 pub fn reloader(config: Config) -> crate::http::Reload {
     crate::http::Reload::new(move || {
         let report = check(&config, std::slice::from_ref(&config.workflows.dir));
@@ -48,12 +48,15 @@ pub fn reloader(config: Config) -> crate::http::Reload {
         let templates = report
             .templates
             .ok_or_else(|| vec!["the templates could not be read".to_string()])?;
+        let roster = report
+            .roster
+            .ok_or_else(|| vec!["the roster could not be read".to_string()])?;
         let workflows = report
             .files
             .into_iter()
             .filter_map(|(_, r)| r.ok())
             .collect();
-        Ok((workflows, templates))
+        Ok((workflows, templates, roster))
     })
 }
 

@@ -40,7 +40,7 @@ pub struct Replies {
     pub items: Arc<crate::writer::Items>,
     pub writer: crate::writer::Handle,
     pub defs: Arc<arc_swap::ArcSwap<crate::definition::Definitions>>,
-    pub roster: Arc<crate::roster::Roster>,
+    pub roster: crate::writer::SharedRoster,
     pub tz: chrono_tz::Tz,
     pub clock: crate::clock::Clock,
     pub limits: Arc<crate::limits::Limits>,
@@ -455,7 +455,13 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
     let title = defs
         .version(&item.version)
         .map_or(item.workflow.as_str(), |w| w.title.as_str());
-    let context = mail::context(&app.roster.council, title, &item, Some(r.ballot), app.tz);
+    let context = mail::context(
+        &app.roster.load().council,
+        title,
+        &item,
+        Some(r.ballot),
+        app.tz,
+    );
     let now = app.clock.now();
     let id = format!(
         "{}.reply.{}",

@@ -552,3 +552,54 @@ async fn metrics_and_log_follow_an_item_through_its_life() {
         );
     }
 }
+
+/// `reload` takes a changed roster: mail from then on goes to the new delegates and a
+/// ballot opening then gets the new electorate, while a ballot already open keeps the one
+/// fixed when it opened; the change is logged. A roster with a mistake changes nothing.
+#[tokio::test]
+async fn a_reloaded_roster_is_used_from_then_on() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let first = daemon
+        .start_item("quick-adoption", json!({"title": "Before"}))
+        .await;
+    council.ballot_mail("aaa.head@").await;
+    let roster_file = council.path().join("config/council.yaml");
+    let changed = ROSTER.replace("aaa.head@example.org", "aaa.new@example.org")
+        + "  - id: EEE\n    name: Epsilonland\n    delegates:\n      - { name: E. Head, email: eee.head@example.org, language: en, head: true }\n";
+    // First a roster with a mistake: refused, nothing changes.
+    std::fs::write(&roster_file, changed.replace("id: EEE", "id: AAA")).unwrap();
+    let (status, body) = daemon.admin(Method::POST, "/api/reload", None).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["problems"].to_string().contains("council.yaml"),
+        "{body}"
+    );
+    std::fs::write(&roster_file, &changed).unwrap();
+    let (status, body) = daemon.admin(Method::POST, "/api/reload", None).await;
+    assert_eq!(status, 200, "{body}");
+    let log = daemon.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("roster reloaded"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("added=[\"EEE\"]") && line.contains("changed=[\"AAA\"]"),
+        "{log}"
+    );
+
+    assert_eq!(daemon.item(&first).await["ballots"][0]["eligible"], 3);
+    let second = daemon
+        .start_item("quick-adoption", json!({"title": "After"}))
+        .await;
+    let ballot = council.ballot_mail("eee.head@").await;
+    assert!(ballot.subject.contains("After"), "{}", ballot.subject);
+    let to_new = council.ballot_mail("aaa.new@").await;
+    assert!(to_new.subject.contains("After"), "{}", to_new.subject);
+    let item = daemon
+        .wait_item(&second, "its ballot open", |i| {
+            i["ballots"][0]["eligible"].is_number()
+        })
+        .await;
+    assert_eq!(item["ballots"][0]["eligible"], 4, "{item}");
+}

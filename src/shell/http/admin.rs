@@ -182,15 +182,16 @@ async fn signal(
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
     if let Some(m) = &b.member
-        && app.roster.member(m).is_none()
+        && app.roster.load().member(m).is_none()
     {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("no member `{m}` in the roster"),
         ));
     }
-    let members = app.roster.members.len() as u64;
-    let eligible = app.roster.members.iter().filter(|m| m.voting_right).count() as u64;
+    let roster = app.roster.load();
+    let members = roster.members.len() as u64;
+    let eligible = roster.members.iter().filter(|m| m.voting_right).count() as u64;
     record(
         &app,
         id,
@@ -267,11 +268,11 @@ async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
         )
     };
     let read = app.clone();
-    let (workflows, templates) = tokio::task::spawn_blocking(move || (read.reload.read)())
+    let (workflows, templates, roster) = tokio::task::spawn_blocking(move || (read.reload.read)())
         .await
         .map_err(|_| problems(vec!["the definitions could not be read".into()]))?
         .map_err(problems)?;
-    app.writer.reload(workflows).await?;
+    app.writer.reload(workflows, Some(roster)).await?;
     app.templates.store(Arc::new(templates));
     tracing::info!("definitions reloaded");
     Ok(Json(json!({ "definitions": definitions_json(&app) })))

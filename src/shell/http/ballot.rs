@@ -385,7 +385,7 @@ fn question(app: &App, item: &Item, text: &str) -> String {
         .map_or(item.workflow.as_str(), |w| w.title.as_str());
     app.templates.load().render_text(
         text,
-        &mail::context(&app.roster.council, title, item, None, app.tz),
+        &mail::context(&app.roster.load().council, title, item, None, app.tz),
     )
 }
 
@@ -406,7 +406,7 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
     let current = b.vote(&f.r.member);
     let mut body = format!(
         "<p class=\"item\"><bdi>{}</bdi> — <bdi>{}</bdi></p><h2 id=\"question\"><bdi>{}</bdi></h2>",
-        escape(&app.roster.council),
+        escape(&app.roster.load().council),
         escape(&title),
         escape(&question(app, &f.item, &b.question))
     );

@@ -59,7 +59,8 @@ pub struct App {
     pub store: Store,
     pub writer: Handle,
     pub defs: Arc<ArcSwap<Definitions>>,
-    pub roster: Arc<Roster>,
+    /// The roster in force (swapped by the writer on a reload that changes it).
+    pub roster: crate::writer::SharedRoster,
     pub templates: Arc<ArcSwap<Templates>>,
     pub key: Key,
     pub admin_token: String,
@@ -75,9 +76,9 @@ pub struct App {
     pub limits: Arc<crate::limits::Limits>,
 }
 
-/// What reading the definitions on disk gives: the workflows and templates, checked, or
+/// What reading the definitions on disk gives: the workflows, templates and roster, checked, or
 /// every problem found.
-pub type Read = Result<(Vec<crate::definition::Workflow>, Templates), Vec<String>>;
+pub type Read = Result<(Vec<crate::definition::Workflow>, Templates, Roster), Vec<String>>;
 
 /// Reads the workflow files and templates on disk and checks them, for `POST /api/reload`.
 /// The application provides the reading (it knows where the files are and how they are

@@ -76,6 +76,8 @@ enum Request {
     },
     Reload {
         workflows: Vec<Workflow>,
+        /// A new roster, in force for what happens from this batch on.
+        roster: Option<Arc<Roster>>,
         reply: oneshot::Sender<()>,
     },
     /// A mail not caused by an item's event (an answer to an inbound reply).
@@ -157,10 +159,21 @@ impl Handle {
         Ok(rx)
     }
 
-    /// Makes `workflows` the current versions; returns once they are stored and in force.
-    pub async fn reload(&self, workflows: Vec<Workflow>) -> Result<(), WriteError> {
+    /// Makes `workflows` the current versions, and `roster` (if given) the roster; returns
+    /// once they are stored and in force.
+    pub async fn reload(
+        &self,
+        workflows: Vec<Workflow>,
+        roster: Option<Roster>,
+    ) -> Result<(), WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Reload { workflows, reply }).await?;
+        let roster = roster.map(Arc::new);
+        self.send(Request::Reload {
+            workflows,
+            roster,
+            reply,
+        })
+        .await?;
         rx.await
             .map_err(|_| WriteError::Store("the definitions could not be stored".into()))
     }
@@ -186,9 +199,11 @@ pub struct Writer {
     store: Store,
     clock: Clock,
     defs: Arc<ArcSwap<Definitions>>,
+    /// The roster in force, and where it is published for the listeners.
     roster: Arc<Roster>,
+    shared_roster: SharedRoster,
     tz: Tz,
-    /// The electorate a ballot opening now gets (the roster is fixed while the daemon runs).
+    /// The electorate a ballot opening now gets, from the roster in force.
     electorate: Arc<engine::Electorate>,
     /// Shared with the published items until a request changes one.
     items: HashMap<String, Arc<Item>>,
@@ -213,9 +228,43 @@ struct Staged {
     milestones: Vec<(String, String)>,
     /// New definitions, in force once the batch is durable.
     definitions: Option<Definitions>,
+    /// A new roster, in force once the batch is durable.
+    roster: Option<Arc<Roster>>,
 }
 
+/// The roster the listeners read: the writer swaps in a reloaded one.
+pub type SharedRoster = Arc<ArcSwap<Roster>>;
+
 impl Writer {
+    /// Makes `roster` the one in force: ballots opening from now get its electorate, mail
+    /// goes to its delegates; ballots already open keep the electorate they were given.
+    fn use_roster(&mut self, roster: Arc<Roster>) {
+        if *roster == *self.roster {
+            return;
+        }
+        let ids =
+            |r: &Roster| -> BTreeSet<String> { r.members.iter().map(|m| m.id.clone()).collect() };
+        let (before, after) = (ids(&self.roster), ids(&roster));
+        let added: Vec<&String> = after.difference(&before).collect();
+        let removed: Vec<&String> = before.difference(&after).collect();
+        let changed: Vec<&str> = roster
+            .members
+            .iter()
+            .filter(|m| self.roster.member(&m.id).is_some_and(|old| old != *m))
+            .map(|m| m.id.as_str())
+            .collect();
+        tracing::info!(
+            members = roster.members.len(),
+            ?added,
+            ?removed,
+            ?changed,
+            "roster reloaded: ballots opening from now use it; open ballots keep their electorate"
+        );
+        self.electorate = Arc::new(engine::electorate(&roster));
+        self.shared_roster.store(roster.clone());
+        self.roster = roster;
+    }
+
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
         let mut queue = Vec::with_capacity(MAX_BATCH);
@@ -246,8 +295,13 @@ impl Writer {
                     self.timer(&mut s, now, key);
                     replies.push(Reply::Timer(reply));
                 }
-                Request::Reload { workflows, reply } => {
+                Request::Reload {
+                    workflows,
+                    roster,
+                    reply,
+                } => {
                     self.reload(&mut s, now, workflows);
+                    s.roster = roster.or(s.roster.take());
                     replies.push(Reply::Committed(reply));
                 }
                 Request::Mail { mail, reply } => {
@@ -303,6 +357,9 @@ impl Writer {
         }
         if let Some(definitions) = s.definitions {
             self.defs.store(Arc::new(definitions));
+        }
+        if let Some(roster) = s.roster {
+            self.use_roster(roster);
         }
         self.published
             .publish(s.dirty.iter().filter_map(|id| self.items.get(id).cloned()));

@@ -14,7 +14,7 @@ impl Writer {
         store: Store,
         clock: Clock,
         defs: Arc<ArcSwap<Definitions>>,
-        roster: Arc<Roster>,
+        shared_roster: SharedRoster,
         tz: Tz,
         wake: Wake,
         metrics: Arc<Metrics>,
@@ -39,6 +39,7 @@ impl Writer {
         store.commit(&repaired).await?;
         let next_item = store.meta_u64(NEXT_ITEM)?;
         published.publish(items.values().cloned());
+        let roster = shared_roster.load_full();
         let electorate = Arc::new(engine::electorate(&roster));
         let (tx, rx) = mpsc::channel(QUEUE);
         let writer = Writer {
@@ -46,6 +47,7 @@ impl Writer {
             clock,
             defs,
             roster,
+            shared_roster,
             tz,
             electorate,
             items,

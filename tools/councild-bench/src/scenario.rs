@@ -211,7 +211,7 @@ async fn build(root: &Path, s: &Settings) -> anyhow::Result<Built> {
         store.clone(),
         councild::clock::Clock::system(),
         Arc::new(ArcSwap::from_pointee(Definitions::default())),
-        Arc::new(loaded.roster),
+        Arc::new(arc_swap::ArcSwap::from_pointee(loaded.roster)),
         tz,
         Wake::default(),
         Arc::new(Metrics::default()),
@@ -221,7 +221,7 @@ async fn build(root: &Path, s: &Settings) -> anyhow::Result<Built> {
     .context("opening the writer")?;
     let writer_task = tokio::spawn(writer.run());
     handle
-        .reload(loaded.workflows)
+        .reload(loaded.workflows, None)
         .await
         .context("storing the workflow")?;
 
