@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::http::path_segment;
 use crate::{daemon, setup};
 
 const DEFAULT_CONFIG: &str = "config/councild.toml";
@@ -654,17 +655,6 @@ fn when(v: &Value, zone: &chrono_tz::Tz) -> String {
             .to_string(),
         _ => cell(v),
     }
-}
-
-/// What is escaped in a path segment or a query value: all but letters, digits, `-_.`.
-const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.');
-
-/// An id as one segment of an API path.
-fn path_segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, ESCAPED).to_string()
 }
 
 /// The text of a JSON value for a table cell.

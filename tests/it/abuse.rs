@@ -180,3 +180,85 @@ async fn admin_paths_that_do_not_read_get_a_json_error() {
     let item = daemon.item(&id).await;
     assert_eq!(item["status"], "open", "{item}");
 }
+
+/// Every form of the dashboard that acts (start, signal, extend, cancel, retry, drop) is
+/// refused when posted from another site's page, even with the secretary's session, and
+/// changes nothing; from the dashboard itself the same post is done.
+#[tokio::test]
+async fn dashboard_actions_refuse_cross_site_posts() {
+    let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Guarded"}))
+        .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = format!("councild_admin={TOKEN}");
+    let ours = format!("http://{}", daemon.admin.trim_start_matches("http://"));
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (
+            "/dashboard/items".into(),
+            vec![("workflow", "quick-adoption"), ("input.title", "Forged")],
+        ),
+        (
+            format!("/dashboard/items/{id}/signal"),
+            vec![("name", "x"), ("member", "AAA")],
+        ),
+        (
+            format!("/dashboard/items/{id}/ballots/0/extend"),
+            vec![("until", "2030-01-01T10:00")],
+        ),
+        (
+            format!("/dashboard/items/{id}/cancel"),
+            vec![("reason", "forged")],
+        ),
+        ("/dashboard/outbox/item-1.0.0.0/retry".into(), vec![]),
+        ("/dashboard/outbox/item-1.0.0.0/drop".into(), vec![]),
+    ];
+    for (path, form) in &posts {
+        for (origin, site) in [
+            (Some("https://evil.example"), None),
+            (None, Some("cross-site")),
+        ] {
+            let mut request = http
+                .post(format!("{}{path}", daemon.admin))
+                .header("cookie", &cookie)
+                .form(form);
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            if let Some(site) = site {
+                request = request.header("sec-fetch-site", site);
+            }
+            let status = request.send().await.unwrap().status().as_u16();
+            assert_eq!(status, 403, "{path} from {origin:?} / {site:?}");
+        }
+    }
+    let item = daemon.item(&id).await;
+    assert_eq!(item["status"], "open", "{item}");
+    let kinds = item["events"].to_string();
+    for kind in ["\"signal\"", "\"cancelled\"", "\"deadline_extended\""] {
+        assert!(!kinds.contains(kind), "{kind} recorded: {item}");
+    }
+    let (_, list) = daemon.admin(reqwest::Method::GET, "/api/items", None).await;
+    assert_eq!(list["total"], 1, "{list}");
+    // The same cancel from the dashboard's own page is done.
+    let resp = http
+        .post(format!("{}/dashboard/items/{id}/cancel", daemon.admin))
+        .header("cookie", &cookie)
+        .header("origin", &ours)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("reason", "withdrawn")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let item = daemon.item(&id).await;
+    assert_eq!(item["status"], "ended");
+    assert!(
+        item["events"].to_string().contains("\"cancelled\""),
+        "{item}"
+    );
+}

@@ -294,3 +294,91 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     delegate.close().await;
     browser.close().await;
 }
+
+/// A secretary does the work without a terminal: logs in, starts the ratification of the
+/// statute from the form built from the workflow's inputs, records a member's deposit
+/// chosen from the roster, and cancels the item with a reason; every step lands in the
+/// item's log, as the admin API would have done it.
+#[tokio::test]
+async fn a_secretary_starts_an_item_and_records_a_deposit_from_the_dashboard() {
+    let roster =
+        std::fs::read_to_string(crate::harness::repo().join("config/council.yaml")).unwrap();
+    let statute =
+        std::fs::read_to_string(crate::harness::repo().join("workflows/statute-ratification.yaml"))
+            .unwrap();
+    let council = Council::new(
+        &roster,
+        &[("statute.yaml", &statute), ("quick.yaml", QUICK)],
+    );
+    let daemon = council.start();
+    let browser = Browser::start().await;
+    let b = &browser.client;
+    b.goto(&format!("{}/dashboard/login", daemon.admin))
+        .await
+        .unwrap();
+    let form = b.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("token", TOKEN).await.unwrap();
+    form.submit().await.unwrap();
+    browser.settle("No open items").await;
+
+    // Start: one form per workflow, its fields from the workflow's inputs.
+    browser.click(Locator::Id("start-item")).await;
+    browser.settle("Statute").await;
+    let start = b
+        .form(Locator::Css("#start-statute-ratification"))
+        .await
+        .unwrap();
+    start
+        .set_by_name("input.title", "Statute of the CPCC")
+        .await
+        .unwrap();
+    start.submit().await.unwrap();
+    let page = browser
+        .settle("Record <code>ratification_deposited</code>")
+        .await;
+    assert!(page.contains("open-for-ratification"), "{page}");
+    let url = b.current_url().await.unwrap();
+    assert!(url.path().ends_with("/dashboard/items/item-1"), "{url}");
+
+    // A deposit by Türkiye, chosen from the roster.
+    b.find(Locator::Css("#member option[value=\"TUR\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let signal = b.form(Locator::Css("#signal-form")).await.unwrap();
+    signal
+        .set_by_name("note", "instrument deposited on 25 November 2026")
+        .await
+        .unwrap();
+    signal.submit().await.unwrap();
+    browser.settle("<td>signal</td>").await;
+    assert_eq!(
+        browser.text("#signals tbody tr td:nth-child(2)").await,
+        "Türkiye (TUR)"
+    );
+    browser.screenshot("dashboard-deposit").await;
+    let item = daemon.item("item-1").await;
+    let signals = item["signals"].as_array().cloned().unwrap_or_default();
+    assert_eq!(signals.len(), 1, "{item}");
+    assert_eq!(signals[0]["member"], "TUR", "{item}");
+
+    // Cancel with a reason; the item ends, the reason is in its log.
+    let cancel = b.form(Locator::Css("#cancel-form")).await.unwrap();
+    cancel
+        .set_by_name("reason", "opened by mistake")
+        .await
+        .unwrap();
+    cancel.submit().await.unwrap();
+    browser.settle("<td>cancelled</td>").await;
+    let item = daemon.item("item-1").await;
+    assert_eq!(item["status"], "ended", "{item}");
+    let log = item["events"].to_string();
+    assert!(log.contains("opened by mistake"), "{log}");
+    b.goto(&format!("{}/dashboard/ended", daemon.admin))
+        .await
+        .unwrap();
+    browser.settle("Statute of the CPCC").await;
+    browser.close().await;
+}

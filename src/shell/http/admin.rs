@@ -161,7 +161,7 @@ async fn show_item(
 }
 
 /// Sends an event about an item and answers with its receipt and the item after it.
-async fn record(app: &App, id: String, event: Event) -> Result<Json<Value>, ApiError> {
+pub(super) async fn record(app: &App, id: String, event: Event) -> Result<Json<Value>, ApiError> {
     let done = app.writer.event(id.clone(), event).await?;
     let item = app.items.get(&id).map(|i| item_json(&i));
     Ok(Json(json!({ "event": done.hash, "item": item })))
@@ -181,29 +181,36 @@ async fn signal(
     b: Result<Json<SignalBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
-    if let Some(m) = &b.member
-        && app.roster.load().member(m).is_none()
+    record_signal(&app, id, name, b.member, b.data).await
+}
+
+/// A signal on an item (a ratification deposited, say), for the API and the dashboard.
+pub(super) async fn record_signal(
+    app: &App,
+    id: String,
+    name: String,
+    member: Option<String>,
+    data: Value,
+) -> Result<Json<Value>, ApiError> {
+    let roster = app.roster.load();
+    if let Some(m) = &member
+        && roster.member(m).is_none()
     {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("no member `{m}` in the roster"),
         ));
     }
-    let roster = app.roster.load();
     let members = roster.members.len() as u64;
     let eligible = roster.members.iter().filter(|m| m.voting_right).count() as u64;
-    record(
-        &app,
-        id,
-        Event::Signal {
-            name,
-            member: b.member,
-            data: b.data,
-            members,
-            eligible,
-        },
-    )
-    .await
+    let event = Event::Signal {
+        name,
+        member,
+        data,
+        members,
+        eligible,
+    };
+    record(app, id, event).await
 }
 
 #[derive(Deserialize)]
@@ -218,13 +225,22 @@ async fn cancel(
     b: Result<Json<CancelBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
-    if b.reason.trim().is_empty() {
+    record_cancel(&app, id, b.reason).await
+}
+
+/// Cancels an item with a reason, for the API and the dashboard.
+pub(super) async fn record_cancel(
+    app: &App,
+    id: String,
+    reason: String,
+) -> Result<Json<Value>, ApiError> {
+    if reason.trim().is_empty() {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "give a reason for the cancellation",
         ));
     }
-    record(&app, id, Event::Cancelled { reason: b.reason }).await
+    record(app, id, Event::Cancelled { reason }).await
 }
 
 #[derive(Deserialize)]
@@ -357,26 +373,38 @@ async fn retry_mail(
     State(app): AppState,
     Param(id): Param<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut mail = failed_mail(&app, &id)?;
+    let mail = retry(&app, &id).await?;
+    Ok(Json(mail_json(&mail)))
+}
+
+/// Queues a failed mail again (same id, same Message-ID), for the API and the dashboard.
+pub(super) async fn retry(app: &App, id: &str) -> Result<Mail, ApiError> {
+    let mut mail = failed_mail(app, id)?;
     mail.failed = false;
     mail.attempts = 0;
     mail.next_attempt = app.clock.now();
-    app.store.put_mail(&id, &mail)?;
+    app.store.put_mail(id, &mail)?;
     app.store.flush().await?;
     app.wake.outbox.notify_one();
     tracing::info!(item = %mail.item, mail = %id, "failed mail queued again");
-    Ok(Json(mail_json(&mail)))
+    Ok(mail)
 }
 
 async fn drop_mail(
     State(app): AppState,
     Param(id): Param<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mail = failed_mail(&app, &id)?;
-    app.store.remove_mail(&id)?;
+    drop_failed(&app, &id).await?;
+    Ok(Json(json!({ "dropped": id })))
+}
+
+/// Gives up a failed mail, logged, for the API and the dashboard.
+pub(super) async fn drop_failed(app: &App, id: &str) -> Result<(), ApiError> {
+    let mail = failed_mail(app, id)?;
+    app.store.remove_mail(id)?;
     app.store.flush().await?;
     tracing::warn!(item = %mail.item, mail = %id, to = %mail.to.email, "failed mail dropped");
-    Ok(Json(json!({ "dropped": id })))
+    Ok(())
 }
 
 async fn registers(State(app): AppState) -> Result<Json<Value>, ApiError> {

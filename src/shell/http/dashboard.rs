@@ -1,8 +1,12 @@
 //! The secretariat's dashboard: server-rendered pages on the admin listener, no JavaScript.
 //!
 //! Login takes the admin token and keeps it in an HttpOnly, SameSite=Strict cookie. The
-//! pages only read: open items and their stage, each open ballot's participation by member
-//! (who has voted, and what only for a recorded vote), the register, failed mail.
+//! pages show open and ended items, each open ballot's participation by member (who has
+//! voted, and what only for a recorded vote), the register (also as CSV) and the mail
+//! needing attention; their forms start an item, record a signal, extend a ballot, cancel
+//! an item, retry or drop a failed mail. Forms work without JavaScript; every post is
+//! refused when it comes from another site, and does what the admin API does (the same
+//! functions, the same refusals).
 
 use std::sync::Arc;
 
@@ -24,6 +28,31 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
         (Method::GET, "/dashboard/items/{id}", get(item_page)),
         (Method::GET, "/dashboard/register", get(register)),
         (Method::GET, "/dashboard/outbox", get(outbox)),
+        (Method::GET, "/dashboard/ended", get(ended)),
+        (Method::GET, "/dashboard/register.csv", get(register_csv)),
+        (Method::GET, "/dashboard/start", get(start_form)),
+        (Method::POST, "/dashboard/items", post(start_post)),
+        (
+            Method::POST,
+            "/dashboard/items/{id}/signal",
+            post(signal_post),
+        ),
+        (
+            Method::POST,
+            "/dashboard/items/{id}/cancel",
+            post(cancel_post),
+        ),
+        (
+            Method::POST,
+            "/dashboard/items/{id}/ballots/{ballot}/extend",
+            post(extend_post),
+        ),
+        (
+            Method::POST,
+            "/dashboard/outbox/{id}/retry",
+            post(retry_post),
+        ),
+        (Method::POST, "/dashboard/outbox/{id}/drop", post(drop_post)),
     ]
 }
 
@@ -140,7 +169,8 @@ async fn overview(State(app): AppState) -> Result<Response, ApiError> {
         .count();
     let body = format!(
         "<h2>Open items</h2><table><thead><tr><th>Item</th><th>Title</th><th>Workflow</th><th>Stage</th><th>Ballot</th></tr></thead><tbody>{}</tbody></table>\
-         <p>{ended} ended item(s). <a href=\"/dashboard/register\">Register of adopted acts</a>. \
+         <p><a href=\"/dashboard/start\" id=\"start-item\">Start an item</a>. <a href=\"/dashboard/ended\">{ended} ended item(s)</a>. \
+         <a href=\"/dashboard/register\">Register of adopted acts</a>. \
          <a href=\"/dashboard/outbox\">Failed mail: <strong id=\"failed-mail\">{failed}</strong></a>.</p>",
         if rows.is_empty() {
             "<tr><td colspan=\"5\">No open items.</td></tr>".to_string()
@@ -224,6 +254,36 @@ async fn item_page(State(app): AppState, Param(id): Param<String>) -> Result<Res
             body.push_str(&format!("<p>Tally: {}</p>", counts.join(", ")));
         }
     }
+    if !item.signals.is_empty() {
+        let roster = app.roster.load();
+        body.push_str(&format!(
+            "<h2>Signals ({})</h2><table id=\"signals\"><thead><tr><th>Signal</th><th>Member</th><th>At</th><th>Data</th></tr></thead><tbody>",
+            item.signals.len()
+        ));
+        for sig in &item.signals {
+            let member = sig.member.as_deref().map_or("-".to_string(), |m| {
+                roster
+                    .member(m)
+                    .map_or(m.to_string(), |x| format!("{} ({m})", x.name))
+            });
+            let data = if sig.data.is_null() {
+                String::new()
+            } else {
+                sig.data.to_string()
+            };
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&sig.name),
+                escape(&member),
+                sig.at.with_timezone(&app.tz).format("%F %T %Z"),
+                escape(&data)
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    if item.status == Status::Open {
+        body.push_str(&item_forms(&app, &item));
+    }
     body.push_str("<h2>Event log</h2><table><thead><tr><th>#</th><th>At</th><th>Event</th><th>Hash</th></tr></thead><tbody>");
     for r in app.store.events(&id) {
         let r = r?;
@@ -264,7 +324,8 @@ async fn register(State(app): AppState) -> Result<Response, ApiError> {
         ));
     }
     let body = format!(
-        "<table><thead><tr><th>Number</th><th>Title</th><th>Item</th><th>Adopted</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<table><thead><tr><th>Number</th><th>Title</th><th>Item</th><th>Adopted</th></tr></thead><tbody>{rows}</tbody></table>\
+         <p><a href=\"/dashboard/register.csv\" download>Download as CSV</a></p>"
     );
     Ok(layout(
         StatusCode::OK,
@@ -281,18 +342,29 @@ async fn outbox(State(app): AppState) -> Result<Response, ApiError> {
         if m.state() == MailState::Pending {
             continue;
         }
+        let actions = if m.failed {
+            let id = super::path_segment(&m.id);
+            format!(
+                "<form method=\"post\" action=\"/dashboard/outbox/{id}/retry\" class=\"inline\"><button type=\"submit\">Retry</button></form> \
+                 <form method=\"post\" action=\"/dashboard/outbox/{id}/drop\" class=\"inline\"><button type=\"submit\">Drop</button></form>"
+            )
+        } else {
+            String::new()
+        };
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&m.to.email),
             escape(&m.template),
             m.state().as_str(),
             m.attempts,
-            escape(m.last_error.as_deref().unwrap_or_default())
+            escape(m.last_error.as_deref().unwrap_or_default()),
+            actions
         ));
     }
     let body = format!(
-        "<p>Mail that failed or is waiting for another try. Retry or drop failed mail with the admin API.</p>\
-         <table><thead><tr><th>To</th><th>Template</th><th>Status</th><th>Tries</th><th>Last error</th></tr></thead><tbody>{rows}</tbody></table>"
+        "<p>Mail that failed or is waiting for another try. A failed mail is retried with its own \
+         Message-ID, or dropped (logged).</p>\
+         <table><thead><tr><th>To</th><th>Template</th><th>Status</th><th>Tries</th><th>Last error</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
     );
     Ok(layout(
         StatusCode::OK,
@@ -304,7 +376,7 @@ async fn outbox(State(app): AppState) -> Result<Response, ApiError> {
 
 fn layout(status: StatusCode, title: &str, nav: bool, body: &str) -> Response {
     let nav = if nav {
-        r#"<nav><a href="/dashboard">Open items</a> · <a href="/dashboard/register">Register</a> · <a href="/dashboard/outbox">Mail</a>
+        r#"<nav><a href="/dashboard">Open items</a> · <a href="/dashboard/start">Start an item</a> · <a href="/dashboard/ended">Ended items</a> · <a href="/dashboard/register">Register</a> · <a href="/dashboard/outbox">Mail</a>
            <form method="post" action="/dashboard/logout" class="inline"><button type="submit">Log out</button></form></nav>"#
     } else {
         ""
@@ -320,4 +392,337 @@ fn layout(status: StatusCode, title: &str, nav: bool, body: &str) -> Response {
         nav
     );
     (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// The forms of an open item: its stage's signal, each open ballot's deadline, cancelling.
+fn item_forms(app: &App, item: &crate::engine::Item) -> String {
+    let id = super::path_segment(&item.id);
+    let mut html = String::from("<h2>Act on this item</h2>");
+    let defs = app.defs.load();
+    let stage = defs
+        .version(&item.version)
+        .and_then(|w| w.stages.get(&item.stage));
+    if let Some(on) = stage.and_then(|s| s.on_signal.as_ref()) {
+        let roster = app.roster.load();
+        let members: String = roster
+            .members
+            .iter()
+            .map(|m| {
+                format!(
+                    "<option value=\"{}\">{} ({})</option>",
+                    escape(&m.id),
+                    escape(&m.name),
+                    escape(&m.id)
+                )
+            })
+            .collect();
+        html.push_str(&format!(
+            "<form method=\"post\" action=\"/dashboard/items/{id}/signal\" id=\"signal-form\"><fieldset><legend>Record <code>{name}</code></legend>\
+             <input type=\"hidden\" name=\"name\" value=\"{name}\">\
+             <label for=\"member\">Member</label> <select id=\"member\" name=\"member\" required><option value=\"\">Choose…</option>{members}</select> \
+             <label for=\"note\">Note</label> <input id=\"note\" name=\"note\" size=\"30\"> \
+             <button type=\"submit\">Record</button></fieldset></form>",
+            name = escape(&on.name),
+        ));
+    }
+    for (i, b) in item
+        .ballots
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| b.result.is_none())
+    {
+        let now = b.closes_at.with_timezone(&app.tz);
+        html.push_str(&format!(
+            "<form method=\"post\" action=\"/dashboard/items/{id}/ballots/{i}/extend\" id=\"extend-{n}\"><fieldset><legend>Extend ballot {n}</legend>\
+             <label for=\"until-{n}\">New deadline ({zone})</label> \
+             <input id=\"until-{n}\" name=\"until\" type=\"datetime-local\" required value=\"{value}\"> \
+             <button type=\"submit\">Extend</button></fieldset></form>",
+            n = i + 1,
+            zone = escape(app.tz.name()),
+            value = now.format("%Y-%m-%dT%H:%M"),
+        ));
+    }
+    html.push_str(&format!(
+        "<form method=\"post\" action=\"/dashboard/items/{id}/cancel\" id=\"cancel-form\"><fieldset><legend>Cancel this item</legend>\
+         <label for=\"reason\">Reason (kept in the item's log)</label><br><textarea id=\"reason\" name=\"reason\" required rows=\"2\" cols=\"50\"></textarea><br>\
+         <button type=\"submit\">Cancel the item</button></fieldset></form>"
+    ));
+    html
+}
+
+/// A post from another site (or a page that does not say where it comes from, in a
+/// browser that would say) is refused before anything is done.
+fn from_elsewhere(headers: &HeaderMap) -> Option<Response> {
+    super::cross_site(headers, None).then(|| {
+        let body = r#"<p class="error" role="alert">This form can only be sent from the dashboard itself.</p><p><a href="/dashboard">Back to the dashboard</a></p>"#;
+        layout(StatusCode::FORBIDDEN, "Refused", true, body)
+    })
+}
+
+/// The page for an action the daemon refused: its reason (and each problem), and a way back.
+fn refused(e: ApiError, back: &str) -> Response {
+    let mut body = format!("<p class=\"error\" role=\"alert\">{}</p>", escape(&e.1));
+    if let Some(list) = e.2.as_ref().and_then(|p| p.as_array()) {
+        body.push_str("<ul>");
+        for p in list {
+            body.push_str(&format!(
+                "<li>{}</li>",
+                escape(p.as_str().unwrap_or_default())
+            ));
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str(&format!("<p><a href=\"{}\">Back</a></p>", escape(back)));
+    layout(e.0, "Not done", true, &body)
+}
+
+fn item_url(id: &str) -> String {
+    format!("/dashboard/items/{}", super::path_segment(id))
+}
+
+async fn start_form(State(app): AppState) -> Response {
+    use crate::definition::InputKind;
+    let mut body = String::from("<p>Each workflow's inputs; a field marked * is required.</p>");
+    for w in app.defs.load().all_current() {
+        let mut fields = String::new();
+        for (name, input) in &w.inputs {
+            let kind = match input.kind {
+                InputKind::Text => "text",
+                InputKind::Url => "url",
+                InputKind::Number => "number",
+                InputKind::Date => "date",
+            };
+            let field = format!("{}-{}", w.name, name);
+            fields.push_str(&format!(
+                "<p><label for=\"{f}\">{name}{star}</label><br><input id=\"{f}\" name=\"input.{n}\" type=\"{kind}\" size=\"50\"{req}{value}></p>",
+                f = escape(&field),
+                name = escape(name),
+                n = escape(name),
+                star = if input.required { " *" } else { "" },
+                req = if input.required { " required" } else { "" },
+                value = input
+                    .default
+                    .as_ref()
+                    .map(|d| format!(" value=\"{}\"", escape(d)))
+                    .unwrap_or_default(),
+            ));
+        }
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"/dashboard/items\" id=\"start-{w}\"><fieldset><legend>{title} (<code>{w}</code>)</legend>\
+             <input type=\"hidden\" name=\"workflow\" value=\"{w}\">{fields}<button type=\"submit\">Start</button></fieldset></form>",
+            w = escape(&w.name),
+            title = escape(&w.title),
+        ));
+    }
+    layout(StatusCode::OK, "Start an item", true, &body)
+}
+
+async fn start_post(
+    State(app): AppState,
+    headers: HeaderMap,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    if let Some(refusal) = from_elsewhere(&headers) {
+        return refusal;
+    }
+    let fields = form.map(|Form(f)| f).unwrap_or_default();
+    let workflow = fields
+        .iter()
+        .find(|(k, _)| k == "workflow")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    // An empty optional field is no input (a default applies).
+    let inputs = fields
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("input.")?.to_string(), v)))
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect();
+    match app.writer.start(workflow, inputs).await {
+        Ok(done) => Redirect::to(&item_url(&done.item)).into_response(),
+        Err(e) => refused(e.into(), "/dashboard/start"),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignalForm {
+    name: String,
+    member: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn signal_post(
+    State(app): AppState,
+    Param(id): Param<String>,
+    headers: HeaderMap,
+    form: Result<Form<SignalForm>, FormRejection>,
+) -> Response {
+    if let Some(refusal) = from_elsewhere(&headers) {
+        return refusal;
+    }
+    let Ok(Form(f)) = form else {
+        return refused(bad_form(), &item_url(&id));
+    };
+    let member = Some(f.member).filter(|m| !m.is_empty());
+    let data = match f.note.trim() {
+        "" => serde_json::Value::Null,
+        note => serde_json::json!({ "note": note }),
+    };
+    match super::admin::record_signal(&app, id.clone(), f.name, member, data).await {
+        Ok(_) => Redirect::to(&item_url(&id)).into_response(),
+        Err(e) => refused(e, &item_url(&id)),
+    }
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    reason: String,
+}
+
+async fn cancel_post(
+    State(app): AppState,
+    Param(id): Param<String>,
+    headers: HeaderMap,
+    form: Result<Form<CancelForm>, FormRejection>,
+) -> Response {
+    if let Some(refusal) = from_elsewhere(&headers) {
+        return refusal;
+    }
+    let reason = form.map(|Form(f)| f.reason).unwrap_or_default();
+    match super::admin::record_cancel(&app, id.clone(), reason).await {
+        Ok(_) => Redirect::to(&item_url(&id)).into_response(),
+        Err(e) => refused(e, &item_url(&id)),
+    }
+}
+
+#[derive(Deserialize)]
+struct ExtendForm {
+    until: String,
+}
+
+async fn extend_post(
+    State(app): AppState,
+    Param((id, ballot)): Param<(String, usize)>,
+    headers: HeaderMap,
+    form: Result<Form<ExtendForm>, FormRejection>,
+) -> Response {
+    if let Some(refusal) = from_elsewhere(&headers) {
+        return refusal;
+    }
+    let until = form.map(|Form(f)| f.until).unwrap_or_default();
+    // A browser's `datetime-local`, in the council's zone.
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(until.trim(), f).ok());
+    let Some(closes_at) = local.and_then(|l| {
+        use chrono::TimeZone as _;
+        app.tz.from_local_datetime(&l).earliest()
+    }) else {
+        let e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{until}` is not a date and time (as 2026-12-20T17:00)"),
+        );
+        return refused(e, &item_url(&id));
+    };
+    let event = crate::engine::Event::DeadlineExtended {
+        ballot,
+        closes_at: closes_at.with_timezone(&chrono::Utc),
+    };
+    match super::admin::record(&app, id.clone(), event).await {
+        Ok(_) => Redirect::to(&item_url(&id)).into_response(),
+        Err(e) => refused(e, &item_url(&id)),
+    }
+}
+
+async fn retry_post(
+    State(app): AppState,
+    Param(id): Param<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = from_elsewhere(&headers) {
+        return refusal;
+    }
+    match super::admin::retry(&app, &id).await {
+        Ok(_) => Redirect::to("/dashboard/outbox").into_response(),
+        Err(e) => refused(e, "/dashboard/outbox"),
+    }
+}
+
+async fn drop_post(State(app): AppState, Param(id): Param<String>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = from_elsewhere(&headers) {
+        return refusal;
+    }
+    match super::admin::drop_failed(&app, &id).await {
+        Ok(()) => Redirect::to("/dashboard/outbox").into_response(),
+        Err(e) => refused(e, "/dashboard/outbox"),
+    }
+}
+
+fn bad_form() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "the form was not filled in as expected",
+    )
+}
+
+async fn ended(State(app): AppState) -> Response {
+    let mut items: Vec<_> = app
+        .items
+        .all()
+        .into_iter()
+        .filter(|i| i.status == Status::Ended)
+        .collect();
+    items.sort_by_key(|i| std::cmp::Reverse(i.entered_at));
+    let rows: String = items
+        .iter()
+        .map(|i| {
+            format!(
+                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                item_url(&i.id),
+                escape(&i.id),
+                escape(&app.title_of(i)),
+                escape(&i.workflow),
+                escape(i.outcome.as_deref().unwrap_or("-")),
+                escape(i.register_number.as_deref().unwrap_or("-")),
+                i.entered_at.with_timezone(&app.tz).format("%-d %B %Y, %H:%M %Z")
+            )
+        })
+        .collect();
+    let body = format!(
+        "<table><thead><tr><th>Item</th><th>Title</th><th>Workflow</th><th>Outcome</th><th>Number</th><th>Ended</th></tr></thead><tbody>{}</tbody></table>",
+        if rows.is_empty() {
+            "<tr><td colspan=\"6\">No ended items.</td></tr>".to_string()
+        } else {
+            rows
+        }
+    );
+    layout(StatusCode::OK, "Ended items", true, &body)
+}
+
+/// The register as CSV (RFC 4180: quoted fields, CRLF), for a spreadsheet.
+async fn register_csv(State(app): AppState) -> Result<Response, ApiError> {
+    let field = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
+    let mut csv = String::from("number,title,item,adopted\r\n");
+    for act in app.store.acts() {
+        let act = act?;
+        let adopted = act.at.with_timezone(&app.tz).format("%Y-%m-%d").to_string();
+        csv.push_str(&format!(
+            "{},{},{},{}\r\n",
+            field(&act.number),
+            field(&act.title),
+            field(&act.item),
+            field(&adopted)
+        ));
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"register.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }

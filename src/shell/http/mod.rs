@@ -339,6 +339,17 @@ impl ApiError {
     }
 }
 
+/// What is escaped in a path segment or a query value: all but letters, digits, `-_.`.
+const ESCAPED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
+/// An id as one segment of a path (an API path, a dashboard link or form action).
+pub fn path_segment(id: &str) -> String {
+    percent_encoding::utf8_percent_encode(id, ESCAPED).to_string()
+}
+
 /// The address a request's connection came from (a request extension).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
