@@ -92,7 +92,12 @@ pub fn check(config: &Config, paths: &[std::path::PathBuf]) -> Report {
         Ok(t) => {
             general.extend(t.check(dir, &crate::templates::sample_data()));
             // The daemon itself sends these, whatever the workflows say.
-            for name in ["mail-failed", "reply-not-understood"] {
+            for name in [
+                "mail-failed",
+                "reply-not-understood",
+                crate::engine::BALLOT_EXTENDED,
+                crate::engine::BALLOT_CANCELLED,
+            ] {
                 if !t.names().contains(name) {
                     general.push(format!(
                         "{}: template `{name}` is missing; councild sends it itself",

@@ -318,12 +318,19 @@ impl Templates {
             let (case, mut data) = match u.kind {
                 MailKind::Notify {
                     after_ballot: false,
-                } => ("a notice before any ballot", without(&["ballot", "vote"])),
-                MailKind::Notify { after_ballot: true } => {
-                    ("a notice after a ballot", without(&["vote"]))
-                }
-                MailKind::Ballot => ("a ballot mail or reminder", without(&["vote"])),
-                MailKind::Receipt => ("a vote's receipt", without(&[])),
+                } => (
+                    "a notice before any ballot",
+                    without(&["ballot", "vote", "cancellation"]),
+                ),
+                MailKind::Notify { after_ballot: true } => (
+                    "a notice after a ballot",
+                    without(&["vote", "cancellation"]),
+                ),
+                MailKind::Ballot => (
+                    "a ballot mail or reminder",
+                    without(&["vote", "cancellation"]),
+                ),
+                MailKind::Receipt => ("a vote's receipt", without(&["cancellation"])),
             };
             if let Some(b) = data["ballot"].as_object_mut() {
                 match u.kind {
@@ -657,6 +664,7 @@ pub fn sample_data() -> Value {
             "result": { "verdict": "adopted", "counts": { "yes": 40, "no": 10, "abstain": 3 }, "explanation": "yes >= 2/3 * (yes + no)" },
         },
         "vote": { "choice": "yes", "receipt": "0123456789abcdef" },
+        "cancellation": { "reason": "withdrawn by the sponsor" },
         "recipient": { "name": "A. Delegate", "language": "en", "member": "TUR", "member_name": "Türkiye" },
         "failure": { "to": "someone@example.org", "error": "550 no such user", "template": "ballot" },
     })

@@ -603,3 +603,65 @@ async fn a_reloaded_roster_is_used_from_then_on() {
         .await;
     assert_eq!(item["ballots"][0]["eligible"], 4, "{item}");
 }
+
+/// Extending a ballot tells its electorate the new deadline, with their link; cancelling
+/// the item while the ballot is open tells them it is closed without a result, and why.
+#[tokio::test]
+async fn delegates_are_told_when_a_ballot_is_extended_or_cancelled() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Moved twice"}))
+        .await;
+    council.ballot_mail("aaa.head@").await;
+    let until_time = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    let (status, body) = daemon
+        .admin(
+            Method::POST,
+            &format!("/api/items/{id}/ballots/0/deadline"),
+            Some(json!({"closes_at": until_time})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = daemon
+        .admin(
+            Method::POST,
+            &format!("/api/items/{id}/cancel"),
+            Some(json!({"reason": "withdrawn by the sponsor"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    daemon.wait_outbox_empty().await;
+    let mails = council.mails();
+    let extended: Vec<_> = mails
+        .iter()
+        .filter(|m| m.subject.contains("now closes"))
+        .collect();
+    let cancelled: Vec<_> = mails
+        .iter()
+        .filter(|m| m.subject.contains("is cancelled"))
+        .collect();
+    // The three voters: AAA and CCC in English, BBB in Arabic.
+    assert_eq!(
+        mails.iter().filter(|m| m.subject.contains("تمديد")).count(),
+        1
+    );
+    assert_eq!(
+        extended.len(),
+        2,
+        "{:?}",
+        mails.iter().map(|m| &m.subject).collect::<Vec<_>>()
+    );
+    assert!(
+        extended.iter().all(|m| m.link().is_some()),
+        "each with the voter's link"
+    );
+    assert_eq!(cancelled.len(), 2);
+    assert!(
+        cancelled
+            .iter()
+            .all(|m| m.body.contains("Reason: withdrawn by the sponsor")),
+        "{}",
+        cancelled[0].body
+    );
+}

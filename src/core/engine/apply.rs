@@ -94,7 +94,20 @@ pub fn apply(
             deadline_extended(ctx, item, at, *ballot, *closes_at, &mut fx)
         }
         Event::Cancelled { .. } => {
-            // The reason stays in the log; the item simply ends.
+            // The reason stays in the log; the item ends. Whoever was asked to vote in a
+            // ballot still open is told that their link no longer takes a vote.
+            for (i, _) in item
+                .ballots
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| b.result.is_none())
+            {
+                fx.push(Effect::Mail {
+                    template: BALLOT_CANCELLED.into(),
+                    to: Recipients::Electorate(i),
+                    ballot: Some(i),
+                });
+            }
             cancel_timers(item, &mut fx);
             item.awaiting = None;
             item.status = Status::Ended;
@@ -352,6 +365,12 @@ fn deadline_extended(
             }
         }
         set_ballot_timers(item, spec, ballot, closes_at, at, fx);
+        // The electorate learns the new deadline (and that a vote may still change).
+        fx.push(Effect::Mail {
+            template: BALLOT_EXTENDED.into(),
+            to: Recipients::Electorate(ballot),
+            ballot: Some(ballot),
+        });
     }
     Ok(())
 }

@@ -69,6 +69,12 @@ impl Event {
     }
 }
 
+/// The mail to a ballot's electorate when its deadline is moved later (no workflow names
+/// it: the daemon sends it for every workflow, so the templates folder must have it).
+pub const BALLOT_EXTENDED: &str = "ballot-extended";
+/// The mail to the electorate of a ballot still open when its item is cancelled.
+pub const BALLOT_CANCELLED: &str = "ballot-cancelled";
+
 /// What the engine asks the world to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {

@@ -24,7 +24,7 @@ use crate::definition::Workflow;
 use crate::rules::{Counts, VoterInfo};
 
 pub use apply::apply;
-pub use event::{Effect, Event, Recipients, Rejection, Timer};
+pub use event::{BALLOT_CANCELLED, BALLOT_EXTENDED, Effect, Event, Recipients, Rejection, Timer};
 pub use item::{Awaiting, Ballot, BallotResult, Electorate, Item, Signal, Status, Voter, Votes};
 pub use log::{Record, ReplayError, replay};
 pub use recipients::{Addressee, recipients};

@@ -169,6 +169,10 @@ impl Staging<'_> {
         if let Event::VoteCast { choice, .. } = &record.event {
             context["vote"] = serde_json::json!({ "choice": choice, "receipt": record.hash });
         }
+        // A cancellation's notice gives its reason.
+        if let Event::Cancelled { reason } = &record.event {
+            context["cancellation"] = serde_json::json!({ "reason": reason });
+        }
         let recipients = engine::recipients(self.roster, item, &to)
             .into_iter()
             .map(|a| match a {
