@@ -91,7 +91,8 @@ impl Limits {
     /// Whether a vote from this link, sent from `client` (see [`client`]) when known, is
     /// taken now; if not, the page says to try again.
     pub fn vote_allowed(&self, r: &BallotRef, client: Option<IpAddr>) -> bool {
-        client.is_none_or(|c| self.addresses.allow(&c)) && self.votes.allow(&link(r))
+        // The link first: one link retrying in a loop must not spend its office's budget.
+        self.votes.allow(&link(r)) && client.is_none_or(|c| self.addresses.allow(&c))
     }
 
     /// Whether a reply to this link's address may be answered with a notice now.
@@ -106,21 +107,33 @@ impl Limits {
 /// appends the address it got the request from; what comes before may be forged). As one
 /// client, an IPv6 address counts by its /64, as for connection caps.
 pub fn client(peer: IpAddr, forwarded: &str, trusted: &[IpAddr]) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_proxy = |ip: &IpAddr| trusted.iter().any(|t| t.to_canonical() == *ip);
     let mut client = peer;
-    if trusted.contains(&peer) && !forwarded.trim().is_empty() {
+    if is_proxy(&peer) && !forwarded.trim().is_empty() {
         for hop in forwarded.rsplit(',') {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
+            match hop_address(hop.trim()) {
+                Some(ip) => {
                     client = ip;
-                    if !trusted.contains(&ip) {
+                    if !is_proxy(&ip) {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
     }
     crate::listen::client_of(client)
+}
+
+/// One `X-Forwarded-For` hop: an address, or an address with a port as some proxies write
+/// it (`203.0.113.7:51234`, `[2001:db8::1]:443`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip()))
+        .or_else(|_| hop.trim_start_matches('[').trim_end_matches(']').parse())
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -190,6 +203,19 @@ mod tests {
         assert_eq!(client(proxy, "", &trusted), proxy);
         assert_eq!(client(proxy, "junk", &trusted), proxy);
         assert_eq!(client(proxy, "198.51.100.1, junk", &trusted), proxy);
+        // Hops with ports; an IPv4 proxy seen on a dual-stack listener.
+        assert_eq!(
+            client(proxy, "198.51.100.1:51234", &trusted),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client(proxy, "[2001:db8::1]:443", &trusted),
+            ip("2001:db8::")
+        );
+        assert_eq!(
+            client(ip("::ffff:10.0.0.1"), "198.51.100.1", &trusted),
+            ip("198.51.100.1")
+        );
         // IPv6 clients count by their /64.
         assert_eq!(client(ip("2001:db8::1"), "", &[]), ip("2001:db8::"));
     }

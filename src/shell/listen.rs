@@ -187,7 +187,8 @@ impl Gate {
         let admitted = {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             let mine = open.by_client.get(&client).copied().unwrap_or(0);
-            let share = match self.trusted.contains(&peer.ip()) {
+            let ip = peer.ip().to_canonical();
+            let share = match self.trusted.iter().any(|t| t.to_canonical() == ip) {
                 true => self.limit.total,
                 false => self.limit.per_client,
             };
