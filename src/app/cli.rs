@@ -208,20 +208,11 @@ macro_rules! put {
 }
 
 async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
-    let config = match &cli.config {
-        Some(path) => Config::load(path, true)?,
-        None => Config::load(&PathBuf::from(DEFAULT_CONFIG), false)?,
-    };
-    let json = cli.json;
-    let zone = config.timezone()?;
-    let api = |method: Method, path: String, body: Option<Value>| {
-        let config = config.clone();
-        async move { request(&config, method, &path, body).await }
-    };
-    let answer = match cli.command {
+    // What the binary can say about itself needs no configuration (packaging runs these).
+    match &cli.command {
         Command::Completions { shell } => {
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Cli::command(), "councild", &mut script);
+            clap_complete::generate(*shell, &mut Cli::command(), "councild", &mut script);
             out.push_str(&String::from_utf8_lossy(&script));
             return Ok(ExitCode::SUCCESS);
         }
@@ -233,6 +224,23 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
         }
         Command::Schema => {
             out.push_str(WORKFLOW_SCHEMA);
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
+    let config = match &cli.config {
+        Some(path) => Config::load(path, true)?,
+        None => Config::load(&PathBuf::from(DEFAULT_CONFIG), false)?,
+    };
+    let json = cli.json;
+    let zone = config.timezone()?;
+    let api = |method: Method, path: String, body: Option<Value>| {
+        let config = config.clone();
+        async move { request(&config, method, &path, body).await }
+    };
+    let answer = match cli.command {
+        // Answered above, before the configuration is read.
+        Command::Completions { .. } | Command::Man | Command::Schema => {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
@@ -540,7 +548,11 @@ fn print_outbox(out: &mut String, answer: &Value, zone: &chrono_tz::Tz) {
                 cell(&m["template"]),
                 cell(&m["attempts"]),
                 when(&m["next_attempt"], zone),
-                cell(&m["last_error"]),
+                // A remote server's words: no control characters reach the terminal.
+                cell(&m["last_error"])
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect(),
             ]
         })
         .collect();

@@ -68,6 +68,20 @@ pub const MAX_DEPTH: usize = 64;
 /// nesting past [`MAX_DEPTH`], a key given twice in one mapping (YAML would keep the last
 /// silently) and a second document (which would be ignored). A UTF-8 byte-order mark, as
 /// some editors write, is skipped.
+pub fn parse(source: &str) -> Result<Option<Node>, Diagnostic> {
+    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
+    let mut loader = YamlLoader::<Node>::default();
+    let mut guard = Guard::default();
+    // The parser's iterator is a state machine; its `load` recurses once per level.
+    for next in Parser::new_from_str(source) {
+        let (event, span) =
+            next.map_err(|e| syntax_error(source, marker_pos(e.marker()), e.info()))?;
+        guard.check(&event, span)?;
+        loader.on_event(event, span);
+    }
+    Ok(loader.into_documents().into_iter().next())
+}
+
 /// The scanner's error, said where the mistake is when the scanner only notices it later:
 /// a quote never closed is reported by the scanner lines further down, as "invalid
 /// indentation in quoted scalar" or an end of stream.
@@ -99,7 +113,17 @@ fn unclosed_quote(source: &str, upto: usize) -> Option<Pos> {
             let c = chars[i];
             match open {
                 None if c == '#' && (i == 0 || chars[i - 1].is_whitespace()) => break,
-                None if c == '"' || c == '\'' => open = Some((c, i)),
+                // A quote opens a quoted text only where a value starts (after `: `, `- `,
+                // `[`, `{`, `,` or the indentation): `note: it's fine` has none.
+                None if (c == '"' || c == '\'')
+                    && chars[..i]
+                        .iter()
+                        .rev()
+                        .find(|c| !c.is_whitespace())
+                        .is_none_or(|p| matches!(p, ':' | '-' | '[' | '{' | ',')) =>
+                {
+                    open = Some((c, i))
+                }
                 Some(('"', _)) if c == '\\' => i += 1,
                 Some(('\'', _)) if c == '\'' && chars.get(i + 1) == Some(&'\'') => i += 1,
                 Some((q, _)) if c == q => open = None,
@@ -115,20 +139,6 @@ fn unclosed_quote(source: &str, upto: usize) -> Option<Pos> {
         }
     }
     found
-}
-
-pub fn parse(source: &str) -> Result<Option<Node>, Diagnostic> {
-    let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-    let mut loader = YamlLoader::<Node>::default();
-    let mut guard = Guard::default();
-    // The parser's iterator is a state machine; its `load` recurses once per level.
-    for next in Parser::new_from_str(source) {
-        let (event, span) =
-            next.map_err(|e| syntax_error(source, marker_pos(e.marker()), e.info()))?;
-        guard.check(&event, span)?;
-        loader.on_event(event, span);
-    }
-    Ok(loader.into_documents().into_iter().next())
 }
 
 fn marker_pos(m: &Marker) -> Pos {
@@ -457,9 +467,9 @@ mod tests {
         assert_eq!(err.pos, Pos { line: 3, col: 8 }, "{err}");
         assert!(err.message.contains("this quote is never closed"), "{err}");
         // Quotes closed on their line, escaped or doubled, are not it.
-        let text = "a: 'it''s'\nb: \"say \\\"x\\\"\"\nc: 'open\nd: x\n";
+        let text = "a: 'it''s'\nn: it's plain\nb: \"say \\\"x\\\"\"\nc: 'open\nd: x\n";
         let err = parse(text).unwrap_err();
-        assert_eq!(err.pos, Pos { line: 3, col: 4 }, "{err}");
+        assert_eq!(err.pos, Pos { line: 4, col: 4 }, "{err}");
     }
 
     #[test]

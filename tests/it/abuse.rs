@@ -221,6 +221,7 @@ async fn dashboard_actions_refuse_cross_site_posts() {
         for (origin, site) in [
             (Some("https://evil.example"), None),
             (None, Some("cross-site")),
+            (Some("null"), None),
         ] {
             let mut request = http
                 .post(format!("{}{path}", daemon.admin))

@@ -214,6 +214,17 @@ fn completions_and_the_manual_page_cover_every_command() {
             assert!(script.contains(c), "{shell} completions lack `{c}`");
         }
     }
+    // What the binary says about itself needs no configuration (packaging runs it so).
+    let packaged = crate::harness::councild()
+        .args(["completions", "bash"])
+        .env("COUNCILD_MISSPELT_SETTING", "x")
+        .output()
+        .unwrap();
+    assert!(
+        packaged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packaged.stderr)
+    );
     let (_, bash) = council.run(&["completions", "bash"]);
     let checked = std::process::Command::new("bash")
         .args(["-n", "-c", &bash])

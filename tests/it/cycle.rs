@@ -259,7 +259,7 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
 
     // A second adoption takes the next number, with no gap.
     let second = daemon
-        .start_item("quick-adoption", json!({"title": "Second regulation"}))
+        .start_item("quick-adoption", json!({"title": "@SUM(1) regulation"}))
         .await;
     daemon
         .wait_item(&second, "the second ballot", |i| {
@@ -285,6 +285,23 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
         .wait_item(&second, "second adoption", |i| i["status"] == "ended")
         .await;
     assert_eq!(item["register_number"], format!("CPCC/REG/{year}/002"));
+
+    // The register as a spreadsheet takes it: UTF-8 marked, the title as text, not a formula.
+    let csv = reqwest::Client::new()
+        .get(format!("{}/dashboard/register.csv", daemon.admin))
+        .bearer_auth(crate::harness::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(lines[0], "\u{feff}number,title,item,adopted", "{csv}");
+    assert!(
+        lines[2].starts_with(&format!("\"CPCC/REG/{year}/002\",\"'@SUM(1) regulation\"")),
+        "{csv}"
+    );
 }
 
 #[tokio::test]

@@ -453,7 +453,12 @@ fn item_forms(app: &App, item: &crate::engine::Item) -> String {
 /// A post from another site (or a page that does not say where it comes from, in a
 /// browser that would say) is refused before anything is done.
 fn from_elsewhere(headers: &HeaderMap) -> Option<Response> {
-    super::cross_site(headers, None).then(|| {
+    // An opaque origin (a sandboxed frame, a page from a file) is not the dashboard either;
+    // ballot votes accept it, as some mail clients' pages send it.
+    let opaque = headers
+        .get(header::ORIGIN)
+        .is_some_and(|o| o.as_bytes() == b"null");
+    (opaque || super::cross_site(headers, None)).then(|| {
         let body = r#"<p class="error" role="alert">This form can only be sent from the dashboard itself.</p><p><a href="/dashboard">Back to the dashboard</a></p>"#;
         layout(StatusCode::FORBIDDEN, "Refused", true, body)
     })
@@ -614,15 +619,44 @@ async fn extend_post(
     let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
         .iter()
         .find_map(|f| chrono::NaiveDateTime::parse_from_str(until.trim(), f).ok());
-    let Some(closes_at) = local.and_then(|l| {
+    let current = app
+        .items
+        .get(&id)
+        .and_then(|i| i.ballots.get(ballot).map(|b| b.closes_at));
+    let closes_at = local.map(|l| {
         use chrono::TimeZone as _;
-        app.tz.from_local_datetime(&l).earliest()
-    }) else {
-        let e = ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("`{until}` is not a date and time (as 2026-12-20T17:00)"),
-        );
-        return refused(e, &item_url(&id));
+        match app.tz.from_local_datetime(&l) {
+            chrono::LocalResult::Single(t) => Ok(t),
+            // A time the clocks pass twice (autumn): the later one if the earlier is not
+            // after the current deadline.
+            chrono::LocalResult::Ambiguous(early, late) => Ok(
+                match current.is_some_and(|c| early.with_timezone(&chrono::Utc) <= c) {
+                    true => late,
+                    false => early,
+                },
+            ),
+            chrono::LocalResult::None => Err(()),
+        }
+    });
+    let closes_at = match closes_at {
+        Some(Ok(t)) => t,
+        Some(Err(())) => {
+            let e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "`{until}` does not exist in {} (the clocks skip it)",
+                    app.tz.name()
+                ),
+            );
+            return refused(e, &item_url(&id));
+        }
+        None => {
+            let e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("`{until}` is not a date and time (as 2026-12-20T17:00)"),
+            );
+            return refused(e, &item_url(&id));
+        }
     };
     let event = crate::engine::Event::DeadlineExtended {
         ballot,
@@ -699,10 +733,19 @@ async fn ended(State(app): AppState) -> Response {
     layout(StatusCode::OK, "Ended items", true, &body)
 }
 
-/// The register as CSV (RFC 4180: quoted fields, CRLF), for a spreadsheet.
+/// The register as CSV (RFC 4180: quoted fields, CRLF; a byte-order mark so that
+/// spreadsheets read it as UTF-8), for a spreadsheet. A field that a spreadsheet would
+/// take for a formula (`=`, `+`, `-`, `@`, a tab or CR first) gets a `'` in front: a
+/// title is text, never a formula run on the secretary's machine.
 async fn register_csv(State(app): AppState) -> Result<Response, ApiError> {
-    let field = |v: &str| format!("\"{}\"", v.replace('"', "\"\""));
-    let mut csv = String::from("number,title,item,adopted\r\n");
+    let field = |v: &str| {
+        let text = match v.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            true => format!("'{v}"),
+            false => v.to_string(),
+        };
+        format!("\"{}\"", text.replace('"', "\"\""))
+    };
+    let mut csv = String::from("\u{feff}number,title,item,adopted\r\n");
     for act in app.store.acts() {
         let act = act?;
         let adopted = act.at.with_timezone(&app.tz).format("%Y-%m-%d").to_string();
@@ -721,6 +764,7 @@ async fn register_csv(State(app): AppState) -> Result<Response, ApiError> {
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"register.csv\"",
             ),
+            (header::CACHE_CONTROL, "no-store"),
         ],
         csv,
     )
