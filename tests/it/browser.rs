@@ -136,6 +136,18 @@ impl Browser {
             .unwrap_or_else(|page| gave_up(what, within, page))
     }
 
+    /// Logs in to the dashboard at `admin` with the test's token, as a secretary types it.
+    pub async fn log_in(&self, admin: &str) {
+        self.client
+            .goto(&format!("{admin}/dashboard/login"))
+            .await
+            .unwrap();
+        let form = self.client.form(Locator::Css("form")).await.unwrap();
+        form.set_by_name("token", TOKEN).await.unwrap();
+        form.submit().await.unwrap();
+        self.settle("No open items").await;
+    }
+
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
@@ -171,13 +183,7 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     form.set_by_name("token", "not-the-token").await.unwrap();
     form.submit().await.unwrap();
     browser.settle("That token is not right").await;
-    b.goto(&format!("{}/dashboard/login", daemon.admin))
-        .await
-        .unwrap();
-    let form = b.form(Locator::Css("form")).await.unwrap();
-    form.set_by_name("token", TOKEN).await.unwrap();
-    form.submit().await.unwrap();
-    browser.settle("No open items").await;
+    browser.log_in(&daemon.admin).await;
 
     let id = daemon
         .start_item(
@@ -313,13 +319,7 @@ async fn a_secretary_starts_an_item_and_records_a_deposit_from_the_dashboard() {
     let daemon = council.start();
     let browser = Browser::start().await;
     let b = &browser.client;
-    b.goto(&format!("{}/dashboard/login", daemon.admin))
-        .await
-        .unwrap();
-    let form = b.form(Locator::Css("form")).await.unwrap();
-    form.set_by_name("token", TOKEN).await.unwrap();
-    form.submit().await.unwrap();
-    browser.settle("No open items").await;
+    browser.log_in(&daemon.admin).await;
 
     // Start: one form per workflow, its fields from the workflow's inputs.
     browser.click(Locator::Id("start-item")).await;

@@ -481,6 +481,14 @@ fn refused(e: ApiError, back: &str) -> Response {
     layout(e.0, "Not done", true, &body)
 }
 
+/// The answer to a form: to the page it concerns once done, or the refusal.
+fn after<T>(done: Result<T, ApiError>, page: &str) -> Response {
+    match done {
+        Ok(_) => Redirect::to(page).into_response(),
+        Err(e) => refused(e, page),
+    }
+}
+
 fn item_url(id: &str) -> String {
     format!("/dashboard/items/{}", super::path_segment(id))
 }
@@ -573,10 +581,10 @@ async fn signal_post(
         "" => serde_json::Value::Null,
         note => serde_json::json!({ "note": note }),
     };
-    match super::admin::record_signal(&app, id.clone(), f.name, member, data).await {
-        Ok(_) => Redirect::to(&item_url(&id)).into_response(),
-        Err(e) => refused(e, &item_url(&id)),
-    }
+    after(
+        super::admin::record_signal(&app, id.clone(), f.name, member, data).await,
+        &item_url(&id),
+    )
 }
 
 #[derive(Deserialize)]
@@ -594,10 +602,10 @@ async fn cancel_post(
         return refusal;
     }
     let reason = form.map(|Form(f)| f.reason).unwrap_or_default();
-    match super::admin::record_cancel(&app, id.clone(), reason).await {
-        Ok(_) => Redirect::to(&item_url(&id)).into_response(),
-        Err(e) => refused(e, &item_url(&id)),
-    }
+    after(
+        super::admin::record_cancel(&app, id.clone(), reason).await,
+        &item_url(&id),
+    )
 }
 
 #[derive(Deserialize)]
@@ -662,10 +670,10 @@ async fn extend_post(
         ballot,
         closes_at: closes_at.with_timezone(&chrono::Utc),
     };
-    match super::admin::record(&app, id.clone(), event).await {
-        Ok(_) => Redirect::to(&item_url(&id)).into_response(),
-        Err(e) => refused(e, &item_url(&id)),
-    }
+    after(
+        super::admin::record(&app, id.clone(), event).await,
+        &item_url(&id),
+    )
 }
 
 async fn retry_post(
@@ -676,20 +684,17 @@ async fn retry_post(
     if let Some(refusal) = from_elsewhere(&headers) {
         return refusal;
     }
-    match super::admin::retry(&app, &id).await {
-        Ok(_) => Redirect::to("/dashboard/outbox").into_response(),
-        Err(e) => refused(e, "/dashboard/outbox"),
-    }
+    after(super::admin::retry(&app, &id).await, "/dashboard/outbox")
 }
 
 async fn drop_post(State(app): AppState, Param(id): Param<String>, headers: HeaderMap) -> Response {
     if let Some(refusal) = from_elsewhere(&headers) {
         return refusal;
     }
-    match super::admin::drop_failed(&app, &id).await {
-        Ok(()) => Redirect::to("/dashboard/outbox").into_response(),
-        Err(e) => refused(e, "/dashboard/outbox"),
-    }
+    after(
+        super::admin::drop_failed(&app, &id).await,
+        "/dashboard/outbox",
+    )
 }
 
 fn bad_form() -> ApiError {
