@@ -287,15 +287,7 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     assert_eq!(item["register_number"], format!("CPCC/REG/{year}/002"));
 
     // The register as a spreadsheet takes it: UTF-8 marked, the title as text, not a formula.
-    let csv = reqwest::Client::new()
-        .get(format!("{}/dashboard/register.csv", daemon.admin))
-        .bearer_auth(crate::harness::TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = daemon.admin_text("/dashboard/register.csv").await;
     let lines: Vec<&str> = csv.split("\r\n").collect();
     assert_eq!(lines[0], "\u{feff}number,title,item,adopted", "{csv}");
     assert!(

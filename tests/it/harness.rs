@@ -428,14 +428,19 @@ impl Daemon {
 
     /// `/metrics`, as Prometheus reads it.
     pub async fn metrics(&self) -> String {
+        self.admin_text("/metrics").await
+    }
+
+    /// A page of the admin listener that is not JSON (metrics, CSV), read with the token.
+    pub async fn admin_text(&self, path: &str) -> String {
         let resp = self
             .http
-            .get(format!("{}/metrics", self.admin))
+            .get(format!("{}{path}", self.admin))
             .bearer_auth(TOKEN)
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.status(), 200, "{path}");
         resp.text().await.unwrap()
     }
 
