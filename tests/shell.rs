@@ -162,7 +162,7 @@ impl Shell {
             member: member.into(),
             choice: choice.into(),
         };
-        self.handle.event(item.into(), vote).await.unwrap();
+        self.handle.event(item.into(), vote, None).await.unwrap();
     }
 
     /// The item once `done` holds of it (the timer task works on its own time).
@@ -189,7 +189,11 @@ impl Shell {
             roster: Arc::new(ArcSwap::from_pointee(roster())),
             templates: Arc::new(ArcSwap::from_pointee(templates)),
             key: Key::from_bytes([7; 32]),
-            admin_token: ADMIN_TOKEN.into(),
+            accounts: councild::accounts::Accounts::new(
+                self.store.clone(),
+                self.clock.clone(),
+                ADMIN_TOKEN.into(),
+            ),
             tz: tz(),
             started: std::time::Instant::now(),
             metrics: Arc::new(Metrics::default()),
@@ -219,7 +223,7 @@ async fn a_three_week_cycle_runs_on_a_clock_the_test_moves() {
     let shell = Shell::start(&[&slow], Clock::manual(start)).await;
     let id = shell
         .handle
-        .start(slow.name.clone(), BTreeMap::new())
+        .start(slow.name.clone(), BTreeMap::new(), None)
         .await
         .unwrap()
         .item;
@@ -272,7 +276,7 @@ async fn the_simulator_draws_the_same_lot_as_the_daemon_on_the_same_requests() {
     let shell = Shell::start(&[&workflow], Clock::system()).await;
     let done = shell
         .handle
-        .start(workflow.name.clone(), BTreeMap::new())
+        .start(workflow.name.clone(), BTreeMap::new(), None)
         .await
         .unwrap();
     for (member, choice) in [("AAA", "yes"), ("BBB", "no"), ("CCC", "yes"), ("DDD", "no")] {

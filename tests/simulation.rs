@@ -85,6 +85,7 @@ fn run(seed: u64, workflows: &[Workflow], roster: &Roster) {
                     let closes_at =
                         item.ballots[b].closes_at + Duration::hours(rng.gen_range(-2..48));
                     sim.apply(Event::DeadlineExtended {
+                        reason: None,
                         ballot: b,
                         closes_at,
                     })

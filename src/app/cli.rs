@@ -111,6 +111,9 @@ pub enum Command {
         /// The new deadline, RFC 3339 with its offset.
         #[arg(long)]
         until: String,
+        /// Why, as it will stand in the item's log and in the notice to the voters.
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Read the workflow files, templates and roster again; running items keep their version.
     Reload,
@@ -355,6 +358,7 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             item,
             ballot,
             until,
+            reason,
         } => {
             let index = ballot
                 .checked_sub(1)
@@ -363,7 +367,12 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
                 "/api/items/{}/ballots/{index}/deadline",
                 path_segment(&item)
             );
-            let answer = api(Method::POST, path, Some(json!({ "closes_at": until }))).await?;
+            let answer = api(
+                Method::POST,
+                path,
+                Some(json!({ "closes_at": until, "reason": reason })),
+            )
+            .await?;
             print_change(out, json, &answer, &item)
         }
         Command::Outbox { failed, action } => {
@@ -865,11 +874,12 @@ fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
                 cell(&e["seq"]),
                 when(&e["at"], zone),
                 cell(&e["event"]["type"]),
+                cell(&e["by"]),
                 cell(&e["hash"]).chars().take(16).collect(),
             ]
         })
         .collect();
-    print_table(out, &["#", "AT", "EVENT", "HASH"], &events);
+    print_table(out, &["#", "AT", "EVENT", "BY", "HASH"], &events);
     put!(
         out,
         "event chain: {}",
@@ -911,7 +921,11 @@ async fn request(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let token = config.admin_token(false)?;
+    // A personal API token, when one is given: what is done is attributed to its account.
+    let token = match std::env::var("COUNCILD_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        _ => config.admin_token(false)?,
+    };
     let url = format!("http://{}{path}", config.admin.listen);
     let mut req = reqwest::Client::new()
         .request(method, &url)

@@ -94,7 +94,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let roster: crate::writer::SharedRoster = Arc::new(ArcSwap::from_pointee(loaded.roster));
     let templates = Arc::new(ArcSwap::from_pointee(loaded.templates));
     let key = Key::load_or_create(&config.storage.path.join("secret.key")).context("secret key")?;
-    let admin_token = config.admin_token(true)?;
+    let accounts =
+        crate::accounts::Accounts::new(store.clone(), clock.clone(), config.admin_token(true)?);
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
     let items = Arc::new(crate::writer::Items::default());
@@ -151,7 +152,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         roster,
         templates,
         key,
-        admin_token,
+        accounts,
         tz,
         started: Instant::now(),
         metrics,

@@ -149,6 +149,7 @@ impl<'a> Simulator<'a> {
             ITEM,
             self.now,
             event,
+            None,
             &mut self.world,
         )?;
         Ok(())

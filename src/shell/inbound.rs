@@ -433,7 +433,7 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
             member: r.member.clone(),
             choice: choice.clone(),
         };
-        match app.writer.event(r.item.clone(), event).await {
+        match app.writer.event(r.item.clone(), event, None).await {
             Ok(done) => {
                 tracing::info!(item = %r.item, member = %r.member, %choice, receipt = %done.hash, "vote recorded from a mail reply");
                 return Ok(());

@@ -40,7 +40,7 @@ pub struct Limiter<K: Hash + Eq + Clone> {
 
 impl<K: Hash + Eq + Clone> Limiter<K> {
     /// `burst` at once, then one every `every`.
-    fn new(burst: u32, every: Duration) -> Self {
+    pub fn new(burst: u32, every: Duration) -> Self {
         let quota = Quota::with_period(every)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
             .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));

@@ -1,6 +1,7 @@
 //! The imperative shell: every part that touches a disk, a socket or the clock. It feeds
 //! the core events and carries out the effects the core asks for.
 
+pub mod accounts;
 pub mod clock;
 pub mod durable;
 pub mod http;

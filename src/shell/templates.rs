@@ -333,17 +333,17 @@ impl Templates {
                     after_ballot: false,
                 } => (
                     "a notice before any ballot",
-                    without(&["ballot", "vote", "cancellation"]),
+                    without(&["ballot", "vote", "cancellation", "extension"]),
                 ),
                 MailKind::Notify { after_ballot: true } => (
                     "a notice after a ballot",
-                    without(&["vote", "cancellation"]),
+                    without(&["vote", "cancellation", "extension"]),
                 ),
                 MailKind::Ballot => (
                     "a ballot mail or reminder",
-                    without(&["vote", "cancellation"]),
+                    without(&["vote", "cancellation", "extension"]),
                 ),
-                MailKind::Receipt => ("a vote's receipt", without(&["cancellation"])),
+                MailKind::Receipt => ("a vote's receipt", without(&["cancellation", "extension"])),
             };
             if let Some(b) = data["ballot"].as_object_mut() {
                 match u.kind {
@@ -406,12 +406,16 @@ impl Templates {
 impl Templates {
     /// The mails the daemon sends whatever the workflows say, each checked with the data
     /// it has: an open ballot with the voter's link (with and without a reply address), a
-    /// cancellation's reason only in `ballot-cancelled`, no vote.
+    /// cancellation's reason only in `ballot-cancelled`, an extension's only in
+    /// `ballot-extended`, no vote.
     pub fn check_daemon_mails(&self, dir: &Path) -> Vec<String> {
         let mails = [
             (crate::engine::BALLOT_EXTENDED, vec!["vote", "cancellation"]),
-            (crate::engine::BALLOT_CANCELLED, vec!["vote"]),
-            ("reply-not-understood", vec!["vote", "cancellation"]),
+            (crate::engine::BALLOT_CANCELLED, vec!["vote", "extension"]),
+            (
+                "reply-not-understood",
+                vec!["vote", "cancellation", "extension"],
+            ),
         ];
         let mut problems = Vec::new();
         for (template, absent) in mails {
@@ -719,6 +723,7 @@ pub fn sample_data() -> Value {
         },
         "vote": { "choice": "yes", "receipt": "0123456789abcdef" },
         "cancellation": { "reason": "withdrawn by the sponsor" },
+        "extension": { "reason": "two members asked for more time" },
         "recipient": { "name": "A. Delegate", "language": "en", "member": "TUR", "member_name": "Türkiye" },
         "failure": { "to": "someone@example.org", "error": "550 no such user", "template": "ballot" },
     })

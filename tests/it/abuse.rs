@@ -93,7 +93,7 @@ async fn login_and_logout_refuse_cross_site_posts() {
     ] {
         let mut request = http
             .post(format!("{}{path}", daemon.admin))
-            .form(&[("token", TOKEN)]);
+            .form(&[("name", ""), ("password", TOKEN)]);
         if let Some(origin) = origin {
             request = request.header("origin", origin);
         }
@@ -195,7 +195,7 @@ async fn dashboard_actions_refuse_cross_site_posts() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookie = format!("councild_admin={TOKEN}");
+    let cookie = daemon.log_in("", TOKEN).await.unwrap();
     let ours = format!("http://{}", daemon.admin.trim_start_matches("http://"));
     let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
         (

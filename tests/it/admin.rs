@@ -38,7 +38,7 @@ async fn every_protected_route_refuses_a_missing_or_wrong_token_and_changes_noth
         .unwrap();
     let table = councild::http::protected_route_table();
     assert!(table.len() >= 15, "{table:?}");
-    for (method, pattern) in table {
+    for (method, pattern, _) in table {
         let path = pattern
             .replace("{id}", &id)
             .replace("{name}", "x")
@@ -61,7 +61,7 @@ async fn every_protected_route_refuses_a_missing_or_wrong_token_and_changes_noth
         // A wrong session cookie is no better.
         let resp = http
             .request(method.clone(), format!("{}{path}", daemon.admin))
-            .header("cookie", "councild_admin=wrong")
+            .header("cookie", "councild_session=wrong")
             .send()
             .await
             .unwrap();
@@ -604,7 +604,7 @@ async fn a_reloaded_roster_is_used_from_then_on() {
     assert_eq!(item["ballots"][0]["eligible"], 4, "{item}");
 }
 
-/// Extending a ballot tells its electorate the new deadline, with their link; cancelling
+/// Extending a ballot tells its electorate the new deadline and why, with their link; cancelling
 /// the item while the ballot is open tells them it is closed without a result, and why.
 #[tokio::test]
 async fn delegates_are_told_when_a_ballot_is_extended_or_cancelled() {
@@ -619,7 +619,7 @@ async fn delegates_are_told_when_a_ballot_is_extended_or_cancelled() {
         .admin(
             Method::POST,
             &format!("/api/items/{id}/ballots/0/deadline"),
-            Some(json!({"closes_at": until_time})),
+            Some(json!({"closes_at": until_time, "reason": "two members asked for time"})),
         )
         .await;
     assert_eq!(status, 200, "{body}");
@@ -655,6 +655,24 @@ async fn delegates_are_told_when_a_ballot_is_extended_or_cancelled() {
     assert!(
         extended.iter().all(|m| m.link().is_some()),
         "each with the voter's link"
+    );
+    assert!(
+        extended
+            .iter()
+            .all(|m| m.body.contains("Reason: two members asked for time")),
+        "{}",
+        extended[0].body
+    );
+    let arabic = mails.iter().find(|m| m.subject.contains("تمديد")).unwrap();
+    assert!(
+        arabic.body.contains("السبب: two members asked for time"),
+        "{}",
+        arabic.body
+    );
+    let log = daemon.item(&id).await["events"].to_string();
+    assert!(
+        log.contains("\"reason\":\"two members asked for time\""),
+        "{log}"
     );
     assert_eq!(cancelled.len(), 2);
     assert!(

@@ -136,16 +136,23 @@ impl Browser {
             .unwrap_or_else(|page| gave_up(what, within, page))
     }
 
-    /// Logs in to the dashboard at `admin` with the test's token, as a secretary types it.
+    /// Logs in to the dashboard at `admin` with the test's admin token (as before any
+    /// account exists: no name, the token as the password).
     pub async fn log_in(&self, admin: &str) {
+        self.log_in_as(admin, "", TOKEN).await;
+        self.settle("No open items").await;
+    }
+
+    /// Fills in and sends the login form.
+    pub async fn log_in_as(&self, admin: &str, name: &str, password: &str) {
         self.client
             .goto(&format!("{admin}/dashboard/login"))
             .await
             .unwrap();
         let form = self.client.form(Locator::Css("form")).await.unwrap();
-        form.set_by_name("token", TOKEN).await.unwrap();
+        form.set_by_name("name", name).await.unwrap();
+        form.set_by_name("password", password).await.unwrap();
         form.submit().await.unwrap();
-        self.settle("No open items").await;
     }
 
     pub async fn close(mut self) {
@@ -168,7 +175,7 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     let browser = Browser::start().await;
     let b = &browser.client;
 
-    // The dashboard asks for the token first; a wrong one is refused.
+    // The dashboard asks for a login first; a wrong one is refused.
     b.goto(&format!("{}/dashboard", daemon.admin))
         .await
         .unwrap();
@@ -179,10 +186,10 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
             .path()
             .ends_with("/dashboard/login")
     );
-    let form = b.form(Locator::Css("form")).await.unwrap();
-    form.set_by_name("token", "not-the-token").await.unwrap();
-    form.submit().await.unwrap();
-    browser.settle("That token is not right").await;
+    browser.log_in_as(&daemon.admin, "", "not-the-token").await;
+    browser
+        .settle("The name or the password is not right")
+        .await;
     browser.log_in(&daemon.admin).await;
 
     let id = daemon
@@ -301,10 +308,11 @@ async fn the_secretariat_follows_an_item_on_the_dashboard_while_a_delegate_votes
     browser.close().await;
 }
 
-/// A secretary does the work without a terminal: logs in, starts the ratification of the
-/// statute from the form built from the workflow's inputs, records a member's deposit
-/// chosen from the roster, and cancels the item with a reason; every step lands in the
-/// item's log, as the admin API would have done it.
+/// A secretary does the work without a terminal: the first admin (logged in with the admin
+/// token) gives her an account on the accounts page; she logs in with it, starts the
+/// ratification of the statute from the form built from the workflow's inputs, records a
+/// member's deposit chosen from the roster, and cancels the item with a reason; every step
+/// lands in the item's log, as the admin API would have done it, with her name on it.
 #[tokio::test]
 async fn a_secretary_starts_an_item_and_records_a_deposit_from_the_dashboard() {
     let roster =
@@ -320,6 +328,28 @@ async fn a_secretary_starts_an_item_and_records_a_deposit_from_the_dashboard() {
     let browser = Browser::start().await;
     let b = &browser.client;
     browser.log_in(&daemon.admin).await;
+
+    // The account, made on the accounts page; then the admin token's session ends.
+    browser.click(Locator::LinkText("Users")).await;
+    browser.settle("Add an account").await;
+    let add = b
+        .form(Locator::Css("form[action='/dashboard/users']"))
+        .await
+        .unwrap();
+    add.set_by_name("name", "amina").await.unwrap();
+    add.set_by_name("password", "a long passphrase")
+        .await
+        .unwrap();
+    add.submit().await.unwrap();
+    browser.settle("<td>amina</td>").await;
+    assert!(browser.page().await.contains("by admin token"));
+    browser.screenshot("dashboard-accounts").await;
+    browser.click(Locator::Css("nav button")).await;
+    browser.settle("Account name").await;
+    browser
+        .log_in_as(&daemon.admin, "amina", "a long passphrase")
+        .await;
+    browser.settle("No open items").await;
 
     // Start: one form per workflow, its fields from the workflow's inputs.
     browser.click(Locator::Id("start-item")).await;
@@ -376,6 +406,23 @@ async fn a_secretary_starts_an_item_and_records_a_deposit_from_the_dashboard() {
     assert_eq!(item["status"], "ended", "{item}");
     let log = item["events"].to_string();
     assert!(log.contains("opened by mistake"), "{log}");
+    // Each of her acts carries her name, on the page as in the log; follow-ups none.
+    let mut by = Vec::new();
+    for cell in b
+        .find_all(Locator::Css("#log tbody tr td:nth-child(4)"))
+        .await
+        .unwrap()
+    {
+        by.push(cell.text().await.unwrap());
+    }
+    assert_eq!(by.first().map(String::as_str), Some("amina"), "{by:?}");
+    assert_eq!(by.iter().filter(|n| *n == "amina").count(), 3, "{by:?}");
+    let events = item["events"].as_array().unwrap();
+    for e in events {
+        let kind = e["event"]["type"].as_str().unwrap();
+        let asked = ["started", "signal", "cancelled"].contains(&kind);
+        assert_eq!(e["by"] == "amina", asked, "{e}");
+    }
     b.goto(&format!("{}/dashboard/ended", daemon.admin))
         .await
         .unwrap();

@@ -372,16 +372,45 @@ impl Daemon {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        self.admin_as(TOKEN, method, path, body).await
+    }
+
+    /// An admin API call with `token`: the admin token or a personal API token.
+    pub async fn admin_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.admin))
-            .bearer_auth(TOKEN);
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
         let resp = req.send().await.unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Logs in on the dashboard (an empty name: with the admin token as the password) and
+    /// returns the session's `Cookie` header value, or the login page's status.
+    pub async fn log_in(&self, name: &str, password: &str) -> Result<String, u16> {
+        let resp = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/dashboard/login", self.admin))
+            .form(&[("name", name), ("password", password)])
+            .send()
+            .await
+            .unwrap();
+        match resp.headers().get("set-cookie") {
+            Some(c) => Ok(c.to_str().unwrap().split(';').next().unwrap().to_string()),
+            None => Err(resp.status().as_u16()),
+        }
     }
 
     pub async fn start_item(&self, workflow: &str, inputs: Value) -> String {

@@ -4,6 +4,7 @@ mod harness;
 mod lazyfs;
 
 mod abuse;
+mod accounts;
 mod admin;
 mod browser;
 mod cli;

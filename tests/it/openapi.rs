@@ -67,7 +67,7 @@ fn the_spec_lists_exactly_the_routes_the_server_has() {
     }
     let mut served: BTreeSet<(String, String)> = councild::http::protected_route_table()
         .into_iter()
-        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();
     for (m, p) in [
         ("GET", "/healthz"),

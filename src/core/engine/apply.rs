@@ -90,9 +90,9 @@ pub fn apply(
         } => signal(
             ctx, item, at, name, member, data, *members, *eligible, &mut fx,
         ),
-        Event::DeadlineExtended { ballot, closes_at } => {
-            deadline_extended(ctx, item, at, *ballot, *closes_at, &mut fx)
-        }
+        Event::DeadlineExtended {
+            ballot, closes_at, ..
+        } => deadline_extended(ctx, item, at, *ballot, *closes_at, &mut fx),
         Event::Cancelled { .. } => {
             // The reason stays in the log; the item ends. Whoever was asked to vote in a
             // ballot still open is told that their link no longer takes a vote.

@@ -48,6 +48,9 @@ pub enum Event {
     DeadlineExtended {
         ballot: usize,
         closes_at: DateTime<Utc>,
+        /// Why, when the secretariat said (absent in records written before it could).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     Cancelled {
         reason: String,

@@ -15,33 +15,51 @@ pub struct Record {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub event: Event,
+    /// Who asked for it, when a person of the secretariat did: an account's name, or
+    /// `admin token`. Absent for votes (the member is in the event), timers, follow-ups
+    /// and records written before accounts existed (their stored bytes stay the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
     /// Hash of the previous record (empty for the first).
     pub prev: String,
     pub hash: String,
 }
 
 impl Record {
-    pub fn new(seq: u64, at: DateTime<Utc>, event: Event, prev: String) -> Record {
-        let hash = chain_hash(seq, at, &event, &prev);
-        Record {
+    pub fn new(
+        seq: u64,
+        at: DateTime<Utc>,
+        event: Event,
+        by: Option<String>,
+        prev: String,
+    ) -> Record {
+        let mut record = Record {
             seq,
             at,
             event,
+            by,
             prev,
-            hash,
-        }
+            hash: String::new(),
+        };
+        record.hash = chain_hash(&record);
+        record
     }
 
     /// Whether the record's hash is that of its contents and its link.
     pub fn is_sound(&self) -> bool {
-        chain_hash(self.seq, self.at, &self.event, &self.prev) == self.hash
+        chain_hash(self) == self.hash
     }
 }
 
-/// SHA-256 over the previous hash and the record's JSON: a record cannot change without
-/// every later hash changing too.
-fn chain_hash(seq: u64, at: DateTime<Utc>, event: &Event, prev: &str) -> String {
-    let body = serde_json::to_vec(&(seq, at, event)).unwrap_or_default();
+/// SHA-256 over the previous hash and the record's JSON (who asked for it included, when
+/// anyone did): a record cannot change without every later hash changing too.
+fn chain_hash(r: &Record) -> String {
+    let (seq, at, event, prev) = (r.seq, r.at, &r.event, &r.prev);
+    let body = match &r.by {
+        None => serde_json::to_vec(&(seq, at, event)),
+        Some(by) => serde_json::to_vec(&(seq, at, event, by)),
+    }
+    .unwrap_or_default();
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(b"\n");
@@ -93,6 +111,7 @@ pub fn replay<'w>(
             id,
             first.at,
             first.event.clone(),
+            first.by.clone(),
             &mut facts,
         )
         .map_err(|rejection| ReplayError::Refused {
@@ -150,5 +169,32 @@ impl Facts for FromLog<'_> {
             self.differs = Some(record.seq);
         }
         self.logged += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn who_asked_is_in_the_chain_and_a_record_without_anyone_is_stored_as_before() {
+        let at = DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        let event = Event::Cancelled {
+            reason: "withdrawn".into(),
+        };
+        let plain = Record::new(3, at, event.clone(), None, "ab".into());
+        let by = Record::new(3, at, event, Some("omar".into()), "ab".into());
+        assert!(plain.is_sound() && by.is_sound());
+        assert_ne!(plain.hash, by.hash);
+        let mut forged = by.clone();
+        forged.by = Some("amina".into());
+        assert!(!forged.is_sound(), "a changed name breaks the chain");
+        forged.by = None;
+        assert!(!forged.is_sound(), "so does a removed one");
+        // No `by` key at all: the bytes of records written before accounts existed.
+        let json = serde_json::to_string(&plain).unwrap_or_default();
+        assert!(!json.contains("\"by\""), "{json}");
+        let json = serde_json::to_string(&by).unwrap_or_default();
+        assert!(json.contains("\"by\":\"omar\""), "{json}");
     }
 }

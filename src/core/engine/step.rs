@@ -37,13 +37,15 @@ pub struct Stepped {
 
 /// Applies `event` to the item (`None` before `Started`) and every follow-up fact its
 /// effects ask for, first in first out, all at `at`. Each applied event becomes the next
-/// record of the item's chain; `facts` hears of each. A refused request changes nothing.
+/// record of the item's chain, the request's own one saying who asked for it (`by`);
+/// `facts` hears of each. A refused request changes nothing.
 pub fn step(
     ctx: &Context,
     state: &mut Option<Item>,
     id: &str,
     at: DateTime<Utc>,
     event: Event,
+    mut by: Option<String>,
     facts: &mut impl Facts,
 ) -> Result<Stepped, Rejection> {
     let mut queue = VecDeque::from([event]);
@@ -60,7 +62,13 @@ pub fn step(
             }
         };
         let Some(item) = state.as_mut() else { break };
-        let record = Record::new(item.seq + 1, at, event, std::mem::take(&mut item.head));
+        let record = Record::new(
+            item.seq + 1,
+            at,
+            event,
+            by.take(),
+            std::mem::take(&mut item.head),
+        );
         item.seq = record.seq;
         item.head.clone_from(&record.hash);
         records += 1;

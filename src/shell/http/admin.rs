@@ -11,35 +11,58 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post};
+use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, App, AppState, Param};
+use crate::accounts::{Actor, Role};
 use crate::engine::{Event, Item, Status, counts};
 use crate::mail::{Mail, MailState};
 use crate::observe;
 
-pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+pub fn routes() -> Vec<super::Route> {
+    use Role::{Observer, Secretary};
     vec![
-        (Method::GET, "/status", get(status)),
-        (Method::GET, "/metrics", get(metrics)),
-        (Method::GET, "/api/items", get(list_items)),
-        (Method::POST, "/api/items", post(start_item)),
-        (Method::GET, "/api/items/{id}", get(show_item)),
-        (Method::POST, "/api/items/{id}/signals/{name}", post(signal)),
-        (Method::POST, "/api/items/{id}/cancel", post(cancel)),
+        (Method::GET, "/status", Observer, get(status)),
+        (Method::GET, "/metrics", Observer, get(metrics)),
+        (Method::GET, "/api/items", Observer, get(list_items)),
+        (Method::POST, "/api/items", Secretary, post(start_item)),
+        (Method::GET, "/api/items/{id}", Observer, get(show_item)),
+        (
+            Method::POST,
+            "/api/items/{id}/signals/{name}",
+            Secretary,
+            post(signal),
+        ),
+        (
+            Method::POST,
+            "/api/items/{id}/cancel",
+            Secretary,
+            post(cancel),
+        ),
         (
             Method::POST,
             "/api/items/{id}/ballots/{ballot}/deadline",
+            Secretary,
             post(extend),
         ),
-        (Method::POST, "/api/reload", post(reload)),
-        (Method::GET, "/api/outbox", get(list_outbox)),
-        (Method::POST, "/api/outbox/{id}/retry", post(retry_mail)),
-        (Method::DELETE, "/api/outbox/{id}", delete(drop_mail)),
-        (Method::GET, "/api/registers", get(registers)),
+        (Method::POST, "/api/reload", Secretary, post(reload)),
+        (Method::GET, "/api/outbox", Observer, get(list_outbox)),
+        (
+            Method::POST,
+            "/api/outbox/{id}/retry",
+            Secretary,
+            post(retry_mail),
+        ),
+        (
+            Method::DELETE,
+            "/api/outbox/{id}",
+            Secretary,
+            delete(drop_mail),
+        ),
+        (Method::GET, "/api/registers", Observer, get(registers)),
     ]
 }
 
@@ -63,6 +86,7 @@ struct StartBody {
 
 async fn start_item(
     State(app): AppState,
+    actor: Actor,
     b: Result<Json<StartBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = body(b)?;
@@ -73,7 +97,10 @@ async fn start_item(
         .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), String::from)))
         .collect();
-    let done = app.writer.start(b.workflow, inputs).await?;
+    let done = app
+        .writer
+        .start(b.workflow, inputs, Some(actor.name))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": done.item, "event": done.hash })),
@@ -151,7 +178,7 @@ async fn show_item(
     let events: Vec<Value> = app
         .store
         .events(&id)
-        .map(|r| r.map(|r| json!({"seq": r.seq, "at": r.at, "event": r.event, "prev": r.prev, "hash": r.hash})))
+        .map(|r| r.map(|r| json!({"seq": r.seq, "at": r.at, "event": r.event, "by": r.by, "prev": r.prev, "hash": r.hash})))
         .collect::<Result<_, _>>()?;
     let broken = app.store.verify_chain(&id)?;
     let mut out = item_json(&item);
@@ -160,9 +187,18 @@ async fn show_item(
     Ok(Json(out))
 }
 
-/// Sends an event about an item and answers with its receipt and the item after it.
-pub(super) async fn record(app: &App, id: String, event: Event) -> Result<Json<Value>, ApiError> {
-    let done = app.writer.event(id.clone(), event).await?;
+/// Sends an event about an item, asked for by `by`, and answers with its receipt and the
+/// item after it.
+pub(super) async fn record(
+    app: &App,
+    by: &Actor,
+    id: String,
+    event: Event,
+) -> Result<Json<Value>, ApiError> {
+    let done = app
+        .writer
+        .event(id.clone(), event, Some(by.name.clone()))
+        .await?;
     let item = app.items.get(&id).map(|i| item_json(&i));
     Ok(Json(json!({ "event": done.hash, "item": item })))
 }
@@ -177,16 +213,18 @@ struct SignalBody {
 
 async fn signal(
     State(app): AppState,
+    actor: Actor,
     Param((id, name)): Param<(String, String)>,
     b: Result<Json<SignalBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
-    record_signal(&app, id, name, b.member, b.data).await
+    record_signal(&app, &actor, id, name, b.member, b.data).await
 }
 
 /// A signal on an item (a ratification deposited, say), for the API and the dashboard.
 pub(super) async fn record_signal(
     app: &App,
+    by: &Actor,
     id: String,
     name: String,
     member: Option<String>,
@@ -210,7 +248,7 @@ pub(super) async fn record_signal(
         members,
         eligible,
     };
-    record(app, id, event).await
+    record(app, by, id, event).await
 }
 
 #[derive(Deserialize)]
@@ -221,16 +259,18 @@ struct CancelBody {
 
 async fn cancel(
     State(app): AppState,
+    actor: Actor,
     Param(id): Param<String>,
     b: Result<Json<CancelBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
-    record_cancel(&app, id, b.reason).await
+    record_cancel(&app, &actor, id, b.reason).await
 }
 
 /// Cancels an item with a reason, for the API and the dashboard.
 pub(super) async fn record_cancel(
     app: &App,
+    by: &Actor,
     id: String,
     reason: String,
 ) -> Result<Json<Value>, ApiError> {
@@ -240,27 +280,32 @@ pub(super) async fn record_cancel(
             "give a reason for the cancellation",
         ));
     }
-    record(app, id, Event::Cancelled { reason }).await
+    record(app, by, id, Event::Cancelled { reason }).await
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DeadlineBody {
     closes_at: DateTime<Utc>,
+    /// Why, kept in the log and told in the notice.
+    reason: Option<String>,
 }
 
 async fn extend(
     State(app): AppState,
+    actor: Actor,
     Param((id, ballot)): Param<(String, usize)>,
     b: Result<Json<DeadlineBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
     record(
         &app,
+        &actor,
         id,
         Event::DeadlineExtended {
             ballot,
             closes_at: b.closes_at,
+            reason: b.reason.filter(|r| !r.trim().is_empty()),
         },
     )
     .await
@@ -270,7 +315,7 @@ async fn extend(
 /// validator's messages and the running versions stay in force. The reading runs on a
 /// blocking thread, so the async workers keep serving; a reload asked for while one runs
 /// is answered 409.
-async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
+async fn reload(State(app): AppState, actor: Actor) -> Result<Json<Value>, ApiError> {
     let Ok(_running) = app.reload.running.try_lock() else {
         let message = "a reload is already running; try again when it has ended";
         return Err(ApiError(StatusCode::CONFLICT, message.into(), None));
@@ -290,7 +335,7 @@ async fn reload(State(app): AppState) -> Result<Json<Value>, ApiError> {
         .map_err(problems)?;
     app.writer.reload(workflows, Some(roster)).await?;
     app.templates.store(Arc::new(templates));
-    tracing::info!("definitions reloaded");
+    tracing::info!(by = %actor.name, "definitions reloaded");
     Ok(Json(json!({ "definitions": definitions_json(&app) })))
 }
 
@@ -371,14 +416,15 @@ fn failed_mail(app: &App, id: &str) -> Result<Mail, ApiError> {
 
 async fn retry_mail(
     State(app): AppState,
+    actor: Actor,
     Param(id): Param<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let mail = retry(&app, &id).await?;
+    let mail = retry(&app, &actor, &id).await?;
     Ok(Json(mail_json(&mail)))
 }
 
 /// Queues a failed mail again (same id, same Message-ID), for the API and the dashboard.
-pub(super) async fn retry(app: &App, id: &str) -> Result<Mail, ApiError> {
+pub(super) async fn retry(app: &App, by: &Actor, id: &str) -> Result<Mail, ApiError> {
     let mut mail = failed_mail(app, id)?;
     mail.failed = false;
     mail.attempts = 0;
@@ -386,24 +432,25 @@ pub(super) async fn retry(app: &App, id: &str) -> Result<Mail, ApiError> {
     app.store.put_mail(id, &mail)?;
     app.store.flush().await?;
     app.wake.outbox.notify_one();
-    tracing::info!(item = %mail.item, mail = %id, "failed mail queued again");
+    tracing::info!(item = %mail.item, mail = %id, by = %by.name, "failed mail queued again");
     Ok(mail)
 }
 
 async fn drop_mail(
     State(app): AppState,
+    actor: Actor,
     Param(id): Param<String>,
 ) -> Result<Json<Value>, ApiError> {
-    drop_failed(&app, &id).await?;
+    drop_failed(&app, &actor, &id).await?;
     Ok(Json(json!({ "dropped": id })))
 }
 
 /// Gives up a failed mail, logged, for the API and the dashboard.
-pub(super) async fn drop_failed(app: &App, id: &str) -> Result<(), ApiError> {
+pub(super) async fn drop_failed(app: &App, by: &Actor, id: &str) -> Result<(), ApiError> {
     let mail = failed_mail(app, id)?;
     app.store.remove_mail(id)?;
     app.store.flush().await?;
-    tracing::warn!(item = %mail.item, mail = %id, to = %mail.to.email, "failed mail dropped");
+    tracing::warn!(item = %mail.item, mail = %id, to = %mail.to.email, by = %by.name, "failed mail dropped");
     Ok(())
 }
 

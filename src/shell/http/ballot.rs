@@ -360,7 +360,7 @@ async fn cast(app: &App, r: &BallotRef, choice: &str) -> Result<String, WriteErr
         member: r.member.clone(),
         choice: choice.to_string(),
     };
-    match app.writer.event(r.item.clone(), event).await {
+    match app.writer.event(r.item.clone(), event, None).await {
         Ok(done) => {
             tracing::info!(item = %r.item, member = %r.member, ballot = r.ballot, receipt = %done.hash, "vote recorded");
             Ok(done.hash)

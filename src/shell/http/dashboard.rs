@@ -1,141 +1,91 @@
 //! The secretariat's dashboard: server-rendered pages on the admin listener, no JavaScript.
 //!
-//! Login takes the admin token and keeps it in an HttpOnly, SameSite=Strict cookie. The
-//! pages show open and ended items, each open ballot's participation by member (who has
+//! Login and the accounts' pages are in `accounts`. The pages show open and ended items, each open ballot's participation by member (who has
 //! voted, and what only for a recorded vote), the register (also as CSV) and the mail
 //! needing attention; their forms start an item, record a signal, extend a ballot, cancel
 //! an item, retry or drop a failed mail. Forms work without JavaScript; every post is
 //! refused when it comes from another site, and does what the admin API does (the same
 //! functions, the same refusals).
 
-use std::sync::Arc;
-
+use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{MethodRouter, get, post};
-use axum::{Form, Router};
+use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::{ApiError, App, AppState, COOKIE, Param, constant_time_eq, escape};
+use super::{ApiError, App, AppState, Param, escape};
+use crate::accounts::{Actor, Role};
 use crate::engine::Status;
 use crate::mail::{Mail, MailState};
 
-pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+pub fn routes() -> Vec<super::Route> {
+    use Role::{Observer, Secretary};
     vec![
-        (Method::GET, "/dashboard", get(overview)),
-        (Method::GET, "/dashboard/items/{id}", get(item_page)),
-        (Method::GET, "/dashboard/register", get(register)),
-        (Method::GET, "/dashboard/outbox", get(outbox)),
-        (Method::GET, "/dashboard/ended", get(ended)),
-        (Method::GET, "/dashboard/register.csv", get(register_csv)),
-        (Method::GET, "/dashboard/start", get(start_form)),
-        (Method::POST, "/dashboard/items", post(start_post)),
+        (Method::GET, "/dashboard", Observer, get(overview)),
+        (
+            Method::GET,
+            "/dashboard/items/{id}",
+            Observer,
+            get(item_page),
+        ),
+        (Method::GET, "/dashboard/register", Observer, get(register)),
+        (Method::GET, "/dashboard/outbox", Observer, get(outbox)),
+        (Method::GET, "/dashboard/ended", Observer, get(ended)),
+        (
+            Method::GET,
+            "/dashboard/register.csv",
+            Observer,
+            get(register_csv),
+        ),
+        (Method::GET, "/dashboard/start", Secretary, get(start_form)),
+        (
+            Method::POST,
+            "/dashboard/items",
+            Secretary,
+            post(start_post),
+        ),
         (
             Method::POST,
             "/dashboard/items/{id}/signal",
+            Secretary,
             post(signal_post),
         ),
         (
             Method::POST,
             "/dashboard/items/{id}/cancel",
+            Secretary,
             post(cancel_post),
         ),
         (
             Method::POST,
             "/dashboard/items/{id}/ballots/{ballot}/extend",
+            Secretary,
             post(extend_post),
         ),
         (
             Method::POST,
             "/dashboard/outbox/{id}/retry",
+            Secretary,
             post(retry_post),
         ),
-        (Method::POST, "/dashboard/outbox/{id}/drop", post(drop_post)),
+        (
+            Method::POST,
+            "/dashboard/outbox/{id}/drop",
+            Secretary,
+            post(drop_post),
+        ),
     ]
 }
 
-/// Login and logout need no session.
-pub fn open_routes() -> Router<Arc<App>> {
-    Router::new()
-        .route("/dashboard/login", get(login_form).post(login))
-        .route("/dashboard/logout", post(logout))
-}
-
-/// The admin token carried by the session cookie, if any.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(COOKIE)?
-                .strip_prefix('=')
-                .map(String::from)
-        })
-}
-
-pub fn login_redirect() -> Response {
-    Redirect::to("/dashboard/login").into_response()
-}
-
-async fn login_form() -> Response {
-    layout(
-        StatusCode::OK,
-        "Secretariat login",
-        false,
-        r#"<form method="post" action="/dashboard/login"><label for="token">Admin token</label><br>
-           <input id="token" name="token" type="password" autocomplete="current-password" required size="40">
-           <button type="submit">Log in</button></form>"#,
-    )
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    token: String,
-}
-
-/// Login and logout are posts too: a page elsewhere must not log a secretary in (to an
-/// account it chose) or out.
-fn refused_cross_site() -> Response {
-    let body = r#"<p class="error" role="alert">Log in and out from this dashboard only.</p><p><a href="/dashboard/login">Log in</a></p>"#;
-    layout(StatusCode::FORBIDDEN, "Secretariat login", false, body)
-}
-
-async fn login(
-    State(app): AppState,
-    headers: HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
-    if super::cross_site(&headers, None) {
-        return refused_cross_site();
-    }
-    let given = form.map(|Form(f)| f.token).unwrap_or_default();
-    if !constant_time_eq(given.trim().as_bytes(), app.admin_token.as_bytes()) {
-        let body = r#"<p class="error" role="alert">That token is not right.</p><p><a href="/dashboard/login">Try again</a></p>"#;
-        return layout(StatusCode::UNAUTHORIZED, "Secretariat login", false, body);
-    }
-    let cookie = format!(
-        "{COOKIE}={}; Path=/dashboard; HttpOnly; Secure; SameSite=Strict",
-        given.trim()
+/// A page refusing an action the actor's role does not allow.
+pub fn forbidden(message: &str) -> Response {
+    let body = format!(
+        "<p class=\"error\" role=\"alert\">{}</p><p><a href=\"/dashboard\">Back to the dashboard</a></p>",
+        escape(message)
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/dashboard")).into_response()
-}
-
-async fn logout(headers: HeaderMap) -> Response {
-    if super::cross_site(&headers, None) {
-        return refused_cross_site();
-    }
-    let cookie =
-        format!("{COOKIE}=; Path=/dashboard; HttpOnly; Secure; SameSite=Strict; Max-Age=0");
-    (
-        [(header::SET_COOKIE, cookie)],
-        Redirect::to("/dashboard/login"),
-    )
-        .into_response()
+    layout(StatusCode::FORBIDDEN, "Not allowed", true, &body)
 }
 
 async fn overview(State(app): AppState) -> Result<Response, ApiError> {
@@ -181,7 +131,11 @@ async fn overview(State(app): AppState) -> Result<Response, ApiError> {
     Ok(layout(StatusCode::OK, "Council dashboard", true, &body))
 }
 
-async fn item_page(State(app): AppState, Param(id): Param<String>) -> Result<Response, ApiError> {
+async fn item_page(
+    State(app): AppState,
+    actor: Actor,
+    Param(id): Param<String>,
+) -> Result<Response, ApiError> {
     let Some(item) = app.items.get(&id) else {
         return Ok(layout(
             StatusCode::NOT_FOUND,
@@ -281,17 +235,18 @@ async fn item_page(State(app): AppState, Param(id): Param<String>) -> Result<Res
         }
         body.push_str("</tbody></table>");
     }
-    if item.status == Status::Open {
+    if item.status == Status::Open && actor.role >= Role::Secretary {
         body.push_str(&item_forms(&app, &item));
     }
-    body.push_str("<h2>Event log</h2><table><thead><tr><th>#</th><th>At</th><th>Event</th><th>Hash</th></tr></thead><tbody>");
+    body.push_str("<h2>Event log</h2><table id=\"log\"><thead><tr><th>#</th><th>At</th><th>Event</th><th>By</th><th>Hash</th></tr></thead><tbody>");
     for r in app.store.events(&id) {
         let r = r?;
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
             r.seq,
             r.at.with_timezone(&app.tz).format("%F %T %Z"),
             r.event.kind(),
+            escape(r.by.as_deref().unwrap_or("")),
             &r.hash[..12.min(r.hash.len())]
         ));
     }
@@ -374,9 +329,9 @@ async fn outbox(State(app): AppState) -> Result<Response, ApiError> {
     ))
 }
 
-fn layout(status: StatusCode, title: &str, nav: bool, body: &str) -> Response {
+pub(super) fn layout(status: StatusCode, title: &str, nav: bool, body: &str) -> Response {
     let nav = if nav {
-        r#"<nav><a href="/dashboard">Open items</a> · <a href="/dashboard/start">Start an item</a> · <a href="/dashboard/ended">Ended items</a> · <a href="/dashboard/register">Register</a> · <a href="/dashboard/outbox">Mail</a>
+        r#"<nav><a href="/dashboard">Open items</a> · <a href="/dashboard/start">Start an item</a> · <a href="/dashboard/ended">Ended items</a> · <a href="/dashboard/register">Register</a> · <a href="/dashboard/outbox">Mail</a> · <a href="/dashboard/account">Account</a> · <a href="/dashboard/users">Users</a>
            <form method="post" action="/dashboard/logout" class="inline"><button type="submit">Log out</button></form></nav>"#
     } else {
         ""
@@ -436,6 +391,7 @@ fn item_forms(app: &App, item: &crate::engine::Item) -> String {
             "<form method=\"post\" action=\"/dashboard/items/{id}/ballots/{i}/extend\" id=\"extend-{n}\"><fieldset><legend>Extend ballot {n}</legend>\
              <label for=\"until-{n}\">New deadline ({zone})</label> \
              <input id=\"until-{n}\" name=\"until\" type=\"datetime-local\" required value=\"{value}\"> \
+             <label for=\"extend-reason-{n}\">Reason</label> <input id=\"extend-reason-{n}\" name=\"reason\" size=\"30\"> \
              <button type=\"submit\">Extend</button></fieldset></form>",
             n = i + 1,
             zone = escape(app.tz.name()),
@@ -452,7 +408,7 @@ fn item_forms(app: &App, item: &crate::engine::Item) -> String {
 
 /// A post from another site (or a page that does not say where it comes from, in a
 /// browser that would say) is refused before anything is done.
-fn from_elsewhere(headers: &HeaderMap) -> Option<Response> {
+pub(super) fn from_elsewhere(headers: &HeaderMap) -> Option<Response> {
     // An opaque origin (a sandboxed frame, a page from a file) is not the dashboard either;
     // ballot votes accept it, as some mail clients' pages send it.
     let opaque = headers
@@ -465,8 +421,11 @@ fn from_elsewhere(headers: &HeaderMap) -> Option<Response> {
 }
 
 /// The page for an action the daemon refused: its reason (and each problem), and a way back.
-fn refused(e: ApiError, back: &str) -> Response {
-    let mut body = format!("<p class=\"error\" role=\"alert\">{}</p>", escape(&e.1));
+pub(super) fn refused(e: ApiError, back: &str) -> Response {
+    let mut body = format!(
+        "<p class=\"error\" role=\"alert\">{}</p>",
+        escape(&sentence(&e.1))
+    );
     if let Some(list) = e.2.as_ref().and_then(|p| p.as_array()) {
         body.push_str("<ul>");
         for p in list {
@@ -482,7 +441,16 @@ fn refused(e: ApiError, back: &str) -> Response {
 }
 
 /// The answer to a form: to the page it concerns once done, or the refusal.
-fn after<T>(done: Result<T, ApiError>, page: &str) -> Response {
+/// A message of the API as a sentence on a page: capital first letter.
+pub(super) fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+pub(super) fn after<T>(done: Result<T, ApiError>, page: &str) -> Response {
     match done {
         Ok(_) => Redirect::to(page).into_response(),
         Err(e) => refused(e, page),
@@ -499,15 +467,16 @@ async fn start_form(State(app): AppState) -> Response {
     for w in app.defs.load().all_current() {
         let mut fields = String::new();
         for (name, input) in &w.inputs {
-            let kind = match input.kind {
-                InputKind::Text => "text",
-                InputKind::Url => "url",
-                InputKind::Number => "number",
-                InputKind::Date => "date",
+            // A number may have decimals (a contribution, a percentage).
+            let (kind, step) = match input.kind {
+                InputKind::Text => ("text", ""),
+                InputKind::Url => ("url", ""),
+                InputKind::Number => ("number", " step=\"any\""),
+                InputKind::Date => ("date", ""),
             };
             let field = format!("{}-{}", w.name, name);
             fields.push_str(&format!(
-                "<p><label for=\"{f}\">{name}{star}</label><br><input id=\"{f}\" name=\"input.{n}\" type=\"{kind}\" size=\"50\"{req}{value}></p>",
+                "<p><label for=\"{f}\">{name}{star}</label><br><input id=\"{f}\" name=\"input.{n}\" type=\"{kind}\"{step} size=\"50\"{req}{value}></p>",
                 f = escape(&field),
                 name = escape(name),
                 n = escape(name),
@@ -532,6 +501,7 @@ async fn start_form(State(app): AppState) -> Response {
 
 async fn start_post(
     State(app): AppState,
+    actor: Actor,
     headers: HeaderMap,
     form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
@@ -550,7 +520,7 @@ async fn start_post(
         .filter_map(|(k, v)| Some((k.strip_prefix("input.")?.to_string(), v)))
         .filter(|(_, v)| !v.trim().is_empty())
         .collect();
-    match app.writer.start(workflow, inputs).await {
+    match app.writer.start(workflow, inputs, Some(actor.name)).await {
         Ok(done) => Redirect::to(&item_url(&done.item)).into_response(),
         Err(e) => refused(e.into(), "/dashboard/start"),
     }
@@ -566,6 +536,7 @@ struct SignalForm {
 
 async fn signal_post(
     State(app): AppState,
+    actor: Actor,
     Param(id): Param<String>,
     headers: HeaderMap,
     form: Result<Form<SignalForm>, FormRejection>,
@@ -582,7 +553,7 @@ async fn signal_post(
         note => serde_json::json!({ "note": note }),
     };
     after(
-        super::admin::record_signal(&app, id.clone(), f.name, member, data).await,
+        super::admin::record_signal(&app, &actor, id.clone(), f.name, member, data).await,
         &item_url(&id),
     )
 }
@@ -594,6 +565,7 @@ struct CancelForm {
 
 async fn cancel_post(
     State(app): AppState,
+    actor: Actor,
     Param(id): Param<String>,
     headers: HeaderMap,
     form: Result<Form<CancelForm>, FormRejection>,
@@ -603,7 +575,7 @@ async fn cancel_post(
     }
     let reason = form.map(|Form(f)| f.reason).unwrap_or_default();
     after(
-        super::admin::record_cancel(&app, id.clone(), reason).await,
+        super::admin::record_cancel(&app, &actor, id.clone(), reason).await,
         &item_url(&id),
     )
 }
@@ -611,10 +583,13 @@ async fn cancel_post(
 #[derive(Deserialize)]
 struct ExtendForm {
     until: String,
+    #[serde(default)]
+    reason: String,
 }
 
 async fn extend_post(
     State(app): AppState,
+    actor: Actor,
     Param((id, ballot)): Param<(String, usize)>,
     headers: HeaderMap,
     form: Result<Form<ExtendForm>, FormRejection>,
@@ -622,7 +597,7 @@ async fn extend_post(
     if let Some(refusal) = from_elsewhere(&headers) {
         return refusal;
     }
-    let until = form.map(|Form(f)| f.until).unwrap_or_default();
+    let (until, reason) = form.map(|Form(f)| (f.until, f.reason)).unwrap_or_default();
     // A browser's `datetime-local`, in the council's zone.
     let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
         .iter()
@@ -669,35 +644,45 @@ async fn extend_post(
     let event = crate::engine::Event::DeadlineExtended {
         ballot,
         closes_at: closes_at.with_timezone(&chrono::Utc),
+        reason: Some(reason.trim().to_string()).filter(|r| !r.is_empty()),
     };
     after(
-        super::admin::record(&app, id.clone(), event).await,
+        super::admin::record(&app, &actor, id.clone(), event).await,
         &item_url(&id),
     )
 }
 
 async fn retry_post(
     State(app): AppState,
+    actor: Actor,
     Param(id): Param<String>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refusal) = from_elsewhere(&headers) {
         return refusal;
     }
-    after(super::admin::retry(&app, &id).await, "/dashboard/outbox")
-}
-
-async fn drop_post(State(app): AppState, Param(id): Param<String>, headers: HeaderMap) -> Response {
-    if let Some(refusal) = from_elsewhere(&headers) {
-        return refusal;
-    }
     after(
-        super::admin::drop_failed(&app, &id).await,
+        super::admin::retry(&app, &actor, &id).await,
         "/dashboard/outbox",
     )
 }
 
-fn bad_form() -> ApiError {
+async fn drop_post(
+    State(app): AppState,
+    actor: Actor,
+    Param(id): Param<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refusal) = from_elsewhere(&headers) {
+        return refusal;
+    }
+    after(
+        super::admin::drop_failed(&app, &actor, &id).await,
+        "/dashboard/outbox",
+    )
+}
+
+pub(super) fn bad_form() -> ApiError {
     ApiError::new(
         StatusCode::BAD_REQUEST,
         "the form was not filled in as expected",

@@ -1,14 +1,17 @@
 //! The two HTTP listeners: public ballot pages for delegates, and the admin side.
 //!
 //! Handlers stay thin: parse, send an event to the writer, wait for the durable answer,
-//! render. On the admin listener every route but `/healthz` and `/readyz` needs the admin
-//! token, as `Authorization: Bearer <token>` (API) or the dashboard's session cookie.
+//! render. On the admin listener every route but `/healthz`, `/readyz` and the login needs
+//! an actor (`crate::accounts`): `Authorization: Bearer <token>` (the admin token or a
+//! personal API token) or the dashboard's session cookie; and each route names the least
+//! role that may call it.
 //!
 //! [`serve`] runs a listener: each connection it accepts under its `listen::Gate`, served
 //! by hyper with [`HEADER_TIMEOUT`], so a connection that sends nothing, or half a
 //! request, or stays idle between requests, is closed instead of holding a descriptor;
 //! and with [`WRITE_TIMEOUT`], so is one that stops reading its answers.
 
+mod accounts;
 mod admin;
 mod ballot;
 mod dashboard;
@@ -26,6 +29,7 @@ use axum::{Json, Router};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
+use crate::accounts::{Accounts, Actor, Role};
 use crate::config::Config;
 use crate::definition::Definitions;
 use crate::engine::Rejection;
@@ -50,8 +54,8 @@ pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 /// Longest a write of an answer may wait for the client to read: a client that asks and
 /// never reads (or reads a byte a minute) would otherwise keep its connection forever.
 pub const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// The dashboard's session cookie.
-const COOKIE: &str = "councild_admin";
+/// The dashboard's session cookie: a session's secret (`crate::accounts`).
+const COOKIE: &str = "councild_session";
 
 /// What every handler shares.
 pub struct App {
@@ -63,7 +67,8 @@ pub struct App {
     pub roster: crate::writer::SharedRoster,
     pub templates: Arc<ArcSwap<Templates>>,
     pub key: Key,
-    pub admin_token: String,
+    /// The secretariat's accounts, sessions and tokens, and the admin token.
+    pub accounts: Accounts,
     pub tz: Tz,
     pub started: Instant,
     pub metrics: Arc<Metrics>,
@@ -154,26 +159,32 @@ pub fn public_router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
-/// Every protected admin route: method, path pattern and handler. Tests walk this table, so
-/// a new route cannot forget the token check.
-fn protected_routes() -> Vec<(Method, &'static str, MethodRouter<Arc<App>>)> {
+/// A protected admin route: method, path pattern, the least role that may call it, and
+/// its handler.
+type Route = (Method, &'static str, Role, MethodRouter<Arc<App>>);
+
+/// Every protected admin route. Tests walk this table, so a new route cannot forget the
+/// actor's check nor its role.
+fn protected_routes() -> Vec<Route> {
     let mut routes = admin::routes();
     routes.extend(dashboard::routes());
+    routes.extend(accounts::routes());
     routes
 }
 
-/// The method and path of every route that needs the admin token.
-pub fn protected_route_table() -> Vec<(Method, &'static str)> {
+/// The method, path and least role of every route that needs an actor.
+pub fn protected_route_table() -> Vec<(Method, &'static str, Role)> {
     protected_routes()
         .into_iter()
-        .map(|(m, p, _)| (m, p))
+        .map(|(m, p, r, _)| (m, p, r))
         .collect()
 }
 
 pub fn admin_router(app: Arc<App>) -> Router {
     let mut protected = Router::new();
     let mut by_path: Vec<(&str, MethodRouter<Arc<App>>)> = Vec::new();
-    for (_, path, handler) in protected_routes() {
+    for (_, path, role, handler) in protected_routes() {
+        let handler = handler.route_layer(middleware::from_fn(move |r, n| needs(role, r, n)));
         match by_path.iter_mut().find(|(p, _)| *p == path) {
             Some((_, existing)) => *existing = std::mem::take(existing).merge(handler),
             None => by_path.push((path, handler)),
@@ -183,11 +194,11 @@ pub fn admin_router(app: Arc<App>) -> Router {
         protected = protected.route(path, handler);
     }
     let protected =
-        protected.route_layer(middleware::from_fn_with_state(app.clone(), require_token));
+        protected.route_layer(middleware::from_fn_with_state(app.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(admin::ready))
-        .merge(dashboard::open_routes())
+        .merge(accounts::open_routes())
         .merge(protected)
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route; see docs/http-api.md")
@@ -298,26 +309,33 @@ async fn count_request(State(app): AppState, request: Request, next: Next) -> Re
     response
 }
 
-/// Lets a request through with the right bearer token or dashboard cookie; 401 otherwise
-/// (the dashboard's pages send the browser to the login form instead).
-async fn require_token(State(app): AppState, request: Request, next: Next) -> Response {
+/// Finds who is asking, from the bearer token or the dashboard's session cookie, and lets
+/// the request through with its [`Actor`]; 401 otherwise (the dashboard's pages send the
+/// browser to the login form instead).
+async fn authenticate(State(app): AppState, mut request: Request, next: Next) -> Response {
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    let cookie = dashboard::session_cookie(request.headers());
-    let ok = [bearer, cookie.as_deref()]
-        .into_iter()
-        .flatten()
-        .any(|given| constant_time_eq(given.as_bytes(), app.admin_token.as_bytes()));
-    if ok {
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| app.accounts.by_token(t.trim()));
+    let cookie = accounts::session_cookie(request.headers()).map(|c| app.accounts.by_session(&c));
+    let actor = match bearer.or(cookie) {
+        Some(Ok(actor)) => actor,
+        Some(Err(e)) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
+        }
+        None => None,
+    };
+    if let Some(actor) = actor {
+        request.extensions_mut().insert(actor);
         return next.run(request).await;
     }
     if request.uri().path().starts_with("/dashboard") {
-        return dashboard::login_redirect();
+        return accounts::login_redirect();
     }
-    let body = Json(json!({"error": "missing or wrong admin token"}));
+    let body =
+        Json(json!({"error": "missing or wrong token (the admin token or a personal API token)"}));
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -326,8 +344,54 @@ async fn require_token(State(app): AppState, request: Request, next: Next) -> Re
         .into_response()
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Lets a request through when its actor's role is at least `role`; 403 otherwise.
+async fn needs(role: Role, request: Request, next: Next) -> Response {
+    let Some(actor) = request.extensions().get::<Actor>() else {
+        return ApiError::new(StatusCode::UNAUTHORIZED, "no actor").into_response();
+    };
+    if actor.role >= role {
+        return next.run(request).await;
+    }
+    let message = format!(
+        "this needs the {} role; {} is {}",
+        role.as_str(),
+        actor.name,
+        actor.role.as_str()
+    );
+    if request.uri().path().starts_with("/dashboard") {
+        return dashboard::forbidden(&message);
+    }
+    ApiError::new(StatusCode::FORBIDDEN, message).into_response()
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Actor, ApiError> {
+        parts
+            .extensions
+            .get::<Actor>()
+            .cloned()
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "no actor"))
+    }
+}
+
+impl From<crate::accounts::Refused> for ApiError {
+    fn from(e: crate::accounts::Refused) -> Self {
+        use crate::accounts::Refused::*;
+        let status = match &e {
+            WrongLogin => StatusCode::UNAUTHORIZED,
+            TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Invalid(_) | NotAnAccount => StatusCode::UNPROCESSABLE_ENTITY,
+            Exists(_) => StatusCode::CONFLICT,
+            NoUser(_) | NoCredential(_) => StatusCode::NOT_FOUND,
+            Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, e.to_string())
+    }
 }
 
 /// An API error: a status, a message the caller can act on, and optional details.

@@ -2,7 +2,8 @@
 //!
 //! Trees (DESIGN.md section 3): `definitions` (version → source), `items` (id → state),
 //! `events` (item ‖ seq → event record, hash-chained), `timers` (due ‖ owner ‖ name),
-//! `outbox` (mail id → mail), `registers` (series ‖ year ‖ number → act), `meta`.
+//! `outbox` (mail id → mail), `registers` (series ‖ year ‖ number → act), `meta`, and
+//! `accounts` (the secretariat's users, sessions and API tokens, see `crate::accounts`).
 //! An item's state is split so that a vote writes a few bytes: `votes` (item ‖ ballot ‖
 //! member → choice) holds the ballots' votes and `electorates` (content hash → voters) one
 //! copy of each distinct electorate; the `items` row holds the rest, with a checksum.
@@ -107,6 +108,7 @@ pub struct Store {
     outbox: sled::Tree,
     registers: sled::Tree,
     meta: sled::Tree,
+    accounts: sled::Tree,
     sync: Arc<crate::shell::durable::Sync>,
 }
 
@@ -139,6 +141,7 @@ impl Store {
             outbox: tree("outbox")?,
             registers: tree("registers")?,
             meta: tree("meta")?,
+            accounts: tree("accounts")?,
             sync: Arc::new(crate::shell::durable::Sync::open(path)?),
             db,
         })
@@ -244,6 +247,45 @@ impl Store {
     /// admin's own rows use it too). Overlapping calls share one sync.
     pub async fn flush(&self) -> Result<()> {
         Ok(self.sync.sync(&self.db).await?)
+    }
+
+    /// An account row: `user/NAME`, `session/HASH`, `token/HASH` (see `crate::accounts`).
+    /// Account writes are made durable by the caller's [`Store::flush`].
+    pub fn account<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        match self.accounts.get(key)? {
+            Some(v) => Ok(Some(decode(key.as_bytes(), &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn put_account<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
+        self.accounts.insert(key, encode(value))?;
+        Ok(())
+    }
+
+    /// Writes an account row only if there is none under `key`; false if there was.
+    pub fn add_account<T: Serialize>(&self, key: &str, value: &T) -> Result<bool> {
+        let added = self
+            .accounts
+            .compare_and_swap(key, None::<&[u8]>, Some(encode(value)))?;
+        Ok(added.is_ok())
+    }
+
+    pub fn remove_account(&self, key: &str) -> Result<bool> {
+        Ok(self.accounts.remove(key)?.is_some())
+    }
+
+    /// Every account row under `prefix`, in key order, with its key.
+    pub fn accounts<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> impl Iterator<Item = Result<(String, T)>> + '_ {
+        self.accounts.scan_prefix(prefix).map(|row| {
+            let (k, v) = row?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            let value = decode(&k, &v)?;
+            Ok((key, value))
+        })
     }
 
     /// Every stored workflow version: (version, source).

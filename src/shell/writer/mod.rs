@@ -63,11 +63,13 @@ enum Request {
     Start {
         workflow: String,
         inputs: BTreeMap<String, String>,
+        by: Option<String>,
         reply: oneshot::Sender<Result<Done, WriteError>>,
     },
     Event {
         item: String,
         event: Event,
+        by: Option<String>,
         reply: oneshot::Sender<Result<Done, WriteError>>,
     },
     Timer {
@@ -130,25 +132,40 @@ pub struct Handle {
     tx: mpsc::Sender<Request>,
 }
 
+/// `by` in the requests below is who asked for them, kept in the item's log: an account's
+/// name, or `None` for a delegate's vote (the member is in the event) and the daemon.
 impl Handle {
     pub async fn start(
         &self,
         workflow: String,
         inputs: BTreeMap<String, String>,
+        by: Option<String>,
     ) -> Result<Done, WriteError> {
         let (reply, rx) = oneshot::channel();
         self.send(Request::Start {
             workflow,
             inputs,
+            by,
             reply,
         })
         .await?;
         rx.await.map_err(|_| WriteError::Closed)?
     }
 
-    pub async fn event(&self, item: String, event: Event) -> Result<Done, WriteError> {
+    pub async fn event(
+        &self,
+        item: String,
+        event: Event,
+        by: Option<String>,
+    ) -> Result<Done, WriteError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Request::Event { item, event, reply }).await?;
+        self.send(Request::Event {
+            item,
+            event,
+            by,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| WriteError::Closed)?
     }
 
@@ -283,14 +300,21 @@ impl Writer {
                 Request::Start {
                     workflow,
                     inputs,
+                    by,
                     reply,
                 } => replies.push(Reply::Write(
                     reply,
-                    self.start(&mut s, now, &workflow, inputs),
+                    self.start(&mut s, now, &workflow, inputs, by),
                 )),
-                Request::Event { item, event, reply } => {
-                    replies.push(Reply::Write(reply, self.step(&mut s, &item, now, event)))
-                }
+                Request::Event {
+                    item,
+                    event,
+                    by,
+                    reply,
+                } => replies.push(Reply::Write(
+                    reply,
+                    self.step(&mut s, &item, now, event, by),
+                )),
                 Request::Timer { key, reply } => {
                     self.timer(&mut s, now, key);
                     replies.push(Reply::Timer(reply));
@@ -380,6 +404,7 @@ impl Writer {
         now: DateTime<Utc>,
         workflow: &str,
         inputs: BTreeMap<String, String>,
+        by: Option<String>,
     ) -> Result<Done, WriteError> {
         let def = self
             .defs
@@ -393,7 +418,7 @@ impl Writer {
             version: def.version.clone(),
             inputs,
         };
-        let done = self.step(s, &id, now, event)?;
+        let done = self.step(s, &id, now, event, by)?;
         self.next_item += 1;
         s.batch.meta.insert(
             NEXT_ITEM.as_bytes().to_vec(),
@@ -409,6 +434,7 @@ impl Writer {
         id: &str,
         at: DateTime<Utc>,
         event: Event,
+        by: Option<String>,
     ) -> Result<Done, WriteError> {
         let before = self.items.remove(id);
         let version = match (&before, &event) {
@@ -440,7 +466,7 @@ impl Writer {
             title: &def.title,
             s,
         };
-        let stepped = engine::step(&ctx, &mut state, id, at, event, &mut staging);
+        let stepped = engine::step(&ctx, &mut state, id, at, event, by, &mut staging);
         if let Some(item) = state {
             self.items.insert(id.to_string(), Arc::new(item));
         }

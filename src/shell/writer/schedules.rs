@@ -26,7 +26,7 @@ impl Writer {
         let event = Event::TimerFired {
             timer: timer.clone(),
         };
-        match self.step(s, id, now, event) {
+        match self.step(s, id, now, event, None) {
             Ok(_) | Err(WriteError::Rejected(Rejection::StaleTimer(_) | Rejection::Ended)) => {}
             Err(e) => tracing::warn!(item = %id, %timer, error = %e, "timer refused"),
         }
@@ -49,7 +49,7 @@ impl Writer {
         else {
             return;
         };
-        match self.start(s, now, workflow, BTreeMap::new()) {
+        match self.start(s, now, workflow, BTreeMap::new(), None) {
             Ok(done) => tracing::info!(item = %done.item, workflow, "scheduled item opened"),
             Err(e) => tracing::error!(workflow, error = %e, "scheduled item could not open"),
         }

@@ -173,6 +173,10 @@ impl Staging<'_> {
         if let Event::Cancelled { reason } = &record.event {
             context["cancellation"] = serde_json::json!({ "reason": reason });
         }
+        // An extension's notice gives its reason, when one was given.
+        if let Event::DeadlineExtended { reason, .. } = &record.event {
+            context["extension"] = serde_json::json!({ "reason": reason });
+        }
         let recipients = engine::recipients(self.roster, item, &to)
             .into_iter()
             .map(|a| match a {

@@ -279,7 +279,7 @@ async fn fill(handle: &Handle, s: &Settings) -> anyhow::Result<u64> {
 /// changes its vote); the item's number of events.
 async fn fill_item(handle: &Handle, votes: usize, members: usize) -> anyhow::Result<u64> {
     let done = handle
-        .start("bench".into(), BTreeMap::new())
+        .start("bench".into(), BTreeMap::new(), None)
         .await
         .context("starting an item")?;
     let mut seq = done.seq;
@@ -295,7 +295,7 @@ async fn fill_item(handle: &Handle, votes: usize, members: usize) -> anyhow::Res
             .into(),
         };
         let done = handle
-            .event(done.item.clone(), event)
+            .event(done.item.clone(), event, None)
             .await
             .with_context(|| format!("voting in {}", done.item))?;
         seq = done.seq;
