@@ -27,6 +27,6 @@ pub mod shell;
 pub use app::{cli, config, daemon, setup};
 pub use core::{definition, engine, roster, rules, simulate, yaml};
 pub use shell::{
-    accounts, clock, durable, http, inbound, limits, listen, mail, observe, store, templates,
-    timers, token, writer,
+    accounts, clock, durable, http, inbound, limits, listen, locale, mail, observe, store,
+    templates, timers, token, writer,
 };

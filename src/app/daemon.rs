@@ -23,14 +23,32 @@ use crate::token::Key;
 use crate::writer::{Wake, Writer};
 use crate::{http, timers};
 
+/// Runs the daemon until a signal (or a storage failure). Under systemd (`Type=notify`,
+/// `$NOTIFY_SOCKET` set) it says `READY=1` once the store is open and every listener is
+/// bound, and `STOPPING=1` when it begins to shut down.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let running = start(config).await?;
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
     let storage_failed = tokio::select! {
         _ = wait_for_signal() => false,
         _ = running.app.wake.storage_failed.notified() => true,
     };
     tracing::info!("shutting down");
+    notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("shutting down"),
+    ]);
     running.stop(storage_failed).await
+}
+
+/// Tells the service manager, if there is one, how the daemon is.
+fn notify(state: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::warn!(error = %e, "the service manager could not be told (NOTIFY_SOCKET)");
+    }
 }
 
 /// The daemon once started: its application state and the tasks serving it.
@@ -129,7 +147,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: metrics.clone(),
         reply_domain: config.inbound.listen.map(|_| config.reply_domain()),
         dkim: config.dkim()?,
-        secretariat: crate::mail::Recipient::delegate(&roster.load().secretariat, None, None),
+        roster: roster.clone(),
         clock: clock.clone(),
     };
     let public = tokio::net::TcpListener::bind(config.public.listen)

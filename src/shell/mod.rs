@@ -8,6 +8,7 @@ pub mod http;
 pub mod inbound;
 pub mod limits;
 pub mod listen;
+pub mod locale;
 pub mod mail;
 pub mod observe;
 pub mod store;

@@ -252,6 +252,10 @@ impl Templates {
         let mut data = data.clone();
         data["lang"] = json!(language);
         data["dir"] = json!(direction(&language));
+        local_times(&mut data, &language);
+        if direction(&language) == "rtl" {
+            isolate_texts(&mut data);
+        }
         let key = format!("{language}/{name}");
         let render = |hb: &Handlebars, part: &str| {
             render_bounded(hb, &format!("{key}.{part}"), &data)
@@ -274,11 +278,14 @@ impl Templates {
         })
     }
 
-    /// Renders a text of a workflow (a ballot question) against item data, leniently: a
-    /// text that is not a valid template is shown as it is.
-    pub fn render_text(&self, text: &str, data: &Value) -> String {
+    /// Renders a text of a workflow (a ballot question) against item data for a reader of
+    /// `language`, leniently: a text that is not a valid template is shown as it is.
+    pub fn render_text(&self, text: &str, data: &Value, language: &str) -> String {
         /// Texts kept compiled; past this many (a reload loop, say) they are dropped.
         const KEPT: usize = 1_000;
+        let mut data = data.clone();
+        local_times(&mut data, language);
+        let data = &data;
         let render = |hb: &Handlebars| hb.render(text, data).ok();
         if let Ok(hb) = self.plain.read()
             && hb.has_template(text)
@@ -400,6 +407,79 @@ impl Templates {
             }
         }
         problems
+    }
+}
+
+/// Writes each time of a mail's data (RFC 3339, see `mail::TIMES`) in `language`. A value
+/// that is not such a time (a mail queued by an older build, which wrote English) stays.
+fn local_times(data: &mut Value, language: &str) {
+    for path in crate::mail::TIMES {
+        let Some(value) = path.iter().try_fold(&mut *data, |v, k| v.get_mut(*k)) else {
+            continue;
+        };
+        if let Some(t) = value
+            .as_str()
+            .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        {
+            *value = json!(crate::locale::datetime(language, t));
+        }
+    }
+}
+
+/// The texts of a mail's data that sit inside its sentences: titles, names, the question,
+/// the choices, reasons, numbers and dates. Links, addresses, ids compared in templates
+/// (`dir`, `lang`, outcomes, stages) are not texts.
+const TEXTS: [&[&str]; 14] = [
+    &["council"],
+    &["item", "title"],
+    &["item", "register_number"],
+    &["item", "started"],
+    &["item", "next", "local"],
+    &["ballot", "question"],
+    &["ballot", "closes_at"],
+    &["recipient", "name"],
+    &["recipient", "member_name"],
+    &["vote", "choice"],
+    &["cancellation", "reason"],
+    &["extension", "reason"],
+    &["failure", "error"],
+    &["failure", "to"],
+];
+
+/// In a right-to-left mail, isolates each text placed in a sentence ([`TEXTS`], the
+/// choices and the inputs that are not links), so that a Latin title, a number or a
+/// closing `?` keeps its place among the Arabic words.
+fn isolate_texts(data: &mut Value) {
+    let isolate = |v: &mut Value| {
+        if let Some(s) = v.as_str().filter(|s| !s.is_empty()) {
+            *v = json!(crate::locale::isolate(s));
+        }
+    };
+    for path in TEXTS {
+        if let Some(v) = path.iter().try_fold(&mut *data, |v, k| v.get_mut(*k)) {
+            isolate(v);
+        }
+    }
+    if let Some(choices) = data
+        .get_mut("ballot")
+        .and_then(|b| b.get_mut("choices"))
+        .and_then(Value::as_array_mut)
+    {
+        choices.iter_mut().for_each(isolate);
+    }
+    if let Some(inputs) = data
+        .get_mut("item")
+        .and_then(|i| i.get_mut("inputs"))
+        .and_then(Value::as_object_mut)
+    {
+        for v in inputs.values_mut() {
+            let link = v
+                .as_str()
+                .is_some_and(|s| s.starts_with("http://") || s.starts_with("https://"));
+            if !link {
+                isolate(v);
+            }
+        }
     }
 }
 
@@ -712,12 +792,12 @@ pub fn sample_data() -> Value {
             "id": "item-1", "workflow": "regulation-adoption", "title": "Sample regulation",
             "inputs": { "title": "Sample regulation", "draft_url": "https://example.org/draft.pdf", "place": "CPCC Headquarters, Istanbul" },
             "stage": "vote", "outcome": "adopted", "register_number": "CPCC/REG/2026/001",
-            "started": "Wednesday 25 November 2026, 09:00 +03",
-            "next": { "local": "Tuesday 22 December 2026, 09:00 +03", "ics": "20261222T060000Z" },
+            "started": "2026-11-25T09:00:00+03:00",
+            "next": { "local": "2026-12-22T09:00:00+03:00", "ics": "20261222T060000Z" },
         },
         "ballot": {
             "question": "Adopt the regulation?", "choices": ["yes", "no", "abstain"],
-            "closes_at": "Wednesday 2 December 2026, 09:00 +03", "eligible": 55,
+            "closes_at": "2026-12-02T09:00:00+03:00", "eligible": 55,
             "link": "http://127.0.0.1:8080/ballot/TOKEN", "reply_to": "ballot+TOKEN@example.org",
             "result": { "verdict": "adopted", "counts": { "yes": 40, "no": 10, "abstain": 3 }, "explanation": "yes >= 2/3 * (yes + no)" },
         },

@@ -665,8 +665,10 @@ async fn delegates_are_told_when_a_ballot_is_extended_or_cancelled() {
     );
     let arabic = mails.iter().find(|m| m.subject.contains("تمديد")).unwrap();
     assert!(
-        arabic.body.contains("السبب: two members asked for time"),
-        "{}",
+        arabic
+            .body
+            .contains("السبب: \u{2068}two members asked for time\u{2069}"),
+        "the reason, isolated among the Arabic words: {}",
         arabic.body
     );
     let log = daemon.item(&id).await["events"].to_string();
@@ -682,4 +684,34 @@ async fn delegates_are_told_when_a_ballot_is_extended_or_cancelled() {
         "{}",
         cancelled[0].body
     );
+}
+
+/// Under systemd's `Type=notify` the daemon says `READY=1` once it serves, and
+/// `STOPPING=1` when SIGTERM starts its shutdown; then it exits cleanly.
+#[tokio::test]
+async fn the_service_manager_is_told_when_the_daemon_serves_and_when_it_stops() {
+    let council = Council::new(ROSTER, &[]);
+    let path = council.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut daemon = Daemon::start(council.path(), &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut buf = [0u8; 1024];
+    let n = socket.recv(&mut buf).unwrap();
+    let ready = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
+    assert!(ready.contains("STATUS=serving"), "{ready:?}");
+    let (status, _) = daemon.admin(Method::GET, "/api/items", None).await;
+    assert_eq!(status, 200, "it serves once it said so");
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let n = socket.recv(&mut buf).unwrap();
+    let stopping = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)), Some(0));
 }

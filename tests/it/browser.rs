@@ -429,3 +429,99 @@ async fn a_secretary_starts_an_item_and_records_a_deposit_from_the_dashboard() {
     browser.settle("Statute of the CPCC").await;
     browser.close().await;
 }
+
+/// Where each character of `needle` (the first match in an element of `selector`) is laid
+/// out: the left edge of every character, in page pixels.
+const LAYOUT: &str = r#"
+const [selector, needle] = arguments;
+for (const root of document.querySelectorAll(selector)) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  let text = '', nodes = [];
+  while (walker.nextNode()) { nodes.push([walker.currentNode, text.length]); text += walker.currentNode.data; }
+  const at = text.indexOf(needle);
+  if (at < 0) continue;
+  const lefts = [];
+  for (let i = at; i < at + needle.length; i++) {
+    const [node, start] = nodes.filter(([, s]) => s <= i).pop();
+    const range = document.createRange();
+    range.setStart(node, i - start);
+    range.setEnd(node, i - start + 1);
+    lefts.push(range.getBoundingClientRect().left);
+  }
+  return lefts;
+}
+return null;
+"#;
+
+/// The Arabic ballot page, as an Arabic reader sees it (measured on the laid-out page, not
+/// read from the source): the Latin title keeps its own order and sits after the council's
+/// name, reading right to left; the English question ends with its `?`; the deadline's
+/// offset reads `UTC+03:00`, not `03:00+UTC`.
+#[tokio::test]
+async fn the_arabic_ballot_page_keeps_latin_text_numbers_and_punctuation_in_place() {
+    let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);
+    let daemon = council.start();
+    daemon
+        .start_item(
+            "quick-adoption",
+            json!({"title": "Regulation on liaison officers"}),
+        )
+        .await;
+    let mail = council.ballot_mail("bbb.head@").await;
+    let browser = Browser::start().await;
+    browser.client.goto(&mail.link().unwrap()).await.unwrap();
+    browser.settle("dir=\"rtl\"").await;
+    let lefts = async |selector: &str, needle: &str| -> Vec<f64> {
+        let found = browser
+            .client
+            .execute(LAYOUT, vec![json!(selector), json!(needle)])
+            .await
+            .unwrap();
+        serde_json::from_value(found.clone())
+            .unwrap_or_else(|_| panic!("`{needle}` in {selector}: {found}"))
+    };
+    let increasing = |xs: &[f64]| xs.windows(2).all(|w| w[0] < w[1]);
+
+    // The title, a left-to-right run inside the right-to-left line, after the council's name.
+    let title = lefts(".item", "Regulation on liaison officers").await;
+    assert!(increasing(&[title[0], title[11], title[29]]), "{title:?}");
+    let council_name = lefts(".item", "Test Council").await;
+    assert!(
+        council_name[0] > title[29],
+        "the name first, on the right: {council_name:?} {title:?}"
+    );
+
+    // The question: English, so its `?` is at its right end, after the closing quote.
+    let question = lefts("#question", "Adopt “Regulation on liaison officers”?").await;
+    let n = question.len();
+    assert!(
+        increasing(&[question[0], question[n - 2], question[n - 1]]),
+        "{question:?}"
+    );
+
+    // The deadline's offset, in its own order.
+    let offset = lefts("p", "UTC+03:00").await;
+    assert!(increasing(&offset), "{offset:?}");
+    let shot = browser.screenshot("ballot-page-ar-bidi").await;
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000);
+
+    // The Arabic ballot mail's HTML part, as a mail client shows it: the same.
+    let html = council.path().join("ballot-ar.html");
+    std::fs::write(&html, mail.html.as_deref().unwrap()).unwrap();
+    browser
+        .client
+        .goto(&format!("file://{}", html.display()))
+        .await
+        .unwrap();
+    browser.settle("dir=\"rtl\"").await;
+    let question = lefts("body", "Adopt “Regulation on liaison officers”?").await;
+    let n = question.len();
+    assert!(
+        increasing(&[question[0], question[n - 2], question[n - 1]]),
+        "{question:?}"
+    );
+    let offset = lefts("body", "UTC+03:00").await;
+    assert!(increasing(&offset), "{offset:?}");
+    browser.screenshot("ballot-mail-ar-bidi").await;
+    browser.close().await;
+}

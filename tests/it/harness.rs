@@ -291,7 +291,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(root: &Path, env: &[(&str, &str)]) -> Daemon {
-        Daemon::try_start(root, env).unwrap_or_else(|log| panic!("councild exited:\n{log}"))
+        // A free port can be taken by another test between its choice and the bind.
+        for _ in 0..3 {
+            match Daemon::try_start(root, env) {
+                Err(log) if log.contains("Address already in use") => continue,
+                started => {
+                    return started.unwrap_or_else(|log| panic!("councild exited:\n{log}"));
+                }
+            }
+        }
+        panic!("councild found no free port in three tries")
     }
 
     /// `start`, or the daemon's log if it exits before it listens.

@@ -333,3 +333,125 @@ async fn replies_can_come_over_starttls_and_nothing_rides_in_with_it() {
         .await;
     assert_eq!(item["ballots"][0]["counts"]["yes"], 1);
 }
+
+/// The session's date in the agenda mail, as each delegate's language writes it: weekday
+/// and month in that language, the council's offset named; nothing left in English.
+#[tokio::test]
+async fn each_delegate_reads_dates_in_their_language_and_arabic_mail_isolates_latin_text() {
+    let council = Council::new(ROSTER, &[("session.yaml", SESSION)]);
+    let daemon = council.start();
+    let id = daemon.start_item("quick-session", json!({})).await;
+    daemon
+        .wait_item(&id, "the agenda", |i| i["stage"] == "agenda")
+        .await;
+    let agenda = until("the agenda mail", Duration::from_secs(30), async || {
+        let mails: Vec<_> = council
+            .mails()
+            .into_iter()
+            .filter(|m| m.ics.is_some())
+            .collect();
+        (mails.len() == 6).then_some(mails)
+    })
+    .await;
+    let of = |language: &str| {
+        agenda
+            .iter()
+            .find(|m| m.language.as_deref() == Some(language))
+            .unwrap()
+    };
+    const MONTHS_EN: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    const MONTHS_FR: [&str; 12] = [
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    ];
+    const MONTHS_AR: [&str; 12] = [
+        "يناير",
+        "فبراير",
+        "مارس",
+        "أبريل",
+        "مايو",
+        "يونيو",
+        "يوليو",
+        "أغسطس",
+        "سبتمبر",
+        "أكتوبر",
+        "نوفمبر",
+        "ديسمبر",
+    ];
+    const DAYS_FR: [&str; 7] = [
+        "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche",
+    ];
+    let visible = |s: &str| s.replace(['\u{2066}', '\u{2068}', '\u{2069}'], "");
+    let english = visible(&of("en").body);
+    let line = english
+        .lines()
+        .find(|l| l.contains("The session opens on"))
+        .unwrap();
+    assert!(MONTHS_EN.iter().any(|m| line.contains(m)), "{line}");
+    assert!(line.contains("(UTC+03:00)"), "{line}");
+    let french = visible(&of("fr").body);
+    let line = french
+        .lines()
+        .find(|l| l.contains("La session s'ouvrira le"))
+        .unwrap();
+    assert!(MONTHS_FR.iter().any(|m| line.contains(m)), "{line}");
+    assert!(DAYS_FR.iter().any(|d| line.contains(d)), "{line}");
+    assert!(
+        line.contains(" à ") && line.contains("(UTC+03:00)"),
+        "{line}"
+    );
+    let arabic_raw = &of("ar").body;
+    let arabic = visible(arabic_raw);
+    assert!(MONTHS_AR.iter().any(|m| arabic.contains(m)), "{arabic}");
+    assert!(
+        arabic_raw.contains("\u{2066}UTC+03:00\u{2069}"),
+        "the offset isolated, so it is not read 03:00+UTC: {arabic_raw:?}"
+    );
+    // The Latin title among Arabic words is isolated, in the text and the HTML part.
+    let title = "\u{2068}Extraordinary session of the Executive Council\u{2069}";
+    assert!(arabic_raw.contains(title), "{arabic_raw:?}");
+    assert!(of("ar").html.as_deref().unwrap_or_default().contains(title));
+    assert!(
+        !of("en").body.contains('\u{2068}'),
+        "a left-to-right mail needs none"
+    );
+    for (language, body) in [("fr", &french), ("ar", &arabic)] {
+        for english_word in MONTHS_EN.iter().chain(&[
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ]) {
+            assert!(
+                !body.contains(english_word),
+                "{language}: {english_word} in {body}"
+            );
+        }
+    }
+}

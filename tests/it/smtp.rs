@@ -465,3 +465,67 @@ async fn failed_mail_is_listed_then_retried_or_dropped_from_the_cli() {
         "nothing failed any more:\n{listed}"
     );
 }
+
+/// A bounce is fixed in the roster: once it is reloaded, the failed mail retried goes to
+/// the corrected address, under the Message-ID it always had.
+#[tokio::test]
+async fn a_retried_mail_goes_to_the_address_the_roster_now_has() {
+    let roster = ROSTER.replace("aaa.deputy@example.org", "bounce.aaa@example.org");
+    let council = Council::new(&roster, &[("quick.yaml", QUICK)]);
+    let maildir = council.path().join("maildir");
+    let smtp = SmtpServer::start_with("bouncer.Bouncer", free_port(), &maildir);
+    let env = smtp_env(smtp.port);
+    let daemon = Daemon::start(council.path(), &[(env[0].0, env[0].1.as_str())]);
+    daemon
+        .start_item("quick-adoption", json!({"title": "Readdressed"}))
+        .await;
+    let id = until("the failed mail", Duration::from_secs(60), async || {
+        let (_, failed) = daemon
+            .admin(reqwest::Method::GET, "/api/outbox?status=failed", None)
+            .await;
+        match failed["mails"][0]["id"].as_str() {
+            Some(id) => Ok(id.to_string()),
+            None => Err(failed.to_string()),
+        }
+    })
+    .await;
+    std::fs::write(
+        council.path().join("config/council.yaml"),
+        roster.replace("bounce.aaa@example.org", "aaa.fixed@example.org"),
+    )
+    .unwrap();
+    let (status, body) = daemon
+        .admin(reqwest::Method::POST, "/api/reload", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = daemon
+        .admin(
+            reqwest::Method::POST,
+            &format!("/api/outbox/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let fixed = tokio::task::spawn_blocking(move || {
+        until_blocking("the retried mail", Duration::from_secs(60), || {
+            let mails: Vec<Mail> = smtp
+                .mails()
+                .into_iter()
+                .filter(|m| m.to.contains("aaa.fixed@"))
+                .collect();
+            if mails.is_empty() {
+                Err("none yet".to_string())
+            } else {
+                Ok(mails)
+            }
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(fixed.len(), 1);
+    assert!(
+        fixed[0].message_id.starts_with(&format!("<{id}@")),
+        "{}",
+        fixed[0].message_id
+    );
+}

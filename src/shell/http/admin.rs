@@ -426,6 +426,8 @@ async fn retry_mail(
 /// Queues a failed mail again (same id, same Message-ID), for the API and the dashboard.
 pub(super) async fn retry(app: &App, by: &Actor, id: &str) -> Result<Mail, ApiError> {
     let mut mail = failed_mail(app, id)?;
+    // To the address the roster has now: a bounce is usually fixed there first.
+    mail.to = crate::mail::readdressed(&mail.to, &app.roster.load());
     mail.failed = false;
     mail.attempts = 0;
     mail.next_attempt = app.clock.now();

@@ -62,12 +62,24 @@ struct Words {
     closed: &'static str,
     result: &'static str,
     withdrawn: &'static str,
+    /// The verdicts, in the order of `Verdict::ALL`.
+    verdicts: [&'static str; 3],
     your_vote: &'static str,
     failed_title: &'static str,
     failed: &'static str,
     cross_site: &'static str,
     busy_title: &'static str,
     busy: &'static str,
+}
+
+impl Words {
+    fn verdict(&self, verdict: crate::rules::Verdict) -> &'static str {
+        let i = crate::rules::Verdict::ALL
+            .iter()
+            .position(|v| *v == verdict)
+            .unwrap_or(0);
+        self.verdicts[i]
+    }
 }
 
 const EN: Words = Words {
@@ -92,6 +104,7 @@ const EN: Words = Words {
     closed: "This ballot is closed; votes can no longer be cast or changed.",
     result: "Result:",
     withdrawn: "The item was withdrawn.",
+    verdicts: ["adopted", "rejected", "no quorum"],
     your_vote: "Your vote:",
     failed_title: "Vote not recorded",
     failed: "Your vote could not be recorded. Nothing was changed; please try again in a moment.",
@@ -122,6 +135,7 @@ const FR: Words = Words {
     closed: "Ce scrutin est clos ; il n'est plus possible de voter ni de modifier un vote.",
     result: "Résultat :",
     withdrawn: "Le point a été retiré.",
+    verdicts: ["adopté", "rejeté", "quorum non atteint"],
     your_vote: "Votre vote :",
     failed_title: "Vote non enregistré",
     failed: "Votre vote n'a pas pu être enregistré. Rien n'a été modifié ; veuillez réessayer dans un instant.",
@@ -152,6 +166,7 @@ const AR: Words = Words {
     closed: "هذا الاقتراع مغلق؛ لم يعد من الممكن التصويت أو تغيير الصوت.",
     result: "النتيجة:",
     withdrawn: "سُحب البند.",
+    verdicts: ["اعتُمد", "رُفض", "لم يكتمل النصاب"],
     your_vote: "صوتكم:",
     failed_title: "لم يُسجَّل الصوت",
     failed: "تعذّر تسجيل صوتكم. لم يتغيّر شيء؛ يرجى المحاولة مرة أخرى بعد قليل.",
@@ -332,7 +347,7 @@ pub async fn ballot_vote(
     };
     let question = f
         .ballot()
-        .map(|b| question(&app, &f.item, &b.question))
+        .map(|b| question(&app, &f.item, &b.question, &f.language))
         .unwrap_or_default();
     let body = format!(
         "<p class=\"question\">{}</p><p>{} <strong id=\"choice\">{}</strong></p>\
@@ -378,7 +393,7 @@ async fn cast(app: &App, r: &BallotRef, choice: &str) -> Result<String, WriteErr
     }
 }
 
-fn question(app: &App, item: &Item, text: &str) -> String {
+fn question(app: &App, item: &Item, text: &str, language: &str) -> String {
     let defs = app.defs.load();
     let title = defs
         .version(&item.version)
@@ -386,6 +401,7 @@ fn question(app: &App, item: &Item, text: &str) -> String {
     app.templates.load().render_text(
         text,
         &mail::context(&app.roster.load().council, title, item, None, app.tz),
+        language,
     )
 }
 
@@ -399,24 +415,24 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
         .electorate
         .voter(&f.r.member)
         .map_or(f.r.member.as_str(), |v| v.member_name.as_str());
-    let closes = b
-        .closes_at
-        .with_timezone(&app.tz)
-        .format("%Y-%m-%d %H:%M %Z");
+    let closes = crate::locale::datetime(
+        &f.language,
+        b.closes_at.with_timezone(&app.tz).fixed_offset(),
+    );
     let current = b.vote(&f.r.member);
     let mut body = format!(
         "<p class=\"item\"><bdi>{}</bdi> — <bdi>{}</bdi></p><h2 id=\"question\"><bdi>{}</bdi></h2>",
         escape(&app.roster.load().council),
         escape(&title),
-        escape(&question(app, &f.item, &b.question))
+        escape(&question(app, &f.item, &b.question, &f.language))
     );
     if b.result.is_some() || f.item.status == Status::Ended {
         body.push_str(&format!("<p>{}</p>", w.closed));
         match &b.result {
             Some(result) => body.push_str(&format!(
-                "<p>{} <strong>{}</strong></p>",
+                "<p>{} <strong id=\"verdict\">{}</strong></p>",
                 w.result,
-                result.verdict.as_str()
+                w.verdict(result.verdict)
             )),
             None => body.push_str(&format!("<p>{}</p>", w.withdrawn)),
         }

@@ -161,6 +161,27 @@ impl Recipient {
     }
 }
 
+/// `to` as the roster in force has them: the address, name and language of the same
+/// delegate (the same member's delegate at the same place, or the secretariat) now, so that
+/// mail queued or retried after the roster corrects an address goes to the corrected one.
+/// A delegate no longer in the roster keeps the address the mail was queued with.
+pub fn readdressed(to: &Recipient, roster: &crate::roster::Roster) -> Recipient {
+    let now = match (&to.member, to.delegate) {
+        (None, _) => Some(&roster.secretariat),
+        (Some(m), Some(i)) => roster.member(m).and_then(|m| m.delegates.get(i)),
+        (Some(_), None) => None,
+    };
+    match now {
+        Some(d) => Recipient {
+            name: d.name.clone(),
+            email: d.email.clone(),
+            language: d.language.clone(),
+            ..to.clone()
+        },
+        None => to.clone(),
+    }
+}
+
 /// Whether councild can send to `email`: the roster's check of each delegate.
 ///
 /// The mail library's grammar is wider than what a relay delivers: it takes address
@@ -190,6 +211,8 @@ fn is_domain_name(domain: &str) -> bool {
 /// The data a template sees, taken from the item when the mail was caused.
 ///
 /// Without a ballot of its own, a mail sees the item's last decided ballot (for results).
+/// Times are kept as RFC 3339 in the council's zone ([`TIMES`]); each is written in the
+/// reader's language when the mail is rendered.
 pub fn context(
     council: &str,
     workflow_title: &str,
@@ -197,11 +220,7 @@ pub fn context(
     ballot: Option<usize>,
     tz: Tz,
 ) -> Value {
-    let local = |t: DateTime<Utc>| {
-        t.with_timezone(&tz)
-            .format("%A %-d %B %Y, %H:%M %Z")
-            .to_string()
-    };
+    let local = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
     let mut data = json!({
         "council": council,
         "item": {
@@ -233,6 +252,13 @@ pub fn context(
     }
     data
 }
+
+/// Where a mail's data holds a time, written in the reader's language at rendering.
+pub const TIMES: [&[&str]; 3] = [
+    &["item", "started"],
+    &["item", "next", "local"],
+    &["ballot", "closes_at"],
+];
 
 mod outbox;
 mod transport;

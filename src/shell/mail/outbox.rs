@@ -16,8 +16,8 @@ pub struct Outbox {
     /// Domain of the inbound listener's reply addresses (`ballot+TOKEN@domain`), if enabled.
     pub reply_domain: Option<String>,
     pub dkim: Option<lettre::message::dkim::DkimConfig>,
-    /// Told of every mail that fails for good.
-    pub secretariat: Recipient,
+    /// The roster in force: who the secretariat is, and every recipient's address now.
+    pub roster: Arc<ArcSwap<crate::roster::Roster>>,
     pub clock: Clock,
 }
 
@@ -91,6 +91,11 @@ impl Outbox {
     }
 
     async fn deliver(&self, mut mail: Mail) {
+        let to = super::readdressed(&mail.to, &self.roster.load());
+        if to.email != mail.to.email {
+            tracing::info!(item = %mail.item, mail = %mail.id, from = %mail.to.email, to = %to.email, "mail readdressed: the roster changed");
+        }
+        mail.to = to;
         let result = match self.message(&mail) {
             Ok(message) => self.transport.send(&mail.id, message).await,
             Err(e) => Err(SendError::Permanent(e)),
@@ -152,7 +157,7 @@ impl Outbox {
             id,
             &failed.item,
             FAILURE_TEMPLATE,
-            self.secretariat.clone(),
+            Recipient::delegate(&self.roster.load().secretariat, None, None),
             None,
             context,
             now,
@@ -193,7 +198,8 @@ impl Outbox {
         // The question may name item fields (`Adopt “{{item.title}}”?`).
         if let Some(b) = data.get_mut("ballot").filter(|b| b.is_object()) {
             let question = b["question"].as_str().unwrap_or_default().to_string();
-            b["question"] = json!(templates.render_text(&question, &mail.context));
+            b["question"] =
+                json!(templates.render_text(&question, &mail.context, &mail.to.language));
         }
         let rendered = templates.render(&mail.template, &mail.to.language, &data)?;
         let to: Mailbox = format!("{} <{}>", mail.to.name, mail.to.email)
