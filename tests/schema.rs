@@ -155,6 +155,9 @@ fn a_misspelt_key_and_a_bad_close_are_refused_where_they_are() {
 
 /// Variants of the regulation workflow that the loader refuses: the schema must refuse
 /// them too, or it passes files `councild validate` fails.
+/// The choices of `regulation-adoption.yaml`, with their labels.
+const CHOICES: &str = "choices:\n        - { id: yes, label: { ar: نعم, en: \"Yes\", fr: Oui } }\n        - { id: no, label: { ar: لا, en: \"No\", fr: Non } }\n        - { id: abstain, label: { ar: امتناع, en: Abstain, fr: Abstention } }";
+
 #[test]
 fn the_schema_refuses_what_the_loader_refuses() {
     let schema = Schema::load();
@@ -192,10 +195,15 @@ fn the_schema_refuses_what_the_loader_refuses() {
         ("bad width", "{{seq:03}}", "{{seq:3}}"),
         ("unknown audience", "{ to: members, template: regulation-rejected }", "{ to: everyone, template: regulation-rejected }"),
         ("notify needs a template", "{ to: members, template: regulation-rejected }", "{ to: members }"),
-        ("empty choices", "choices: [yes, no, abstain]", "choices: []"),
-        ("choice with a space", "choices: [yes, no, abstain]", "choices: [yes, no, \"abstain now\"]"),
-        ("choice given twice", "choices: [yes, no, abstain]", "choices: [yes, no, no]"),
-        ("choice is a rule word", "choices: [yes, no, abstain]", "choices: [yes, no, cast]"),
+        ("empty choices", CHOICES, "choices: []"),
+        ("choice with a space", CHOICES, "choices: [yes, no, \"abstain now\"]"),
+        ("choice given twice", CHOICES, "choices: [yes, no, no]"),
+        ("choice is a rule word", CHOICES, "choices: [yes, no, cast]"),
+        ("label in no language", "label: { ar: لا, en: \"No\", fr: Non }", "label: {}"),
+        ("label not a language code", "en: \"No\", fr: Non", "english: \"No\", fr: Non"),
+        ("label is a list", "label: { ar: لا, en: \"No\", fr: Non }", "label: [No, Non]"),
+        ("choice without an id", "{ id: no, label:", "{ label:"),
+        ("question not a language code", "        fr: \"Adopter", "        French: \"Adopter"),
         ("no pass rule", "      pass: \"yes >= 2/3 * (yes + no) and yes > 0\"   # abstentions are not counted\n", ""),
         ("recorded is a YAML boolean", "close: at_deadline", "close: at_deadline\n      recorded: yes"),
         ("bad tie", "close: at_deadline", "close: at_deadline\n      tie: coin"),

@@ -260,6 +260,10 @@ pub fn pos(node: &Node) -> Pos {
     }
 }
 
+pub fn is_mapping(node: &Node) -> bool {
+    matches!(node.data, YamlDataOwned::Mapping(_))
+}
+
 /// The text of a scalar node (numbers and booleans in their written form), or `None`.
 pub fn scalar(node: &Node) -> Option<String> {
     match &node.data {

@@ -6,6 +6,7 @@
 //! usual receipt. A reply it cannot read gets a mail explaining how to vote, and changes
 //! nothing. Every session and message is bounded in size and time.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -368,20 +369,45 @@ fn ballot_address(app: &Replies, address: &str) -> Option<BallotRef> {
     app.key.verify(local.strip_prefix("ballot+")?)
 }
 
-/// What a reply says: the ballot choice its first word names, if any.
-pub fn read_choice(text: &str, choices: &[String]) -> Option<String> {
+/// What a reply says: the ballot choice its first words name (the choice's id, one of its
+/// labels in any language, or the usual words for yes, no and abstain), if any.
+pub fn read_choice(
+    text: &str,
+    choices: &[String],
+    labels: &BTreeMap<String, crate::definition::Texts>,
+) -> Option<String> {
     let line = text
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('>'))?;
-    let word: String = line
-        .split_whitespace()
-        .next()?
-        .chars()
-        .filter_map(plain_arabic)
-        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
-        .collect::<String>()
-        .to_lowercase();
+    let words = |s: &str| -> Vec<String> {
+        s.split_whitespace()
+            .map(|w| {
+                w.chars()
+                    .filter_map(plain_arabic)
+                    .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                    .collect::<String>()
+                    .to_lowercase()
+            })
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let said = words(line);
+    // The longest label the reply starts with: `لا اعتراض` (no objection) before `لا` (no).
+    let labelled = labels
+        .iter()
+        .flat_map(|(id, t)| {
+            t.by_language
+                .values()
+                .chain([&t.default])
+                .map(move |label| (id, words(label)))
+        })
+        .filter(|(_, label)| !label.is_empty() && said.starts_with(label))
+        .max_by_key(|(_, label)| label.len());
+    if let Some((id, _)) = labelled {
+        return choices.iter().find(|c| *c == id).cloned();
+    }
+    let word = said.first()?.clone();
     let meant = match word.as_str() {
         "yes" | "oui" | "نعم" | "y" => "yes",
         "no" | "non" | "لا" | "n" => "no",
@@ -427,7 +453,14 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
         .parse(raw)
         .and_then(|m| m.body_text(0).map(|b| b.into_owned()))
         .unwrap_or_default();
-    if let Some(choice) = read_choice(&text, &ballot.choices) {
+    let labels = app
+        .defs
+        .load()
+        .version(&item.version)
+        .and_then(|w| w.ballot(&ballot.stage))
+        .map(|s| s.labels.clone())
+        .unwrap_or_default();
+    if let Some(choice) = read_choice(&text, &ballot.choices, &labels) {
         let event = Event::VoteCast {
             ballot: r.ballot,
             member: r.member.clone(),
@@ -452,12 +485,9 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
         return Ok(());
     }
     let defs = app.defs.load();
-    let title = defs
-        .version(&item.version)
-        .map_or(item.workflow.as_str(), |w| w.title.as_str());
     let context = mail::context(
         &app.roster.load().council,
-        title,
+        defs.version(&item.version).map(|w| &**w),
         &item,
         Some(r.ballot),
         app.tz,
@@ -486,9 +516,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_reply_may_give_a_label_in_any_language() {
+        let choices: Vec<String> = ["yes", "no", "no_objection"].map(String::from).to_vec();
+        let mut label = crate::definition::Texts::one("No objection");
+        label.by_language.insert("ar".into(), "لا اعتراض".into());
+        label
+            .by_language
+            .insert("fr".into(), "Pas d'objection".into());
+        let mut no = crate::definition::Texts::one("No");
+        no.by_language.insert("ar".into(), "لا".into());
+        let labels = BTreeMap::from([("no".to_string(), no), ("no_objection".to_string(), label)]);
+        let read = |t: &str| read_choice(t, &choices, &labels);
+        assert_eq!(read("No objection."), Some("no_objection".into()));
+        assert_eq!(read("لا اعتراض\n> quoted"), Some("no_objection".into()));
+        assert_eq!(read("pas d'objection, merci"), Some("no_objection".into()));
+        assert_eq!(
+            read("لا"),
+            Some("no".into()),
+            "one word is still the usual no"
+        );
+        assert_eq!(read("No"), Some("no".into()));
+        assert_eq!(
+            read("\u{2068}no_objection\u{2069}"),
+            Some("no_objection".into())
+        );
+    }
+
+    #[test]
     fn the_first_word_of_a_reply_is_the_vote() {
         let choices: Vec<String> = ["yes", "no", "abstain"].map(String::from).to_vec();
-        let read = |t: &str| read_choice(t, &choices);
+        let read = |t: &str| read_choice(t, &choices, &BTreeMap::new());
         assert_eq!(
             read("Yes\n\nOn Monday the Secretariat wrote:\n> ballot"),
             Some("yes".into())

@@ -410,10 +410,18 @@ impl Templates {
     }
 }
 
-/// Writes each time of a mail's data (RFC 3339, see `mail::TIMES`) in `language`. A value
-/// that is not such a time (a mail queued by an older build, which wrote English) stays.
+/// Where a mail's data holds a time (RFC 3339, in the council's zone), written in the
+/// reader's language at rendering.
+pub const TIMES: [&[&str]; 3] = [
+    &["item", "started"],
+    &["item", "next", "local"],
+    &["ballot", "closes_at"],
+];
+
+/// Writes each time of a mail's data ([`TIMES`]) in `language`. A value that is not such a
+/// time (a mail queued by an older build, which wrote English) stays.
 fn local_times(data: &mut Value, language: &str) {
-    for path in crate::mail::TIMES {
+    for path in TIMES {
         let Some(value) = path.iter().try_fold(&mut *data, |v, k| v.get_mut(*k)) else {
             continue;
         };

@@ -455,3 +455,107 @@ async fn each_delegate_reads_dates_in_their_language_and_arabic_mail_isolates_la
         }
     }
 }
+
+/// A ballot given in the council's three languages: each delegate reads the question,
+/// the title and the choices in their language, in the mail and on the ballot page, and
+/// can reply with a choice in their words.
+const TRILINGUAL: &str = r#"
+workflow: trilingual
+title: Trilingual ballot
+inputs:
+  title: { type: text, required: true }
+start: vote
+stages:
+  vote:
+    ballot:
+      question:
+        ar: "هل تُعتمد اللائحة «{{item.title}}»؟"
+        en: "Adopt the regulation “{{item.title}}”?"
+        fr: "Adopter le règlement « {{item.title}} » ?"
+      choices:
+        - { id: yes, label: { ar: نعم, en: "Yes", fr: Oui } }
+        - { id: no, label: { ar: لا, en: "No", fr: Non } }
+        - { id: no_objection, label: { ar: لا اعتراض, en: No objection, fr: Pas d'objection } }
+      closes_after: 1d
+      pass: "yes + no_objection > no"
+    outcomes: { adopted: done, rejected: done, no_quorum: done }
+  done:
+    end: done
+"#;
+
+#[tokio::test]
+async fn each_delegate_reads_the_council_words_in_their_language() {
+    let council = Council::new(ROSTER, &[("trilingual.yaml", TRILINGUAL)]);
+    let port = crate::harness::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon =
+        crate::harness::Daemon::start(council.path(), &[("COUNCILD_INBOUND_LISTEN", &listen)]);
+    daemon
+        .start_item(
+            "trilingual",
+            json!({
+                "title": "Regulation on liaison officers",
+                "title.fr": "Règlement sur les officiers de liaison",
+                "title.ar": "لائحة ضباط الاتصال",
+            }),
+        )
+        .await;
+    let visible = |s: &str| s.replace(['\u{2066}', '\u{2068}', '\u{2069}'], "");
+    let english = council.ballot_mail("aaa.head@").await;
+    assert!(
+        english
+            .body
+            .contains("Adopt the regulation “Regulation on liaison officers”?"),
+        "{}",
+        english.body
+    );
+    assert!(
+        english.body.contains("Yes, No, No objection"),
+        "{}",
+        english.body
+    );
+    let arabic = council.ballot_mail("bbb.head@").await;
+    let text = visible(&arabic.body);
+    assert!(
+        text.contains("هل تُعتمد اللائحة «لائحة ضباط الاتصال»؟"),
+        "{text}"
+    );
+    assert!(text.contains("نعم") && text.contains("لا اعتراض"), "{text}");
+    assert!(!text.contains("Regulation on liaison officers"), "{text}");
+
+    // The French head has no ballot mail (the deputy is not the voter): the page in French.
+    let (status, page) = daemon.get(&english.link().unwrap()).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("No objection"), "{page}");
+    let (_, page) = daemon.get(&arabic.link().unwrap()).await;
+    assert!(
+        visible(&page).contains("لائحة ضباط الاتصال") && page.contains("لا اعتراض"),
+        "{page}"
+    );
+
+    // A reply in Arabic words, a label of two words that starts like the Arabic "no".
+    reply(
+        port,
+        &arabic.reply_address().unwrap(),
+        "لا اعتراض\n\nمع التحية",
+    )
+    .await
+    .unwrap();
+    let item = daemon
+        .wait_item("item-1", "the Arabic reply", |i| {
+            i["ballots"][0]["cast"] == 1
+        })
+        .await;
+    assert_eq!(item["ballots"][0]["counts"]["no_objection"], 1, "{item}");
+    let receipt = until("the receipt", Duration::from_secs(30), async || {
+        council.mails().into_iter().find(|m| {
+            m.to.contains("bbb.head@") && m.message_id != arabic.message_id && m.link().is_some()
+        })
+    })
+    .await;
+    let text = visible(&receipt.body);
+    assert!(
+        text.contains("لا اعتراض") && !text.contains("no_objection"),
+        "{text}"
+    );
+}

@@ -201,3 +201,37 @@ fn hostile_rosters_are_refused_with_a_position() {
         assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
     }
 }
+
+/// Texts per language: a key that is not a language code, a choice without its id, a
+/// label that is not a text: each refused at its line and column.
+#[test]
+fn bad_language_keys_and_choice_labels_get_a_position() {
+    let texts = r#"workflow: texts
+start: vote
+stages:
+  vote:
+    ballot:
+      question:
+        en: "Adopt?"
+        french: "Adopter ?"
+      choices:
+        - { id: yes, label: { ar: نعم, fr: Oui } }
+        - { label: { en: "No" } }
+        - { id: abstain, label: [a, b] }
+      closes_after: 7d
+      pass: "yes > 0"
+    outcomes: { adopted: done, rejected: done, no_quorum: done }
+  done:
+    end: done
+"#;
+    let council = Council::new(ROSTER, &[("texts.yaml", texts)]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for e in [
+        "workflows/texts.yaml:8:9: `french` in `question` is not a language code (`ar`, `en`, `fr`, …)",
+        "workflows/texts.yaml:11:13: a choice needs `id`",
+        "workflows/texts.yaml:12:26: a choice's `label` must be a text, or a text per language",
+    ] {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+}

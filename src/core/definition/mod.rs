@@ -98,10 +98,39 @@ pub struct RegisterSpec {
     pub number: String,
 }
 
+/// A text of the council in one or more languages: `Adopt it?`, or `{ ar: …, en: …, fr: … }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts {
+    /// The text of the default language (`en`), or of the first language given, or the
+    /// one text: what the log and the API keep, and what a language without one reads.
+    pub default: String,
+    /// Each language's text, when given per language.
+    pub by_language: BTreeMap<String, String>,
+}
+
+impl Texts {
+    pub fn one(text: impl Into<String>) -> Texts {
+        Texts {
+            default: text.into(),
+            by_language: BTreeMap::new(),
+        }
+    }
+
+    /// The text for a reader of `language`.
+    pub fn get(&self, language: &str) -> &str {
+        self.by_language
+            .get(language)
+            .map_or(self.default.as_str(), String::as_str)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct BallotSpec {
-    pub question: String,
+    pub question: Texts,
+    /// The choices' ids, as rules and votes name them.
     pub choices: Vec<String>,
+    /// What readers see for each choice, when the workflow gives labels.
+    pub labels: BTreeMap<String, Texts>,
     pub closes_after: Duration,
     pub quorum: Option<Rule>,
     pub pass: Rule,
@@ -129,6 +158,13 @@ pub struct OnSignal {
     /// Over `count` (signals received, one per member) and `members`/`eligible`.
     pub until: Rule,
     pub next: String,
+}
+
+impl Workflow {
+    /// The ballot of a stage, if it has one.
+    pub fn ballot(&self, stage: &str) -> Option<&BallotSpec> {
+        self.stages.get(stage).and_then(|s| s.ballot.as_ref())
+    }
 }
 
 /// What the validator knows of the world outside the file.

@@ -367,15 +367,86 @@ pub(super) fn read_register(node: &Node, d: &mut Diagnostics) -> Option<Register
     })
 }
 
+/// A text, or a text per language: `{ ar: …, en: …, fr: … }` (language codes of two or
+/// three lowercase letters). The default is the English text, or the first one given.
+pub(super) fn read_texts(node: &Node, what: &str, d: &mut Diagnostics) -> Option<Texts> {
+    if !yaml::is_mapping(node) {
+        return yaml::string(node, what, d).map(Texts::one);
+    }
+    let f = yaml::mapping(node, what, &[], d)?;
+    let mut by_language = BTreeMap::new();
+    let mut first = None;
+    for e in &f.entries {
+        let code = (2..=3).contains(&e.key.len()) && e.key.chars().all(|c| c.is_ascii_lowercase());
+        if !code {
+            d.error(
+                e.key_pos,
+                format!(
+                    "`{}` in {what} is not a language code (`ar`, `en`, `fr`, …)",
+                    e.key
+                ),
+            );
+            continue;
+        }
+        if let Some(text) = yaml::string(e.value, &format!("the `{}` text of {what}", e.key), d) {
+            first.get_or_insert_with(|| text.clone());
+            by_language.insert(e.key.clone(), text);
+        }
+    }
+    let default = by_language.get("en").cloned().or(first);
+    let Some(default) = default else {
+        d.error(
+            f.at,
+            format!("{what} needs a text in at least one language"),
+        );
+        return None;
+    };
+    Some(Texts {
+        default,
+        by_language,
+    })
+}
+
+/// One choice: its id (`yes`), or `{ id: yes, label: { ar: نعم, en: Yes, fr: Oui } }`.
+fn read_choice(node: &Node, d: &mut Diagnostics) -> Option<(String, Option<Texts>)> {
+    if !yaml::is_mapping(node) {
+        return yaml::string(node, "a choice", d).map(|id| (id, None));
+    }
+    let f = yaml::mapping(node, "a choice", &["id", "label"], d)?;
+    let id = f
+        .require("id", "a choice", d)
+        .and_then(|n| yaml::string(n, "a choice's `id`", d));
+    let label = f.get("label").map(|n| {
+        if yaml::scalar(n).is_none() && !yaml::is_mapping(n) {
+            let what = "a choice's `label` must be a text, or a text per language";
+            d.error(f.key_pos("label"), what);
+            return None;
+        }
+        read_texts(n, "a choice's `label`", d)
+    });
+    match label {
+        Some(None) => None,
+        Some(label) => Some((id?, label)),
+        None => Some((id?, None)),
+    }
+}
+
 pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<BallotSpec> {
     let f = yaml::mapping(node, "`ballot`", BALLOT_KEYS, d)?;
     let question = f
         .require("question", "`ballot`", d)
-        .and_then(|n| yaml::string(n, "`question`", d));
+        .and_then(|n| read_texts(n, "`question`", d));
+    let mut labels = BTreeMap::new();
     let choices: Vec<String> = match f.get("choices") {
         Some(n) => yaml::list(n, "`choices`", d)
             .into_iter()
-            .filter_map(|c| yaml::string(c, "a choice", d))
+            .filter_map(|c| read_choice(c, d))
+            .map(|(id, label)| {
+                if let Some(label) = label {
+                    labels.insert(id.clone(), label);
+                }
+                id
+            })
             .collect(),
         None => vec!["yes".into(), "no".into(), "abstain".into()],
     };
@@ -478,6 +549,7 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
     Some(BallotSpec {
         question: question?,
         choices,
+        labels,
         closes_after: closes_after?,
         quorum,
         pass: pass?,

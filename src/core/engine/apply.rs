@@ -413,10 +413,15 @@ fn check_inputs(w: &Workflow, inputs: &BTreeMap<String, String>) -> Result<(), R
         }
     }
     for (name, value) in inputs {
-        let spec = w
-            .inputs
-            .get(name)
-            .ok_or_else(|| Rejection::UnknownInput(name.clone()))?;
+        // A text input in another language: `title.fr`, `title.ar`.
+        let translated = name.split_once('.').filter(|(_, lang)| {
+            (2..=3).contains(&lang.len()) && lang.chars().all(|c| c.is_ascii_lowercase())
+        });
+        let spec = match translated {
+            Some((base, _)) => w.inputs.get(base).filter(|s| s.kind == InputKind::Text),
+            None => w.inputs.get(name),
+        }
+        .ok_or_else(|| Rejection::UnknownInput(name.clone()))?;
         let bad = |why: &str| Err(Rejection::BadInput(name.clone(), why.to_string()));
         match spec.kind {
             InputKind::Text => {}
@@ -485,7 +490,7 @@ fn proceed(
         let index = item.ballots.len();
         item.ballots.push(Ballot {
             stage: item.stage.clone(),
-            question: spec.question.clone(),
+            question: spec.question.default.clone(),
             choices: spec.choices.clone(),
             opened_at: at,
             closes_at: at + spec.closes_after.0,

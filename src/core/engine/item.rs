@@ -42,6 +42,13 @@ impl Item {
             .get("title")
             .map_or(workflow_title, String::as_str)
     }
+
+    /// The title for a reader of `language`: its `title.LANG` input when given.
+    pub fn title_in<'a>(&'a self, language: &str, workflow_title: &'a str) -> &'a str {
+        self.inputs
+            .get(&format!("title.{language}"))
+            .map_or_else(|| self.title(workflow_title), String::as_str)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -347,14 +347,14 @@ pub async fn ballot_vote(
     };
     let question = f
         .ballot()
-        .map(|b| question(&app, &f.item, &b.question, &f.language))
+        .map(|b| question(&app, &f.item, b, &f.language))
         .unwrap_or_default();
     let body = format!(
         "<p class=\"question\">{}</p><p>{} <strong id=\"choice\">{}</strong></p>\
                  <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p><p><a href=\"/ballot/{}\">{}</a></p>",
         escape(&question),
         w.recorded,
-        escape(choice_label(&f.language, &form.choice)),
+        escape(&label(&app, &f, &form.choice)),
         w.receipt,
         escape(&f.r.member),
         escape(&receipt),
@@ -393,16 +393,30 @@ async fn cast(app: &App, r: &BallotRef, choice: &str) -> Result<String, WriteErr
     }
 }
 
-fn question(app: &App, item: &Item, text: &str, language: &str) -> String {
+/// A ballot's question for a reader of `language`: the workflow's text in that language
+/// (or its default), with the item's fields, in that language too, put in.
+fn question(app: &App, item: &Item, ballot: &crate::engine::Ballot, language: &str) -> String {
     let defs = app.defs.load();
-    let title = defs
-        .version(&item.version)
-        .map_or(item.workflow.as_str(), |w| w.title.as_str());
-    app.templates.load().render_text(
-        text,
-        &mail::context(&app.roster.load().council, title, item, None, app.tz),
-        language,
-    )
+    let workflow = defs.version(&item.version).map(|w| &**w);
+    let text = workflow
+        .and_then(|w| w.ballot(&ballot.stage))
+        .map_or(ballot.question.as_str(), |s| s.question.get(language));
+    let mut data = mail::context(&app.roster.load().council, workflow, item, None, app.tz);
+    mail::in_language(&mut data, language);
+    app.templates.load().render_text(text, &data, language)
+}
+
+/// A choice as the reader sees it: the workflow's label in the page's language, else the
+/// usual word for `yes`, `no` and `abstain`, else the choice as written.
+fn label(app: &App, f: &Found, choice: &str) -> String {
+    let defs = app.defs.load();
+    let spec = f
+        .ballot()
+        .and_then(|b| defs.version(&f.item.version)?.ballot(&b.stage));
+    match spec.and_then(|s| s.labels.get(choice)) {
+        Some(texts) => texts.get(&f.language).to_string(),
+        None => choice_label(&f.language, choice).to_string(),
+    }
 }
 
 fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &str)>) -> Response {
@@ -424,7 +438,7 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
         "<p class=\"item\"><bdi>{}</bdi> — <bdi>{}</bdi></p><h2 id=\"question\"><bdi>{}</bdi></h2>",
         escape(&app.roster.load().council),
         escape(&title),
-        escape(&question(app, &f.item, &b.question, &f.language))
+        escape(&question(app, &f.item, b, &f.language))
     );
     if b.result.is_some() || f.item.status == Status::Ended {
         body.push_str(&format!("<p>{}</p>", w.closed));
@@ -453,7 +467,7 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
             "<p>{} <strong id=\"current\" data-choice=\"{}\">{}</strong>. {}</p>",
             w.current,
             escape(c),
-            escape(choice_label(&f.language, c)),
+            escape(&label(app, f, c)),
             w.may_change
         )),
         None => body.push_str(&format!("<p>{}</p>", w.not_voted)),
@@ -470,7 +484,7 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
             "<label><input type=\"radio\" name=\"choice\" value=\"{}\" required{}> {}</label>",
             escape(c),
             checked,
-            escape(choice_label(&f.language, c))
+            escape(&label(app, f, c))
         ));
     }
     body.push_str(&format!("</fieldset><button type=\"submit\">{}</button></form><p>{} <bdi><time>{}</time></bdi>.</p>", w.cast, w.closes, closes));

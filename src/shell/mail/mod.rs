@@ -211,22 +211,31 @@ fn is_domain_name(domain: &str) -> bool {
 /// The data a template sees, taken from the item when the mail was caused.
 ///
 /// Without a ballot of its own, a mail sees the item's last decided ballot (for results).
-/// Times are kept as RFC 3339 in the council's zone ([`TIMES`]); each is written in the
-/// reader's language when the mail is rendered.
+/// Times are kept as RFC 3339 in the council's zone (`templates::TIMES`); each is written
+/// in the reader's language when the mail is rendered.
+/// The workflow's words in other languages (the title's `title.LANG` inputs, the
+/// question's and the choices' texts) ride along, and [`in_language`] picks the reader's.
 pub fn context(
     council: &str,
-    workflow_title: &str,
+    workflow: Option<&crate::definition::Workflow>,
     item: &Item,
     ballot: Option<usize>,
     tz: Tz,
 ) -> Value {
+    let workflow_title = workflow.map_or(item.workflow.as_str(), |w| w.title.as_str());
     let local = |t: DateTime<Utc>| t.with_timezone(&tz).to_rfc3339();
+    let titles: serde_json::Map<String, Value> = item
+        .inputs
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("title.")?.to_string(), json!(v))))
+        .collect();
     let mut data = json!({
         "council": council,
         "item": {
             "id": item.id,
             "workflow": item.workflow,
             "title": item.title(workflow_title),
+            "titles": titles,
             "inputs": item.inputs,
             "stage": item.stage,
             "outcome": item.outcome,
@@ -242,9 +251,22 @@ pub fn context(
     let ballot = ballot.or_else(|| item.ballots.iter().rposition(|b| b.result.is_some()));
     if let Some(b) = ballot.and_then(|b| item.ballots.get(b)) {
         let result = b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "counts": r.counts, "explanation": r.explanation}));
+        let spec = workflow.and_then(|w| w.ballot(&b.stage));
+        let labels: serde_json::Map<String, Value> = spec
+            .map(|s| &s.labels)
+            .into_iter()
+            .flatten()
+            .map(|(id, t)| {
+                let mut texts = json!(t.by_language);
+                texts["default"] = json!(t.default);
+                (id.clone(), texts)
+            })
+            .collect();
         data["ballot"] = json!({
             "question": b.question,
+            "questions": spec.map(|s| &s.question.by_language),
             "choices": b.choices,
+            "labels": labels,
             "closes_at": local(b.closes_at),
             "eligible": b.electorate.len(),
             "result": result,
@@ -253,12 +275,52 @@ pub fn context(
     data
 }
 
-/// Where a mail's data holds a time, written in the reader's language at rendering.
-pub const TIMES: [&[&str]; 3] = [
-    &["item", "started"],
-    &["item", "next", "local"],
-    &["ballot", "closes_at"],
-];
+/// Puts the reader's language's words in a mail's data: the item's title, the ballot's
+/// question, and each choice's label (in `ballot.choices` and a receipt's `vote.choice`),
+/// where the workflow or the item gives them; the default text otherwise.
+pub fn in_language(data: &mut Value, language: &str) {
+    let pick = |texts: &Value| -> Option<Value> {
+        texts
+            .get(language)
+            .or_else(|| texts.get("default"))
+            .filter(|t| t.is_string())
+            .cloned()
+    };
+    if let Some(item) = data.get_mut("item").and_then(Value::as_object_mut)
+        && let Some(title) = item.get("titles").and_then(|t| t.get(language)).cloned()
+    {
+        item.insert("title".into(), title);
+    }
+    let labels = data
+        .get("ballot")
+        .and_then(|b| b.get("labels"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let label = |choice: &Value| -> Value {
+        choice
+            .as_str()
+            .and_then(|id| labels.get(id))
+            .and_then(pick)
+            .unwrap_or_else(|| choice.clone())
+    };
+    if let Some(ballot) = data.get_mut("ballot").and_then(Value::as_object_mut) {
+        if let Some(q) = ballot
+            .get("questions")
+            .and_then(|q| q.get(language))
+            .cloned()
+        {
+            ballot.insert("question".into(), q);
+        }
+        if let Some(choices) = ballot.get_mut("choices").and_then(Value::as_array_mut) {
+            for c in choices.iter_mut() {
+                *c = label(c);
+            }
+        }
+    }
+    if let Some(choice) = data.get_mut("vote").and_then(|v| v.get_mut("choice")) {
+        *choice = label(choice);
+    }
+}
 
 mod outbox;
 mod transport;

@@ -195,11 +195,13 @@ impl Outbox {
                 }
             }
         }
+        super::in_language(&mut data, &mail.to.language);
         // The question may name item fields (`Adopt “{{item.title}}”?`).
-        if let Some(b) = data.get_mut("ballot").filter(|b| b.is_object()) {
-            let question = b["question"].as_str().unwrap_or_default().to_string();
-            b["question"] =
-                json!(templates.render_text(&question, &mail.context, &mail.to.language));
+        if let Some(question) = data["ballot"]["question"].as_str() {
+            let question = templates.render_text(question, &data, &mail.to.language);
+            if let Some(b) = data.get_mut("ballot").and_then(Value::as_object_mut) {
+                b.insert("question".into(), json!(question));
+            }
         }
         let rendered = templates.render(&mail.template, &mail.to.language, &data)?;
         let to: Mailbox = format!("{} <{}>", mail.to.name, mail.to.email)

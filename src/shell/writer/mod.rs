@@ -463,7 +463,7 @@ impl Writer {
             electorate: &self.electorate,
             registers: &mut self.registers,
             tz: self.tz,
-            title: &def.title,
+            workflow: &def,
             s,
         };
         let stepped = engine::step(&ctx, &mut state, id, at, event, by, &mut staging);

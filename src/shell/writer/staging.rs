@@ -11,7 +11,7 @@ pub(super) struct Staging<'a> {
     pub(super) electorate: &'a Arc<Electorate>,
     pub(super) registers: &'a mut HashMap<(String, i32), u64>,
     pub(super) tz: Tz,
-    pub(super) title: &'a str,
+    pub(super) workflow: &'a Workflow,
     pub(super) s: &'a mut Staged,
 }
 
@@ -59,7 +59,7 @@ impl Facts for Staging<'_> {
                     seq: *seq,
                     number: item.register_number.clone().unwrap_or_default(),
                     item: id.to_string(),
-                    title: item.title(self.title).to_string(),
+                    title: item.title(&self.workflow.title).to_string(),
                     at: record.at,
                 };
                 batch.registers.push((
@@ -164,7 +164,13 @@ impl Staging<'_> {
         to: Recipients,
         ballot: Option<usize>,
     ) {
-        let mut context = mail::context(&self.roster.council, self.title, item, ballot, self.tz);
+        let mut context = mail::context(
+            &self.roster.council,
+            Some(self.workflow),
+            item,
+            ballot,
+            self.tz,
+        );
         // A vote's receipt carries the choice and the event hash.
         if let Event::VoteCast { choice, .. } = &record.event {
             context["vote"] = serde_json::json!({ "choice": choice, "receipt": record.hash });
