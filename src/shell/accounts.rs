@@ -102,6 +102,10 @@ struct Session {
     expires_at: DateTime<Utc>,
     /// The client address it was opened from.
     address: String,
+    /// For a session of the admin token: the token's SHA-256, so that a replaced token
+    /// ends the sessions opened with the old one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
 /// A personal API token (`token/SHA256`).
@@ -171,6 +175,9 @@ pub struct Accounts {
     by_name: Limiter<String>,
     /// Checked against when the name is unknown, so that such a login takes as long.
     decoy: std::sync::OnceLock<String>,
+    /// Held while an account's rows are read and written again (after any hashing), so
+    /// that a change, a removal and a new session or token never overwrite each other.
+    writing: tokio::sync::Mutex<()>,
 }
 
 fn digest(secret: &str) -> String {
@@ -236,6 +243,7 @@ impl Accounts {
             by_address: Limiter::new(LOGIN_BURST, LOGIN_EVERY),
             by_name: Limiter::new(LOGIN_BURST, LOGIN_EVERY),
             decoy: std::sync::OnceLock::new(),
+            writing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -295,6 +303,9 @@ impl Accounts {
         if s.expires_at <= self.clock.now() {
             return Ok(None);
         }
+        if s.user == BOOTSTRAP && s.token.as_deref() != Some(digest(&self.bootstrap).as_str()) {
+            return Ok(None);
+        }
         self.actor_of(&s.user, Some(id[..16].to_string()))
     }
 
@@ -329,7 +340,13 @@ impl Accounts {
             (known && matched).then(|| name.to_string())
         };
         let Some(user) = user else {
-            tracing::warn!(%client, account = name, "login failed");
+            // What was typed as a name is logged only when it is one (it may be a password).
+            let account = if self.user(name)?.is_some() {
+                name
+            } else {
+                "(unknown)"
+            };
+            tracing::warn!(%client, account, "login failed");
             return Err(Refused::WrongLogin);
         };
         let now = self.clock.now();
@@ -339,7 +356,12 @@ impl Accounts {
             created_at: now,
             expires_at: now + SESSION_LIFETIME,
             address: client.to_string(),
+            token: (user == BOOTSTRAP).then(|| digest(&self.bootstrap)),
         };
+        let _writing = self.writing.lock().await;
+        if user != BOOTSTRAP && self.user(&user)?.is_none() {
+            return Err(Refused::WrongLogin);
+        }
         self.store
             .put_account(&format!("session/{}", digest(&secret)), &session)?;
         self.store.flush().await?;
@@ -385,6 +407,7 @@ impl Accounts {
             created_at: self.clock.now(),
             created_by: by.name.clone(),
         };
+        let _writing = self.writing.lock().await;
         if !self.store.add_account(&format!("user/{name}"), &user)? {
             return Err(Refused::Exists(name.to_string()));
         }
@@ -409,13 +432,23 @@ impl Accounts {
                 "an admin cannot take the admin role from themselves; another admin can".into(),
             ));
         }
+        if self.user(name)?.is_none() {
+            return Err(Refused::NoUser(name.to_string()));
+        }
+        let hash = match password {
+            Some(p) => {
+                check_password(p)?;
+                let p = p.to_string();
+                Some(self.hashing(move || hash_password(&p)).await??)
+            }
+            None => None,
+        };
+        let _writing = self.writing.lock().await;
         let mut user = self
             .user(name)?
             .ok_or_else(|| Refused::NoUser(name.to_string()))?;
-        if let Some(p) = password {
-            check_password(p)?;
-            let p = p.to_string();
-            user.password = self.hashing(move || hash_password(&p)).await??;
+        if let Some(hash) = hash {
+            user.password = hash;
             self.end_sessions_of(name, None)?;
         }
         if let Some(r) = role {
@@ -439,6 +472,10 @@ impl Accounts {
             return Err(Refused::NotAnAccount);
         }
         check_password(new)?;
+        // The current password is guessed no faster here than at the login.
+        if !self.by_name.allow(&by.name) {
+            return Err(Refused::TooManyAttempts);
+        }
         let user = self
             .user(&by.name)?
             .ok_or_else(|| Refused::NoUser(by.name.clone()))?;
@@ -449,9 +486,13 @@ impl Accounts {
         {
             return Err(Refused::Invalid("the current password is not right".into()));
         }
-        let mut user = user;
         let new = new.to_string();
-        user.password = self.hashing(move || hash_password(&new)).await??;
+        let hash = self.hashing(move || hash_password(&new)).await??;
+        let _writing = self.writing.lock().await;
+        let mut user = self
+            .user(&by.name)?
+            .ok_or_else(|| Refused::NoUser(by.name.clone()))?;
+        user.password = hash;
         self.end_sessions_of(&by.name, by.session.as_deref())?;
         self.store
             .put_account(&format!("user/{}", by.name), &user)?;
@@ -467,6 +508,7 @@ impl Accounts {
                 "an admin cannot remove their own account; another admin can".into(),
             ));
         }
+        let _writing = self.writing.lock().await;
         if !self.store.remove_account(&format!("user/{name}"))? {
             return Err(Refused::NoUser(name.to_string()));
         }
@@ -581,6 +623,10 @@ impl Accounts {
             label: label.to_string(),
             created_at: self.clock.now(),
         };
+        let _writing = self.writing.lock().await;
+        if self.user(&by.name)?.is_none() {
+            return Err(Refused::NoUser(by.name.clone()));
+        }
         self.store.put_account(&format!("token/{key}"), &row)?;
         self.store.flush().await?;
         tracing::info!(account = %by.name, label, "API token created");

@@ -380,14 +380,27 @@ pub fn read_choice(
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('>'))?;
+    // Words, and the marks that end a phrase as words of their own: "No, objection noted"
+    // does not read as the label "No objection".
+    const MARKS: &str = ",.;:!?،؛؟";
     let words = |s: &str| -> Vec<String> {
-        s.split_whitespace()
-            .map(|w| {
-                w.chars()
+        let spaced: String = s
+            .chars()
+            .flat_map(|c| match MARKS.contains(c) {
+                true => vec![' ', c, ' '],
+                false => vec![c],
+            })
+            .collect();
+        spaced
+            .split_whitespace()
+            .map(|w| match w.chars().next().filter(|c| MARKS.contains(*c)) {
+                Some(_) => w.to_string(),
+                None => w
+                    .chars()
                     .filter_map(plain_arabic)
                     .filter(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
                     .collect::<String>()
-                    .to_lowercase()
+                    .to_lowercase(),
             })
             .filter(|w| !w.is_empty())
             .collect()
@@ -407,7 +420,10 @@ pub fn read_choice(
     if let Some((id, _)) = labelled {
         return choices.iter().find(|c| *c == id).cloned();
     }
-    let word = said.first()?.clone();
+    let word = said
+        .iter()
+        .find(|w| !w.chars().all(|c| MARKS.contains(c)))?
+        .clone();
     let meant = match word.as_str() {
         "yes" | "oui" | "نعم" | "y" => "yes",
         "no" | "non" | "لا" | "n" => "no",
@@ -536,6 +552,11 @@ mod tests {
             "one word is still the usual no"
         );
         assert_eq!(read("No"), Some("no".into()));
+        assert_eq!(
+            read("No, objection noted."),
+            Some("no".into()),
+            "the comma ends it"
+        );
         assert_eq!(
             read("\u{2068}no_objection\u{2069}"),
             Some("no_objection".into())

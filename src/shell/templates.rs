@@ -253,26 +253,27 @@ impl Templates {
         data["lang"] = json!(language);
         data["dir"] = json!(direction(&language));
         local_times(&mut data, &language);
-        if direction(&language) == "rtl" {
-            isolate_texts(&mut data);
-        }
         let key = format!("{language}/{name}");
-        let render = |hb: &Handlebars, part: &str| {
-            render_bounded(hb, &format!("{key}.{part}"), &data)
+        let render = |hb: &Handlebars, part: &str, data: &Value| {
+            render_bounded(hb, &format!("{key}.{part}"), data)
                 .map_err(|e| format!("template {key}.{part}: {e}"))
         };
+        // A calendar shows the invitation's fields on their own: no isolates there.
         let ics = if self.invitations.contains(&key) {
-            Some(render(&self.text, "ics")?)
+            Some(render(&self.text, "ics", &data)?)
         } else {
             None
         };
+        if direction(&language) == "rtl" {
+            isolate_texts(&mut data);
+        }
         Ok(Rendered {
-            subject: render(&self.text, "subject")?
+            subject: render(&self.text, "subject", &data)?
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" "),
-            text: render(&self.text, "text")?,
-            html: render(&self.html, "html")?,
+            text: render(&self.text, "text", &data)?,
+            html: render(&self.html, "html", &data)?,
             language,
             ics,
         })

@@ -388,6 +388,14 @@ async fn a_new_password_ends_the_other_sessions_and_a_session_ends_after_twelve_
     assert_eq!(resp.status(), 303);
     assert_eq!(page(&daemon, &here, "/dashboard").await.0, 303);
 
+    // A replaced admin token ends the sessions opened with the old one.
+    let with_token = daemon.log_in("", TOKEN).await.unwrap();
+    assert_eq!(page(&daemon, &with_token, "/dashboard").await.0, 200);
+    daemon.kill();
+    let replaced = "another-admin-token-0123456789";
+    daemon = Daemon::start(council.path(), &[("COUNCILD_ADMIN_TOKEN", replaced)]);
+    assert_eq!(page(&daemon, &with_token, "/dashboard").await.0, 303);
+
     // Thirteen hours later (the daemon's clock moved on), a session of now has ended.
     let later = daemon
         .log_in("omar", "a new long passphrase")
@@ -423,6 +431,36 @@ async fn login_attempts_are_limited_and_the_right_password_does_not_get_past_the
     let (status, _) = daemon.admin(Method::GET, "/api/items", None).await;
     assert_eq!(status, 200);
     assert!(daemon.log().contains("login refused: too many attempts"));
+    assert!(
+        !daemon.log().contains("guess"),
+        "what was typed is not logged"
+    );
+}
+
+/// Someone holding an account's session or token guesses its password no faster through
+/// the password change than through the login.
+#[tokio::test]
+async fn guessing_the_current_password_is_limited_like_a_login() {
+    let council = Council::new(ROSTER, &[]);
+    let daemon = council.start();
+    add(&daemon, "lena", "observer").await;
+    let lena = token_of(&daemon, "lena").await;
+    let change = json!({"current": "guess", "new": "a brand new passphrase"});
+    for attempt in 0..9 {
+        let (status, _) = daemon
+            .admin_as(
+                &lena,
+                Method::POST,
+                "/api/account/password",
+                Some(change.clone()),
+            )
+            .await;
+        assert_eq!(status, 422, "attempt {attempt}");
+    }
+    let (status, answer) = daemon
+        .admin_as(&lena, Method::POST, "/api/account/password", Some(change))
+        .await;
+    assert_eq!(status, 429, "{answer}");
 }
 
 /// Every protected route is walked with a token of each role: below the route's role the

@@ -161,7 +161,7 @@ async fn login(
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    if super::cross_site(&headers, None) {
+    if from_elsewhere(&headers).is_some() {
         return refused_cross_site();
     }
     let Ok(Form(f)) = form else {
@@ -197,7 +197,7 @@ async fn login(
 }
 
 async fn logout(State(app): AppState, headers: HeaderMap) -> Response {
-    if super::cross_site(&headers, None) {
+    if from_elsewhere(&headers).is_some() {
         return refused_cross_site();
     }
     if let Some(secret) = session_cookie(&headers)

@@ -161,14 +161,21 @@ impl Recipient {
     }
 }
 
-/// `to` as the roster in force has them: the address, name and language of the same
-/// delegate (the same member's delegate at the same place, or the secretariat) now, so that
-/// mail queued or retried after the roster corrects an address goes to the corrected one.
-/// A delegate no longer in the roster keeps the address the mail was queued with.
+/// `to` as the roster in force has them: the address and language of the same delegate
+/// now (the same member's delegate of the same name, or the secretariat), so that mail
+/// queued or retried after the roster corrects an address goes to the corrected one. A
+/// delegate no longer in the roster, or renamed, keeps the address the mail was queued with.
 pub fn readdressed(to: &Recipient, roster: &crate::roster::Roster) -> Recipient {
     let now = match (&to.member, to.delegate) {
         (None, _) => Some(&roster.secretariat),
-        (Some(m), Some(i)) => roster.member(m).and_then(|m| m.delegates.get(i)),
+        (Some(m), Some(i)) => roster.member(m).and_then(|m| {
+            // The same place first; a list reordered is searched by name.
+            let same = |d: &&crate::roster::Delegate| d.name == to.name;
+            m.delegates
+                .get(i)
+                .filter(same)
+                .or_else(|| m.delegates.iter().find(same))
+        }),
         (Some(_), None) => None,
     };
     match now {
@@ -330,7 +337,33 @@ pub use transport::{SmtpPool, Transport, smtp_reachable};
 
 #[cfg(test)]
 mod tests {
-    use super::is_address;
+    use super::{Recipient, is_address, readdressed};
+
+    #[test]
+    fn a_mail_follows_its_delegate_not_a_place_in_the_list() {
+        let roster = |delegates: &str| {
+            crate::roster::Roster::parse(&format!(
+                "council: C\nsecretariat: {{ name: S, email: s@example.org }}\nmembers:\n  - id: AAA\n    name: A\n    delegates:\n{delegates}"
+            ), is_address)
+            .unwrap()
+        };
+        let before = roster(
+            "      - { name: First, email: first@example.org }\n      - { name: Second, email: second@example.org }\n",
+        );
+        let m = before.member("AAA").unwrap();
+        let to = Recipient::delegate(&m.delegates[1], Some(("AAA", "A")), Some(1));
+        // The address corrected: the new one.
+        let fixed = roster(
+            "      - { name: First, email: first@example.org }\n      - { name: Second, email: second@new.example.org }\n",
+        );
+        assert_eq!(readdressed(&to, &fixed).email, "second@new.example.org");
+        // The first delegate gone: Second is now first in the list, and still gets it.
+        let moved = roster("      - { name: Second, email: second@example.org }\n");
+        assert_eq!(readdressed(&to, &moved).email, "second@example.org");
+        // Gone altogether: the address it was queued with, not someone else's.
+        let gone = roster("      - { name: First, email: first@example.org }\n");
+        assert_eq!(readdressed(&to, &gone).email, "second@example.org");
+    }
 
     #[test]
     fn addresses_are_what_councild_can_send_to() {
