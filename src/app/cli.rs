@@ -652,7 +652,11 @@ fn written_mail(
                 .unwrap_or_default(),
             to.to_string(),
             language.to_string(),
-            message.subject().unwrap_or_default().to_string(),
+            // Without the invisible bidi isolates, which would throw the columns off.
+            message
+                .subject()
+                .unwrap_or_default()
+                .replace(['\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'], ""),
             link.unwrap_or_else(|| "-".into()),
         ]);
     }
