@@ -907,7 +907,20 @@ fn validate(out: &mut String, config: &Config, paths: Vec<PathBuf>) -> ExitCode 
     }
     for (file, result) in &report.files {
         match result {
-            Ok(_) => put!(out, "{}: ok", file.display()),
+            Ok(w) => {
+                put!(out, "{}: ok", file.display());
+                for warning in &w.warnings {
+                    let at = warning.pos;
+                    put!(
+                        out,
+                        "{}:{}:{}: warning: {}",
+                        file.display(),
+                        at.line,
+                        at.col,
+                        warning.message
+                    );
+                }
+            }
             Err(problems) => problems.iter().for_each(|p| put!(out, "{p}")),
         }
     }

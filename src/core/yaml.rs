@@ -33,28 +33,45 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Collects diagnostics while a file is walked.
+/// Collects diagnostics while a file is walked: errors, which refuse the file, and
+/// warnings, which do not.
 #[derive(Debug, Default)]
-pub struct Diagnostics(pub Vec<Diagnostic>);
+pub struct Diagnostics {
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
 
 impl Diagnostics {
     pub fn error(&mut self, pos: Pos, message: impl Into<String>) {
-        self.0.push(Diagnostic {
+        self.errors.push(Diagnostic {
             pos,
             message: message.into(),
         });
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+    pub fn warn(&mut self, pos: Pos, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            pos,
+            message: message.into(),
+        });
     }
 
-    /// The diagnostics in file order.
-    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
-        self.0.sort_by_key(|d| d.pos);
-        self.0.dedup();
-        self.0
+    /// Whether there is no error (warnings aside).
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
     }
+
+    /// The errors in file order.
+    pub fn into_sorted(self) -> Vec<Diagnostic> {
+        sorted(self.errors)
+    }
+}
+
+/// Diagnostics in file order, each once.
+pub fn sorted(mut list: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    list.sort_by_key(|d| d.pos);
+    list.dedup();
+    list
 }
 
 /// Nesting deeper than any real file: a deeper document is refused while it is read, so
@@ -458,7 +475,7 @@ mod tests {
         let mut diags = Diagnostics::default();
         let fields = mapping(&node, "file", &["a"], &mut diags).unwrap();
         assert_eq!(fields.entries.len(), 1);
-        assert_eq!(diags.0[0].pos, Pos { line: 2, col: 1 });
+        assert_eq!(diags.errors[0].pos, Pos { line: 2, col: 1 });
         assert_eq!(fields.key_pos("a"), Pos { line: 1, col: 1 });
         let err = parse("a: [1, 2\n").unwrap_err();
         assert!(err.message.starts_with("YAML syntax"), "{err}");

@@ -225,6 +225,19 @@ async fn each_person_acts_under_a_role_and_the_log_says_who_did_what() {
         !html.contains("id=\"cancel-form\""),
         "an observer gets no forms"
     );
+    // Nor links to what she may not do; an admin sees them all.
+    let (_, overview) = page(&daemon, &cookie, "/dashboard").await;
+    assert!(overview.contains("/dashboard/account"), "{overview}");
+    assert!(
+        !overview.contains("/dashboard/start") && !overview.contains("/dashboard/users"),
+        "{overview}"
+    );
+    let amina_cookie = daemon.log_in("amina", PASSWORD).await.unwrap();
+    let (_, overview) = page(&daemon, &amina_cookie, "/dashboard").await;
+    assert!(
+        overview.contains("/dashboard/start") && overview.contains("/dashboard/users"),
+        "{overview}"
+    );
 
     // The CLI with a personal token acts as its account.
     let (code, out) = daemon

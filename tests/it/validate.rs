@@ -235,3 +235,48 @@ stages:
         assert!(out.contains(e), "missing `{e}` in:\n{out}");
     }
 }
+
+/// A language of the roster's delegates without a text is a warning, not an error: the
+/// file is valid, and `validate` says who reads which text instead.
+#[test]
+fn a_language_without_its_text_is_a_warning_that_says_what_is_read_instead() {
+    let two = r#"workflow: two
+start: vote
+stages:
+  vote:
+    ballot:
+      question: { en: "Adopt?", fr: "Adopter ?" }
+      choices:
+        - { id: yes, label: { en: "Yes", fr: Oui } }
+        - no
+      closes_after: 7d
+      pass: "yes > no"
+    outcomes: { adopted: done, rejected: done, no_quorum: done }
+  done:
+    end: done
+"#;
+    let one = two.replace(
+        "question: { en: \"Adopt?\", fr: \"Adopter ?\" }",
+        "question: \"Adopt?\"",
+    );
+    let council = Council::new(
+        ROSTER,
+        &[
+            ("two.yaml", two),
+            (
+                "one.yaml",
+                one.replacen("workflow: two", "workflow: one", 1).as_str(),
+            ),
+        ],
+    );
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 0, "warnings do not refuse a file:\n{out}");
+    for e in [
+        "workflows/two.yaml: ok",
+        "workflows/two.yaml:6:7: warning: `question` has no `ar` text: delegates reading `ar` get the `en` one",
+        "workflows/two.yaml:7:7: warning: the label of `yes` has no `ar` text: delegates reading `ar` get the `en` one",
+        "workflows/one.yaml:6:7: warning: `question` is in one language; the roster's delegates read `ar`, `en`, `fr`",
+    ] {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+}

@@ -34,6 +34,9 @@ pub struct Workflow {
     /// Opens a new item at every occurrence (5-field crontab, council time zone).
     pub schedule: Option<Schedule>,
     pub stages: BTreeMap<String, Stage>,
+    /// What `validate` says without refusing the file: a language of the roster's
+    /// delegates without a text, say.
+    pub warnings: Vec<Diagnostic>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,7 +204,10 @@ pub fn load(source: &str, known: &Known) -> Result<Workflow, Invalid> {
     };
     let workflow = read_workflow(source, &root, known, &mut diags);
     match workflow {
-        Some(w) if diags.is_empty() => Ok(w),
+        Some(mut w) if diags.is_empty() => {
+            w.warnings = yaml::sorted(diags.warnings);
+            Ok(w)
+        }
         _ => Err(Invalid(diags.into_sorted())),
     }
 }

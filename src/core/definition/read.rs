@@ -122,6 +122,7 @@ pub(super) fn read_workflow(
         start: start?,
         schedule,
         stages,
+        warnings: Vec::new(),
     })
 }
 
@@ -407,6 +408,43 @@ pub(super) fn read_texts(node: &Node, what: &str, d: &mut Diagnostics) -> Option
     })
 }
 
+/// Warns of each language of the roster's delegates that `texts` has no text in, and
+/// says which text its delegates read instead.
+fn language_gaps(what: &str, texts: &Texts, roster: &Roster, at: Pos, d: &mut Diagnostics) {
+    let languages: BTreeSet<&str> = roster
+        .members
+        .iter()
+        .flat_map(|m| &m.delegates)
+        .map(|dl| dl.language.as_str())
+        .collect();
+    if texts.by_language.is_empty() {
+        if languages.len() > 1 {
+            let all: Vec<String> = languages.iter().map(|l| format!("`{l}`")).collect();
+            d.warn(
+                at,
+                format!(
+                    "{what} is in one language; the roster's delegates read {}: give it per language (`{{ ar: …, en: …, fr: … }}`) so that each reads theirs",
+                    all.join(", ")
+                ),
+            );
+        }
+        return;
+    }
+    let fallback = if texts.by_language.contains_key("en") {
+        "en"
+    } else {
+        texts.by_language.keys().next().map_or("en", String::as_str)
+    };
+    for language in languages {
+        if !texts.by_language.contains_key(language) {
+            d.warn(
+                at,
+                format!("{what} has no `{language}` text: delegates reading `{language}` get the `{fallback}` one"),
+            );
+        }
+    }
+}
+
 /// One choice: its id (`yes`), or `{ id: yes, label: { ar: نعم, en: Yes, fr: Oui } }`.
 fn read_choice(node: &Node, d: &mut Diagnostics) -> Option<(String, Option<Texts>)> {
     if !yaml::is_mapping(node) {
@@ -436,18 +474,28 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
     let question = f
         .require("question", "`ballot`", d)
         .and_then(|n| read_texts(n, "`question`", d));
+    if let (Some(q), Some(roster)) = (&question, known.roster) {
+        language_gaps("`question`", q, roster, f.key_pos("question"), d);
+    }
     let mut labels = BTreeMap::new();
     let choices: Vec<String> = match f.get("choices") {
-        Some(n) => yaml::list(n, "`choices`", d)
-            .into_iter()
-            .filter_map(|c| read_choice(c, d))
-            .map(|(id, label)| {
+        Some(n) => {
+            let mut ids = Vec::new();
+            for c in yaml::list(n, "`choices`", d) {
+                let Some((id, label)) = read_choice(c, d) else {
+                    continue;
+                };
                 if let Some(label) = label {
+                    if let Some(roster) = known.roster {
+                        let what = format!("the label of `{id}`");
+                        language_gaps(&what, &label, roster, f.key_pos("choices"), d);
+                    }
                     labels.insert(id.clone(), label);
                 }
-                id
-            })
-            .collect(),
+                ids.push(id);
+            }
+            ids
+        }
         None => vec!["yes".into(), "no".into(), "abstain".into()],
     };
     if choices.is_empty() {

@@ -79,6 +79,17 @@ pub fn routes() -> Vec<super::Route> {
     ]
 }
 
+tokio::task_local! {
+    /// The role of the request's actor, while its handler runs (set by the role check), so
+    /// that pages offer only what the reader may do.
+    pub static ROLE: Role;
+}
+
+/// Whether the request's actor may do what `role` may.
+fn may(role: Role) -> bool {
+    ROLE.try_with(|r| *r >= role).unwrap_or(false)
+}
+
 /// A page refusing an action the actor's role does not allow.
 pub fn forbidden(message: &str) -> Response {
     let body = format!(
@@ -117,9 +128,13 @@ async fn overview(State(app): AppState) -> Result<Response, ApiError> {
         .flatten()
         .filter(|m| m.failed)
         .count();
+    let start = match may(Role::Secretary) {
+        true => r#"<a href="/dashboard/start" id="start-item">Start an item</a>. "#,
+        false => "",
+    };
     let body = format!(
         "<h2>Open items</h2><table><thead><tr><th>Item</th><th>Title</th><th>Workflow</th><th>Stage</th><th>Ballot</th></tr></thead><tbody>{}</tbody></table>\
-         <p><a href=\"/dashboard/start\" id=\"start-item\">Start an item</a>. <a href=\"/dashboard/ended\">{ended} ended item(s)</a>. \
+         <p>{start}<a href=\"/dashboard/ended\">{ended} ended item(s)</a>. \
          <a href=\"/dashboard/register\">Register of adopted acts</a>. \
          <a href=\"/dashboard/outbox\">Failed mail: <strong id=\"failed-mail\">{failed}</strong></a>.</p>",
         if rows.is_empty() {
@@ -297,7 +312,7 @@ async fn outbox(State(app): AppState) -> Result<Response, ApiError> {
         if m.state() == MailState::Pending {
             continue;
         }
-        let actions = if m.failed {
+        let actions = if m.failed && may(Role::Secretary) {
             let id = super::path_segment(&m.id);
             format!(
                 "<form method=\"post\" action=\"/dashboard/outbox/{id}/retry\" class=\"inline\"><button type=\"submit\">Retry</button></form> \
@@ -331,10 +346,20 @@ async fn outbox(State(app): AppState) -> Result<Response, ApiError> {
 
 pub(super) fn layout(status: StatusCode, title: &str, nav: bool, body: &str) -> Response {
     let nav = if nav {
-        r#"<nav><a href="/dashboard">Open items</a> · <a href="/dashboard/start">Start an item</a> · <a href="/dashboard/ended">Ended items</a> · <a href="/dashboard/register">Register</a> · <a href="/dashboard/outbox">Mail</a> · <a href="/dashboard/account">Account</a> · <a href="/dashboard/users">Users</a>
+        let start = match may(Role::Secretary) {
+            true => r#" · <a href="/dashboard/start">Start an item</a>"#,
+            false => "",
+        };
+        let users = match may(Role::Admin) {
+            true => r#" · <a href="/dashboard/users">Users</a>"#,
+            false => "",
+        };
+        format!(
+            r#"<nav><a href="/dashboard">Open items</a>{start} · <a href="/dashboard/ended">Ended items</a> · <a href="/dashboard/register">Register</a> · <a href="/dashboard/outbox">Mail</a> · <a href="/dashboard/account">Account</a>{users}
            <form method="post" action="/dashboard/logout" class="inline"><button type="submit">Log out</button></form></nav>"#
+        )
     } else {
-        ""
+        String::new()
     };
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -350,7 +350,8 @@ async fn needs(role: Role, request: Request, next: Next) -> Response {
         return ApiError::new(StatusCode::UNAUTHORIZED, "no actor").into_response();
     };
     if actor.role >= role {
-        return next.run(request).await;
+        let role = actor.role;
+        return dashboard::ROLE.scope(role, next.run(request)).await;
     }
     let message = format!(
         "this needs the {} role; {} is {}",
