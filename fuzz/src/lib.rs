@@ -325,7 +325,8 @@ async fn send(router: axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>)
 
 /// The input as an HTTP request: a line `METHOD PATH`, header lines `name: value`, an empty
 /// line, the body. Paths under `/ballot/` go to the public router, `GET`s of anything else to
-/// the admin router; a 500 is a failure.
+/// the admin router, and so do changes to accounts (the login, users, sessions, tokens); a
+/// 500 is a failure.
 pub fn request(data: &[u8]) {
     let daemon = Daemon::get();
     let text = daemon.fill(&String::from_utf8_lossy(data));
@@ -349,9 +350,23 @@ pub fn request(data: &[u8]) {
     let Ok(req) = req.body(Body::from(body.to_string())) else {
         return;
     };
-    let router = if req.uri().path().starts_with("/ballot/") {
+    // Changes through the admin router only where they touch nothing but accounts: the
+    // login, and accounts, sessions and tokens (so a hostile login form or account body is
+    // fuzzed too, while the items the other inputs need stay as they are).
+    let path = req.uri().path();
+    let accounts = [
+        "/dashboard/login",
+        "/dashboard/logout",
+        "/api/users",
+        "/api/tokens",
+        "/api/sessions",
+        "/api/account",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p));
+    let router = if path.starts_with("/ballot/") {
         councild::http::public_router(daemon.running.app.clone())
-    } else if req.method() == "GET" {
+    } else if req.method() == "GET" || accounts {
         councild::http::admin_router(daemon.running.app.clone())
     } else {
         return;
