@@ -25,6 +25,19 @@ stages:
     end: convened
 "#;
 
+/// The six agenda mails (one per delegate), each with its invitation.
+async fn agenda_mails(council: &Council) -> Vec<crate::harness::Mail> {
+    until("the agenda mail", Duration::from_secs(30), async || {
+        let mails: Vec<_> = council
+            .mails()
+            .into_iter()
+            .filter(|m| m.ics.is_some())
+            .collect();
+        (mails.len() == 6).then_some(mails)
+    })
+    .await
+}
+
 #[tokio::test]
 async fn the_agenda_carries_a_calendar_invitation_for_the_session() {
     let council = Council::new(ROSTER, &[("session.yaml", SESSION)]);
@@ -38,15 +51,7 @@ async fn the_agenda_carries_a_calendar_invitation_for_the_session() {
         .unwrap()
         .parse()
         .unwrap();
-    let agenda = until("the agenda mail", Duration::from_secs(30), async || {
-        let mails: Vec<_> = council
-            .mails()
-            .into_iter()
-            .filter(|m| m.ics.is_some())
-            .collect();
-        (mails.len() == 6).then_some(mails)
-    })
-    .await;
+    let agenda = agenda_mails(&council).await;
     let english = agenda
         .iter()
         .find(|m| m.language.as_deref() == Some("en"))
@@ -344,15 +349,7 @@ async fn each_delegate_reads_dates_in_their_language_and_arabic_mail_isolates_la
     daemon
         .wait_item(&id, "the agenda", |i| i["stage"] == "agenda")
         .await;
-    let agenda = until("the agenda mail", Duration::from_secs(30), async || {
-        let mails: Vec<_> = council
-            .mails()
-            .into_iter()
-            .filter(|m| m.ics.is_some())
-            .collect();
-        (mails.len() == 6).then_some(mails)
-    })
-    .await;
+    let agenda = agenda_mails(&council).await;
     let of = |language: &str| {
         agenda
             .iter()

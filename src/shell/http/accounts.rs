@@ -13,6 +13,7 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::admin::body;
 use super::dashboard::{after, bad_form, from_elsewhere, layout, refused, sentence};
 use super::{ApiError, App, AppState, COOKIE, Param, Peer, escape, path_segment};
 use crate::accounts::{Actor, Credential, MIN_PASSWORD, Role, SESSION_LIFETIME};
@@ -212,12 +213,6 @@ async fn logout(State(app): AppState, headers: HeaderMap) -> Response {
         Redirect::to("/dashboard/login"),
     )
         .into_response()
-}
-
-/// A JSON body, or a 400 that says what is wrong with it.
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
 
 fn role(text: &str) -> Result<Role, ApiError> {

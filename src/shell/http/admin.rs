@@ -67,7 +67,7 @@ pub fn routes() -> Vec<super::Route> {
 }
 
 /// A JSON body, or a 400 that says what is wrong with it.
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(b)| b)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))
 }
