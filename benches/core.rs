@@ -88,6 +88,7 @@ fn rules(c: &mut Criterion) {
         eligible: 55,
         members: 57,
         voters: Vec::new(),
+        present: None,
     };
     c.bench_function("rule: evaluate a two-thirds rule", |b| {
         b.iter(|| black_box(rule.eval(black_box(&counts)).unwrap()))

@@ -344,7 +344,9 @@ fn a_council_session_opens_on_its_schedule_and_circulates_the_agenda() {
         .map(|due| *due - sim.sim.now);
     assert_eq!(session, Some(Duration::days(14)), "the session date");
     sim.advance();
-    assert_eq!(sim.item().outcome.as_deref(), Some("convened"));
+    assert_eq!(sim.item().stage, "meeting", "the meeting opens on its day");
+    assert!(sim.item().meeting.as_ref().unwrap().opened_at.is_some());
+    assert!(!sim.advance(), "and sits until the chair closes it");
     assert_eq!(
         sim.templates_sent(),
         ["call-for-agenda-items", "agenda-circulated"]
@@ -536,4 +538,191 @@ fn each_template_use_knows_whether_a_ballot_came_before() {
         "only after the vote"
     );
     assert_eq!(uses.len(), 7, "{uses:?}");
+}
+
+fn members(list: &[&str]) -> Vec<String> {
+    list.iter().map(|m| m.to_string()).collect()
+}
+
+#[test]
+fn a_session_keeps_its_agenda_and_attendance_and_refuses_what_does_not_fit_its_stage() {
+    use councild::engine::PointStatus;
+    let mut sim = Sim::new(workflow("council-session"));
+    sim.start(&[]);
+    assert_eq!(sim.item().stage, "call-for-items");
+    let point = |title: &str, member: Option<&str>| Event::PointAdded {
+        title: title.into(),
+        explanation: String::new(),
+        url: None,
+        item: None,
+        member: member.map(String::from),
+    };
+    sim.apply(point("Cooperation with INTERPOL", Some("TUR")))
+        .unwrap();
+    assert_eq!(sim.apply(point("  ", None)), Err(Rejection::NoTitle));
+    let attend = |arrived: &[&str], left: &[&str]| Event::Attendance {
+        arrived: members(arrived),
+        left: members(left),
+    };
+    assert_eq!(
+        sim.apply(attend(&["TUR"], &[])),
+        Err(Rejection::NotInMeeting("call-for-items".into())),
+        "attendance only in the meeting"
+    );
+    assert!(sim.advance(), "the call for points closes");
+    assert_eq!(sim.item().stage, "agenda");
+    assert_eq!(
+        sim.apply(point("Late point", Some("EGY"))),
+        Err(Rejection::NotTakingProposals)
+    );
+    sim.apply(point("Any other business", None)).unwrap();
+    sim.apply(Event::MovedOn).unwrap();
+    assert_eq!(sim.item().stage, "meeting", "opened on the day");
+    assert_eq!(
+        sim.apply(Event::MovedOn),
+        Err(Rejection::NotWaiting("meeting".into()))
+    );
+    sim.apply(attend(&["TUR", "EGY", "SAU"], &[])).unwrap();
+    assert_eq!(
+        sim.apply(attend(&["TUR"], &[])),
+        Err(Rejection::NothingChanged)
+    );
+    assert_eq!(
+        sim.apply(attend(&["IRN"], &["IRN"])),
+        Err(Rejection::CountedTwice("IRN".into()))
+    );
+    sim.apply(attend(&["IRN"], &["SAU"])).unwrap();
+    sim.apply(Event::AgendaAdopted).unwrap();
+    assert_eq!(
+        sim.apply(Event::AgendaAdopted),
+        Err(Rejection::NothingChanged)
+    );
+    sim.apply(Event::PointMoved { point: 2, place: 1 }).unwrap();
+    assert_eq!(
+        sim.apply(Event::PointMoved { point: 2, place: 9 }),
+        Err(Rejection::BadInput(
+            "place".into(),
+            "must be from 1 to 2".into()
+        ))
+    );
+    sim.apply(Event::PointMarked {
+        point: 1,
+        status: PointStatus::Deferred,
+    })
+    .unwrap();
+    assert_eq!(
+        sim.apply(Event::PointMarked {
+            point: 7,
+            status: PointStatus::Withdrawn
+        }),
+        Err(Rejection::NoSuchPoint(7))
+    );
+    sim.apply(Event::StatementRecorded {
+        member: "TUR".into(),
+        point: Some(1),
+        text: "Türkiye asks that the point be taken first next time.".into(),
+    })
+    .unwrap();
+    let m = sim.item().meeting.clone().unwrap();
+    assert_eq!(m.present(), members(&["TUR", "EGY", "IRN"]));
+    let order: Vec<(u32, PointStatus)> = m.agenda.iter().map(|p| (p.number, p.status)).collect();
+    assert_eq!(
+        order,
+        [(2, PointStatus::Listed), (1, PointStatus::Deferred)]
+    );
+    assert_eq!(m.agenda[1].proposed_by.as_deref(), Some("TUR"));
+    sim.apply(Event::MeetingClosed).unwrap();
+    let item = sim.item();
+    assert_eq!(
+        (item.status, item.outcome.as_deref()),
+        (Status::Ended, Some("held"))
+    );
+    assert!(item.meeting.as_ref().unwrap().closed_at.is_some());
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+#[test]
+fn a_vote_in_the_room_is_checked_against_those_present_and_decided_by_the_ballots_rules() {
+    use councild::engine::RoomMethod;
+    let mut sim = Sim::new(workflow("session-decision"));
+    sim.start(&[("title", "Regulation on liaison officers")]);
+    assert_eq!(sim.item().stage, "vote");
+    assert!(sim.item().ballots[0].in_session);
+    assert!(
+        sim.templates_sent().is_empty(),
+        "no ballot mail for a vote in session"
+    );
+    assert_eq!(sim.vote("TUR", "yes"), Err(Rejection::InSession));
+    let voters = voters(&sim);
+    let present: Vec<String> = voters.iter().take(40).cloned().collect();
+    let roll_call =
+        |ballot: usize, present: &[String], votes: &[(&str, &str)]| Event::VoteRecorded {
+            ballot,
+            session: "item-9".into(),
+            present: present.to_vec(),
+            method: RoomMethod::RollCall,
+            votes: votes
+                .iter()
+                .map(|(m, c)| (m.to_string(), c.to_string()))
+                .collect(),
+            hands: BTreeMap::new(),
+        };
+    let absent = voters[45].clone();
+    assert_eq!(
+        sim.apply(roll_call(0, &present, &[(&absent, "yes")])),
+        Err(Rejection::NotPresent(absent.clone()))
+    );
+    assert_eq!(
+        sim.apply(roll_call(0, &present, &[("GNB", "yes")])),
+        Err(Rejection::NotInElectorate("GNB".into())),
+        "a suspended member has no vote"
+    );
+    assert_eq!(
+        sim.apply(roll_call(0, &present, &[(&present[0], "maybe")])),
+        Err(Rejection::NoSuchChoice("maybe".into()))
+    );
+    let hands = |ballot: usize, present: &[String], counts: &[(&str, u64)]| Event::VoteRecorded {
+        ballot,
+        session: "item-9".into(),
+        present: present.to_vec(),
+        method: RoomMethod::ShowOfHands,
+        votes: BTreeMap::new(),
+        hands: counts.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+    };
+    assert_eq!(
+        sim.apply(hands(0, &present, &[("yes", 30), ("no", 11)])),
+        Err(Rejection::AbovePresent {
+            counted: 41,
+            present: 40
+        })
+    );
+    // 20 present of 55: no quorum, and the point is voted again.
+    sim.apply(hands(0, &present[..20], &[("yes", 20)])).unwrap();
+    let item = sim.item();
+    assert_eq!(
+        item.ballots[0].result.as_ref().unwrap().verdict,
+        councild::rules::Verdict::NoQuorum
+    );
+    assert_eq!(item.ballots.len(), 2, "a new vote in the same meeting");
+    // A roll-call of the 40 present: 30 yes, 8 no, 2 not voting.
+    let votes: Vec<(&str, &str)> = present
+        .iter()
+        .take(38)
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), if i < 30 { "yes" } else { "no" }))
+        .collect();
+    sim.apply(roll_call(1, &present, &votes)).unwrap();
+    let item = sim.item();
+    let b = &item.ballots[1];
+    assert_eq!(b.cast(), 38);
+    assert_eq!(b.room.as_ref().unwrap().present.len(), 40);
+    assert_eq!(b.vote(&present[0]), Some("yes"));
+    assert_eq!(item.outcome.as_deref(), Some("adopted"));
+    assert_eq!(item.register_number.as_deref(), Some("CPCC/EC/2026/D001"));
+    assert!(
+        b.result.as_ref().unwrap().explanation.contains("present"),
+        "{}",
+        b.result.as_ref().unwrap().explanation
+    );
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }

@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let choices: Vec<String> = ["yes", "no", "abstain"].map(String::from).to_vec();
     let Ok(rule) = Rule::parse(text, &Vocabulary::new(&choices)) else { return };
     let n = |i: usize| u64::from(*numbers.get(i).unwrap_or(&0));
-    let counts = Counts { choices: BTreeMap::from([("yes".into(), n(0)), ("no".into(), n(1)), ("abstain".into(), n(2))]), eligible: n(0) + n(1) + n(2) + n(3), members: 255, voters: Vec::new() };
+    let counts = Counts { choices: BTreeMap::from([("yes".into(), n(0)), ("no".into(), n(1)), ("abstain".into(), n(2))]), eligible: n(0) + n(1) + n(2) + n(3), members: 255, voters: Vec::new(), present: None };
     let _ = rule.eval(&counts);
     let _ = rule.explain(&counts);
     let _ = rules::tally(Some(&rule), &rule, Some(&Tie::Lot(n(4))), &counts);

@@ -117,6 +117,75 @@ pub enum Command {
     },
     /// Read the workflow files, templates and roster again; running items keep their version.
     Reload,
+    /// A session's agenda: list it, add a point, move, defer, withdraw or restore one, adopt it.
+    Agenda {
+        /// The session's id.
+        session: String,
+        #[command(subcommand)]
+        action: Option<session::AgendaAction>,
+    },
+    /// A session's attendance: print it, or record arrivals and departures during the meeting.
+    Attendance {
+        /// The session's id.
+        session: String,
+        /// Members who are present (arrived), by roster id: TUR,EGY.
+        #[arg(long, value_delimiter = ',')]
+        present: Vec<String>,
+        /// Members who have left.
+        #[arg(long, value_delimiter = ',')]
+        absent: Vec<String>,
+    },
+    /// Record the vote taken in the room on an item's ballot taken in session: a roll-call
+    /// (--yes, --no, --abstain, --vote) or a show of hands (--count). Prints the verdict.
+    Record {
+        /// The item decided (on the agenda of the session sitting now).
+        item: String,
+        #[arg(long, value_delimiter = ',')]
+        yes: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        no: Vec<String>,
+        #[arg(long, value_delimiter = ',')]
+        abstain: Vec<String>,
+        /// Members voting another choice: CHOICE=TUR,EGY (repeatable).
+        #[arg(long = "vote", value_name = "CHOICE=MEMBERS")]
+        votes: Vec<String>,
+        /// A show of hands: yes=30,no=5,abstain=3.
+        #[arg(long)]
+        count: Option<String>,
+    },
+    /// Enter a member's explanation of vote or reservation in the session's record.
+    Statement {
+        /// The session's id.
+        session: String,
+        /// The member, by roster id.
+        #[arg(long)]
+        member: String,
+        /// The agenda point it concerns, by its number.
+        #[arg(long)]
+        point: Option<u32>,
+        /// What the member asks to have recorded.
+        text: String,
+    },
+    /// Close a session's meeting: the session goes on to its next stage.
+    CloseMeeting {
+        /// The session's id.
+        session: String,
+    },
+    /// Write a session's draft summary record to stdout, in one of the council's languages.
+    Minutes {
+        /// The session's id.
+        session: String,
+        #[arg(long, default_value = "en", value_parser = ["ar", "en", "fr"])]
+        lang: String,
+        /// `html` (prints well from a browser) or `pdf` (needs Chromium or Chrome).
+        #[arg(long, default_value = "html", value_parser = ["html", "pdf"])]
+        format: String,
+    },
+    /// Move an item on to its next stage now, without waiting for its stage's time.
+    Next {
+        /// The item's id.
+        item: String,
+    },
     /// List the mail waiting to be sent, retried or failed; retry or drop a failed one.
     #[command(args_conflicts_with_subcommands = true)]
     Outbox {
@@ -210,6 +279,8 @@ macro_rules! put {
     }};
 }
 
+mod session;
+
 async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
     // What the binary can say about itself needs no configuration (packaging runs these).
     match &cli.command {
@@ -248,6 +319,19 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Mail { item, links } => return written_mail(out, &config, item, links),
+        Command::Minutes {
+            session,
+            lang,
+            format,
+        } => {
+            let bytes = session::minutes(&config, &session, &lang, format == "pdf").await?;
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+                _ => return Ok(ExitCode::SUCCESS),
+            }
+        }
         Command::Validate { paths } => return Ok(validate(out, &config, paths)),
         Command::Simulate {
             workflow,
@@ -398,6 +482,49 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
+        }
+        Command::Agenda { session, action } => {
+            session::agenda(out, &config, json, session, action).await?
+        }
+        Command::Attendance {
+            session,
+            present,
+            absent,
+        } => session::attendance(out, &config, json, session, present, absent, &zone).await?,
+        Command::Record {
+            item,
+            yes,
+            no,
+            abstain,
+            votes,
+            count,
+        } => {
+            let v = session::InRoom {
+                yes,
+                no,
+                abstain,
+                votes,
+                count,
+            };
+            session::record(out, &config, json, item, v).await?
+        }
+        Command::Statement {
+            session,
+            member,
+            point,
+            text,
+        } => {
+            let body = json!({ "member": member, "point": point, "text": text });
+            let answer = session::act(&config, &session, "/statements", Some(body)).await?;
+            print_change(out, json, &answer, &session)
+        }
+        Command::CloseMeeting { session } => {
+            let answer = session::act(&config, &session, "/meeting/close", None).await?;
+            print_change(out, json, &answer, &session)
+        }
+        Command::Next { item } => {
+            let answer = session::act(&config, &item, "/next", None).await?;
+            print_change(out, json, &answer, &item)
         }
         Command::Reload => {
             let answer = api(Method::POST, "/api/reload".into(), None).await?;
@@ -856,6 +983,7 @@ fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
             .collect();
         let state = match b["result"]["verdict"].as_str() {
             Some(v) => format!("closed: {v}"),
+            None if b["in_session"] == true => "open, taken in session".to_string(),
             None => format!("open until {}", when(&b["closes_at"], zone)),
         };
         put!(
@@ -932,17 +1060,44 @@ fn validate(out: &mut String, config: &Config, paths: Vec<PathBuf>) -> ExitCode 
 }
 
 /// One call to the running daemon's admin API.
+/// A personal API token, when one is given (what is done is then attributed to its
+/// account), or else the admin token.
+fn token(config: &Config) -> anyhow::Result<String> {
+    match std::env::var("COUNCILD_TOKEN") {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => config.admin_token(false),
+    }
+}
+
+/// A GET answered with text (a page), with the same token and errors as [`request`].
+async fn request_text(config: &Config, path: &str) -> anyhow::Result<String> {
+    let token = token(config)?;
+    let url = format!("http://{}{path}", config.admin.listen);
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        anyhow::bail!(
+            "{status}: {}",
+            value["error"].as_str().unwrap_or("request refused")
+        );
+    }
+    Ok(text)
+}
+
 async fn request(
     config: &Config,
     method: Method,
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    // A personal API token, when one is given: what is done is attributed to its account.
-    let token = match std::env::var("COUNCILD_TOKEN") {
-        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-        _ => config.admin_token(false)?,
-    };
+    let token = token(config)?;
     let url = format!("http://{}{path}", config.admin.listen);
     let mut req = reqwest::Client::new()
         .request(method, &url)

@@ -370,6 +370,17 @@ impl Templates {
             {
                 item.remove("next");
             }
+            // An agenda only in a session; a member's link to propose only in a call.
+            if !workflow.stages.values().any(|s| s.meeting)
+                && let Some(item) = data["item"].as_object_mut()
+            {
+                item.remove("agenda");
+            }
+            if !workflow.stages.get(&u.stage).is_some_and(|s| s.proposals)
+                && let Some(d) = data.as_object_mut()
+            {
+                d.remove("proposal");
+            }
             let mut cases = vec![(String::new(), with_inputs(&data, workflow, true))];
             cases.push((
                 ", without the optional inputs".into(),
@@ -475,6 +486,19 @@ fn isolate_texts(data: &mut Value) {
         .and_then(Value::as_array_mut)
     {
         choices.iter_mut().for_each(isolate);
+    }
+    if let Some(points) = data
+        .get_mut("item")
+        .and_then(|i| i.get_mut("agenda"))
+        .and_then(Value::as_array_mut)
+    {
+        for p in points {
+            for key in ["title", "explanation"] {
+                if let Some(v) = p.get_mut(key) {
+                    isolate(v);
+                }
+            }
+        }
     }
     if let Some(inputs) = data
         .get_mut("item")
@@ -803,7 +827,12 @@ pub fn sample_data() -> Value {
             "stage": "vote", "outcome": "adopted", "register_number": "CPCC/REG/2026/001",
             "started": "2026-11-25T09:00:00+03:00",
             "next": { "local": "2026-12-22T09:00:00+03:00", "ics": "20261222T060000Z" },
+            "agenda": [
+                { "place": 1, "title": "Adoption of the agenda", "explanation": "", "url": null },
+                { "place": 2, "title": "Regulation on information exchange", "explanation": "Draft of the working group", "url": "https://example.org/draft.pdf" },
+            ],
         },
+        "proposal": { "link": "http://127.0.0.1:8080/propose/TOKEN" },
         "ballot": {
             "question": "Adopt the regulation?", "choices": ["yes", "no", "abstain"],
             "closes_at": "2026-12-02T09:00:00+03:00", "eligible": 55,

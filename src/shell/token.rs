@@ -27,6 +27,12 @@ pub struct BallotRef {
     pub delegate: usize,
 }
 
+impl BallotRef {
+    /// The place a link for proposing agenda points takes in a token: no ballot has it, so
+    /// such a link never votes, and a ballot link never proposes.
+    pub const PROPOSALS: usize = usize::MAX;
+}
+
 /// The daemon's secret key.
 #[derive(Clone)]
 pub struct Key([u8; 32]);

@@ -15,6 +15,7 @@ mod limits;
 mod mail;
 mod openapi;
 mod readme;
+mod session;
 mod simulate;
 mod smtp;
 mod validate;

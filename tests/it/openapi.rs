@@ -77,6 +77,8 @@ fn the_spec_lists_exactly_the_routes_the_server_has() {
         ("POST", "/dashboard/logout"),
         ("GET", "/ballot/{token}"),
         ("POST", "/ballot/{token}"),
+        ("GET", "/propose/{token}"),
+        ("POST", "/propose/{token}"),
     ] {
         served.insert((m.to_string(), p.to_string()));
     }

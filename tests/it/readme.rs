@@ -89,6 +89,8 @@ async fn the_readme_steps_reach_a_verdict() {
         "number CPCC/REG/",
         "item item-2 is open, at stage open-for-ratification",
         "item item-3 is ended",
+        "adopted (roll-call, 55 present)",
+        "number CPCC/REG/2026/002",
     ] {
         assert!(said.contains(expected), "`{expected}` not in:\n{said}");
     }
@@ -100,4 +102,12 @@ async fn the_readme_steps_reach_a_verdict() {
     let item = daemon.item("item-1").await;
     assert_eq!(item["ballots"][0]["cast"], 55, "{item}");
     assert_eq!(item["outcome"], "adopted", "{item}");
+    let session = daemon.item("item-4").await;
+    assert_eq!(session["outcome"], "held", "{session}");
+    let record = std::fs::read_to_string(council.path().join("record-fr.html")).unwrap();
+    assert!(
+        record.contains("Projet de compte rendu analytique")
+            && record.contains("CPCC/REG/2026/002"),
+        "{record}"
+    );
 }

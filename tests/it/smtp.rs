@@ -26,14 +26,14 @@ class Bouncer(Mailbox):
 ";
 
 /// aiosmtpd as a child process on a fixed loopback port; killed when dropped.
-struct SmtpServer {
+pub(crate) struct SmtpServer {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     maildir: PathBuf,
 }
 
 impl SmtpServer {
-    fn start(port: u16, maildir: &Path) -> SmtpServer {
+    pub(crate) fn start(port: u16, maildir: &Path) -> SmtpServer {
         SmtpServer::start_with("aiosmtpd.handlers.Mailbox", port, maildir)
     }
 
@@ -77,7 +77,7 @@ impl SmtpServer {
     }
 
     /// Every delivered mail, parsed.
-    fn mails(&self) -> Vec<Mail> {
+    pub(crate) fn mails(&self) -> Vec<Mail> {
         std::fs::read_dir(self.maildir.join("new"))
             .unwrap()
             .filter_map(|e| e.ok())
@@ -105,7 +105,7 @@ impl Drop for SmtpServer {
     }
 }
 
-fn smtp_env(port: u16) -> [(&'static str, String); 1] {
+pub(crate) fn smtp_env(port: u16) -> [(&'static str, String); 1] {
     [("COUNCILD_MAIL_SMTP_URL", format!("smtp://127.0.0.1:{port}"))]
 }
 

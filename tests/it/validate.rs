@@ -16,6 +16,8 @@ fn the_shipped_workflows_are_valid() {
         "regulation-adoption",
         "statute-ratification",
         "council-session",
+        "regulation-in-session",
+        "session-decision",
     ] {
         assert!(
             stdout.contains(&format!("workflows/{name}.yaml: ok")),

@@ -41,8 +41,10 @@ pub(super) fn check_instant_loops(
         let mut at = start.as_str();
         for _ in 0..=stages.len() {
             let Some(stage) = stages.get(at) else { break };
-            let instant =
-                stage.wait.is_none() && stage.ballot.is_none() && stage.on_signal.is_none();
+            let instant = stage.wait.is_none()
+                && stage.ballot.is_none()
+                && stage.on_signal.is_none()
+                && !stage.meeting;
             match (&stage.next, instant) {
                 (Some(next), true) => at = next,
                 _ => break,

@@ -68,6 +68,11 @@ pub struct Stage {
     pub on_signal: Option<OnSignal>,
     /// The item ends here with this outcome.
     pub end: Option<String>,
+    /// The council meets in this stage: attendance is taken, the agenda's decisions are
+    /// recorded in the room, and the item goes on to `next` when the chair closes it.
+    pub meeting: bool,
+    /// Members may propose agenda points from the link in their mail while here.
+    pub proposals: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -145,6 +150,9 @@ pub struct BallotSpec {
     pub recorded: bool,
     pub tie: Option<TieRule>,
     pub receipt_template: String,
+    /// Taken in a meeting of the council (roll-call or show of hands) rather than by mail:
+    /// no ballot mail, no deadline; it closes when the secretariat records the vote.
+    pub in_session: bool,
 }
 
 /// When a ballot closes.

@@ -21,6 +21,8 @@ pub(super) const STAGE_KEYS: &[&str] = &[
     "register",
     "on_signal",
     "end",
+    "meeting",
+    "proposals",
 ];
 pub(super) const BALLOT_KEYS: &[&str] = &[
     "question",
@@ -34,6 +36,7 @@ pub(super) const BALLOT_KEYS: &[&str] = &[
     "recorded",
     "tie",
     "receipt_template",
+    "in_session",
 ];
 
 pub(super) fn read_workflow(
@@ -269,6 +272,26 @@ pub(super) fn read_stage(
     }
     if let Some(n) = f.get("end") {
         stage.end = yaml::string(n, "`end`", d);
+    }
+    let flag = |key: &str, d: &mut Diagnostics| {
+        f.get(key)
+            .and_then(|n| yaml::boolean(n, &format!("`{key}`"), d))
+            .unwrap_or(false)
+    };
+    stage.meeting = flag("meeting", d);
+    stage.proposals = flag("proposals", d);
+    if stage.meeting {
+        for key in ["ballot", "after", "schedule", "on_signal", "end"] {
+            if f.get(key).is_some() {
+                d.error(f.key_pos(key), format!("{what} is a meeting: it ends when the chair closes it and goes to `next`, so it cannot have `{key}`"));
+            }
+        }
+        if f.get("next").is_none() {
+            d.error(
+                at,
+                format!("{what} is a meeting but has no `next` stage to go to when it closes"),
+            );
+        }
     }
     // Exactly one way out.
     let has = |key: &str| f.get(key).is_some();
@@ -513,9 +536,21 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
             d.error(f.key_pos("choices"), format!("choice `{c}` must be a unique word of letters, digits, `_` or `-`, and not a rule keyword"));
         }
     }
-    let closes_after = f
-        .require("closes_after", "`ballot`", d)
-        .and_then(|n| parse_value::<Duration>(n, "`closes_after`", d));
+    let in_session = f
+        .get("in_session")
+        .and_then(|n| yaml::boolean(n, "`in_session`", d))
+        .unwrap_or(false);
+    let closes_after = if in_session {
+        for key in ["closes_after", "remind", "close"] {
+            if f.get(key).is_some() {
+                d.error(f.key_pos(key), format!("a ballot taken in session closes when its vote is recorded in the room: it has no `{key}`"));
+            }
+        }
+        Some(Duration(chrono::TimeDelta::zero()))
+    } else {
+        f.require("closes_after", "`ballot`", d)
+            .and_then(|n| parse_value::<Duration>(n, "`closes_after`", d))
+    };
     let (attributes, groups): (BTreeSet<String>, BTreeSet<String>) = match known.roster {
         Some(r) => (
             r.members
@@ -608,6 +643,7 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
         recorded: recorded?,
         tie,
         receipt_template,
+        in_session,
     })
 }
 

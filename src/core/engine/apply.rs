@@ -55,6 +55,7 @@ pub fn apply(
             awaiting: None,
             seq: 0,
             head: String::new(),
+            meeting: is_session(ctx.workflow).then(Meeting::default),
         });
         enter(ctx, item, start, at, &mut fx);
         return Ok(fx);
@@ -100,7 +101,7 @@ pub fn apply(
                 .ballots
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| b.result.is_none())
+                .filter(|(_, b)| b.result.is_none() && !b.in_session)
             {
                 fx.push(Effect::Mail {
                     template: BALLOT_CANCELLED.into(),
@@ -114,8 +115,316 @@ pub fn apply(
             item.outcome = Some("cancelled".into());
             Ok(())
         }
+        Event::PointAdded {
+            title,
+            explanation,
+            url,
+            item: decided,
+            member,
+        } => point_added(ctx, item, at, title, explanation, url, decided, member),
+        Event::PointMoved { point, place } => {
+            let agenda = &mut agenda(item)?.agenda;
+            let from = agenda
+                .iter()
+                .position(|p| p.number == *point)
+                .ok_or(Rejection::NoSuchPoint(*point))?;
+            if !(1..=agenda.len()).contains(place) {
+                return Err(Rejection::BadInput(
+                    "place".into(),
+                    format!("must be from 1 to {}", agenda.len()),
+                ));
+            }
+            if from + 1 == *place {
+                return Err(Rejection::NothingChanged);
+            }
+            let moved = agenda.remove(from);
+            agenda.insert(place - 1, moved);
+            Ok(())
+        }
+        Event::PointMarked { point, status } => {
+            let agenda = &mut agenda(item)?.agenda;
+            let p = agenda
+                .iter_mut()
+                .find(|p| p.number == *point)
+                .ok_or(Rejection::NoSuchPoint(*point))?;
+            if p.status == *status {
+                return Err(Rejection::NothingChanged);
+            }
+            p.status = *status;
+            Ok(())
+        }
+        Event::AgendaAdopted => {
+            let m = in_meeting(ctx, item)?;
+            if m.agenda_adopted_at.is_some() {
+                return Err(Rejection::NothingChanged);
+            }
+            m.agenda_adopted_at = Some(at);
+            Ok(())
+        }
+        Event::Attendance { arrived, left } => {
+            let m = in_meeting(ctx, item)?;
+            let mut seen = BTreeSet::new();
+            for member in arrived.iter().chain(left) {
+                if !seen.insert(member) {
+                    return Err(Rejection::CountedTwice(member.clone()));
+                }
+            }
+            let changes: Vec<Presence> = arrived
+                .iter()
+                .map(|m| (m, true))
+                .chain(left.iter().map(|m| (m, false)))
+                .filter(|(member, present)| m.is_present(member) != *present)
+                .map(|(member, present)| Presence {
+                    member: member.clone(),
+                    present,
+                    at,
+                })
+                .collect();
+            if changes.is_empty() {
+                return Err(Rejection::NothingChanged);
+            }
+            m.attendance.extend(changes);
+            Ok(())
+        }
+        Event::StatementRecorded {
+            member,
+            point,
+            text,
+        } => {
+            let m = in_meeting(ctx, item)?;
+            if let Some(n) = point
+                && m.point(*n).is_none()
+            {
+                return Err(Rejection::NoSuchPoint(*n));
+            }
+            check_text("text", text, 4_000)?;
+            m.statements.push(Statement {
+                member: member.clone(),
+                point: *point,
+                text: text.trim().to_string(),
+                at,
+            });
+            Ok(())
+        }
+        Event::MeetingClosed => {
+            in_meeting(ctx, item)?.closed_at = Some(at);
+            if let Some(next) = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.next.clone())
+            {
+                enter(ctx, item, next, at, &mut fx);
+            }
+            Ok(())
+        }
+        Event::MovedOn => {
+            let waits = Timer::Next(item.stage.clone());
+            let next = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.next.clone());
+            match next {
+                Some(next) if item.timers.contains_key(&waits) => {
+                    enter(ctx, item, next, at, &mut fx);
+                    Ok(())
+                }
+                _ => Err(Rejection::NotWaiting(item.stage.clone())),
+            }
+        }
+        Event::VoteRecorded {
+            ballot,
+            session,
+            present,
+            method,
+            votes,
+            hands,
+        } => vote_recorded(
+            ctx, item, at, *ballot, session, present, *method, votes, hands, &mut fx,
+        ),
     }?;
     Ok(fx)
+}
+
+/// Whether a workflow is a session of the council: it has a meeting.
+fn is_session(w: &Workflow) -> bool {
+    w.stages.values().any(|s| s.meeting)
+}
+
+/// A session's meeting, while its agenda may still change.
+fn agenda(item: &mut Item) -> Result<&mut Meeting, Rejection> {
+    let m = item.meeting.as_mut().ok_or(Rejection::NotASession)?;
+    if m.closed_at.is_some() {
+        return Err(Rejection::MeetingOver);
+    }
+    Ok(m)
+}
+
+/// A session's meeting, while it sits.
+fn in_meeting<'a>(ctx: &Context, item: &'a mut Item) -> Result<&'a mut Meeting, Rejection> {
+    let sitting = ctx
+        .workflow
+        .stages
+        .get(&item.stage)
+        .is_some_and(|s| s.meeting);
+    if item.meeting.is_some() && !sitting {
+        return Err(Rejection::NotInMeeting(item.stage.clone()));
+    }
+    agenda(item)
+}
+
+fn check_text(name: &str, text: &str, most: usize) -> Result<(), Rejection> {
+    if text.trim().is_empty() {
+        return Err(Rejection::BadInput(name.into(), "must not be empty".into()));
+    }
+    if text.chars().count() > most {
+        return Err(Rejection::BadInput(
+            name.into(),
+            format!("must be at most {most} characters"),
+        ));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn point_added(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    title: &str,
+    explanation: &str,
+    url: &Option<String>,
+    decided: &Option<String>,
+    member: &Option<String>,
+) -> Result<(), Rejection> {
+    let proposals = ctx
+        .workflow
+        .stages
+        .get(&item.stage)
+        .is_some_and(|s| s.proposals);
+    let m = agenda(item)?;
+    if member.is_some() && !proposals {
+        return Err(Rejection::NotTakingProposals);
+    }
+    if title.trim().is_empty() {
+        return Err(Rejection::NoTitle);
+    }
+    check_text("title", title, 300)?;
+    if !explanation.is_empty() {
+        check_text("explanation", explanation, 4_000)?;
+    }
+    if let Some(u) = url
+        && !(u.starts_with("https://") || u.starts_with("http://"))
+    {
+        return Err(Rejection::BadInput(
+            "url".into(),
+            "must be an http(s) URL".into(),
+        ));
+    }
+    if let Some(id) = decided
+        && m.point_of(id).is_some()
+    {
+        return Err(Rejection::AlreadyOnAgenda(id.clone()));
+    }
+    let number = m.agenda.iter().map(|p| p.number).max().unwrap_or(0) + 1;
+    m.agenda.push(Point {
+        number,
+        title: title.trim().to_string(),
+        explanation: explanation.trim().to_string(),
+        url: url.clone(),
+        item: decided.clone(),
+        proposed_by: member.clone(),
+        status: PointStatus::Listed,
+        added_at: at,
+    });
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn vote_recorded(
+    ctx: &Context,
+    item: &mut Item,
+    at: DateTime<Utc>,
+    ballot: usize,
+    session: &str,
+    present: &[String],
+    method: RoomMethod,
+    votes: &BTreeMap<String, String>,
+    hands: &BTreeMap<String, u64>,
+    fx: &mut Vec<Effect>,
+) -> Result<(), Rejection> {
+    let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
+    if b.result.is_some() {
+        return Err(Rejection::BallotClosed);
+    }
+    if item.awaiting == Some(Awaiting::Electorate(ballot)) {
+        return Err(Rejection::BallotNotOpen);
+    }
+    if !b.in_session {
+        return Err(Rejection::NotInSession);
+    }
+    // Those present who may vote in this ballot.
+    let present: Vec<String> = present
+        .iter()
+        .filter(|m| b.electorate.place(m).is_some())
+        .cloned()
+        .collect();
+    let counted = match method {
+        RoomMethod::RollCall => {
+            if !hands.is_empty() {
+                return Err(Rejection::BadInput(
+                    "hands".into(),
+                    "a roll-call records each member's vote, not counts".into(),
+                ));
+            }
+            for (member, choice) in votes {
+                if b.electorate.place(member).is_none() {
+                    return Err(Rejection::NotInElectorate(member.clone()));
+                }
+                if !present.contains(member) {
+                    return Err(Rejection::NotPresent(member.clone()));
+                }
+                if !b.choices.contains(choice) {
+                    return Err(Rejection::NoSuchChoice(choice.clone()));
+                }
+            }
+            votes.len() as u64
+        }
+        RoomMethod::ShowOfHands => {
+            if !votes.is_empty() {
+                return Err(Rejection::BadInput(
+                    "votes".into(),
+                    "a show of hands records counts, not members".into(),
+                ));
+            }
+            if let Some(c) = hands.keys().find(|c| !b.choices.contains(c)) {
+                return Err(Rejection::NoSuchChoice(c.clone()));
+            }
+            hands.values().fold(0u64, |a, n| a.saturating_add(*n))
+        }
+    };
+    if counted > present.len() as u64 {
+        return Err(Rejection::AbovePresent {
+            counted,
+            present: present.len() as u64,
+        });
+    }
+    let b = &mut item.ballots[ballot];
+    for (member, choice) in votes {
+        if !b.record(member, choice) {
+            return Err(Rejection::NoSuchChoice(choice.clone()));
+        }
+    }
+    b.room = Some(Room {
+        session: session.to_string(),
+        present,
+        method,
+        hands: hands.clone(),
+    });
+    let reason = format!("recorded in session: {}", method.as_str());
+    close(ctx, item, ballot, at, &reason, fx);
+    Ok(())
 }
 
 fn electorate_fixed(
@@ -138,7 +447,7 @@ fn electorate_fixed(
     b.members = members;
     let closes_at = b.closes_at;
     let no_voters = b.electorate.is_empty();
-    if let Some(spec) = ballot_spec(ctx, item) {
+    if let Some(spec) = ballot_spec(ctx, item).filter(|s| !s.in_session) {
         fx.push(Effect::Mail {
             template: spec.template.clone(),
             to: Recipients::Electorate(ballot),
@@ -192,6 +501,9 @@ fn vote_cast(
     }
     if item.awaiting == Some(Awaiting::Electorate(ballot)) {
         return Err(Rejection::BallotNotOpen);
+    }
+    if b.in_session {
+        return Err(Rejection::InSession);
     }
     if b.electorate.place(member).is_none() {
         return Err(Rejection::NotInElectorate(member.to_string()));
@@ -328,6 +640,7 @@ fn signal(
         eligible,
         members,
         voters: Vec::new(),
+        present: None,
     };
     if on.until.eval(&c).unwrap_or(false) {
         enter(ctx, item, on.next.clone(), at, fx);
@@ -346,6 +659,9 @@ fn deadline_extended(
     let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
     if b.result.is_some() {
         return Err(Rejection::BallotClosed);
+    }
+    if b.in_session {
+        return Err(Rejection::InSession);
     }
     if closes_at <= b.closes_at || closes_at <= at {
         return Err(Rejection::DeadlineNotLater(b.closes_at));
@@ -500,6 +816,8 @@ fn proceed(
             result: None,
             recorded: spec.recorded,
             seed: String::new(),
+            in_session: spec.in_session,
+            room: None,
         });
         item.awaiting = Some(Awaiting::Electorate(index));
         fx.push(Effect::FixElectorate { ballot: index });
@@ -516,6 +834,11 @@ fn proceed(
         Some(Wait::Schedule(s)) => {
             if let Some(due) = s.next_after(at, ctx.tz) {
                 set_timer(item, timer, due, fx);
+            }
+        }
+        None if stage.meeting => {
+            if let Some(m) = item.meeting.as_mut() {
+                m.opened_at.get_or_insert(at);
             }
         }
         None if stage.on_signal.is_none() => return stage.next.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::Electorate;
+use super::{Electorate, PointStatus, RoomMethod};
 use crate::definition::Audience;
 
 /// A fact appended to an item's log.
@@ -55,6 +55,65 @@ pub enum Event {
     Cancelled {
         reason: String,
     },
+    /// A point put on a session's agenda: by the secretariat, or proposed by a member from
+    /// the link in the call for points (`member`).
+    PointAdded {
+        title: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        explanation: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        /// The item decided under the point.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        item: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<String>,
+    },
+    /// A point moved to a place on the agenda (1 is the first).
+    PointMoved {
+        point: u32,
+        place: usize,
+    },
+    /// A point deferred to a later session, withdrawn, or put back on the agenda.
+    PointMarked {
+        point: u32,
+        status: PointStatus,
+    },
+    /// The meeting adopts its agenda.
+    AgendaAdopted,
+    /// Members arrive in or leave the meeting.
+    Attendance {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        arrived: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left: Vec<String>,
+    },
+    /// An explanation of vote or a reservation a member asks to have in the record.
+    StatementRecorded {
+        member: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        point: Option<u32>,
+        text: String,
+    },
+    /// The chair closes the meeting; the session goes on to its `next` stage.
+    MeetingClosed,
+    /// The secretariat moves the item on to its `next` stage now, without waiting for the
+    /// end of the stage's wait (a call for points closed early, a meeting opened on the day).
+    MovedOn,
+    /// A vote taken in the room on an in-session ballot. The writer fills in the session
+    /// and who was present then, from the session's own state, so the record is whole.
+    VoteRecorded {
+        ballot: usize,
+        session: String,
+        present: Vec<String>,
+        method: RoomMethod,
+        /// A roll-call: each member's choice.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        votes: BTreeMap<String, String>,
+        /// A show of hands: each choice's count.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        hands: BTreeMap<String, u64>,
+    },
 }
 
 impl Event {
@@ -68,6 +127,15 @@ impl Event {
             Event::Signal { .. } => "signal",
             Event::DeadlineExtended { .. } => "deadline_extended",
             Event::Cancelled { .. } => "cancelled",
+            Event::PointAdded { .. } => "point_added",
+            Event::PointMoved { .. } => "point_moved",
+            Event::PointMarked { .. } => "point_marked",
+            Event::AgendaAdopted => "agenda_adopted",
+            Event::Attendance { .. } => "attendance",
+            Event::StatementRecorded { .. } => "statement_recorded",
+            Event::MeetingClosed => "meeting_closed",
+            Event::MovedOn => "moved_on",
+            Event::VoteRecorded { .. } => "vote_recorded",
         }
     }
 }
@@ -161,6 +229,38 @@ pub enum Rejection {
     TooManyFollowUps,
     #[error("the new deadline must be later than the current one ({0}) and in the future")]
     DeadlineNotLater(DateTime<Utc>),
+    #[error("this item is not a session: its workflow has no meeting stage")]
+    NotASession,
+    #[error("the session is not in its meeting (stage `{0}`)")]
+    NotInMeeting(String),
+    #[error("the session's meeting is closed: its agenda and record no longer change")]
+    MeetingOver,
+    #[error("members may propose points only during the call for points")]
+    NotTakingProposals,
+    #[error("the agenda has no point {0}")]
+    NoSuchPoint(u32),
+    #[error("item `{0}` is already on the agenda")]
+    AlreadyOnAgenda(String),
+    #[error("a point needs a title")]
+    NoTitle,
+    #[error("the roster has no member `{0}`")]
+    UnknownMember(String),
+    #[error("member `{0}` is not present")]
+    NotPresent(String),
+    #[error("member `{0}` is counted twice")]
+    CountedTwice(String),
+    #[error("this ballot is not taken in session")]
+    NotInSession,
+    #[error("this ballot is taken in session: its vote is recorded in the meeting")]
+    InSession,
+    #[error("the item is not on the agenda of a session in its meeting")]
+    NotOnAgenda,
+    #[error("{counted} counted, but only {present} members entitled to vote are present")]
+    AbovePresent { counted: u64, present: u64 },
+    #[error("stage `{0}` does not wait for a time: nothing to move on from")]
+    NotWaiting(String),
+    #[error("nothing to change")]
+    NothingChanged,
 }
 
 /// An item's pending timer. Stored and logged by its name (`close:0`, `remind:0:1`,

@@ -33,6 +33,122 @@ pub struct Item {
     /// Number of events in the item's log, and the hash of the last one (set by the store).
     pub seq: u64,
     pub head: String,
+    /// A session of the council: its agenda and its meeting (absent for other items).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meeting: Option<Meeting>,
+}
+
+/// A session's agenda, and what happened in its meeting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meeting {
+    /// The points, in the agenda's order.
+    pub agenda: Vec<Point>,
+    /// When the meeting opened (its stage entered) and closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<DateTime<Utc>>,
+    /// When the meeting adopted its agenda: its first decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agenda_adopted_at: Option<DateTime<Utc>>,
+    /// Every arrival and departure, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attendance: Vec<Presence>,
+    /// Explanations of vote and reservations members asked to have recorded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statements: Vec<Statement>,
+}
+
+impl Meeting {
+    /// The members present now, in the order they came.
+    pub fn present(&self) -> Vec<String> {
+        let mut now: Vec<String> = Vec::new();
+        for p in &self.attendance {
+            now.retain(|m| *m != p.member);
+            if p.present {
+                now.push(p.member.clone());
+            }
+        }
+        now
+    }
+
+    pub fn is_present(&self, member: &str) -> bool {
+        self.attendance
+            .iter()
+            .rev()
+            .find(|p| p.member == member)
+            .is_some_and(|p| p.present)
+    }
+
+    pub fn point(&self, number: u32) -> Option<&Point> {
+        self.agenda.iter().find(|p| p.number == number)
+    }
+
+    /// The point under which `item` is decided, if it is on the agenda.
+    pub fn point_of(&self, item: &str) -> Option<&Point> {
+        self.agenda
+            .iter()
+            .find(|p| p.item.as_deref() == Some(item) && p.status == PointStatus::Listed)
+    }
+}
+
+/// One point of an agenda.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Point {
+    /// Given in the order points are added, never reused: how the log names a point.
+    pub number: u32,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub explanation: String,
+    /// A document about the point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The item decided under this point (a regulation to adopt, say); none for a report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+    /// The member who proposed it, when it came from a member's link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposed_by: Option<String>,
+    pub status: PointStatus,
+    pub added_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointStatus {
+    Listed,
+    /// To a later session.
+    Deferred,
+    Withdrawn,
+}
+
+impl PointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointStatus::Listed => "listed",
+            PointStatus::Deferred => "deferred",
+            PointStatus::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    pub member: String,
+    /// Came (true) or left (false).
+    pub present: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// An explanation of vote or a reservation, entered in the record at a member's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    pub member: String,
+    /// The agenda point it concerns, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<u32>,
+    pub text: String,
+    pub at: DateTime<Utc>,
 }
 
 impl Item {
@@ -100,6 +216,43 @@ pub struct Ballot {
     /// can influence and no voter sees.
     #[serde(default)]
     pub seed: String,
+    /// Taken in a meeting: no mail, no deadline; closed when the vote is recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_session: bool,
+    /// How the vote was taken in the room, once recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<Room>,
+}
+
+/// A vote taken in a meeting of the council.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    /// The session in whose meeting it was taken.
+    pub session: String,
+    /// The members of the electorate present when it was taken.
+    pub present: Vec<String>,
+    pub method: RoomMethod,
+    /// A show of hands: the count of each choice (a roll-call's votes are the ballot's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hands: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomMethod {
+    /// Each member's choice is recorded.
+    RollCall,
+    /// Counts only.
+    ShowOfHands,
+}
+
+impl RoomMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomMethod::RollCall => "roll-call",
+            RoomMethod::ShowOfHands => "show of hands",
+        }
+    }
 }
 
 /// The voters of a ballot, named by a hash of their content: ballots opened on the same

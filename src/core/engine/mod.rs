@@ -25,7 +25,10 @@ use crate::rules::{Counts, VoterInfo};
 
 pub use apply::apply;
 pub use event::{BALLOT_CANCELLED, BALLOT_EXTENDED, Effect, Event, Recipients, Rejection, Timer};
-pub use item::{Awaiting, Ballot, BallotResult, Electorate, Item, Signal, Status, Voter, Votes};
+pub use item::{
+    Awaiting, Ballot, BallotResult, Electorate, Item, Meeting, Point, PointStatus, Presence, Room,
+    RoomMethod, Signal, Statement, Status, Voter, Votes,
+};
 pub use log::{Record, ReplayError, replay};
 pub use recipients::{Addressee, recipients};
 pub use step::{Facts, MAX_FOLLOW_UPS, Stepped, step};
@@ -62,6 +65,25 @@ pub fn electorate(roster: &crate::roster::Roster) -> Electorate {
 
 /// The counts a ballot's rules are evaluated over.
 pub fn counts(b: &Ballot) -> Counts {
+    let present = b.room.as_ref().map(|r| r.present.len() as u64);
+    if let Some(room) = b
+        .room
+        .as_ref()
+        .filter(|r| r.method == RoomMethod::ShowOfHands)
+    {
+        // Counts only: per-member terms (`weight`, `count(group:)`) see nobody.
+        return Counts {
+            choices: b
+                .choices
+                .iter()
+                .map(|c| (c.clone(), room.hands.get(c).copied().unwrap_or(0)))
+                .collect(),
+            eligible: b.electorate.len() as u64,
+            members: b.members,
+            voters: Vec::new(),
+            present,
+        };
+    }
     let voters = b
         .electorate
         .iter()
@@ -73,5 +95,8 @@ pub fn counts(b: &Ballot) -> Counts {
             groups: v.groups.clone(),
         })
         .collect();
-    Counts::from_voters(&b.choices, voters, b.members)
+    Counts {
+        present,
+        ..Counts::from_voters(&b.choices, voters, b.members)
+    }
 }

@@ -96,7 +96,8 @@ pub fn decided(quorum: Option<&Rule>, pass: &Rule, tie: Option<&Tie>, counts: &C
     }
     let src = |t: &Term| match t {
         Term::Choice(c) => Src::Tally(slot(c)),
-        Term::Builtin("cast" | "present") => Src::Cast,
+        Term::Builtin("cast") => Src::Cast,
+        Term::Builtin("present") if counts.present.is_none() => Src::Cast,
         Term::Builtin(_) => Src::Fixed(t.value(counts)),
         _ => Src::Sum(sums.iter().position(|s| *s == t).unwrap_or(usize::MAX)),
     };

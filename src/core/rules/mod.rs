@@ -8,8 +8,8 @@
 //! - Precedence, lowest first: `or`, `and`, `not`, comparisons `== != < <= > >=`
 //!   (non-associative), `+ -`, `* /`, unary `-`, atoms (number, variable, call, `( … )`).
 //! - Variables: the ballot's choices (votes for each), `cast` (ballots returned), `present`
-//!   (the same number: an email ballot records a member's presence by the returned ballot
-//!   itself), `eligible` (entitled to vote when the ballot opened) and `members` (all members,
+//!   (in a meeting, the members of the electorate in the room when the vote is taken; in an
+//!   email ballot the same number as `cast`, a returned ballot being the member's presence), `eligible` (entitled to vote when the ballot opened) and `members` (all members,
 //!   suspended ones too).
 //! - Calls over the electorate's roster ([`Counts::voters`]): `weight(ATTR)` sums the attribute
 //!   ATTR (e.g. `population`; 0 where a member lacks it) over the electorate and
@@ -92,6 +92,9 @@ pub struct Counts {
     /// One entry per member of the electorate (eligible members), in roster order; may be
     /// empty when a caller only has counts (then weight()/count(..., group:) evaluate over nothing).
     pub voters: Vec<VoterInfo>,
+    /// Members of the electorate present in the room when the vote was taken; `None` for a
+    /// ballot by mail, where a returned ballot is the member's presence (`present` = `cast`).
+    pub present: Option<u64>,
 }
 
 /// One member of the electorate.
@@ -118,6 +121,7 @@ impl Counts {
             eligible,
             members,
             voters,
+            present: None,
         }
     }
 
@@ -238,7 +242,8 @@ impl Term {
             Term::Choice(x) => c.choices.get(x).copied().unwrap_or(0).into(),
             Term::Builtin("eligible") => c.eligible.into(),
             Term::Builtin("members") => c.members.into(),
-            Term::Builtin(_) => c.cast().into(), // cast, present
+            Term::Builtin("present") => c.present.unwrap_or_else(|| c.cast()).into(),
+            Term::Builtin(_) => c.cast().into(), // cast
             _ => c.voters.iter().fold(0, |a, v| {
                 a.saturating_add(self.share(v, v.choice.as_deref()))
             }),

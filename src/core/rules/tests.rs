@@ -13,6 +13,7 @@ fn votes(list: &[(&str, u64)], eligible: u64, members: u64) -> Counts {
         eligible,
         members,
         voters,
+        present: None,
     }
 }
 fn counts(yes: u64, no: u64, abstain: u64, eligible: u64, members: u64) -> Counts {

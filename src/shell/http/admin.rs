@@ -182,6 +182,7 @@ async fn show_item(
         .collect::<Result<_, _>>()?;
     let broken = app.store.verify_chain(&id)?;
     let mut out = item_json(&item);
+    super::session::extend_item_json(&app, &item, &mut out);
     out["events"] = json!(events);
     out["chain"] = json!({ "verified": broken.is_none(), "broken_at": broken });
     Ok(Json(out))
@@ -199,7 +200,11 @@ pub(super) async fn record(
         .writer
         .event(id.clone(), event, Some(by.name.clone()))
         .await?;
-    let item = app.items.get(&id).map(|i| item_json(&i));
+    let item = app.items.get(&id).map(|i| {
+        let mut out = item_json(&i);
+        super::session::extend_item_json(app, &i, &mut out);
+        out
+    });
     Ok(Json(json!({ "event": done.hash, "item": item })))
 }
 

@@ -207,7 +207,7 @@ fn words(language: &str) -> &'static Words {
 /// The token of a ballot link, as the path gives it. A path that gives none (its segment
 /// is not UTF-8, say) gets the page a forged token gets, not the extractor's own error:
 /// every bad link is answered alike.
-pub struct Token(String);
+pub struct Token(pub(super) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Token {
     type Rejection = Response;
@@ -395,7 +395,13 @@ async fn cast(app: &App, r: &BallotRef, choice: &str) -> Result<String, WriteErr
 
 /// A ballot's question for a reader of `language`: the workflow's text in that language
 /// (or its default), with the item's fields, in that language too, put in.
-fn question(app: &App, item: &Item, ballot: &crate::engine::Ballot, language: &str) -> String {
+/// A ballot's question in a language, its placeholders filled in from the item.
+pub(super) fn question(
+    app: &App,
+    item: &Item,
+    ballot: &crate::engine::Ballot,
+    language: &str,
+) -> String {
     let defs = app.defs.load();
     let workflow = defs.version(&item.version).map(|w| &**w);
     let text = workflow

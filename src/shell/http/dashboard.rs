@@ -178,6 +178,21 @@ async fn item_page(
         ));
     }
     body.push_str("</dl>");
+    if item.meeting.is_some() {
+        let base = format!("/dashboard/items/{}", super::path_segment(&item.id));
+        body.push_str(&format!(
+            "<p><a href=\"{base}/meeting\" id=\"meeting-link\">Agenda and meeting</a> · Summary record: \
+             <a href=\"{base}/minutes?lang=en\">English</a> · <a href=\"{base}/minutes?lang=fr\" lang=\"fr\">Français</a> · \
+             <a href=\"{base}/minutes?lang=ar\" lang=\"ar\">العربية</a></p>"
+        ));
+    }
+    if let Some(session) = super::session::sitting_session(&app, &item.id) {
+        body.push_str(&format!(
+            "<p>On the agenda of <a href=\"/dashboard/items/{}/meeting\">{}</a>, sitting now: its vote is recorded there.</p>",
+            super::path_segment(&session),
+            escape(&session)
+        ));
+    }
     for (i, b) in item.ballots.iter().enumerate() {
         let state = match &b.result {
             Some(r) => format!(
@@ -185,6 +200,7 @@ async fn item_page(
                 r.verdict.as_str(),
                 escape(&r.explanation)
             ),
+            None if b.in_session => "open: taken in session".to_string(),
             None => format!(
                 "open until {}",
                 b.closes_at
@@ -405,11 +421,23 @@ fn item_forms(app: &App, item: &crate::engine::Item) -> String {
             name = escape(&on.name),
         ));
     }
+    if let Some(due) = item
+        .timers
+        .get(&crate::engine::Timer::Next(item.stage.clone()))
+    {
+        html.push_str(&format!(
+            "<form method=\"post\" action=\"/dashboard/items/{id}/meeting\" id=\"next-form\"><fieldset><legend>Move on now</legend>\
+             <input type=\"hidden\" name=\"action\" value=\"next\">\
+             Stage <code>{}</code> would move on {}. <button type=\"submit\">Move on to the next stage now</button></fieldset></form>",
+            escape(&item.stage),
+            due.with_timezone(&app.tz).format("%-d %B %Y, %H:%M %Z"),
+        ));
+    }
     for (i, b) in item
         .ballots
         .iter()
         .enumerate()
-        .filter(|(_, b)| b.result.is_none())
+        .filter(|(_, b)| b.result.is_none() && !b.in_session)
     {
         let now = b.closes_at.with_timezone(&app.tz);
         html.push_str(&format!(

@@ -15,6 +15,9 @@ mod accounts;
 mod admin;
 mod ballot;
 mod dashboard;
+mod minutes;
+mod propose;
+mod session;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -153,6 +156,10 @@ pub fn public_router(app: Arc<App>) -> Router {
             "/ballot/{token}",
             get(ballot::ballot_page).post(ballot::ballot_vote),
         )
+        .route(
+            "/propose/{token}",
+            get(propose::propose_page).post(propose::propose_post),
+        )
         .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -169,6 +176,7 @@ fn protected_routes() -> Vec<Route> {
     let mut routes = admin::routes();
     routes.extend(dashboard::routes());
     routes.extend(accounts::routes());
+    routes.extend(session::routes());
     routes
 }
 
@@ -462,9 +470,17 @@ impl From<WriteError> for ApiError {
                 | Rejection::UnknownInput(_)
                 | Rejection::BadInput(..)
                 | Rejection::NoSuchChoice(_)
-                | Rejection::DeadlineNotLater(_),
+                | Rejection::DeadlineNotLater(_)
+                | Rejection::NoTitle
+                | Rejection::UnknownMember(_)
+                | Rejection::NotPresent(_)
+                | Rejection::NotInElectorate(_)
+                | Rejection::CountedTwice(_)
+                | Rejection::AbovePresent { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
-            WriteError::Rejected(Rejection::NoSuchBallot) => StatusCode::NOT_FOUND,
+            WriteError::Rejected(Rejection::NoSuchBallot | Rejection::NoSuchPoint(_)) => {
+                StatusCode::NOT_FOUND
+            }
             WriteError::Rejected(_) => StatusCode::CONFLICT,
             WriteError::NoItem(_) | WriteError::NoWorkflow(_) => StatusCode::NOT_FOUND,
             WriteError::Store(_) | WriteError::Closed => StatusCode::SERVICE_UNAVAILABLE,

@@ -250,6 +250,21 @@ pub fn context(
             "started": local(item.started_at),
         },
     });
+    // A session's agenda, as it stands: the points listed, in order.
+    if let Some(m) = &item.meeting {
+        let agenda: Vec<Value> = m
+            .agenda
+            .iter()
+            .filter(|p| p.status == crate::engine::PointStatus::Listed)
+            .enumerate()
+            .map(|(i, p)| json!({"place": i + 1, "title": p.title, "explanation": p.explanation, "url": p.url}))
+            .collect();
+        data["item"]["agenda"] = json!(agenda);
+    }
+    let stage = workflow.and_then(|w| w.stages.get(&item.stage));
+    if stage.is_some_and(|s| s.proposals) {
+        data["item"]["proposals"] = json!(true);
+    }
     // When the current stage waits, the time it moves on (a session's date, say).
     if let Some(due) = item.timers.get(&Timer::Next(item.stage.clone())) {
         data["item"]["next"] =

@@ -195,6 +195,21 @@ impl Outbox {
                 }
             }
         }
+        // A call for agenda points: each member's own link to propose one.
+        if let (true, Some(member), Some(delegate)) = (
+            data["item"]["proposals"] == true,
+            &mail.to.member,
+            mail.to.delegate,
+        ) {
+            let token = self.key.sign(&BallotRef {
+                item: mail.item.clone(),
+                ballot: BallotRef::PROPOSALS,
+                member: member.clone(),
+                delegate,
+            });
+            let base = self.public_url.trim_end_matches('/');
+            data["proposal"] = json!({ "link": format!("{base}/propose/{token}") });
+        }
         super::in_language(&mut data, &mail.to.language);
         // The question may name item fields (`Adopt “{{item.title}}”?`).
         if let Some(question) = data["ballot"]["question"].as_str() {

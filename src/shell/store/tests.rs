@@ -64,12 +64,15 @@ fn item_with_votes() -> Item {
             result: None,
             recorded: false,
             seed: String::new(),
+            in_session: false,
+            room: None,
         }],
         signals: Vec::new(),
         timers: Default::default(),
         awaiting: None,
         seq: 3,
         head: "h".into(),
+        meeting: None,
     };
     assert!(item.ballots[0].record("AAA", "yes"));
     item

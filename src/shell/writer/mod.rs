@@ -427,6 +427,62 @@ impl Writer {
         Ok(done)
     }
 
+    /// What only the writer knows of a request from outside: whether the members it names
+    /// are the roster's, whether an item it names exists, and, for a vote in the room, the
+    /// session sitting on the item and who is present there now (never the caller's word).
+    fn resolve(&self, id: &str, event: Event) -> Result<Event, WriteError> {
+        let member = |m: &String| match self.roster.member(m) {
+            Some(_) => Ok(()),
+            None => Err(WriteError::Rejected(Rejection::UnknownMember(m.clone()))),
+        };
+        match event {
+            Event::Attendance { arrived, left } => {
+                arrived.iter().chain(&left).try_for_each(member)?;
+                Ok(Event::Attendance { arrived, left })
+            }
+            Event::StatementRecorded { .. } | Event::PointAdded { .. } => {
+                if let Event::StatementRecorded { member: m, .. }
+                | Event::PointAdded {
+                    member: Some(m), ..
+                } = &event
+                {
+                    member(m)?;
+                }
+                if let Event::PointAdded {
+                    item: Some(other), ..
+                } = &event
+                    && (other == id || !self.items.contains_key(other))
+                {
+                    return Err(WriteError::NoItem(other.clone()));
+                }
+                Ok(event)
+            }
+            Event::VoteRecorded {
+                ballot,
+                method,
+                votes,
+                hands,
+                ..
+            } => {
+                let sitting = self.items.values().find_map(|s| {
+                    let m = s.meeting.as_ref()?;
+                    let open = m.opened_at.is_some() && m.closed_at.is_none();
+                    (open && m.point_of(id).is_some()).then(|| (s.id.clone(), m.present()))
+                });
+                let (session, present) = sitting.ok_or(Rejection::NotOnAgenda)?;
+                Ok(Event::VoteRecorded {
+                    ballot,
+                    session,
+                    present,
+                    method,
+                    votes,
+                    hands,
+                })
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Steps one request through the engine, staging every record and effect.
     fn step(
         &mut self,
@@ -436,6 +492,7 @@ impl Writer {
         event: Event,
         by: Option<String>,
     ) -> Result<Done, WriteError> {
+        let event = self.resolve(id, event)?;
         let before = self.items.remove(id);
         let version = match (&before, &event) {
             (Some(item), _) => item.version.clone(),

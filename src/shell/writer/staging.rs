@@ -47,6 +47,14 @@ impl Facts for Staging<'_> {
                     Some(choice.clone().into_bytes()),
                 );
             }
+            Event::VoteRecorded { ballot, votes, .. } => {
+                for (member, choice) in votes {
+                    batch.votes.insert(
+                        store::vote_key(id, *ballot, member),
+                        Some(choice.clone().into_bytes()),
+                    );
+                }
+            }
             Event::ElectorateFixed { electorate, .. } => {
                 batch
                     .electorates
@@ -121,16 +129,23 @@ impl Staging<'_> {
             Event::Started { .. } => said(format!("item started on workflow {}", item.workflow)),
             Event::ElectorateFixed { ballot, .. } => {
                 if let Some(b) = item.ballots.get(*ballot) {
+                    let closes = match b.in_session {
+                        true => "taken in session".to_string(),
+                        false => format!(
+                            "closes {}",
+                            b.closes_at
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                    };
                     said(format!(
-                        "ballot {} opened at stage {}: {} voters, closes {}",
+                        "ballot {} opened at stage {}: {} voters, {closes}",
                         ballot + 1,
                         b.stage,
                         b.electorate.len(),
-                        b.closes_at
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                     ));
                 }
             }
+            Event::MeetingClosed => said("meeting closed".into()),
             _ => {}
         }
         for (i, b) in item.ballots.iter().enumerate() {

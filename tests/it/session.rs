@@ -1,0 +1,401 @@
+//! A session of the council run whole through the real daemon, a real SMTP server and a
+//! real Chromium: a member proposes a point from the link in the call, the agenda is
+//! circulated, attendance is taken on the dashboard, a roll-call adopts a regulation under
+//! its number, a show of hands rejects a decision, a point is deferred, and the record is
+//! written in three languages (the Arabic one also as a PDF, read back and rendered). Each
+//! refusal says why and changes nothing.
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use serde_json::{Value, json};
+
+use crate::browser::Browser;
+use crate::harness::{Council, Daemon, Mail, ROSTER, free_port, repo, until, until_blocking};
+use crate::smtp::{SmtpServer, smtp_env};
+
+fn shipped(name: &str) -> (String, String) {
+    let text = std::fs::read_to_string(repo().join("workflows").join(name)).unwrap();
+    (name.to_string(), text)
+}
+
+fn council() -> Council {
+    let files: Vec<(String, String)> = [
+        "council-session.yaml",
+        "regulation-in-session.yaml",
+        "session-decision.yaml",
+        "quick-vote.yaml",
+    ]
+    .into_iter()
+    .map(shipped)
+    .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    Council::new(ROSTER, &refs)
+}
+
+/// Waits for a delivered mail that `pick` accepts.
+async fn mail_where(smtp: &SmtpServer, what: &str, pick: impl Fn(&Mail) -> bool) -> Mail {
+    until(what, Duration::from_secs(60), async || {
+        let mails = smtp.mails();
+        match mails.into_iter().find(|m| pick(m)) {
+            Some(m) => Ok(m),
+            None => Err(format!("{} mails, none fits", smtp.mails().len())),
+        }
+    })
+    .await
+}
+
+/// A CLI command that must succeed; its output.
+fn ok(daemon: &Daemon, args: &[&str]) -> String {
+    let (code, out) = daemon.cli(args);
+    assert_eq!(code, 0, "councild {}: {out}", args.join(" "));
+    out
+}
+
+/// A CLI command that must be refused with `reason`, changing nothing in `item`.
+async fn refused(daemon: &Daemon, args: &[&str], reason: &str, item: &str) {
+    let before = daemon.item(item).await;
+    let (code, out) = daemon.cli(args);
+    assert_ne!(
+        code,
+        0,
+        "councild {} was not refused: {out}",
+        args.join(" ")
+    );
+    assert!(out.contains(reason), "councild {}: {out}", args.join(" "));
+    let after = daemon.item(item).await;
+    assert_eq!(
+        before["events_count"], after["events_count"],
+        "nothing logged"
+    );
+}
+
+fn present(item: &Value) -> Vec<String> {
+    item["meeting"]["present"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languages() {
+    let council = council();
+    let smtp = SmtpServer::start(free_port(), &council.path().join("maildir"));
+    let env = smtp_env(smtp.port);
+    let daemon = Daemon::start(council.path(), &[(env[0].0, env[0].1.as_str())]);
+    let session = daemon.start_item("council-session", json!({})).await;
+
+    // The call for points reaches each head; Betaland's, in Arabic, carries its own link.
+    let call = mail_where(&smtp, "the Arabic call for points", |m| {
+        m.to.contains("bbb.head") && m.body.contains("/propose/")
+    })
+    .await;
+    assert_eq!(call.language.as_deref(), Some("ar"));
+    let link = call
+        .body
+        .split_whitespace()
+        .find(|w| w.contains("/propose/"))
+        .unwrap()
+        .to_string();
+    let (status, _) = daemon.get(&link.replace("/propose/", "/propose/x")).await;
+    assert_eq!(status, 404, "a forged link proposes nothing");
+
+    let browser = Browser::start().await;
+    browser.client.goto(&link).await.unwrap();
+    let page = browser.page().await;
+    assert!(
+        page.contains("dir=\"rtl\"") && page.contains("اقتراح بند لجدول الأعمال"),
+        "{page}"
+    );
+    let form = browser.client.form(Locator::Css("form")).await.unwrap();
+    form.set_by_name("title", "Cooperation with INTERPOL on cybercrime")
+        .await
+        .unwrap();
+    form.set_by_name("explanation", "مذكرة تفاهم مقترحة")
+        .await
+        .unwrap();
+    form.submit().await.unwrap();
+    browser.settle("تم استلام الاقتراح").await;
+
+    // The secretariat puts two items and a point of its own on the agenda.
+    let regulation = daemon
+        .start_item(
+            "regulation-in-session",
+            json!({"title": "Regulation on information exchange"}),
+        )
+        .await;
+    let budget = daemon
+        .start_item("session-decision", json!({"title": "Budget for 2027"}))
+        .await;
+    let email_vote = daemon
+        .start_item("quick-vote", json!({"title": "An email ballot"}))
+        .await;
+    ok(&daemon, &["agenda", &session, "add", &regulation]);
+    ok(&daemon, &["agenda", &session, "add", &budget]);
+    ok(&daemon, &["agenda", &session, "add", &email_vote]);
+    let listed = ok(
+        &daemon,
+        &["agenda", &session, "add", "--title", "Any other business"],
+    );
+    assert!(
+        listed.contains("Cooperation with INTERPOL on cybercrime") && listed.contains("BBB"),
+        "{listed}"
+    );
+    refused(
+        &daemon,
+        &["agenda", &session, "add", &regulation],
+        "already on the agenda",
+        &session,
+    )
+    .await;
+    refused(
+        &daemon,
+        &["agenda", &session, "add", "item-99"],
+        "no item `item-99`",
+        &session,
+    )
+    .await;
+    refused(
+        &daemon,
+        &["attendance", &session, "--present", "AAA"],
+        "not in its meeting",
+        &session,
+    )
+    .await;
+
+    // The agenda is circulated, in each delegate's language, with the member's point on it.
+    ok(&daemon, &["next", &session]);
+    let agenda = mail_where(&smtp, "the agenda in French", |m| {
+        m.to.contains("aaa.deputy") && m.body.contains("Ordre du jour provisoire")
+    })
+    .await;
+    for title in [
+        "Regulation on information exchange",
+        "Cooperation with INTERPOL",
+        "Any other business",
+    ] {
+        assert!(agenda.body.contains(title), "{}", agenda.body);
+    }
+    assert!(agenda.ics.is_some(), "with the calendar invitation");
+    let (status, closed) = daemon.get(&link).await;
+    assert_eq!(status, 409, "the call for points is over: {closed}");
+
+    // The meeting opens; attendance is taken on the dashboard, one click per member.
+    ok(&daemon, &["next", &session]);
+    browser
+        .log_in_as(&daemon.admin, "", crate::harness::TOKEN)
+        .await;
+    browser.settle("Council dashboard").await;
+    let meeting = format!("{}/dashboard/items/{session}/meeting", daemon.admin);
+    browser.client.goto(&meeting).await.unwrap();
+    for member in ["AAA", "BBB"] {
+        browser
+            .click(Locator::Css(&format!("#member-{member} button")))
+            .await;
+        browser
+            .settle(&format!("<tr id=\"member-{member}\" class=\"present\">"))
+            .await;
+    }
+    ok(&daemon, &["attendance", &session, "--present", "CCC"]);
+    assert_eq!(present(&daemon.item(&session).await), ["AAA", "BBB", "CCC"]);
+    ok(&daemon, &["agenda", &session, "adopt"]);
+
+    // A roll-call adopts the regulation under its number.
+    ok(&daemon, &["next", &regulation]);
+    refused(
+        &daemon,
+        &["record", &regulation, "--yes", "AAA,DDD"],
+        "`DDD` is not in this ballot's electorate",
+        &regulation,
+    )
+    .await;
+    refused(
+        &daemon,
+        &["record", &regulation, "--yes", "AAA,ZZZ"],
+        "`ZZZ` is not in this ballot's electorate",
+        &regulation,
+    )
+    .await;
+    refused(
+        &daemon,
+        &["record", &regulation, "--count", "yes=3,no=1"],
+        "4 counted, but only 3 members entitled to vote are present",
+        &regulation,
+    )
+    .await;
+    refused(
+        &daemon,
+        &["record", &regulation, "--yes", "AAA", "--no", "AAA"],
+        "counted twice",
+        &regulation,
+    )
+    .await;
+    refused(
+        &daemon,
+        &["record", &email_vote, "--yes", "AAA"],
+        "not taken in session",
+        &email_vote,
+    )
+    .await;
+    let (code, out) = daemon.cli(&["record", &regulation, "--yes", "AAA,BBB", "--no", "CCC"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("adopted (roll-call, 3 present)"), "{out}");
+    assert!(
+        out.contains("CPCC/REG/2026/001") || out.contains("/REG/"),
+        "{out}"
+    );
+    refused(
+        &daemon,
+        &["record", &regulation, "--yes", "CCC"],
+        "the item has ended",
+        &regulation,
+    )
+    .await;
+
+    // Gammaland leaves; it can no longer be recorded as voting. A show of hands on the
+    // dashboard rejects the budget.
+    ok(&daemon, &["attendance", &session, "--absent", "CCC"]);
+    refused(
+        &daemon,
+        &["record", &budget, "--yes", "CCC"],
+        "member `CCC` is not present",
+        &budget,
+    )
+    .await;
+    browser.client.goto(&meeting).await.unwrap();
+    let page = browser.page().await;
+    assert!(page.contains("Quorum <code>present &gt; 1/2 * eligible</code> with the 2 present: <strong>met</strong>"), "{page}");
+    let hands = browser
+        .client
+        .form(Locator::Css("form[id^=hands-]"))
+        .await
+        .unwrap();
+    hands.set_by_name("count.yes", "0").await.unwrap();
+    hands.set_by_name("count.no", "2").await.unwrap();
+    browser.client.set_window_size(1100, 2200).await.unwrap();
+    let shot = browser.screenshot("session-meeting-dashboard").await;
+    hands.submit().await.unwrap();
+    browser.settle("rejected").await;
+    assert!(shot.is_file());
+    let decided = daemon.item(&budget).await;
+    assert_eq!(decided["outcome"], "rejected", "{decided}");
+    assert_eq!(decided["ballots"][0]["room"]["method"], "show_of_hands");
+
+    // A point deferred, a statement for the record, the meeting closed.
+    let points = daemon.item(&session).await["meeting"]["agenda"].clone();
+    let other = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["title"] == "Any other business")
+        .unwrap()["number"]
+        .to_string();
+    ok(&daemon, &["agenda", &session, "defer", &other]);
+    ok(
+        &daemon,
+        &[
+            "statement",
+            &session,
+            "--member",
+            "CCC",
+            "--point",
+            "1",
+            "Gammaland voted against: the draft leaves out data protection.",
+        ],
+    );
+    ok(&daemon, &["close-meeting", &session]);
+    refused(
+        &daemon,
+        &["attendance", &session, "--present", "CCC"],
+        "the item has ended",
+        &session,
+    )
+    .await;
+    assert_eq!(daemon.item(&session).await["outcome"], "held");
+
+    // The record, in each language.
+    for (lang, heading) in [
+        ("en", "Draft summary record"),
+        ("fr", "Projet de compte rendu analytique"),
+        ("ar", "مشروع المحضر الموجز"),
+    ] {
+        let html = ok(&daemon, &["minutes", &session, "--lang", lang]);
+        assert!(html.contains(heading), "{lang}: {html}");
+        assert!(html.contains("CPCC/REG/2026/001"), "{lang}: the number");
+        assert!(
+            html.contains("Gammaland voted against"),
+            "{lang}: the statement"
+        );
+        assert!(
+            html.contains("Cooperation with INTERPOL"),
+            "{lang}: the member's point"
+        );
+    }
+    let en = ok(&daemon, &["minutes", &session, "--lang", "en"]);
+    assert!(
+        en.contains("Vote by roll-call") && en.contains("Vote by show of hands"),
+        "{en}"
+    );
+    assert!(en.contains("Deferred to a later session"), "{en}");
+    let fr = ok(&daemon, &["minutes", &session, "--lang", "fr"]);
+    assert!(
+        fr.contains("adopté") && fr.contains("rejeté") && fr.contains("Oui"),
+        "{fr}"
+    );
+
+    // The Arabic PDF: shaped and in order as pdftotext reads it, and rendered to look at.
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pdf = dir.join("session-record-ar.pdf");
+    let out = daemon
+        .cli_command(&["minutes", &session, "--lang", "ar", "--format", "pdf"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.starts_with(b"%PDF"), "a PDF");
+    std::fs::write(&pdf, &out.stdout).unwrap();
+    let text = std::process::Command::new("pdftotext")
+        .args([pdf.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for expected in ["المحضر الموجز", "CPCC/REG/2026/001", "Alphaland"] {
+        assert!(
+            text.contains(expected),
+            "`{expected}` in the PDF's text:\n{text}"
+        );
+    }
+    let png = dir.join("session-record-ar");
+    let rendered = std::process::Command::new("pdftoppm")
+        .args([
+            "-png",
+            "-r",
+            "80",
+            "-f",
+            "1",
+            "-l",
+            "1",
+            pdf.to_str().unwrap(),
+            png.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(rendered.success());
+    until_blocking("the rendered page", Duration::from_secs(5), || {
+        std::fs::read_dir(&dir).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("session-record-ar-")
+        })
+    });
+    browser.close().await;
+}
