@@ -726,3 +726,56 @@ fn a_vote_in_the_room_is_checked_against_those_present_and_decided_by_the_ballot
     );
     assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }
+
+#[test]
+fn an_electronic_vote_in_the_room_takes_the_votes_of_those_present_until_the_chair_closes_it() {
+    let mut sim = Sim::new(workflow("session-decision"));
+    sim.start(&[("title", "Date of the next session")]);
+    let voters = voters(&sim);
+    let present: Vec<String> = voters.iter().take(30).cloned().collect();
+    assert_eq!(
+        sim.apply(Event::RoomVoteClosed { ballot: 0 }),
+        Err(Rejection::NoElectronicVote)
+    );
+    sim.apply(Event::RoomVoteOpened {
+        ballot: 0,
+        session: "item-9".into(),
+        present: present.clone(),
+    })
+    .unwrap();
+    assert!(
+        sim.sim
+            .world
+            .mails
+            .contains(&("ballot".into(), Recipients::InRoom(0))),
+        "the links go to those present"
+    );
+    assert_eq!(
+        sim.vote(&voters[40], "yes"),
+        Err(Rejection::NotPresent(voters[40].clone()))
+    );
+    for (i, m) in present.iter().enumerate() {
+        sim.vote(m, if i < 20 { "yes" } else { "no" }).unwrap();
+    }
+    sim.vote(&present[0], "no").unwrap(); // changed, until the close
+    assert_eq!(
+        sim.apply(Event::VoteRecorded {
+            ballot: 0,
+            session: "item-9".into(),
+            present: present.clone(),
+            method: councild::engine::RoomMethod::ShowOfHands,
+            votes: BTreeMap::new(),
+            hands: BTreeMap::from([("yes".into(), 1)]),
+        }),
+        Err(Rejection::ElectronicVoteOpen)
+    );
+    assert_eq!(sim.item().status, Status::Open, "no deadline closes it");
+    sim.apply(Event::RoomVoteClosed { ballot: 0 }).unwrap();
+    let item = sim.item();
+    let result = item.ballots[0].result.as_ref().unwrap();
+    assert_eq!(result.counts["yes"], 19);
+    assert_eq!(result.counts["no"], 11);
+    assert_eq!(result.reason, "recorded in session: electronic vote");
+    assert_eq!(item.outcome.as_deref(), Some("adopted"));
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}

@@ -152,6 +152,10 @@ pub enum Command {
         /// A show of hands: yes=30,no=5,abstain=3.
         #[arg(long)]
         count: Option<String>,
+        /// An electronic vote in the room: `open` sends the ballot links to the delegates
+        /// present; `close` ends it and prints the verdict.
+        #[arg(long, value_parser = ["open", "close"])]
+        electronic: Option<String>,
     },
     /// Enter a member's explanation of vote or reservation in the session's record.
     Statement {
@@ -498,6 +502,7 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             abstain,
             votes,
             count,
+            electronic,
         } => {
             let v = session::InRoom {
                 yes,
@@ -505,6 +510,7 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
                 abstain,
                 votes,
                 count,
+                electronic,
             };
             session::record(out, &config, json, item, v).await?
         }

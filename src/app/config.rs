@@ -229,7 +229,11 @@ fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
 }
 
 /// Variables read elsewhere than from [`KEYS`].
-const OTHER_VARIABLES: &[&str] = &["COUNCILD_CLOCK_OFFSET", "COUNCILD_TOKEN"];
+const OTHER_VARIABLES: &[&str] = &[
+    "COUNCILD_CLOCK_OFFSET",
+    "COUNCILD_TOKEN",
+    "COUNCILD_CHROMIUM",
+];
 
 /// The variable that overrides `[section] key`.
 fn variable(section: &str, key: &str) -> String {

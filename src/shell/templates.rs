@@ -386,6 +386,16 @@ impl Templates {
                 ", without the optional inputs".into(),
                 with_inputs(&data, workflow, false),
             ));
+            if data.get("proposal").is_some() {
+                let mut without = data.clone();
+                if let Some(d) = without.as_object_mut() {
+                    d.remove("proposal");
+                }
+                cases.push((
+                    ", to a reader without a link to propose (the secretariat)".into(),
+                    with_inputs(&without, workflow, true),
+                ));
+            }
             if data["ballot"]["reply_to"].is_string() {
                 if let Some(b) = data["ballot"].as_object_mut() {
                     b.remove("reply_to");
@@ -835,7 +845,7 @@ pub fn sample_data() -> Value {
         "proposal": { "link": "http://127.0.0.1:8080/propose/TOKEN" },
         "ballot": {
             "question": "Adopt the regulation?", "choices": ["yes", "no", "abstain"],
-            "closes_at": "2026-12-02T09:00:00+03:00", "eligible": 55,
+            "closes_at": "2026-12-02T09:00:00+03:00", "in_session": false, "eligible": 55,
             "link": "http://127.0.0.1:8080/ballot/TOKEN", "reply_to": "ballot+TOKEN@example.org",
             "result": { "verdict": "adopted", "counts": { "yes": 40, "no": 10, "abstain": 3 }, "explanation": "yes >= 2/3 * (yes + no)" },
         },

@@ -286,6 +286,58 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     assert_eq!(decided["outcome"], "rejected", "{decided}");
     assert_eq!(decided["ballots"][0]["room"]["method"], "show_of_hands");
 
+    // An electronic vote in the room: the links go to the delegates present, who vote
+    // from them (Betaland from its Arabic page), and the chair closes it.
+    let date = daemon
+        .start_item(
+            "session-decision",
+            json!({"title": "Date of the next session"}),
+        )
+        .await;
+    ok(&daemon, &["agenda", &session, "add", &date]);
+    let opened = ok(&daemon, &["record", &date, "--electronic", "open"]);
+    assert!(opened.contains("2 members present"), "{opened}");
+    let link_of = async |to: &str| {
+        mail_where(&smtp, &format!("the ballot link to {to}"), |m| {
+            m.to.contains(to)
+                && m.link().is_some_and(|l| l.contains("/ballot/"))
+                && m.body.contains("Date of the next session")
+        })
+        .await
+    };
+    let aaa = link_of("aaa.head").await;
+    assert!(
+        aaa.subject.contains("vote in the meeting"),
+        "{}",
+        aaa.subject
+    );
+    let bbb = link_of("bbb.head").await;
+    let (status, _) = daemon.vote(&aaa.link().unwrap(), "yes").await;
+    assert_eq!(status, 200);
+    browser.client.goto(&bbb.link().unwrap()).await.unwrap();
+    let page = browser.page().await;
+    assert!(page.contains("يجري التصويت في الجلسة"), "{page}");
+    browser
+        .click(Locator::Css("input[name=choice][value=yes]"))
+        .await;
+    browser
+        .click(Locator::Css("form button[type=submit]"))
+        .await;
+    browser.settle("receipt").await;
+    assert!(
+        !smtp
+            .mails()
+            .iter()
+            .any(|m| m.to.contains("ccc.") && m.body.contains("Date of the next session")),
+        "Gammaland has left: no link"
+    );
+    let closed = ok(&daemon, &["record", &date, "--electronic", "close"]);
+    assert!(
+        closed.contains("adopted (electronic vote, 2 present): abstain 0, no 0, yes 2"),
+        "{closed}"
+    );
+    assert!(closed.contains("CPCC/EC/2026/D001"), "{closed}");
+
     // A point deferred, a statement for the record, the meeting closed.
     let points = daemon.item(&session).await["meeting"]["agenda"].clone();
     let other = points

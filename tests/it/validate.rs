@@ -282,3 +282,54 @@ stages:
         assert!(out.contains(e), "missing `{e}` in:\n{out}");
     }
 }
+
+const BAD_SESSION: &str = r#"workflow: bad-session
+start: call
+stages:
+  call:
+    proposals: true
+    after: 1d
+    next: vote
+  vote:
+    ballot:
+      in_session: true
+      question: "Adopt?"
+      closes_after: 7d
+      pass: "yes > no"
+    outcomes: { adopted: done, rejected: done, no_quorum: done }
+  done:
+    end: done
+"#;
+
+const BAD_MEETING: &str = r#"workflow: bad-meeting
+start: meeting
+stages:
+  meeting:
+    meeting: yes please
+    after: 1d
+    next: done
+  done:
+    end: done
+"#;
+
+#[test]
+fn sessions_and_votes_in_session_get_clear_errors_with_line_and_column() {
+    let council = Council::new(
+        ROSTER,
+        &[("session.yaml", BAD_SESSION), ("meeting.yaml", BAD_MEETING)],
+    );
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for e in [
+        "workflows/session.yaml:4:3: stage `call` takes proposals of agenda points, but the workflow has no `meeting` stage",
+        "workflows/session.yaml:12:7: a ballot taken in session closes when its vote is recorded in the room: it has no `closes_after`",
+        "workflows/meeting.yaml:5:14: `meeting` must be true or false",
+    ] {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+    let fixed = BAD_MEETING.replace("yes please", "true");
+    let (code, out) = Council::new(ROSTER, &[("meeting.yaml", &fixed)]).run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    let e = "workflows/meeting.yaml:6:5: stage `meeting` is a meeting: it ends when the chair closes it and goes to `next`, so it cannot have `after`";
+    assert!(out.contains(e), "missing `{e}` in:\n{out}");
+}

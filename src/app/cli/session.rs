@@ -52,6 +52,8 @@ pub struct InRoom {
     pub votes: Vec<String>,
     /// yes=30,no=5: a show of hands.
     pub count: Option<String>,
+    /// `open` or `close` an electronic vote in the room.
+    pub electronic: Option<String>,
 }
 
 fn item_path(id: &str, tail: &str) -> String {
@@ -258,13 +260,15 @@ pub async fn record(
                 .filter(|m| !m.is_empty()),
         );
     }
-    let body = match (v.count, lists.is_empty()) {
-        (Some(_), false) => anyhow::bail!(
-            "a vote is a roll-call (--yes, --no, …) or a show of hands (--count), not both"
+    let body = match (v.count, lists.is_empty(), v.electronic) {
+        (None, true, Some(step)) => json!({ "electronic": step }),
+        (Some(c), true, None) => json!({ "counts": parse_counts(&c)? }),
+        (None, _, None) => json!({ "votes": lists }),
+        _ => anyhow::bail!(
+            "a vote is a roll-call (--yes, --no, …), a show of hands (--count) or an electronic vote (--electronic): one of them"
         ),
-        (Some(c), true) => json!({ "counts": parse_counts(&c)? }),
-        (None, _) => json!({ "votes": lists }),
     };
+    let opening = body["electronic"] == "open";
     let answer = request(
         config,
         Method::POST,
@@ -276,6 +280,14 @@ pub async fn record(
         return Ok(answer);
     }
     let r = &answer["result"];
+    if opening {
+        put!(
+            out,
+            "electronic vote open: the ballot links go to the delegates of the {} members present; `--electronic close` ends it",
+            cell(&r["present"])
+        );
+        return Ok(Value::Null);
+    }
     let counts: Vec<String> = r["counts"]
         .as_object()
         .into_iter()
@@ -329,7 +341,8 @@ pub async fn minutes(
         return Ok(html.into_bytes());
     }
     let dir = std::env::temp_dir().join(format!("councild-minutes-{:016x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir)?;
+    // Readable by its owner only: the record is the council's until circulated.
+    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700).create(&dir)?;
     let (page, out) = (dir.join("record.html"), dir.join("record.pdf"));
     std::fs::write(&page, html)?;
     let printed = print_pdf(&page, &out);

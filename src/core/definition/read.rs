@@ -116,6 +116,15 @@ pub(super) fn read_workflow(
         }
     }
     check_instant_loops(&stages, &stage_fields, d);
+    // Points proposed are points of a session's agenda.
+    if !stages.values().any(|s| s.meeting) {
+        for (name, _) in stages.iter().filter(|(_, s)| s.proposals) {
+            d.error(
+                stage_fields.key_pos(name),
+                format!("stage `{name}` takes proposals of agenda points, but the workflow has no `meeting` stage: only a session has an agenda"),
+            );
+        }
+    }
     Some(Workflow {
         name: name?,
         title: title?,
@@ -617,7 +626,7 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
                 None => template_exists(&remind_template, r.at, known, d),
             }
         }
-        if let Some(close) = closes_after
+        if let Some(close) = closes_after.filter(|_| !in_session)
             && remind.iter().any(|r| *r >= close)
         {
             d.error(

@@ -123,22 +123,33 @@ pub fn apply(
             member,
         } => point_added(ctx, item, at, title, explanation, url, decided, member),
         Event::PointMoved { point, place } => {
+            // Places are counted among the points listed, as the agenda shows them.
             let agenda = &mut agenda(item)?.agenda;
             let from = agenda
                 .iter()
                 .position(|p| p.number == *point)
                 .ok_or(Rejection::NoSuchPoint(*point))?;
-            if !(1..=agenda.len()).contains(place) {
+            let listed: Vec<usize> = (0..agenda.len())
+                .filter(|i| agenda[*i].status == PointStatus::Listed)
+                .collect();
+            let Some(at) = listed.iter().position(|i| *i == from) else {
+                return Err(Rejection::BadInput(
+                    "point".into(),
+                    "only a point on the agenda has a place: put it back first".into(),
+                ));
+            };
+            if !(1..=listed.len()).contains(place) {
                 return Err(Rejection::BadInput(
                     "place".into(),
-                    format!("must be from 1 to {}", agenda.len()),
+                    format!("must be from 1 to {}", listed.len()),
                 ));
             }
-            if from + 1 == *place {
+            if at + 1 == *place {
                 return Err(Rejection::NothingChanged);
             }
+            let to = listed[place - 1];
             let moved = agenda.remove(from);
-            agenda.insert(place - 1, moved);
+            agenda.insert(to, moved);
             Ok(())
         }
         Event::PointMarked { point, status } => {
@@ -243,8 +254,76 @@ pub fn apply(
         } => vote_recorded(
             ctx, item, at, *ballot, session, present, *method, votes, hands, &mut fx,
         ),
+        Event::RoomVoteOpened {
+            ballot,
+            session,
+            present,
+        } => {
+            let b = open_in_session(item, *ballot)?;
+            let present: Vec<String> = present
+                .iter()
+                .filter(|m| b.electorate.place(m).is_some())
+                .cloned()
+                .collect();
+            let template = ballot_spec(ctx, item).map(|s| s.template.clone());
+            let b = &mut item.ballots[*ballot];
+            b.room = Some(Room {
+                session: session.clone(),
+                present,
+                method: RoomMethod::Electronic,
+                hands: BTreeMap::new(),
+            });
+            if let Some(template) = template {
+                fx.push(Effect::Mail {
+                    template,
+                    to: Recipients::InRoom(*ballot),
+                    ballot: Some(*ballot),
+                });
+            }
+            Ok(())
+        }
+        Event::RoomVoteClosed { ballot } => {
+            let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
+            if b.result.is_some() {
+                return Err(Rejection::BallotClosed);
+            }
+            if b.room
+                .as_ref()
+                .is_none_or(|r| r.method != RoomMethod::Electronic)
+            {
+                return Err(Rejection::NoElectronicVote);
+            }
+            close(
+                ctx,
+                item,
+                *ballot,
+                at,
+                "recorded in session: electronic vote",
+                &mut fx,
+            );
+            Ok(())
+        }
     }?;
     Ok(fx)
+}
+
+/// An open ballot taken in session on which no electronic vote is open: one whose vote
+/// can be recorded, or an electronic vote opened.
+fn open_in_session(item: &Item, ballot: usize) -> Result<&Ballot, Rejection> {
+    let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
+    if b.result.is_some() {
+        return Err(Rejection::BallotClosed);
+    }
+    if item.awaiting == Some(Awaiting::Electorate(ballot)) {
+        return Err(Rejection::BallotNotOpen);
+    }
+    if !b.in_session {
+        return Err(Rejection::NotInSession);
+    }
+    if b.room.is_some() {
+        return Err(Rejection::ElectronicVoteOpen);
+    }
+    Ok(b)
 }
 
 /// Whether a workflow is a session of the council: it has a meeting.
@@ -354,16 +433,7 @@ fn vote_recorded(
     hands: &BTreeMap<String, u64>,
     fx: &mut Vec<Effect>,
 ) -> Result<(), Rejection> {
-    let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
-    if b.result.is_some() {
-        return Err(Rejection::BallotClosed);
-    }
-    if item.awaiting == Some(Awaiting::Electorate(ballot)) {
-        return Err(Rejection::BallotNotOpen);
-    }
-    if !b.in_session {
-        return Err(Rejection::NotInSession);
-    }
+    let b = open_in_session(item, ballot)?;
     // Those present who may vote in this ballot.
     let present: Vec<String> = present
         .iter()
@@ -402,6 +472,12 @@ fn vote_recorded(
                 return Err(Rejection::NoSuchChoice(c.clone()));
             }
             hands.values().fold(0u64, |a, n| a.saturating_add(*n))
+        }
+        RoomMethod::Electronic => {
+            return Err(Rejection::BadInput(
+                "method".into(),
+                "an electronic vote is opened, then closed by the chair".into(),
+            ));
         }
     };
     if counted > present.len() as u64 {
@@ -503,7 +579,14 @@ fn vote_cast(
         return Err(Rejection::BallotNotOpen);
     }
     if b.in_session {
-        return Err(Rejection::InSession);
+        match &b.room {
+            Some(r) if r.method == RoomMethod::Electronic => {
+                if b.electorate.place(member).is_some() && !r.present.iter().any(|m| m == member) {
+                    return Err(Rejection::NotPresent(member.to_string()));
+                }
+            }
+            _ => return Err(Rejection::InSession),
+        }
     }
     if b.electorate.place(member).is_none() {
         return Err(Rejection::NotInElectorate(member.to_string()));

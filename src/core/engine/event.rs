@@ -114,6 +114,18 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         hands: BTreeMap<String, u64>,
     },
+    /// An electronic vote in the room opens on an in-session ballot: its links go to the
+    /// delegates of the members present (filled in by the writer, as for `VoteRecorded`),
+    /// who vote as in an email ballot until the chair closes it.
+    RoomVoteOpened {
+        ballot: usize,
+        session: String,
+        present: Vec<String>,
+    },
+    /// The chair closes the electronic vote in the room: the ballot is decided.
+    RoomVoteClosed {
+        ballot: usize,
+    },
 }
 
 impl Event {
@@ -136,6 +148,8 @@ impl Event {
             Event::MeetingClosed => "meeting_closed",
             Event::MovedOn => "moved_on",
             Event::VoteRecorded { .. } => "vote_recorded",
+            Event::RoomVoteOpened { .. } => "room_vote_opened",
+            Event::RoomVoteClosed { .. } => "room_vote_closed",
         }
     }
 }
@@ -185,6 +199,8 @@ pub enum Recipients {
     Electorate(usize),
     /// Those of the electorate who have not voted yet.
     NotVoted(usize),
+    /// The voting delegates of the members present in the room for an electronic vote.
+    InRoom(usize),
 }
 
 /// Why an event was refused. Nothing changed.
@@ -259,6 +275,10 @@ pub enum Rejection {
     AbovePresent { counted: u64, present: u64 },
     #[error("stage `{0}` does not wait for a time: nothing to move on from")]
     NotWaiting(String),
+    #[error("an electronic vote is open on this ballot: the chair closes it")]
+    ElectronicVoteOpen,
+    #[error("no electronic vote is open on this ballot")]
+    NoElectronicVote,
     #[error("nothing to change")]
     NothingChanged,
 }

@@ -244,6 +244,8 @@ pub enum RoomMethod {
     RollCall,
     /// Counts only.
     ShowOfHands,
+    /// The delegates present vote from their ballot links; the chair closes the vote.
+    Electronic,
 }
 
 impl RoomMethod {
@@ -251,6 +253,7 @@ impl RoomMethod {
         match self {
             RoomMethod::RollCall => "roll-call",
             RoomMethod::ShowOfHands => "show of hands",
+            RoomMethod::Electronic => "electronic vote",
         }
     }
 }

@@ -44,6 +44,16 @@ pub fn recipients<'a>(roster: &'a Roster, item: &'a Item, to: &Recipients) -> Ve
             .map(Addressee::Voter)
             .into_iter()
             .collect(),
+        Recipients::InRoom(b) => ballot(b)
+            .map(|b| {
+                let present = b.room.as_ref().map(|r| &r.present[..]).unwrap_or_default();
+                b.electorate
+                    .iter()
+                    .filter(|v| present.contains(&v.member))
+                    .map(Addressee::Voter)
+                    .collect()
+            })
+            .unwrap_or_default(),
         Recipients::NotVoted(b) => ballot(b)
             .map(|b| {
                 b.electorate

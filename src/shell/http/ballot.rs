@@ -53,6 +53,8 @@ struct Words {
     your_vote_for: &'static str,
     cast: &'static str,
     closes: &'static str,
+    /// A vote in the meeting has no deadline: the chair closes it.
+    chair_closes: &'static str,
     choose: &'static str,
     recorded_title: &'static str,
     recorded: &'static str,
@@ -95,6 +97,7 @@ const EN: Words = Words {
     your_vote_for: "Your vote for",
     cast: "Cast vote",
     closes: "The ballot closes on",
+    chair_closes: "The vote is taken in the meeting: you may change your vote until the chair closes it.",
     choose: "Please choose one of the options.",
     recorded_title: "Vote recorded",
     recorded: "Your vote is recorded:",
@@ -126,6 +129,7 @@ const FR: Words = Words {
     your_vote_for: "Votre vote pour",
     cast: "Voter",
     closes: "Le scrutin sera clos le",
+    chair_closes: "Le vote a lieu en séance : vous pouvez modifier votre vote jusqu'à ce que le président le clôture.",
     choose: "Veuillez choisir l'une des options.",
     recorded_title: "Vote enregistré",
     recorded: "Votre vote est enregistré :",
@@ -157,6 +161,7 @@ const AR: Words = Words {
     your_vote_for: "صوتكم باسم",
     cast: "تصويت",
     closes: "يُغلق الاقتراع في",
+    chair_closes: "يجري التصويت في الجلسة: يمكنكم تعديل تصويتكم إلى أن يُعلن الرئيس إغلاقه.",
     choose: "يرجى اختيار أحد الخيارات.",
     recorded_title: "تم تسجيل الصوت",
     recorded: "تم تسجيل صوتكم:",
@@ -493,7 +498,14 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
             escape(&label(app, f, c))
         ));
     }
-    body.push_str(&format!("</fieldset><button type=\"submit\">{}</button></form><p>{} <bdi><time>{}</time></bdi>.</p>", w.cast, w.closes, closes));
+    let closing = match b.in_session {
+        true => w.chair_closes.to_string(),
+        false => format!("{} <bdi><time>{}</time></bdi>.", w.closes, closes),
+    };
+    body.push_str(&format!(
+        "</fieldset><button type=\"submit\">{}</button></form><p>{closing}</p>",
+        w.cast
+    ));
     page(
         error.map_or(StatusCode::OK, |(s, _)| s),
         &f.language,

@@ -33,6 +33,7 @@ struct Words {
     question: &'static str,
     roll_call: &'static str,
     show_of_hands: &'static str,
+    electronic: &'static str,
     members_present: &'static str,
     tally: &'static str,
     rule: &'static str,
@@ -66,6 +67,7 @@ const EN: Words = Words {
     question: "Question",
     roll_call: "Vote by roll-call",
     show_of_hands: "Vote by show of hands",
+    electronic: "Electronic vote in the room",
     members_present: "members entitled to vote present",
     tally: "Tally",
     rule: "Rule applied",
@@ -98,6 +100,7 @@ const FR: Words = Words {
     question: "Question",
     roll_call: "Vote par appel nominal",
     show_of_hands: "Vote à main levée",
+    electronic: "Vote électronique en séance",
     members_present: "membres ayant le droit de vote présents",
     tally: "Résultat",
     rule: "Règle appliquée",
@@ -130,6 +133,7 @@ const AR: Words = Words {
     question: "السؤال",
     roll_call: "تصويت بنداء الأسماء",
     show_of_hands: "تصويت برفع الأيدي",
+    electronic: "تصويت إلكتروني في القاعة",
     members_present: "من الأعضاء الذين يحق لهم التصويت حاضرون",
     tally: "النتيجة",
     rule: "القاعدة المطبقة",
@@ -296,35 +300,37 @@ pub fn render(app: &App, item: &Item, language: &str) -> String {
             body.push_str(&format!("<p>{}</p>", bdi(&p.explanation)));
         }
         let decided = p.item.as_deref().and_then(|id| app.items.get(id));
-        let ballot = decided.as_ref().and_then(|d| {
-            d.ballots
-                .iter()
-                .rev()
-                .find(|b| b.room.as_ref().is_some_and(|r| r.session == item.id))
-                .map(|b| (d.clone(), b.clone()))
-        });
-        match (&decided, ballot) {
-            (None, _) => body.push_str(&format!("<p>{}</p>", w.no_decision)),
-            (Some(_), None) => body.push_str(&format!("<p>{}</p>", w.pending)),
-            (Some(_), Some((d, b))) => {
-                let workflow = defs.version(&d.version);
-                let spec = workflow.and_then(|wf| wf.ballot(&b.stage));
-                let label = |c: &str| {
-                    spec.and_then(|s| s.labels.get(c))
-                        .map_or(c.to_string(), |t| t.get(language).to_string())
-                };
-                let question = super::ballot::question(app, &d, &b, language);
-                let Some(room) = &b.room else { continue };
-                let method = match room.method {
-                    RoomMethod::RollCall => w.roll_call,
-                    RoomMethod::ShowOfHands => w.show_of_hands,
-                };
-                let tally: Vec<String> = counts(&b)
-                    .choices
-                    .iter()
-                    .map(|(c, n)| format!("{} {}", bdi(&label(c)), n))
-                    .collect();
-                body.push_str(&format!(
+        // Every vote taken on it in this session (a vote without quorum, then the next).
+        let votes: Vec<crate::engine::Ballot> = decided
+            .iter()
+            .flat_map(|d| &d.ballots)
+            .filter(|b| b.room.as_ref().is_some_and(|r| r.session == item.id))
+            .cloned()
+            .collect();
+        match &decided {
+            None => body.push_str(&format!("<p>{}</p>", w.no_decision)),
+            Some(_) if votes.is_empty() => body.push_str(&format!("<p>{}</p>", w.pending)),
+            Some(d) => {
+                for b in &votes {
+                    let workflow = defs.version(&d.version);
+                    let spec = workflow.and_then(|wf| wf.ballot(&b.stage));
+                    let label = |c: &str| {
+                        spec.and_then(|s| s.labels.get(c))
+                            .map_or(c.to_string(), |t| t.get(language).to_string())
+                    };
+                    let question = super::ballot::question(app, d, b, language);
+                    let Some(room) = &b.room else { continue };
+                    let method = match room.method {
+                        RoomMethod::RollCall => w.roll_call,
+                        RoomMethod::ShowOfHands => w.show_of_hands,
+                        RoomMethod::Electronic => w.electronic,
+                    };
+                    let tally: Vec<String> = counts(b)
+                        .choices
+                        .iter()
+                        .map(|(c, n)| format!("{} {}", bdi(&label(c)), n))
+                        .collect();
+                    body.push_str(&format!(
                     "<p><strong>{}:</strong> {}</p><p>{}: {} {}</p><p><strong>{}:</strong> {}</p>",
                     w.question,
                     bdi(&question),
@@ -334,47 +340,50 @@ pub fn render(app: &App, item: &Item, language: &str) -> String {
                     w.tally,
                     tally.join(" · ")
                 ));
-                if room.method == RoomMethod::RollCall {
-                    body.push_str("<ul class=\"roll-call\">");
-                    for c in &b.choices {
-                        let who: Vec<String> = b
-                            .votes()
-                            .filter(|(_, choice)| *choice == c)
-                            .map(|(v, _)| bdi(&v.member_name))
-                            .collect();
-                        if !who.is_empty() {
-                            body.push_str(&format!(
-                                "<li>{} ({}): {}</li>",
-                                bdi(&label(c)),
-                                who.len(),
-                                who.join(w.comma)
-                            ));
+                    // A recorded vote names how each member voted (a roll-call always does).
+                    if room.method == RoomMethod::RollCall || b.recorded {
+                        body.push_str("<ul class=\"roll-call\">");
+                        for c in &b.choices {
+                            let who: Vec<String> = b
+                                .votes()
+                                .filter(|(_, choice)| *choice == c)
+                                .map(|(v, _)| bdi(&v.member_name))
+                                .collect();
+                            if !who.is_empty() {
+                                body.push_str(&format!(
+                                    "<li>{} ({}): {}</li>",
+                                    bdi(&label(c)),
+                                    who.len(),
+                                    who.join(w.comma)
+                                ));
+                            }
                         }
+                        body.push_str("</ul>");
                     }
-                    body.push_str("</ul>");
-                }
-                if let Some(r) = &b.result {
-                    let verdict = Verdict::ALL
-                        .iter()
-                        .position(|v| *v == r.verdict)
-                        .map_or("", |i| w.verdicts[i]);
-                    // The rule's arithmetic, without the verdict's English name before it.
-                    let why = r
-                        .explanation
-                        .strip_prefix(r.verdict.as_str())
-                        .and_then(|rest| rest.strip_prefix(" — "))
-                        .unwrap_or(&r.explanation);
-                    body.push_str(&format!(
+                    if let Some(r) = &b.result {
+                        let verdict = Verdict::ALL
+                            .iter()
+                            .position(|v| *v == r.verdict)
+                            .map_or("", |i| w.verdicts[i]);
+                        // The rule's arithmetic, without the verdict's English name before it.
+                        let why = r
+                            .explanation
+                            .strip_prefix(r.verdict.as_str())
+                            .and_then(|rest| rest.strip_prefix(" — "))
+                            .unwrap_or(&r.explanation);
+                        body.push_str(&format!(
                         "<p><strong>{}:</strong> <span class=\"verdict\">{}</span>{}</p><p class=\"rule\"><small>{}:</small></p><p class=\"rule\" dir=\"ltr\"><code>{}</code></p>",
                         w.decision,
                         verdict,
                         d.register_number
                             .as_ref()
+                            .filter(|_| r.verdict == Verdict::Adopted)
                             .map(|n| format!(" — {} <strong class=\"number\">{}</strong>", w.number, bdi(n)))
                             .unwrap_or_default(),
                         w.rule,
                         escape(why),
                     ));
+                    }
                 }
             }
         }
@@ -396,7 +405,10 @@ pub fn render(app: &App, item: &Item, language: &str) -> String {
     let general: Vec<String> = m
         .statements
         .iter()
-        .filter(|s| s.point.is_none())
+        .filter(|s| {
+            s.point
+                .is_none_or(|n| !listed.iter().any(|p| p.number == n))
+        })
         .map(|s| format!("<li>{}: {}</li>", bdi(&name(&s.member)), bdi(&s.text)))
         .collect();
     if !general.is_empty() {

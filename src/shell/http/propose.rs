@@ -31,6 +31,11 @@ struct Words {
     not_valid_title: &'static str,
     not_valid: &'static str,
     refused: &'static str,
+    busy: &'static str,
+    elsewhere: &'static str,
+    no_title: &'static str,
+    too_long: &'static str,
+    bad_url: &'static str,
 }
 
 const EN: Words = Words {
@@ -48,6 +53,11 @@ const EN: Words = Words {
     not_valid_title: "This link is not valid",
     not_valid: "This link is not a link to propose agenda points. Please use the link in the Secretariat's call for points.",
     refused: "The proposal was not accepted:",
+    busy: "too many proposals from this link in a short time; please try again in a minute.",
+    elsewhere: "This form can only be sent from its own page. Please open the link in the call again.",
+    no_title: "the point needs a title.",
+    too_long: "a title has at most 300 characters, an explanation 4,000.",
+    bad_url: "the document's link must start with https:// or http://.",
 };
 
 const FR: Words = Words {
@@ -65,6 +75,11 @@ const FR: Words = Words {
     not_valid_title: "Ce lien n'est pas valide",
     not_valid: "Ce lien ne permet pas de proposer des points. Veuillez utiliser le lien de l'appel du Secrétariat.",
     refused: "La proposition n'a pas été acceptée :",
+    busy: "trop de propositions depuis ce lien en peu de temps ; veuillez réessayer dans une minute.",
+    elsewhere: "Ce formulaire ne peut être envoyé que depuis sa propre page. Veuillez rouvrir le lien de l'appel.",
+    no_title: "le point doit avoir un titre.",
+    too_long: "un titre compte au plus 300 caractères, une explication 4 000.",
+    bad_url: "le lien du document doit commencer par https:// ou http://.",
 };
 
 const AR: Words = Words {
@@ -82,6 +97,11 @@ const AR: Words = Words {
     not_valid_title: "هذا الرابط غير صالح",
     not_valid: "هذا الرابط ليس رابطًا لاقتراح بنود. يُرجى استخدام الرابط الوارد في دعوة الأمانة.",
     refused: "لم يُقبل الاقتراح:",
+    busy: "وردت مقترحات كثيرة من هذا الرابط في وقت قصير؛ يُرجى المحاولة مجددًا بعد دقيقة.",
+    elsewhere: "لا يمكن إرسال هذا النموذج إلا من صفحته. يُرجى فتح الرابط الوارد في الدعوة مجددًا.",
+    no_title: "يجب أن يكون للبند عنوان.",
+    too_long: "لا يتجاوز العنوان 300 حرف، ولا يتجاوز الشرح 4000 حرف.",
+    bad_url: "يجب أن يبدأ رابط الوثيقة بـ https:// أو http://.",
 };
 
 fn words(language: &str) -> &'static Words {
@@ -238,8 +258,8 @@ pub async fn propose_post(
         return page(
             StatusCode::FORBIDDEN,
             &language,
-            w.not_valid_title,
-            &format!("<p>{}</p>", w.not_valid),
+            w.title,
+            &format!("<p class=\"error\" role=\"alert\">{}</p>", w.elsewhere),
         );
     }
     let forwarded: Vec<&str> = headers
@@ -261,7 +281,7 @@ pub async fn propose_post(
             &r,
             &language,
             &token,
-            Some((StatusCode::TOO_MANY_REQUESTS, "429".into())),
+            Some((StatusCode::TOO_MANY_REQUESTS, w.busy.into())),
         );
         busy.headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
@@ -312,8 +332,16 @@ pub async fn propose_post(
             &format!("<p>{}</p>", w.closed),
         ),
         Err(e) => {
+            use crate::engine::Rejection::{BadInput, NoTitle};
+            let why = match &e {
+                WriteError::Rejected(NoTitle) => Some(w.no_title),
+                WriteError::Rejected(BadInput(field, _)) if field == "url" => Some(w.bad_url),
+                WriteError::Rejected(BadInput(..)) => Some(w.too_long),
+                _ => None,
+            };
             let e = ApiError::from(e);
-            form_page(&app, &item, &r, &language, &token, Some((e.0, e.1)))
+            let message = why.map_or(e.1, String::from);
+            form_page(&app, &item, &r, &language, &token, Some((e.0, message)))
         }
     }
 }

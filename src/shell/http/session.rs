@@ -207,12 +207,21 @@ async fn move_on(
 }
 
 /// A vote taken in the room: `votes` (choice → members) for a roll-call, `counts`
-/// (choice → number) for a show of hands.
+/// (choice → number) for a show of hands, `electronic` to open or close an electronic
+/// vote in the room.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RecordBody {
     votes: Option<BTreeMap<String, Vec<String>>>,
     counts: Option<BTreeMap<String, u64>>,
+    electronic: Option<Electronic>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum Electronic {
+    Open,
+    Close,
 }
 
 async fn record_vote(
@@ -231,8 +240,9 @@ async fn record_in_room(
     id: String,
     b: RecordBody,
 ) -> Result<Json<Value>, ApiError> {
-    let (method, votes, hands) = match (b.votes, b.counts) {
-        (Some(lists), None) => {
+    let (method, votes, hands) = match (b.votes, b.counts, b.electronic) {
+        (None, None, Some(_)) => (RoomMethod::Electronic, BTreeMap::new(), BTreeMap::new()),
+        (Some(lists), None, None) => {
             let mut votes = BTreeMap::new();
             for (choice, members) in lists {
                 for m in members {
@@ -243,11 +253,11 @@ async fn record_in_room(
             }
             (RoomMethod::RollCall, votes, BTreeMap::new())
         }
-        (None, Some(hands)) => (RoomMethod::ShowOfHands, BTreeMap::new(), hands),
+        (None, Some(hands), None) => (RoomMethod::ShowOfHands, BTreeMap::new(), hands),
         _ => {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "give either `votes` (a roll-call) or `counts` (a show of hands)",
+                "give one of `votes` (a roll-call), `counts` (a show of hands) or `electronic` (open or close an electronic vote)",
             ));
         }
     };
@@ -261,13 +271,21 @@ async fn record_in_room(
         .iter()
         .rposition(|b| b.result.is_none())
         .unwrap_or(item.ballots.len().saturating_sub(1));
-    let event = Event::VoteRecorded {
-        ballot,
-        session: String::new(),
-        present: Vec::new(),
-        method,
-        votes,
-        hands,
+    let event = match b.electronic {
+        Some(Electronic::Open) => Event::RoomVoteOpened {
+            ballot,
+            session: String::new(),
+            present: Vec::new(),
+        },
+        Some(Electronic::Close) => Event::RoomVoteClosed { ballot },
+        None => Event::VoteRecorded {
+            ballot,
+            session: String::new(),
+            present: Vec::new(),
+            method,
+            votes,
+            hands,
+        },
     };
     let Json(mut answer) = record(app, by, id.clone(), event).await?;
     if let Some(b) = app
@@ -280,6 +298,7 @@ async fn record_in_room(
             "explanation": b.result.as_ref().map(|r| r.explanation.clone()),
             "counts": counts(&b).choices,
             "present": b.room.as_ref().map(|r| r.present.len()),
+            "cast": b.cast(),
             "method": method.as_str(),
         });
     }
@@ -295,9 +314,10 @@ impl From<Rejection> for ApiError {
 /// The session of the council that has `item` on its agenda and sits now, if one does.
 fn sitting_on(app: &App, item: &str) -> Option<std::sync::Arc<Item>> {
     app.items.all().into_iter().find(|s| {
-        s.meeting.as_ref().is_some_and(|m| {
-            m.opened_at.is_some() && m.closed_at.is_none() && m.point_of(item).is_some()
-        })
+        s.status == crate::engine::Status::Open
+            && s.meeting.as_ref().is_some_and(|m| {
+                m.opened_at.is_some() && m.closed_at.is_none() && m.point_of(item).is_some()
+            })
     })
 }
 
@@ -588,11 +608,25 @@ async fn meeting_page(
                 )
             })
             .collect();
+        let points: String = m
+            .agenda
+            .iter()
+            .filter(|p| p.status == PointStatus::Listed)
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "<option value=\"{}\">{}. {}</option>",
+                    p.number,
+                    i + 1,
+                    escape(&p.title)
+                )
+            })
+            .collect();
         body.push_str(&format!(
             "<form method=\"post\" action=\"{here}\" id=\"statement\"><fieldset><legend>Enter a statement in the record</legend>\
              <input type=\"hidden\" name=\"action\" value=\"statement\">\
              <label for=\"st-member\">Member</label> <select id=\"st-member\" name=\"member\" required>{options}</select> \
-             <label for=\"st-point\">Point no.</label> <input id=\"st-point\" name=\"point\" size=\"3\"> \
+             <label for=\"st-point\">On point</label> <select id=\"st-point\" name=\"point\"><option value=\"\">the session as a whole</option>{points}</select> \
              <label for=\"st-text\">Explanation of vote or reservation</label> <input id=\"st-text\" name=\"text\" size=\"40\" required> \
              <button type=\"submit\">Enter</button></fieldset></form>"
         ));
@@ -675,6 +709,23 @@ fn vote_form(
         return html;
     }
     let item = escape(&decided.id);
+    let electronic = |step: &str, label: &str| {
+        format!(
+            "<form method=\"post\" action=\"{here}\" id=\"electronic-{point}\"><fieldset><legend>Electronic vote in the room</legend>\
+             <input type=\"hidden\" name=\"action\" value=\"electronic\"><input type=\"hidden\" name=\"item\" value=\"{item}\">\
+             <input type=\"hidden\" name=\"step\" value=\"{step}\"><button type=\"submit\">{label}</button></fieldset></form>"
+        )
+    };
+    if let Some(room) = &b.room {
+        // An electronic vote is open: who has voted, and the chair's close.
+        let voted = room.present.iter().filter(|m| b.vote(m).is_some()).count();
+        html.push_str(&format!(
+            "<p id=\"electronic-state-{point}\">Electronic vote open: <strong>{voted}</strong> of the {} present have voted.</p>",
+            room.present.len()
+        ));
+        html.push_str(&electronic("close", "Close the vote"));
+        return html;
+    }
     html.push_str(&format!(
         "<form method=\"post\" action=\"{here}\" id=\"roll-call-{point}\"><fieldset><legend>Roll-call</legend>\
          <input type=\"hidden\" name=\"action\" value=\"roll-call\"><input type=\"hidden\" name=\"item\" value=\"{item}\">\
@@ -717,6 +768,10 @@ fn vote_form(
         ));
     }
     html.push_str("<button type=\"submit\">Record the show of hands</button></fieldset></form>");
+    html.push_str(&electronic(
+        "open",
+        "Send the ballot links to the delegates present",
+    ));
     html
 }
 
@@ -816,6 +871,7 @@ async fn meeting_post(
             let b = RecordBody {
                 votes: Some(votes),
                 counts: None,
+                electronic: None,
             };
             record_in_room(&app, &actor, field("item"), b).await
         }
@@ -834,6 +890,19 @@ async fn meeting_post(
             let b = RecordBody {
                 votes: None,
                 counts: Some(counts),
+                electronic: None,
+            };
+            record_in_room(&app, &actor, field("item"), b).await
+        }
+        "electronic" => {
+            let electronic = match field("step").as_str() {
+                "open" => Electronic::Open,
+                _ => Electronic::Close,
+            };
+            let b = RecordBody {
+                votes: None,
+                counts: None,
+                electronic: Some(electronic),
             };
             record_in_room(&app, &actor, field("item"), b).await
         }

@@ -290,6 +290,7 @@ pub fn context(
             "choices": b.choices,
             "labels": labels,
             "closes_at": local(b.closes_at),
+            "in_session": b.in_session,
             "eligible": b.electorate.len(),
             "result": result,
         });

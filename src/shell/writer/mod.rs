@@ -451,9 +451,26 @@ impl Writer {
                 if let Event::PointAdded {
                     item: Some(other), ..
                 } = &event
-                    && (other == id || !self.items.contains_key(other))
                 {
-                    return Err(WriteError::NoItem(other.clone()));
+                    if other == id {
+                        let why = "a session cannot be decided under its own agenda";
+                        return Err(Rejection::BadInput("item".into(), why.into()).into());
+                    }
+                    if !self.items.contains_key(other) {
+                        return Err(WriteError::NoItem(other.clone()));
+                    }
+                    // On one agenda at a time, so that its vote has one session to sit in.
+                    let elsewhere = self.items.values().find(|s| {
+                        s.id != id
+                            && s.status == engine::Status::Open
+                            && s.meeting.as_ref().is_some_and(|m| {
+                                m.closed_at.is_none() && m.point_of(other).is_some()
+                            })
+                    });
+                    if let Some(s) = elsewhere {
+                        let why = format!("`{other}` is on the agenda of session `{}`", s.id);
+                        return Err(Rejection::BadInput("item".into(), why).into());
+                    }
                 }
                 Ok(event)
             }
@@ -464,12 +481,7 @@ impl Writer {
                 hands,
                 ..
             } => {
-                let sitting = self.items.values().find_map(|s| {
-                    let m = s.meeting.as_ref()?;
-                    let open = m.opened_at.is_some() && m.closed_at.is_none();
-                    (open && m.point_of(id).is_some()).then(|| (s.id.clone(), m.present()))
-                });
-                let (session, present) = sitting.ok_or(Rejection::NotOnAgenda)?;
+                let (session, present) = self.sitting(id)?;
                 Ok(Event::VoteRecorded {
                     ballot,
                     session,
@@ -479,8 +491,31 @@ impl Writer {
                     hands,
                 })
             }
+            Event::RoomVoteOpened { ballot, .. } => {
+                let (session, present) = self.sitting(id)?;
+                Ok(Event::RoomVoteOpened {
+                    ballot,
+                    session,
+                    present,
+                })
+            }
             other => Ok(other),
         }
+    }
+
+    /// The session sitting now with item `id` on its agenda, and who is present in it.
+    fn sitting(&self, id: &str) -> Result<(String, Vec<String>), Rejection> {
+        self.items
+            .values()
+            .find_map(|s| {
+                let m = s
+                    .meeting
+                    .as_ref()
+                    .filter(|_| s.status == engine::Status::Open)?;
+                let open = m.opened_at.is_some() && m.closed_at.is_none();
+                (open && m.point_of(id).is_some()).then(|| (s.id.clone(), m.present()))
+            })
+            .ok_or(Rejection::NotOnAgenda)
     }
 
     /// Steps one request through the engine, staging every record and effect.
