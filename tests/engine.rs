@@ -556,6 +556,7 @@ fn a_session_keeps_its_agenda_and_attendance_and_refuses_what_does_not_fit_its_s
         url: None,
         item: None,
         member: member.map(String::from),
+        carried_from: None,
     };
     sim.apply(point("Cooperation with INTERPOL", Some("TUR")))
         .unwrap();
@@ -631,13 +632,38 @@ fn a_session_keeps_its_agenda_and_attendance_and_refuses_what_does_not_fit_its_s
         [(2, PointStatus::Listed), (1, PointStatus::Deferred)]
     );
     assert_eq!(m.agenda[1].proposed_by.as_deref(), Some("TUR"));
+    let hashes = BTreeMap::from([("en".to_string(), "ab".repeat(32))]);
+    assert_eq!(
+        sim.apply(Event::RecordCirculated {
+            hashes: hashes.clone()
+        }),
+        Err(Rejection::MeetingNotClosed)
+    );
     sim.apply(Event::MeetingClosed).unwrap();
+    assert_eq!(
+        sim.item().stage,
+        "record",
+        "the record is circulated for comment"
+    );
+    assert!(sim.item().meeting.as_ref().unwrap().closed_at.is_some());
+    assert_eq!(
+        sim.apply(attend(&["SAU"], &[])),
+        Err(Rejection::NotInMeeting("record".into()))
+    );
+    assert!(matches!(
+        sim.apply(Event::RecordCirculated {
+            hashes: BTreeMap::from([("en".to_string(), "not a hash".to_string())])
+        }),
+        Err(Rejection::BadInput(..))
+    ));
+    sim.apply(Event::RecordCirculated { hashes }).unwrap();
+    assert_eq!(sim.item().meeting.as_ref().unwrap().circulated.len(), 1);
+    assert!(sim.advance(), "the comment period ends");
     let item = sim.item();
     assert_eq!(
         (item.status, item.outcome.as_deref()),
         (Status::Ended, Some("held"))
     );
-    assert!(item.meeting.as_ref().unwrap().closed_at.is_some());
     assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }
 
@@ -777,5 +803,42 @@ fn an_electronic_vote_in_the_room_takes_the_votes_of_those_present_until_the_cha
     assert_eq!(result.counts["no"], 11);
     assert_eq!(result.reason, "recorded in session: electronic vote");
     assert_eq!(item.outcome.as_deref(), Some("adopted"));
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+#[test]
+fn a_vote_due_in_session_can_be_sent_to_an_email_ballot_instead() {
+    let mut sim = Sim::new(workflow("session-decision"));
+    sim.start(&[("title", "Budget for 2027")]);
+    let now = sim.sim.now;
+    assert_eq!(
+        sim.apply(Event::SentToEmailBallot {
+            ballot: 0,
+            closes_at: now
+        }),
+        Err(Rejection::DeadlineNotLater(now))
+    );
+    sim.apply(Event::SentToEmailBallot {
+        ballot: 0,
+        closes_at: now + Duration::days(7),
+    })
+    .unwrap();
+    assert!(
+        sim.sim
+            .world
+            .mails
+            .contains(&("ballot".into(), Recipients::Electorate(0))),
+        "the ballot goes to every voting member"
+    );
+    for m in voters(&sim).iter().take(40) {
+        sim.vote(m, "yes").unwrap();
+    }
+    assert!(sim.advance(), "the deadline closes it");
+    let item = sim.item();
+    assert_eq!(item.outcome.as_deref(), Some("adopted"));
+    assert_eq!(
+        item.ballots[0].result.as_ref().unwrap().reason,
+        "the deadline passed"
+    );
     assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }

@@ -324,7 +324,7 @@ async fn send(router: axum::Router, req: Request<Body>) -> (StatusCode, Vec<u8>)
 // Requests
 
 /// The input as an HTTP request: a line `METHOD PATH`, header lines `name: value`, an empty
-/// line, the body. Paths under `/ballot/` go to the public router, `GET`s of anything else to
+/// line, the body. Paths under `/ballot/` and `/propose/` go to the public router, `GET`s of anything else to
 /// the admin router, and so do changes to accounts (the login, users, sessions, tokens); a
 /// 500 is a failure.
 pub fn request(data: &[u8]) {
@@ -364,7 +364,7 @@ pub fn request(data: &[u8]) {
     ]
     .iter()
     .any(|p| path.starts_with(p));
-    let router = if path.starts_with("/ballot/") {
+    let router = if path.starts_with("/ballot/") || path.starts_with("/propose/") {
         councild::http::public_router(daemon.running.app.clone())
     } else if req.method() == "GET" || accounts {
         councild::http::admin_router(daemon.running.app.clone())

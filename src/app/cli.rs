@@ -184,6 +184,18 @@ pub enum Command {
         /// `html` (prints well from a browser) or `pdf` (needs Chromium or Chrome).
         #[arg(long, default_value = "html", value_parser = ["html", "pdf"])]
         format: String,
+        /// Circulate the draft record: its SHA-256 in each language is entered in the
+        /// session's log (and printed), for the next session's approval.
+        #[arg(long)]
+        circulate: bool,
+    },
+    /// Send an item's ballot taken in session to an email ballot, closing at a deadline.
+    EmailBallot {
+        /// The item's id.
+        item: String,
+        /// The deadline, RFC 3339 with its offset.
+        #[arg(long)]
+        until: String,
     },
     /// Move an item on to its next stage now, without waiting for its stage's time.
     Next {
@@ -324,9 +336,32 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Mail { item, links } => return written_mail(out, &config, item, links),
         Command::Minutes {
+            session, circulate, ..
+        } if circulate => {
+            let answer = session::act(&config, &session, "/minutes/circulate", None).await?;
+            if json {
+                answer
+            } else {
+                put!(
+                    out,
+                    "record of {session} circulated; SHA-256 of each language:"
+                );
+                for (lang, hash) in answer["hashes"].as_object().into_iter().flatten() {
+                    put!(out, "  {lang}  {}", cell(hash));
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        Command::EmailBallot { item, until } => {
+            let body = json!({ "closes_at": until });
+            let answer = session::act(&config, &item, "/email-ballot", Some(body)).await?;
+            print_change(out, json, &answer, &item)
+        }
+        Command::Minutes {
             session,
             lang,
             format,
+            ..
         } => {
             let bytes = session::minutes(&config, &session, &lang, format == "pdf").await?;
             use std::io::Write as _;

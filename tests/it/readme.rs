@@ -103,7 +103,7 @@ async fn the_readme_steps_reach_a_verdict() {
     assert_eq!(item["ballots"][0]["cast"], 55, "{item}");
     assert_eq!(item["outcome"], "adopted", "{item}");
     let session = daemon.item("item-4").await;
-    assert_eq!(session["outcome"], "held", "{session}");
+    assert_eq!(session["stage"], "record", "{session}");
     let record = std::fs::read_to_string(council.path().join("record-fr.html")).unwrap();
     assert!(
         record.contains("Projet de compte rendu analytique")

@@ -167,6 +167,17 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
         &session,
     )
     .await;
+    // Withdrawn, then added again: the old point cannot come back beside the new one.
+    ok(&daemon, &["agenda", &session, "withdraw", "2"]);
+    ok(&daemon, &["agenda", &session, "add", &regulation]);
+    refused(
+        &daemon,
+        &["agenda", &session, "restore", "2"],
+        "already on the agenda",
+        &session,
+    )
+    .await;
+    ok(&daemon, &["agenda", &session, "move", "6", "--to", "2"]);
 
     // The agenda is circulated, in each delegate's language, with the member's point on it.
     ok(&daemon, &["next", &session]);
@@ -207,6 +218,13 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
 
     // A roll-call adopts the regulation under its number.
     ok(&daemon, &["next", &regulation]);
+    refused(
+        &daemon,
+        &["record", &regulation],
+        "at least one member's vote",
+        &regulation,
+    )
+    .await;
     refused(
         &daemon,
         &["record", &regulation, "--yes", "AAA,DDD"],
@@ -338,6 +356,34 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     );
     assert!(closed.contains("CPCC/EC/2026/D001"), "{closed}");
 
+    // A point sent to an email ballot after the meeting: every voting member gets a link,
+    // Gammaland too.
+    let europol = daemon
+        .start_item(
+            "session-decision",
+            json!({"title": "Cooperation agreement with Europol"}),
+        )
+        .await;
+    ok(&daemon, &["agenda", &session, "add", &europol]);
+    let until = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
+    ok(&daemon, &["email-ballot", &europol, "--until", &until]);
+    let by_mail = mail_where(&smtp, "the email ballot to Gammaland", |m| {
+        m.to.contains("ccc.first") && m.body.contains("Cooperation agreement with Europol")
+    })
+    .await;
+    assert!(
+        by_mail.link().is_some() && !by_mail.subject.contains("meeting"),
+        "{}",
+        by_mail.subject
+    );
+    refused(
+        &daemon,
+        &["record", &europol, "--yes", "AAA"],
+        "not taken in session",
+        &europol,
+    )
+    .await;
+
     // A point deferred, a statement for the record, the meeting closed.
     let points = daemon.item(&session).await["meeting"]["agenda"].clone();
     let other = points
@@ -356,7 +402,7 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
             "--member",
             "CCC",
             "--point",
-            "1",
+            "2",
             "Gammaland voted against: the draft leaves out data protection.",
         ],
     );
@@ -364,11 +410,11 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     refused(
         &daemon,
         &["attendance", &session, "--present", "CCC"],
-        "the item has ended",
+        "the session is not in its meeting (stage `record`)",
         &session,
     )
     .await;
-    assert_eq!(daemon.item(&session).await["outcome"], "held");
+    assert_eq!(daemon.item(&session).await["stage"], "record");
 
     // The record, in each language.
     for (lang, heading) in [
@@ -449,5 +495,41 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
                 .starts_with("session-record-ar-")
         })
     });
+    let fr = ok(&daemon, &["minutes", &session, "--lang", "fr"]);
+    assert!(
+        fr.contains("Renvoyé à un scrutin par courrier électronique"),
+        "{fr}"
+    );
+
+    // The draft record is circulated: its hashes enter the log; the next session's agenda
+    // opens with its approval and the point deferred.
+    let circulated = ok(&daemon, &["minutes", &session, "--circulate"]);
+    let en_hash = circulated
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("en  "))
+        .unwrap_or_else(|| panic!("{circulated}"))
+        .to_string();
+    assert_eq!(en_hash.len(), 64, "{circulated}");
+    let log = ok(&daemon, &["item", &session]);
+    assert!(log.contains("record_circulated"), "{log}");
+    ok(&daemon, &["next", &session]);
+    assert_eq!(daemon.item(&session).await["outcome"], "held");
+    let next = daemon.start_item("council-session", json!({})).await;
+    let agenda = ok(&daemon, &["agenda", &next]);
+    assert!(
+        agenda.contains(&format!(
+            "Approval of the summary record of the previous session ({session})"
+        )),
+        "{agenda}"
+    );
+    assert!(
+        agenda.contains("Any other business"),
+        "deferred, carried over: {agenda}"
+    );
+    let approval = &daemon.item(&next).await["meeting"]["agenda"][0];
+    assert!(
+        approval["explanation"].as_str().unwrap().contains(&en_hash),
+        "{approval}"
+    );
     browser.close().await;
 }

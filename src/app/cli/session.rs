@@ -298,7 +298,12 @@ pub async fn record(
         out,
         "{} ({}, {} present): {}",
         cell(&r["verdict"]),
-        cell(&r["method"]),
+        match r["method"].as_str() {
+            Some("roll_call") => "roll-call",
+            Some("show_of_hands") => "show of hands",
+            Some("electronic") => "electronic vote",
+            _ => "-",
+        },
         cell(&r["present"]),
         counts.join(", ")
     );
@@ -352,8 +357,17 @@ pub async fn minutes(
 }
 
 fn print_pdf(page: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
-    let candidates: Vec<String> = match std::env::var("COUNCILD_CHROMIUM") {
-        Ok(c) if !c.trim().is_empty() => vec![c],
+    let named = std::env::var("COUNCILD_CHROMIUM")
+        .ok()
+        .filter(|c| !c.trim().is_empty());
+    if let Some(c) = &named
+        && !std::path::Path::new(c).is_file()
+        && which(c).is_none()
+    {
+        anyhow::bail!("COUNCILD_CHROMIUM names `{c}`, which is not a program here");
+    }
+    let candidates: Vec<String> = match named {
+        Some(c) => vec![c],
         _ => [
             "chromium",
             "chromium-browser",
@@ -393,4 +407,11 @@ fn print_pdf(page: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()
     anyhow::bail!(
         "a PDF needs Chromium or Chrome (set COUNCILD_CHROMIUM to its path); `--format html` needs nothing, and prints well from any browser"
     )
+}
+
+/// A program's path on the `PATH`, if it is there.
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
 }

@@ -97,15 +97,22 @@ pub fn apply(
         Event::Cancelled { .. } => {
             // The reason stays in the log; the item ends. Whoever was asked to vote in a
             // ballot still open is told that their link no longer takes a vote.
-            for (i, _) in item
+            for (i, b) in item
                 .ballots
                 .iter()
                 .enumerate()
-                .filter(|(_, b)| b.result.is_none() && !b.in_session)
+                .filter(|(_, b)| b.result.is_none())
             {
+                // Those who had a link: the electorate, or those present for a vote in
+                // the room; nobody for a vote in session not yet opened to links.
+                let to = match &b.room {
+                    _ if !b.in_session => Recipients::Electorate(i),
+                    Some(r) if r.method == RoomMethod::Electronic => Recipients::InRoom(i),
+                    _ => continue,
+                };
                 fx.push(Effect::Mail {
                     template: BALLOT_CANCELLED.into(),
-                    to: Recipients::Electorate(i),
+                    to,
                     ballot: Some(i),
                 });
             }
@@ -121,7 +128,18 @@ pub fn apply(
             url,
             item: decided,
             member,
-        } => point_added(ctx, item, at, title, explanation, url, decided, member),
+            carried_from,
+        } => point_added(
+            ctx,
+            item,
+            at,
+            title,
+            explanation,
+            url,
+            decided,
+            member,
+            carried_from,
+        ),
         Event::PointMoved { point, place } => {
             // Places are counted among the points listed, as the agenda shows them.
             let agenda = &mut agenda(item)?.agenda;
@@ -155,13 +173,24 @@ pub fn apply(
         Event::PointMarked { point, status } => {
             let agenda = &mut agenda(item)?.agenda;
             let p = agenda
-                .iter_mut()
+                .iter()
                 .find(|p| p.number == *point)
                 .ok_or(Rejection::NoSuchPoint(*point))?;
             if p.status == *status {
                 return Err(Rejection::NothingChanged);
             }
-            p.status = *status;
+            // Put back, its item must not be listed again under another point.
+            if *status == PointStatus::Listed
+                && let Some(other) = &p.item
+                && agenda
+                    .iter()
+                    .any(|q| q.item.as_ref() == Some(other) && q.status == PointStatus::Listed)
+            {
+                return Err(Rejection::AlreadyOnAgenda(other.clone()));
+            }
+            if let Some(p) = agenda.iter_mut().find(|p| p.number == *point) {
+                p.status = *status;
+            }
             Ok(())
         }
         Event::AgendaAdopted => {
@@ -282,6 +311,43 @@ pub fn apply(
             }
             Ok(())
         }
+        Event::SentToEmailBallot { ballot, closes_at } => {
+            open_in_session(item, *ballot)?;
+            if *closes_at <= at {
+                return Err(Rejection::DeadlineNotLater(at));
+            }
+            let template = ballot_spec(ctx, item).map(|s| s.template.clone());
+            let b = &mut item.ballots[*ballot];
+            b.in_session = false;
+            b.closes_at = *closes_at;
+            set_timer(item, Timer::Close(*ballot), *closes_at, &mut fx);
+            if let Some(template) = template {
+                fx.push(Effect::Mail {
+                    template,
+                    to: Recipients::Electorate(*ballot),
+                    ballot: Some(*ballot),
+                });
+            }
+            Ok(())
+        }
+        Event::RecordCirculated { hashes } => {
+            let m = item.meeting.as_mut().ok_or(Rejection::NotASession)?;
+            if m.closed_at.is_none() {
+                return Err(Rejection::MeetingNotClosed);
+            }
+            let hex = |h: &String| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+            if hashes.is_empty() || !hashes.values().all(hex) {
+                return Err(Rejection::BadInput(
+                    "hashes".into(),
+                    "each language's SHA-256, in hex".into(),
+                ));
+            }
+            m.circulated.push(Circulation {
+                at,
+                hashes: hashes.clone(),
+            });
+            Ok(())
+        }
         Event::RoomVoteClosed { ballot } => {
             let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
             if b.result.is_some() {
@@ -376,6 +442,7 @@ fn point_added(
     url: &Option<String>,
     decided: &Option<String>,
     member: &Option<String>,
+    carried_from: &Option<String>,
 ) -> Result<(), Rejection> {
     let proposals = ctx
         .workflow
@@ -383,7 +450,8 @@ fn point_added(
         .get(&item.stage)
         .is_some_and(|s| s.proposals);
     let m = agenda(item)?;
-    if member.is_some() && !proposals {
+    // A member proposes during the call; a point carried over was proposed before.
+    if member.is_some() && carried_from.is_none() && !proposals {
         return Err(Rejection::NotTakingProposals);
     }
     if title.trim().is_empty() {
@@ -414,6 +482,7 @@ fn point_added(
         url: url.clone(),
         item: decided.clone(),
         proposed_by: member.clone(),
+        carried_from: carried_from.clone(),
         status: PointStatus::Listed,
         added_at: at,
     });
@@ -446,6 +515,12 @@ fn vote_recorded(
                 return Err(Rejection::BadInput(
                     "hands".into(),
                     "a roll-call records each member's vote, not counts".into(),
+                ));
+            }
+            if votes.is_empty() {
+                return Err(Rejection::BadInput(
+                    "votes".into(),
+                    "a roll-call records at least one member's vote".into(),
                 ));
             }
             for (member, choice) in votes {

@@ -68,6 +68,9 @@ pub enum Event {
         item: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         member: Option<String>,
+        /// The session that deferred it, when it is carried over to this one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carried_from: Option<String>,
     },
     /// A point moved to a place on the agenda (1 is the first).
     PointMoved {
@@ -126,6 +129,16 @@ pub enum Event {
     RoomVoteClosed {
         ballot: usize,
     },
+    /// A ballot taken in session is sent to an email ballot instead, closing at a deadline.
+    SentToEmailBallot {
+        ballot: usize,
+        closes_at: DateTime<Utc>,
+    },
+    /// The draft summary record of a session is circulated: the SHA-256 of each language's
+    /// text, so that the version approved later is the version circulated.
+    RecordCirculated {
+        hashes: BTreeMap<String, String>,
+    },
 }
 
 impl Event {
@@ -150,6 +163,8 @@ impl Event {
             Event::VoteRecorded { .. } => "vote_recorded",
             Event::RoomVoteOpened { .. } => "room_vote_opened",
             Event::RoomVoteClosed { .. } => "room_vote_closed",
+            Event::SentToEmailBallot { .. } => "sent_to_email_ballot",
+            Event::RecordCirculated { .. } => "record_circulated",
         }
     }
 }
@@ -279,6 +294,8 @@ pub enum Rejection {
     ElectronicVoteOpen,
     #[error("no electronic vote is open on this ballot")]
     NoElectronicVote,
+    #[error("the record is circulated once the meeting has closed")]
+    MeetingNotClosed,
     #[error("nothing to change")]
     NothingChanged,
 }

@@ -57,6 +57,15 @@ pub struct Meeting {
     /// Explanations of vote and reservations members asked to have recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statements: Vec<Statement>,
+    /// Each circulation of the draft summary record: when, and each language's SHA-256.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub circulated: Vec<Circulation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Circulation {
+    pub at: DateTime<Utc>,
+    pub hashes: BTreeMap<String, String>,
 }
 
 impl Meeting {
@@ -109,6 +118,9 @@ pub struct Point {
     /// The member who proposed it, when it came from a member's link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proposed_by: Option<String>,
+    /// The earlier session that deferred it to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried_from: Option<String>,
     pub status: PointStatus,
     pub added_at: DateTime<Utc>,
 }

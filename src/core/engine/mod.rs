@@ -26,8 +26,8 @@ use crate::rules::{Counts, VoterInfo};
 pub use apply::apply;
 pub use event::{BALLOT_CANCELLED, BALLOT_EXTENDED, Effect, Event, Recipients, Rejection, Timer};
 pub use item::{
-    Awaiting, Ballot, BallotResult, Electorate, Item, Meeting, Point, PointStatus, Presence, Room,
-    RoomMethod, Signal, Statement, Status, Voter, Votes,
+    Awaiting, Ballot, BallotResult, Circulation, Electorate, Item, Meeting, Point, PointStatus,
+    Presence, Room, RoomMethod, Signal, Statement, Status, Voter, Votes,
 };
 pub use log::{Record, ReplayError, replay};
 pub use recipients::{Addressee, recipients};

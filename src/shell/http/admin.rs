@@ -582,7 +582,9 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
         {
             open_ballots.push(json!({
                 "item": item.id, "ballot": i, "stage": b.stage, "cast": b.cast(), "eligible": b.electorate.len(),
-                "closes_at": b.closes_at, "seconds_left": (b.closes_at - now).num_seconds().max(0),
+                // A vote in session has no deadline: the chair closes it.
+                "closes_at": (!b.in_session).then_some(b.closes_at),
+                "seconds_left": (!b.in_session).then(|| (b.closes_at - now).num_seconds().max(0)),
             }));
         }
     }
@@ -611,11 +613,13 @@ pub fn item_json(item: &Item) -> Value {
         .ballots
         .iter()
         .map(|b| {
+            // A show of hands has counts but no member's vote: `cast` is what was counted.
+            let c = counts(b);
             json!({
                 "stage": b.stage, "question": b.question, "choices": b.choices,
                 "opened_at": b.opened_at, "closes_at": b.closes_at,
-                "eligible": b.electorate.len(), "cast": b.cast(),
-                "counts": counts(b).choices,
+                "eligible": b.electorate.len(), "cast": c.cast(),
+                "counts": c.choices,
                 "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at})),
             })
         })

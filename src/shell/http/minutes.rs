@@ -34,6 +34,7 @@ struct Words {
     roll_call: &'static str,
     show_of_hands: &'static str,
     electronic: &'static str,
+    by_mail: &'static str,
     members_present: &'static str,
     tally: &'static str,
     rule: &'static str,
@@ -68,6 +69,7 @@ const EN: Words = Words {
     roll_call: "Vote by roll-call",
     show_of_hands: "Vote by show of hands",
     electronic: "Electronic vote in the room",
+    by_mail: "Sent to an email ballot of the members, closing",
     members_present: "members entitled to vote present",
     tally: "Tally",
     rule: "Rule applied",
@@ -101,6 +103,7 @@ const FR: Words = Words {
     roll_call: "Vote par appel nominal",
     show_of_hands: "Vote à main levée",
     electronic: "Vote électronique en séance",
+    by_mail: "Renvoyé à un scrutin par courrier électronique des membres, clos le",
     members_present: "membres ayant le droit de vote présents",
     tally: "Résultat",
     rule: "Règle appliquée",
@@ -134,6 +137,7 @@ const AR: Words = Words {
     roll_call: "تصويت بنداء الأسماء",
     show_of_hands: "تصويت برفع الأيدي",
     electronic: "تصويت إلكتروني في القاعة",
+    by_mail: "أُحيل إلى اقتراع الأعضاء بالبريد الإلكتروني، ويُغلق في",
     members_present: "من الأعضاء الذين يحق لهم التصويت حاضرون",
     tally: "النتيجة",
     rule: "القاعدة المطبقة",
@@ -172,7 +176,7 @@ pub async fn minutes(
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let language = q.lang.unwrap_or_else(|| "en".into());
-    if !["ar", "en", "fr"].contains(&language.as_str()) {
+    if !LANGUAGES.contains(&language.as_str()) {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "`lang` must be ar, en or fr",
@@ -193,6 +197,9 @@ pub async fn minutes(
     )
         .into_response())
 }
+
+/// The languages a record is written in.
+pub const LANGUAGES: [&str; 3] = ["ar", "en", "fr"];
 
 /// A value placed among words of the page's direction.
 fn bdi(text: &str) -> String {
@@ -272,7 +279,7 @@ pub fn render(app: &App, item: &Item, language: &str) -> String {
         .collect();
     body.push_str(&format!("<h2>{}</h2>", w.agenda));
     match m.agenda_adopted_at {
-        Some(at) => body.push_str(&format!("<p>{} ({}).</p>", w.agenda_adopted, when(at))),
+        Some(at) => body.push_str(&format!("<p>{}: {}.</p>", w.agenda_adopted, when(at))),
         None => body.push_str(&format!("<p>{}</p>", w.agenda_provisional)),
     }
     body.push_str("<ol class=\"agenda\">");
@@ -309,7 +316,36 @@ pub fn render(app: &App, item: &Item, language: &str) -> String {
             .collect();
         match &decided {
             None => body.push_str(&format!("<p>{}</p>", w.no_decision)),
-            Some(_) if votes.is_empty() => body.push_str(&format!("<p>{}</p>", w.pending)),
+            Some(d) if votes.is_empty() => {
+                // Sent to an email ballot from the meeting: taken in session by its
+                // workflow, by mail now.
+                let workflow = defs.version(&d.version);
+                let by_mail = d.ballots.iter().rfind(|b| {
+                    !b.in_session
+                        && workflow
+                            .and_then(|wf| wf.ballot(&b.stage))
+                            .is_some_and(|s| s.in_session)
+                });
+                match by_mail {
+                    Some(b) => {
+                        let verdict = b.result.as_ref().and_then(|r| {
+                            Verdict::ALL
+                                .iter()
+                                .position(|v| *v == r.verdict)
+                                .map(|i| w.verdicts[i])
+                        });
+                        body.push_str(&format!(
+                            "<p>{} {}{}</p>",
+                            w.by_mail,
+                            when(b.closes_at),
+                            verdict
+                                .map(|v| format!(": <span class=\"verdict\">{v}</span>"))
+                                .unwrap_or_default()
+                        ));
+                    }
+                    None => body.push_str(&format!("<p>{}</p>", w.pending)),
+                }
+            }
             Some(d) => {
                 for b in &votes {
                     let workflow = defs.version(&d.version);

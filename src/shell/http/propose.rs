@@ -303,6 +303,7 @@ pub async fn propose_post(
         url: Some(f.url.trim().to_string()).filter(|u| !u.is_empty()),
         item: None,
         member: Some(r.member.clone()),
+        carried_from: None,
     };
     match app.writer.event(r.item.clone(), event, None).await {
         Ok(_) => {

@@ -49,6 +49,8 @@ pub fn routes() -> Vec<super::Route> {
             Observer,
             get(super::minutes::minutes),
         ),
+        s("/api/items/{id}/minutes/circulate", post(circulate)),
+        s("/api/items/{id}/email-ballot", post(email_ballot)),
         (
             Method::GET,
             "/dashboard/items/{id}/minutes",
@@ -99,6 +101,7 @@ async fn add(app: &App, by: &Actor, id: String, b: PointBody) -> Result<Json<Val
         url: b.url.filter(|u| !u.trim().is_empty()),
         item: b.item,
         member: None,
+        carried_from: None,
     };
     record(app, by, id, event).await
 }
@@ -298,11 +301,82 @@ async fn record_in_room(
             "explanation": b.result.as_ref().map(|r| r.explanation.clone()),
             "counts": counts(&b).choices,
             "present": b.room.as_ref().map(|r| r.present.len()),
-            "cast": b.cast(),
-            "method": method.as_str(),
+            "cast": counts(&b).cast(),
+            "method": method,
         });
     }
     Ok(Json(answer))
+}
+
+/// The draft record is circulated: its text in each language is hashed and the hashes
+/// entered in the session's log, so that the version approved is the version circulated.
+async fn circulate(
+    State(app): AppState,
+    actor: Actor,
+    Param(id): Param<String>,
+) -> Result<Json<Value>, ApiError> {
+    circulate_record(&app, &actor, id).await
+}
+
+async fn circulate_record(app: &App, actor: &Actor, id: String) -> Result<Json<Value>, ApiError> {
+    let item = app
+        .items
+        .get(&id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no item `{id}`")))?;
+    if item.meeting.is_none() {
+        return Err(Rejection::NotASession.into());
+    }
+    let hashes: BTreeMap<String, String> = super::minutes::LANGUAGES
+        .iter()
+        .map(|l| {
+            let html = super::minutes::render(app, &item, l);
+            (
+                l.to_string(),
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(html.as_bytes())),
+            )
+        })
+        .collect();
+    let Json(mut answer) = record(
+        app,
+        actor,
+        id,
+        Event::RecordCirculated {
+            hashes: hashes.clone(),
+        },
+    )
+    .await?;
+    answer["hashes"] = json!(hashes);
+    Ok(Json(answer))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailBallotBody {
+    closes_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An item's open ballot taken in session goes to an email ballot instead.
+async fn email_ballot(
+    State(app): AppState,
+    actor: Actor,
+    Param(id): Param<String>,
+    b: Result<Json<EmailBallotBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let b = body(b)?;
+    let item = app
+        .items
+        .get(&id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no item `{id}`")))?;
+    let ballot = item
+        .ballots
+        .iter()
+        .rposition(|b| b.result.is_none())
+        .unwrap_or(item.ballots.len().saturating_sub(1));
+    let event = Event::SentToEmailBallot {
+        ballot,
+        closes_at: b.closes_at,
+    };
+    record(&app, &actor, id, event).await
 }
 
 impl From<Rejection> for ApiError {
@@ -342,6 +416,7 @@ pub fn meeting_json(app: &App, item: &Item) -> Option<Value> {
     Some(json!({
         "agenda": agenda, "present": m.present(), "attendance": m.attendance,
         "statements": m.statements, "opened_at": m.opened_at, "closed_at": m.closed_at,
+        "circulated": m.circulated,
         "agenda_adopted_at": m.agenda_adopted_at,
     }))
 }
@@ -632,6 +707,29 @@ async fn meeting_page(
         ));
         body.push_str(&button("close", &[], "Close the meeting"));
     }
+    if m.closed_at.is_some() {
+        body.push_str("<h2>The summary record</h2><ul id=\"circulated\">");
+        for c in &m.circulated {
+            let hashes: Vec<String> = c
+                .hashes
+                .iter()
+                .map(|(l, h)| format!("{l} <code>{}</code>", escape(h)))
+                .collect();
+            body.push_str(&format!(
+                "<li>Circulated {}: {}</li>",
+                c.at.with_timezone(&app.tz).format("%F %H:%M %Z"),
+                hashes.join(", ")
+            ));
+        }
+        body.push_str("</ul>");
+        if actor.role >= Role::Secretary && item.status == crate::engine::Status::Open {
+            body.push_str(&button(
+                "circulate",
+                &[],
+                "Circulate the draft record (enter its hashes in the log)",
+            ));
+        }
+    }
     if !m.statements.is_empty() {
         body.push_str("<h2>Statements for the record</h2><ul id=\"statements\">");
         for s in &m.statements {
@@ -705,6 +803,14 @@ fn vote_form(
         quorum.unwrap_or_default(),
         escape(spec.map_or("", |s| s.pass.source())),
     );
+    if let Some(room) = &b.room {
+        // An electronic vote is open: who has voted, and the chair's close.
+        let voted = room.present.iter().filter(|m| b.vote(m).is_some()).count();
+        html.push_str(&format!(
+            "<p id=\"electronic-state-{point}\">Electronic vote open: <strong>{voted}</strong> of the {} present have voted.</p>",
+            room.present.len()
+        ));
+    }
     if !acts {
         return html;
     }
@@ -716,13 +822,7 @@ fn vote_form(
              <input type=\"hidden\" name=\"step\" value=\"{step}\"><button type=\"submit\">{label}</button></fieldset></form>"
         )
     };
-    if let Some(room) = &b.room {
-        // An electronic vote is open: who has voted, and the chair's close.
-        let voted = room.present.iter().filter(|m| b.vote(m).is_some()).count();
-        html.push_str(&format!(
-            "<p id=\"electronic-state-{point}\">Electronic vote open: <strong>{voted}</strong> of the {} present have voted.</p>",
-            room.present.len()
-        ));
+    if b.room.is_some() {
         html.push_str(&electronic("close", "Close the vote"));
         return html;
     }
@@ -837,6 +937,7 @@ async fn meeting_post(
         }
         "adopt-agenda" => record(&app, &actor, id.clone(), Event::AgendaAdopted).await,
         "close" => record(&app, &actor, id.clone(), Event::MeetingClosed).await,
+        "circulate" => circulate_record(&app, &actor, id.clone()).await,
         "attend" => {
             let member = vec![field("member")];
             let (arrived, left) = match field("present").as_str() {
@@ -897,7 +998,8 @@ async fn meeting_post(
         "electronic" => {
             let electronic = match field("step").as_str() {
                 "open" => Electronic::Open,
-                _ => Electronic::Close,
+                "close" => Electronic::Close,
+                _ => return refused(bad_form(), &here),
             };
             let b = RecordBody {
                 votes: None,

@@ -424,7 +424,75 @@ impl Writer {
             NEXT_ITEM.as_bytes().to_vec(),
             self.next_item.to_be_bytes().to_vec(),
         );
+        if def.stages.values().any(|st| st.meeting) {
+            self.carry_over(s, &id, now, &def.name);
+        }
         Ok(done)
+    }
+
+    /// A new session's agenda opens with what the last session of its workflow left to it:
+    /// the approval of its summary record (with the hashes it was circulated under), and
+    /// the points it deferred. Each is an event of the new session's log, by the daemon.
+    fn carry_over(&mut self, s: &mut Staged, id: &str, now: DateTime<Utc>, workflow: &str) {
+        let last = self
+            .items
+            .values()
+            .filter(|i| i.workflow == workflow && i.id != id)
+            .filter_map(|i| Some((i.meeting.as_ref()?.closed_at?, i.clone())))
+            .max_by_key(|(closed, _)| *closed)
+            .map(|(_, i)| i);
+        let Some(last) = last else { return };
+        let Some(m) = last.meeting.as_ref() else {
+            return;
+        };
+        let explanation = match m.circulated.last() {
+            Some(c) => {
+                let hashes: Vec<String> =
+                    c.hashes.iter().map(|(l, h)| format!("{l} {h}")).collect();
+                format!(
+                    "Draft circulated {}; SHA-256: {}",
+                    c.at.format("%Y-%m-%d"),
+                    hashes.join(", ")
+                )
+            }
+            None => "The draft record has not been circulated.".to_string(),
+        };
+        let mut points = vec![Event::PointAdded {
+            title: format!(
+                "Approval of the summary record of the previous session ({})",
+                last.id
+            ),
+            explanation,
+            url: None,
+            item: None,
+            member: None,
+            carried_from: Some(last.id.clone()),
+        }];
+        for p in m
+            .agenda
+            .iter()
+            .filter(|p| p.status == engine::PointStatus::Deferred)
+        {
+            // An item that has ended since is no longer to decide: the point stays a point.
+            let open = p
+                .item
+                .as_deref()
+                .and_then(|i| self.items.get(i))
+                .is_some_and(|i| i.status == engine::Status::Open);
+            points.push(Event::PointAdded {
+                title: p.title.clone(),
+                explanation: p.explanation.clone(),
+                url: p.url.clone(),
+                item: p.item.clone().filter(|_| open),
+                member: p.proposed_by.clone(),
+                carried_from: Some(last.id.clone()),
+            });
+        }
+        for event in points {
+            if let Err(e) = self.step(s, id, now, event, None) {
+                tracing::warn!(item = id, error = %e, "a point of the last session was not carried over");
+            }
+        }
     }
 
     /// What only the writer knows of a request from outside: whether the members it names
@@ -438,7 +506,62 @@ impl Writer {
         match event {
             Event::Attendance { arrived, left } => {
                 arrived.iter().chain(&left).try_for_each(member)?;
-                Ok(Event::Attendance { arrived, left })
+                // The log keeps what changed: who came, who left, not who was asked about.
+                let meeting = self.items.get(id).and_then(|i| i.meeting.clone());
+                let Some(m) = meeting else {
+                    return Ok(Event::Attendance { arrived, left });
+                };
+                let twice = arrived.iter().find(|a| left.contains(a));
+                if let Some(m) = twice {
+                    return Err(Rejection::CountedTwice(m.clone()).into());
+                }
+                Ok(Event::Attendance {
+                    arrived: arrived.into_iter().filter(|a| !m.is_present(a)).collect(),
+                    left: left.into_iter().filter(|l| m.is_present(l)).collect(),
+                })
+            }
+            Event::MeetingClosed => {
+                // An electronic vote open in the room is closed by the chair first.
+                let open = self.items.get(id).and_then(|s| {
+                    s.meeting.as_ref()?.agenda.iter().find_map(|p| {
+                        let decided = self.items.get(p.item.as_deref()?)?;
+                        decided
+                            .ballots
+                            .iter()
+                            .any(|b| {
+                                b.result.is_none()
+                                    && b.room.as_ref().is_some_and(|r| {
+                                        r.session == id
+                                            && r.method == engine::RoomMethod::Electronic
+                                    })
+                            })
+                            .then(|| decided.id.clone())
+                    })
+                });
+                match open {
+                    Some(item) => Err(Rejection::BadInput(
+                        "meeting".into(),
+                        format!("the electronic vote on `{item}` is open: close it first"),
+                    )
+                    .into()),
+                    None => Ok(Event::MeetingClosed),
+                }
+            }
+            Event::PointMarked {
+                point,
+                status: engine::PointStatus::Listed,
+            } => {
+                let decided = self
+                    .items
+                    .get(id)
+                    .and_then(|s| s.meeting.as_ref()?.point(point)?.item.clone());
+                if let Some(other) = decided {
+                    self.on_one_agenda(id, &other)?;
+                }
+                Ok(Event::PointMarked {
+                    point,
+                    status: engine::PointStatus::Listed,
+                })
             }
             Event::StatementRecorded { .. } | Event::PointAdded { .. } => {
                 if let Event::StatementRecorded { member: m, .. }
@@ -459,18 +582,7 @@ impl Writer {
                     if !self.items.contains_key(other) {
                         return Err(WriteError::NoItem(other.clone()));
                     }
-                    // On one agenda at a time, so that its vote has one session to sit in.
-                    let elsewhere = self.items.values().find(|s| {
-                        s.id != id
-                            && s.status == engine::Status::Open
-                            && s.meeting.as_ref().is_some_and(|m| {
-                                m.closed_at.is_none() && m.point_of(other).is_some()
-                            })
-                    });
-                    if let Some(s) = elsewhere {
-                        let why = format!("`{other}` is on the agenda of session `{}`", s.id);
-                        return Err(Rejection::BadInput("item".into(), why).into());
-                    }
+                    self.on_one_agenda(id, other)?;
                 }
                 Ok(event)
             }
@@ -500,6 +612,24 @@ impl Writer {
                 })
             }
             other => Ok(other),
+        }
+    }
+
+    /// An item is on one open agenda at a time, so that its vote has one session to sit in.
+    fn on_one_agenda(&self, session: &str, item: &str) -> Result<(), WriteError> {
+        let elsewhere = self.items.values().find(|s| {
+            s.id != session
+                && s.status == engine::Status::Open
+                && s.meeting
+                    .as_ref()
+                    .is_some_and(|m| m.closed_at.is_none() && m.point_of(item).is_some())
+        });
+        match elsewhere {
+            Some(s) => {
+                let why = format!("`{item}` is on the agenda of session `{}`", s.id);
+                Err(Rejection::BadInput("item".into(), why).into())
+            }
+            None => Ok(()),
         }
     }
 
