@@ -86,6 +86,7 @@ impl Sim {
             data: serde_json::Value::Null,
             members: 57,
             eligible: 55,
+            groups: Vec::new(),
         })
     }
 
@@ -283,12 +284,29 @@ fn the_statute_enters_into_force_thirty_days_after_the_nineteenth_ratification()
     for m in members.iter().take(18) {
         sim.signal("ratification_deposited", m).unwrap();
     }
-    sim.signal("ratification_deposited", &members[0]).unwrap();
-    assert_eq!(
-        sim.item().stage,
-        "open-for-ratification",
-        "a second deposit by the same state does not count"
+    assert!(
+        matches!(
+            sim.signal("ratification_deposited", &members[0]),
+            Err(Rejection::AlreadySignalled { .. })
+        ),
+        "a state deposits once"
     );
+    assert_eq!(
+        sim.signal("ratification_withdrawn", &members[30]),
+        Err(Rejection::NothingToWithdraw(members[30].clone()))
+    );
+    // A withdrawal takes a state out of the count; it may deposit again.
+    sim.signal("ratification_withdrawn", &members[1]).unwrap();
+    let on = workflow("statute-ratification").stages["open-for-ratification"]
+        .on_signal
+        .clone()
+        .unwrap();
+    let standing = councild::engine::signalled(sim.item(), &on);
+    assert_eq!(standing.count(), 17);
+    assert_eq!(standing.withdrawn.len(), 1);
+    assert_eq!(councild::engine::signals_needed(&on, 57, 55), Some(19));
+    sim.signal("ratification_deposited", &members[1]).unwrap();
+    assert_eq!(sim.item().stage, "open-for-ratification", "18 of 19");
     assert!(matches!(
         sim.signal("something_else", &members[30]),
         Err(Rejection::UnexpectedSignal { .. })
@@ -816,7 +834,10 @@ fn a_vote_due_in_session_can_be_sent_to_an_email_ballot_instead() {
             ballot: 0,
             closes_at: now
         }),
-        Err(Rejection::DeadlineNotLater(now))
+        Err(Rejection::BadInput(
+            "closes_at".into(),
+            "the deadline must be in the future".into()
+        ))
     );
     sim.apply(Event::SentToEmailBallot {
         ballot: 0,
@@ -840,5 +861,57 @@ fn a_vote_due_in_session_can_be_sent_to_an_email_ballot_instead() {
         item.ballots[0].result.as_ref().unwrap().reason,
         "the deadline passed"
     );
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+/// The UN Charter's article 110: in force on ratification by two thirds of the members,
+/// the permanent members of the Security Council among them.
+#[test]
+fn a_ratification_threshold_can_name_members_that_must_be_among_them() {
+    let w = definition::load(
+        r#"
+workflow: charter
+title: Charter
+start: open
+stages:
+  open:
+    on_signal:
+      name: ratified
+      until: "count >= 2/3 * members and count(group: permanent) == 2"
+      next: in-force
+  in-force:
+    end: in_force
+"#,
+        &Known {
+            templates: None,
+            roster: None,
+        },
+    )
+    .unwrap();
+    let mut sim = Sim::new(w);
+    sim.start(&[]);
+    let deposit = |member: &str, permanent: bool| Event::Signal {
+        name: "ratified".into(),
+        member: Some(member.into()),
+        data: serde_json::Value::Null,
+        members: 6,
+        eligible: 6,
+        groups: if permanent {
+            vec!["permanent".into()]
+        } else {
+            Vec::new()
+        },
+    };
+    for m in ["A", "B", "C", "D"] {
+        sim.apply(deposit(m, false)).unwrap();
+    }
+    sim.apply(deposit("P1", true)).unwrap();
+    assert_eq!(
+        sim.item().stage,
+        "open",
+        "five of six, one permanent member"
+    );
+    sim.apply(deposit("P2", true)).unwrap();
+    assert_eq!(sim.item().outcome.as_deref(), Some("in_force"));
     assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }

@@ -67,6 +67,7 @@ fn run(seed: u64, workflows: &[Workflow], roster: &Roster) {
                     data: serde_json::Value::Null,
                     members: 57,
                     eligible: 55,
+                    groups: Vec::new(),
                 })
             }
             70..85 => {

@@ -710,6 +710,37 @@ fn print_changed(out: &mut String, answer: &Value, item: &str) {
         "recorded ({}); item {item} is {status}, at stage {stage}",
         answer["event"].as_str().unwrap_or_default()
     );
+    if let Some(p) = progress(&answer["item"]) {
+        put!(out, "{p}");
+    }
+}
+
+/// "ratification_deposited: 12 of 19 (TUR, EGY, …); withdrawn: IRN".
+fn progress(item: &Value) -> Option<String> {
+    let p = item.get("signal_progress")?;
+    let names = |key: &str| -> Vec<String> {
+        p[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| cell(&s["member"]))
+            .collect()
+    };
+    let mut line = format!(
+        "{}: {} of {}",
+        cell(&p["signal"]),
+        cell(&p["count"]),
+        cell(&p["needed"])
+    );
+    let standing = names("standing");
+    if !standing.is_empty() {
+        line.push_str(&format!(" ({})", standing.join(", ")));
+    }
+    let withdrawn = names("withdrawn");
+    if !withdrawn.is_empty() {
+        line.push_str(&format!("; withdrawn: {}", withdrawn.join(", ")));
+    }
+    Some(line)
 }
 
 fn print_outbox(out: &mut String, answer: &Value, zone: &chrono_tz::Tz) {
@@ -1015,6 +1046,9 @@ fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
         cell(&i["outcome"]),
         cell(&i["register_number"])
     );
+    if let Some(p) = progress(i) {
+        put!(out, "{p}");
+    }
     for (n, b) in i["ballots"].as_array().into_iter().flatten().enumerate() {
         let counts: Vec<String> = b["counts"]
             .as_object()

@@ -42,6 +42,44 @@ async fn the_statute_is_ratified_through_the_cli() {
     let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "XXX"]);
     assert_eq!(code, 1);
     assert!(out.contains("no member `XXX`"), "{out}");
+    // A state deposits once; a withdrawal takes it out of the count until it deposits again.
+    let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "TUR"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("`TUR` has already sent `ratification_deposited`"),
+        "{out}"
+    );
+    let (code, out) = daemon.cli(&["signal", &id, "ratification_withdrawn", "--member", "IRN"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("`IRN` has nothing standing to withdraw"),
+        "{out}"
+    );
+    let (code, out) = daemon.cli(&["signal", &id, "ratification_withdrawn", "--member", "UZB"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ratification_deposited: 17 of 19") && out.contains("withdrawn: UZB"),
+        "{out}"
+    );
+    let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "UZB"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("ratification_deposited: 18 of 19 (TUR, AZE,"),
+        "{out}"
+    );
+    let item = daemon.item(&id).await;
+    let p = &item["signal_progress"];
+    assert_eq!(
+        (p["count"].as_u64(), p["needed"].as_u64()),
+        (Some(18), Some(19)),
+        "{p}"
+    );
+    assert_eq!(p["standing"][0]["member"], "TUR", "{p}");
+    let (_, table) = daemon.cli(&["item", &id]);
+    assert!(
+        table.contains("ratification_deposited: 18 of 19"),
+        "{table}"
+    );
     let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "OMN"]);
     assert_eq!(code, 0, "{out}");
     assert!(
@@ -55,7 +93,11 @@ async fn the_statute_is_ratified_through_the_cli() {
     let (code, out) = daemon.cli(&["status", &id, "--json"]);
     assert_eq!(code, 0, "{out}");
     let item: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(item["signals"].as_array().unwrap().len(), 19);
+    assert_eq!(
+        item["signals"].as_array().unwrap().len(),
+        21,
+        "with the withdrawal and the new deposit"
+    );
     assert_eq!(item["chain"]["verified"], true);
     let (code, out) = daemon.cli(&["status", "--json"]);
     assert_eq!(code, 0);

@@ -88,6 +88,8 @@ async fn the_readme_steps_reach_a_verdict() {
         "closed: adopted",
         "number CPCC/REG/",
         "item item-2 is open, at stage open-for-ratification",
+        "ratification_deposited: 1 of 19 (TUR)",
+        "ratification_deposited: 0 of 19; withdrawn: TUR",
         "item item-3 is ended",
         "adopted (roll-call, 55 present)",
         "number CPCC/REG/2026/002",

@@ -166,7 +166,10 @@ pub enum Close {
 #[derive(Debug, Clone)]
 pub struct OnSignal {
     pub name: String,
-    /// Over `count` (signals received, one per member) and `members`/`eligible`.
+    /// The signal by which a member takes its own back (an instrument withdrawn).
+    pub withdrawal: Option<String>,
+    /// Over `count` (members whose signal stands, and anonymous ones) and
+    /// `members`/`eligible`.
     pub until: Rule,
     pub next: String,
 }

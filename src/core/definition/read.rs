@@ -706,10 +706,24 @@ pub(super) fn read_on_signal(
     target: &mut impl FnMut(&Node, &mut Diagnostics) -> Option<String>,
     d: &mut Diagnostics,
 ) -> Option<OnSignal> {
-    let f = yaml::mapping(node, "`on_signal`", &["name", "until", "next"], d)?;
+    let f = yaml::mapping(
+        node,
+        "`on_signal`",
+        &["name", "withdrawal", "until", "next"],
+        d,
+    )?;
     let name = f
         .require("name", "`on_signal`", d)
         .and_then(|n| yaml::string(n, "`name`", d));
+    let withdrawal = f
+        .get("withdrawal")
+        .and_then(|n| yaml::string(n, "`withdrawal`", d));
+    if withdrawal.is_some() && withdrawal == name {
+        d.error(
+            f.key_pos("withdrawal"),
+            "the withdrawal is a signal of its own: give it another name than `name`",
+        );
+    }
     let until = match f.get("until") {
         Some(n) => read_rule(n, &Vocabulary::new(&["count".to_string()]), d),
         None => Rule::parse("count >= 1", &Vocabulary::new(&["count".to_string()])).ok(),
@@ -719,6 +733,7 @@ pub(super) fn read_on_signal(
         .and_then(|n| target(n, d));
     Some(OnSignal {
         name: name?,
+        withdrawal,
         until: until?,
         next: next?,
     })

@@ -88,8 +88,15 @@ pub fn apply(
             data,
             members,
             eligible,
+            groups,
         } => signal(
-            ctx, item, at, name, member, data, *members, *eligible, &mut fx,
+            ctx,
+            item,
+            at,
+            (name, member, data, groups),
+            *members,
+            *eligible,
+            &mut fx,
         ),
         Event::DeadlineExtended {
             ballot, closes_at, ..
@@ -314,7 +321,10 @@ pub fn apply(
         Event::SentToEmailBallot { ballot, closes_at } => {
             open_in_session(item, *ballot)?;
             if *closes_at <= at {
-                return Err(Rejection::DeadlineNotLater(at));
+                return Err(Rejection::BadInput(
+                    "closes_at".into(),
+                    "the deadline must be in the future".into(),
+                ));
             }
             let template = ballot_spec(ctx, item).map(|s| s.template.clone());
             let b = &mut item.ballots[*ballot];
@@ -341,6 +351,9 @@ pub fn apply(
                     "hashes".into(),
                     "each language's SHA-256, in hex".into(),
                 ));
+            }
+            if m.circulated.last().is_some_and(|c| c.hashes == *hashes) {
+                return Err(Rejection::NothingChanged);
             }
             m.circulated.push(Circulation {
                 at,
@@ -767,9 +780,7 @@ fn signal(
     ctx: &Context,
     item: &mut Item,
     at: DateTime<Utc>,
-    name: &str,
-    member: &Option<String>,
-    data: &serde_json::Value,
+    (name, member, data, groups): (&str, &Option<String>, &serde_json::Value, &[String]),
     members: u64,
     eligible: u64,
     fx: &mut Vec<Effect>,
@@ -779,25 +790,68 @@ fn signal(
         .stages
         .get(&item.stage)
         .and_then(|s| s.on_signal.as_ref());
-    let Some(on) = on.filter(|on| on.name == name) else {
+    let withdrawing = on.is_some_and(|on| on.withdrawal.as_deref() == Some(name));
+    let Some(on) = on.filter(|on| on.name == name || withdrawing) else {
         return Err(Rejection::UnexpectedSignal {
             stage: item.stage.clone(),
             name: name.to_string(),
         });
     };
+    let standing = signalled(item, on);
+    match member {
+        Some(m) => match standing.members.iter().find(|(s, _)| s == m) {
+            Some((_, at)) if !withdrawing => {
+                return Err(Rejection::AlreadySignalled {
+                    member: m.clone(),
+                    name: name.to_string(),
+                    at: *at,
+                });
+            }
+            None if withdrawing => return Err(Rejection::NothingToWithdraw(m.clone())),
+            _ => {}
+        },
+        None if withdrawing => {
+            return Err(Rejection::BadInput(
+                "member".into(),
+                "a withdrawal names the member withdrawing".into(),
+            ));
+        }
+        None => {}
+    }
     item.signals.push(Signal {
         stage: item.stage.clone(),
         name: name.to_string(),
         member: member.clone(),
         at,
         data: data.clone(),
+        groups: groups.to_vec(),
     });
-    let count = signal_count(item, name);
+    if withdrawing {
+        return Ok(());
+    }
+    let standing = signalled(item, on);
+    // `count(group: permanent)` counts the members of the group whose signal stands.
+    let voters = standing
+        .members
+        .iter()
+        .map(|(m, _)| crate::rules::VoterInfo {
+            member: m.clone(),
+            choice: Some("count".into()),
+            attributes: BTreeMap::new(),
+            groups: item
+                .signals
+                .iter()
+                .rev()
+                .find(|s| s.member.as_deref() == Some(m))
+                .map(|s| s.groups.clone())
+                .unwrap_or_default(),
+        })
+        .collect();
     let c = Counts {
-        choices: BTreeMap::from([("count".to_string(), count)]),
+        choices: BTreeMap::from([("count".to_string(), standing.count())]),
         eligible,
         members,
-        voters: Vec::new(),
+        voters,
         present: None,
     };
     if on.until.eval(&c).unwrap_or(false) {
@@ -847,25 +901,6 @@ fn deadline_extended(
         });
     }
     Ok(())
-}
-
-/// Signals of this name received in the current stage: one per member, each anonymous one counts.
-fn signal_count(item: &Item, name: &str) -> u64 {
-    let mut members = BTreeSet::new();
-    let mut anonymous = 0;
-    for s in item
-        .signals
-        .iter()
-        .filter(|s| s.stage == item.stage && s.name == name && s.at >= item.entered_at)
-    {
-        match &s.member {
-            Some(m) => {
-                members.insert(m.as_str());
-            }
-            None => anonymous += 1,
-        }
-    }
-    members.len() as u64 + anonymous
 }
 
 /// The ballot's tie rule for the rules module; a lot is drawn from the item's chain head,

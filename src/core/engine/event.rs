@@ -43,6 +43,10 @@ pub enum Event {
         data: serde_json::Value,
         members: u64,
         eligible: u64,
+        /// The member's groups in the roster then (`permanent`, say), for rules such as
+        /// "two thirds of the members, all the permanent ones among them".
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<String>,
     },
     /// The secretariat moves a ballot's deadline later.
     DeadlineExtended {
@@ -292,10 +296,20 @@ pub enum Rejection {
     NotWaiting(String),
     #[error("an electronic vote is open on this ballot: the chair closes it")]
     ElectronicVoteOpen,
+    #[error("the electronic vote on `{0}` is open: the chair closes it first")]
+    ElectronicVoteOpenOn(String),
     #[error("no electronic vote is open on this ballot")]
     NoElectronicVote,
     #[error("the record is circulated once the meeting has closed")]
     MeetingNotClosed,
+    #[error("`{member}` has already sent `{name}` in this stage ({at}): once per member")]
+    AlreadySignalled {
+        member: String,
+        name: String,
+        at: DateTime<Utc>,
+    },
+    #[error("`{0}` has nothing standing to withdraw")]
+    NothingToWithdraw(String),
     #[error("nothing to change")]
     NothingChanged,
 }

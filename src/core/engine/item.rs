@@ -439,6 +439,9 @@ pub struct Signal {
     pub member: Option<String>,
     pub at: DateTime<Utc>,
     pub data: serde_json::Value,
+    /// The member's roster groups when it came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// Verdicts are stored by name (`adopted`, `rejected`, `no_quorum`).

@@ -100,3 +100,68 @@ pub fn counts(b: &Ballot) -> Counts {
         ..Counts::from_voters(&b.choices, voters, b.members)
     }
 }
+
+/// The signals of a stage's `on_signal` that stand: each member whose last signal in the
+/// stage is the signal (not its withdrawal), with when it came, and the anonymous ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signalled {
+    pub members: Vec<(String, chrono::DateTime<chrono::Utc>)>,
+    pub anonymous: u64,
+    /// Members who withdrew theirs, with when.
+    pub withdrawn: Vec<(String, chrono::DateTime<chrono::Utc>)>,
+}
+
+impl Signalled {
+    /// What the stage's `until` rule counts.
+    pub fn count(&self) -> u64 {
+        self.members.len() as u64 + self.anonymous
+    }
+}
+
+/// The signals standing in the item's current stage.
+pub fn signalled(item: &Item, on: &crate::definition::OnSignal) -> Signalled {
+    let mut out = Signalled::default();
+    let here = item
+        .signals
+        .iter()
+        .filter(|s| s.stage == item.stage && s.at >= item.entered_at);
+    for s in here {
+        let withdrawal = on.withdrawal.as_deref() == Some(s.name.as_str());
+        if s.name != on.name && !withdrawal {
+            continue;
+        }
+        match (&s.member, withdrawal) {
+            (None, false) => out.anonymous += 1,
+            (None, true) => {}
+            (Some(m), false) => {
+                out.withdrawn.retain(|(w, _)| w != m);
+                out.members.push((m.clone(), s.at));
+            }
+            (Some(m), true) => {
+                out.members.retain(|(d, _)| d != m);
+                out.withdrawn.push((m.clone(), s.at));
+            }
+        }
+    }
+    out
+}
+
+/// The least `count` that meets a stage's `until` rule, given the council's members (the
+/// "19" of "12 of 19"); `None` when no count up to every member and more does.
+pub fn signals_needed(
+    on: &crate::definition::OnSignal,
+    members: u64,
+    eligible: u64,
+) -> Option<u64> {
+    let most = members.max(eligible).saturating_add(1).min(100_000);
+    (0..=most).find(|n| {
+        let c = Counts {
+            choices: std::collections::BTreeMap::from([("count".to_string(), *n)]),
+            eligible,
+            members,
+            voters: Vec::new(),
+            present: None,
+        };
+        on.until.eval(&c).unwrap_or(false)
+    })
+}

@@ -181,8 +181,7 @@ async fn show_item(
         .map(|r| r.map(|r| json!({"seq": r.seq, "at": r.at, "event": r.event, "by": r.by, "prev": r.prev, "hash": r.hash})))
         .collect::<Result<_, _>>()?;
     let broken = app.store.verify_chain(&id)?;
-    let mut out = item_json(&item);
-    super::session::extend_item_json(&app, &item, &mut out);
+    let mut out = item_view(&app, &item);
     out["events"] = json!(events);
     out["chain"] = json!({ "verified": broken.is_none(), "broken_at": broken });
     Ok(Json(out))
@@ -200,11 +199,7 @@ pub(super) async fn record(
         .writer
         .event(id.clone(), event, Some(by.name.clone()))
         .await?;
-    let item = app.items.get(&id).map(|i| {
-        let mut out = item_json(&i);
-        super::session::extend_item_json(app, &i, &mut out);
-        out
-    });
+    let item = app.items.get(&id).map(|i| item_view(app, &i));
     Ok(Json(json!({ "event": done.hash, "item": item })))
 }
 
@@ -246,12 +241,18 @@ pub(super) async fn record_signal(
     }
     let members = roster.members.len() as u64;
     let eligible = roster.members.iter().filter(|m| m.voting_right).count() as u64;
+    let groups = member
+        .as_deref()
+        .and_then(|m| roster.member(m))
+        .map(|m| m.groups.clone())
+        .unwrap_or_default();
     let event = Event::Signal {
         name,
         member,
         data,
         members,
         eligible,
+        groups,
     };
     record(app, by, id, event).await
 }
@@ -605,6 +606,44 @@ async fn status(State(app): AppState) -> Result<Json<Value>, ApiError> {
         "timers": { "count": app.store.timer_count(), "next_due": next_timer },
         "last_errors": observe::recent_errors(),
     })))
+}
+
+/// One item as `GET /api/items/{id}` shows it: its fields, a session's agenda and
+/// attendance, and the signals standing in its stage against what its rule needs.
+pub(super) fn item_view(app: &App, item: &Item) -> Value {
+    let mut out = item_json(item);
+    super::session::extend_item_json(app, item, &mut out);
+    if let Some(p) = signal_progress(app, item) {
+        out["signal_progress"] = p;
+    }
+    out
+}
+
+/// "12 of 19": the members whose signal stands in the item's stage (a ratification
+/// deposited, say), when each came, those withdrawn, and the count the stage's rule needs
+/// with the roster in force.
+pub(super) fn signal_progress(app: &App, item: &Item) -> Option<Value> {
+    let defs = app.defs.load();
+    let on = defs
+        .version(&item.version)?
+        .stages
+        .get(&item.stage)?
+        .on_signal
+        .clone()?;
+    let roster = app.roster.load();
+    let members = roster.members.len() as u64;
+    let eligible = roster.members.iter().filter(|m| m.voting_right).count() as u64;
+    let s = crate::engine::signalled(item, &on);
+    let list = |l: &[(String, DateTime<Utc>)]| -> Vec<Value> {
+        l.iter()
+            .map(|(m, at)| json!({ "member": m, "at": at }))
+            .collect()
+    };
+    Some(json!({
+        "signal": on.name, "withdrawal": on.withdrawal, "count": s.count(),
+        "needed": crate::engine::signals_needed(&on, members, eligible),
+        "standing": list(&s.members), "anonymous": s.anonymous, "withdrawn": list(&s.withdrawn),
+    }))
 }
 
 /// The API's view of an item.

@@ -241,6 +241,19 @@ async fn item_page(
     }
     if !item.signals.is_empty() {
         let roster = app.roster.load();
+        let progress = super::admin::signal_progress(&app, &item).map(|p| {
+            format!(
+                "<p id=\"signal-progress\"><strong>{}</strong> of {} <code>{}</code> standing{}</p>",
+                p["count"],
+                p["needed"].as_u64().map_or("-".to_string(), |n| n.to_string()),
+                escape(p["signal"].as_str().unwrap_or_default()),
+                match p["withdrawn"].as_array().map_or(0, Vec::len) {
+                    0 => String::new(),
+                    n => format!("; {n} withdrawn"),
+                }
+            )
+        });
+        body.push_str(&progress.unwrap_or_default());
         body.push_str(&format!(
             "<h2>Signals ({})</h2><table id=\"signals\"><thead><tr><th>Signal</th><th>Member</th><th>At</th><th>Data</th></tr></thead><tbody>",
             item.signals.len()
@@ -414,11 +427,19 @@ fn item_forms(app: &App, item: &crate::engine::Item) -> String {
             .collect();
         html.push_str(&format!(
             "<form method=\"post\" action=\"/dashboard/items/{id}/signal\" id=\"signal-form\"><fieldset><legend>Record <code>{name}</code></legend>\
-             <input type=\"hidden\" name=\"name\" value=\"{name}\">\
+             {which}\
              <label for=\"member\">Member</label> <select id=\"member\" name=\"member\" required><option value=\"\">Choose…</option>{members}</select> \
              <label for=\"note\">Note</label> <input id=\"note\" name=\"note\" size=\"30\"> \
              <button type=\"submit\">Record</button></fieldset></form>",
             name = escape(&on.name),
+            which = match &on.withdrawal {
+                None => format!("<input type=\"hidden\" name=\"name\" value=\"{}\">", escape(&on.name)),
+                Some(w) => format!(
+                    "<label for=\"signal-name\">What</label> <select id=\"signal-name\" name=\"name\"><option value=\"{0}\">{0}</option><option value=\"{1}\">{1}</option></select> ",
+                    escape(&on.name),
+                    escape(w)
+                ),
+            },
         ));
     }
     if let Some(due) = item

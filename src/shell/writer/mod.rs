@@ -445,13 +445,25 @@ impl Writer {
         let Some(m) = last.meeting.as_ref() else {
             return;
         };
+        // Once: a session started later (an extraordinary one) does not take it again.
+        let taken = self.items.values().any(|i| {
+            i.id != id
+                && i.meeting.as_ref().is_some_and(|s| {
+                    s.agenda
+                        .iter()
+                        .any(|p| p.carried_from.as_deref() == Some(&last.id))
+                })
+        });
+        if taken {
+            return;
+        }
         let explanation = match m.circulated.last() {
             Some(c) => {
                 let hashes: Vec<String> =
                     c.hashes.iter().map(|(l, h)| format!("{l} {h}")).collect();
                 format!(
                     "Draft circulated {}; SHA-256: {}",
-                    c.at.format("%Y-%m-%d"),
+                    c.at.with_timezone(&self.tz).format("%Y-%m-%d"),
                     hashes.join(", ")
                 )
             }
@@ -525,25 +537,20 @@ impl Writer {
                 let open = self.items.get(id).and_then(|s| {
                     s.meeting.as_ref()?.agenda.iter().find_map(|p| {
                         let decided = self.items.get(p.item.as_deref()?)?;
-                        decided
-                            .ballots
-                            .iter()
-                            .any(|b| {
+                        let open = decided.status == engine::Status::Open;
+                        (open
+                            && decided.ballots.iter().any(|b| {
                                 b.result.is_none()
                                     && b.room.as_ref().is_some_and(|r| {
                                         r.session == id
                                             && r.method == engine::RoomMethod::Electronic
                                     })
-                            })
-                            .then(|| decided.id.clone())
+                            }))
+                        .then(|| decided.id.clone())
                     })
                 });
                 match open {
-                    Some(item) => Err(Rejection::BadInput(
-                        "meeting".into(),
-                        format!("the electronic vote on `{item}` is open: close it first"),
-                    )
-                    .into()),
+                    Some(item) => Err(Rejection::ElectronicVoteOpenOn(item).into()),
                     None => Ok(Event::MeetingClosed),
                 }
             }
