@@ -140,22 +140,8 @@ pub enum Command {
     Record {
         /// The item decided (on the agenda of the session sitting now).
         item: String,
-        #[arg(long, value_delimiter = ',')]
-        yes: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        no: Vec<String>,
-        #[arg(long, value_delimiter = ',')]
-        abstain: Vec<String>,
-        /// Members voting another choice: CHOICE=TUR,EGY (repeatable).
-        #[arg(long = "vote", value_name = "CHOICE=MEMBERS")]
-        votes: Vec<String>,
-        /// A show of hands: yes=30,no=5,abstain=3.
-        #[arg(long)]
-        count: Option<String>,
-        /// An electronic vote in the room: `open` sends the ballot links to the delegates
-        /// present; `close` ends it and prints the verdict.
-        #[arg(long, value_parser = ["open", "close"])]
-        electronic: Option<String>,
+        #[command(flatten)]
+        vote: session::InRoom,
     },
     /// Enter a member's explanation of vote or reservation in the session's record.
     Statement {
@@ -530,25 +516,7 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             present,
             absent,
         } => session::attendance(out, &config, json, session, present, absent, &zone).await?,
-        Command::Record {
-            item,
-            yes,
-            no,
-            abstain,
-            votes,
-            count,
-            electronic,
-        } => {
-            let v = session::InRoom {
-                yes,
-                no,
-                abstain,
-                votes,
-                count,
-                electronic,
-            };
-            session::record(out, &config, json, item, v).await?
-        }
+        Command::Record { item, vote } => session::record(out, &config, json, item, vote).await?,
         Command::Statement {
             session,
             member,

@@ -22,6 +22,7 @@ pub fn load(config: &Config) -> anyhow::Result<Loaded> {
     if !problems.is_empty() {
         anyhow::bail!("the configuration has problems:\n{}", problems.join("\n"));
     }
+    report.log_warnings();
     let workflows = report
         .files
         .into_iter()
@@ -45,6 +46,7 @@ pub fn reloader(config: Config) -> crate::http::Reload {
         if !problems.is_empty() {
             return Err(problems);
         }
+        report.log_warnings();
         let templates = report
             .templates
             .ok_or_else(|| vec!["the templates could not be read".to_string()])?;
@@ -73,6 +75,28 @@ pub struct Report {
 }
 
 impl Report {
+    /// What `validate` would warn of, in the daemon's log (at start and on reload): a file
+    /// in force with a gap an operator should know of.
+    fn log_warnings(&self) {
+        for (file, w) in self
+            .files
+            .iter()
+            .filter_map(|(f, r)| Some((f, r.as_ref().ok()?)))
+        {
+            for warning in &w.warnings {
+                let at = warning.pos;
+                tracing::warn!(
+                    workflow = %w.name,
+                    "{}:{}:{}: {}",
+                    file.display(),
+                    at.line,
+                    at.col,
+                    warning.message
+                );
+            }
+        }
+    }
+
     pub fn problems(&self) -> impl Iterator<Item = &String> {
         self.general.iter().chain(
             self.files

@@ -39,6 +39,12 @@ async fn the_statute_is_ratified_through_the_cli() {
         assert_eq!(code, 0, "{out}");
         assert!(out.contains("at stage open-for-ratification"), "{out}");
     }
+    let (code, out) = daemon.cli(&["next", &id]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("is moved on by hand; this one waits for its time"),
+        "{out}"
+    );
     let (code, out) = daemon.cli(&["signal", &id, "ratification_deposited", "--member", "XXX"]);
     assert_eq!(code, 1);
     assert!(out.contains("no member `XXX`"), "{out}");

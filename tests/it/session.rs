@@ -215,6 +215,13 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     ok(&daemon, &["attendance", &session, "--present", "CCC"]);
     assert_eq!(present(&daemon.item(&session).await), ["AAA", "BBB", "CCC"]);
     ok(&daemon, &["agenda", &session, "adopt"]);
+    refused(
+        &daemon,
+        &["close-meeting", &session],
+        "are not taken: record them, defer their points or send them to an email ballot",
+        &session,
+    )
+    .await;
 
     // A roll-call adopts the regulation under its number.
     ok(&daemon, &["next", &regulation]);

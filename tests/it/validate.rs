@@ -333,3 +333,37 @@ fn sessions_and_votes_in_session_get_clear_errors_with_line_and_column() {
     let e = "workflows/meeting.yaml:6:5: stage `meeting` is a meeting: it ends when the chair closes it and goes to `next`, so it cannot have `after`";
     assert!(out.contains(e), "missing `{e}` in:\n{out}");
 }
+
+const LABELS: &str = r#"workflow: chair-election
+title: Election of the chair
+start: vote
+stages:
+  vote:
+    ballot:
+      question: "Who shall chair the council?"
+      choices:
+        - { id: öztürk, label: { en: "Ms Öztürk", fr: "Mme Öztürk" } }
+        - { id: al_farsi, label: { en: "Mr Al-Farsi", fr: "Mme Öztürk" } }
+      closes_after: 1d
+      pass: "öztürk > al_farsi"
+    outcomes: { adopted: done, rejected: done, no_quorum: done }
+  done:
+    end: done
+"#;
+
+#[test]
+fn choices_of_any_script_are_taken_and_labels_that_read_the_same_are_refused() {
+    let council = Council::new(ROSTER, &[("chair.yaml", LABELS)]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    let e = "workflows/chair.yaml:8:7: choices `öztürk` and `al_farsi` read the same in `fr` (`Mme Öztürk`): a reader could not tell them apart";
+    assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    let fixed = LABELS.replace(
+        r#"fr: "Mme Öztürk" } }
+      closes_after"#,
+        r#"fr: "M. Al-Farsi" } }
+      closes_after"#,
+    );
+    let (code, out) = Council::new(ROSTER, &[("chair.yaml", &fixed)]).run(&["validate"]);
+    assert_eq!(code, 0, "{out}");
+}

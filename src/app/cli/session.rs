@@ -44,16 +44,24 @@ pub enum AgendaAction {
 }
 
 /// The vote taken in the room, as the command line gives it.
+#[derive(clap::Args)]
 pub struct InRoom {
-    pub yes: Vec<String>,
-    pub no: Vec<String>,
-    pub abstain: Vec<String>,
-    /// CHOICE=A,B for the other choices of a roll-call.
-    pub votes: Vec<String>,
-    /// yes=30,no=5: a show of hands.
-    pub count: Option<String>,
-    /// `open` or `close` an electronic vote in the room.
-    pub electronic: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    yes: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    no: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    abstain: Vec<String>,
+    /// Members voting another choice: CHOICE=TUR,EGY (repeatable).
+    #[arg(long = "vote", value_name = "CHOICE=MEMBERS")]
+    votes: Vec<String>,
+    /// A show of hands: yes=30,no=5,abstain=3.
+    #[arg(long)]
+    count: Option<String>,
+    /// An electronic vote in the room: `open` sends the ballot links to the delegates
+    /// present; `close` ends it and prints the verdict.
+    #[arg(long, value_parser = ["open", "close"])]
+    electronic: Option<String>,
 }
 
 fn item_path(id: &str, tail: &str) -> String {

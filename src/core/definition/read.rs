@@ -537,13 +537,18 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
     for c in &choices {
         let ok = !c.is_empty()
             && c.chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-');
+                .all(|ch| ch.is_alphanumeric() || ch == '_' || ch == '-');
         if !ok
             || !seen.insert(c)
             || ["cast", "eligible", "members", "and", "or", "not"].contains(&c.as_str())
         {
             d.error(f.key_pos("choices"), format!("choice `{c}` must be a unique word of letters, digits, `_` or `-`, and not a rule keyword"));
         }
+    }
+    // Files being loaded (not versions stored before this check): a reader must tell
+    // the choices apart.
+    if known.templates.is_some() {
+        label_collisions(&choices, &labels, f.key_pos("choices"), d);
     }
     let in_session = f
         .get("in_session")
@@ -654,6 +659,38 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
         receipt_template,
         in_session,
     })
+}
+
+/// Two choices a reader of some language sees under the same words (`Oui` for `yes` and
+/// for `approve`) could not be told apart, on the page or in a reply by mail.
+fn label_collisions(
+    choices: &[String],
+    labels: &BTreeMap<String, Texts>,
+    at: Pos,
+    d: &mut Diagnostics,
+) {
+    let mut languages: BTreeSet<&str> = BTreeSet::from([""]);
+    for t in labels.values() {
+        languages.extend(t.by_language.keys().map(String::as_str));
+    }
+    for language in languages {
+        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
+        for c in choices {
+            let text = match labels.get(c) {
+                Some(t) if language.is_empty() => t.default.as_str(),
+                Some(t) => t.get(language),
+                None => c.as_str(),
+            };
+            let key = text.trim().to_lowercase();
+            if let Some(other) = seen.insert(key, c) {
+                let what = match language {
+                    "" => String::new(),
+                    l => format!(" in `{l}`"),
+                };
+                d.error(at, format!("choices `{other}` and `{c}` read the same{what} (`{}`): a reader could not tell them apart", text.trim()));
+            }
+        }
+    }
 }
 
 /// `tie: fails`, `tie: lot` or `tie: { chair: MEMBER }`.

@@ -301,6 +301,12 @@ pub fn apply(
                 .filter(|m| b.electorate.place(m).is_some())
                 .cloned()
                 .collect();
+            if present.is_empty() {
+                return Err(Rejection::BadInput(
+                    "present".into(),
+                    "no member entitled to vote is present".into(),
+                ));
+            }
             let template = ballot_spec(ctx, item).map(|s| s.template.clone());
             let b = &mut item.ballots[*ballot];
             b.room = Some(Room {
@@ -471,15 +477,29 @@ fn point_added(
         return Err(Rejection::NoTitle);
     }
     check_text("title", title, 300)?;
-    if !explanation.is_empty() {
+    if !explanation.trim().is_empty() {
         check_text("explanation", explanation, 4_000)?;
     }
+    // What a member writes goes into every member's mail: no control characters, so no
+    // forged lines (an explanation may have its own line breaks).
+    let control = |t: &str, lines: bool| {
+        t.chars()
+            .any(|c| c.is_control() && !(lines && matches!(c, '\n' | '\r')))
+    };
+    if control(title, false) || control(explanation, true) {
+        return Err(Rejection::BadInput(
+            "title".into(),
+            "control characters are not text".into(),
+        ));
+    }
     if let Some(u) = url
-        && !(u.starts_with("https://") || u.starts_with("http://"))
+        && (!(u.starts_with("https://") || u.starts_with("http://"))
+            || u.len() > 2_000
+            || u.chars().any(|c| c.is_whitespace() || c.is_control()))
     {
         return Err(Rejection::BadInput(
             "url".into(),
-            "must be an http(s) URL".into(),
+            "must be an http(s) URL of at most 2,000 characters, without spaces".into(),
         ));
     }
     if let Some(id) = decided
@@ -559,7 +579,14 @@ fn vote_recorded(
             if let Some(c) = hands.keys().find(|c| !b.choices.contains(c)) {
                 return Err(Rejection::NoSuchChoice(c.clone()));
             }
-            hands.values().fold(0u64, |a, n| a.saturating_add(*n))
+            let total = hands.values().fold(0u64, |a, n| a.saturating_add(*n));
+            if total == 0 {
+                return Err(Rejection::BadInput(
+                    "counts".into(),
+                    "a show of hands counts at least one hand".into(),
+                ));
+            }
+            total
         }
         RoomMethod::Electronic => {
             return Err(Rejection::BadInput(
@@ -797,19 +824,14 @@ fn signal(
             name: name.to_string(),
         });
     };
+    // A second signal from a member standing is refused by the writer (`resolve`); logs
+    // written before that keep it, recorded and not counted again, so they replay.
     let standing = signalled(item, on);
     match member {
-        Some(m) => match standing.members.iter().find(|(s, _)| s == m) {
-            Some((_, at)) if !withdrawing => {
-                return Err(Rejection::AlreadySignalled {
-                    member: m.clone(),
-                    name: name.to_string(),
-                    at: *at,
-                });
-            }
-            None if withdrawing => return Err(Rejection::NothingToWithdraw(m.clone())),
-            _ => {}
-        },
+        Some(m) if withdrawing && !standing.members.iter().any(|(s, _)| s == m) => {
+            return Err(Rejection::NothingToWithdraw(m.clone()));
+        }
+        Some(_) => {}
         None if withdrawing => {
             return Err(Rejection::BadInput(
                 "member".into(),

@@ -298,6 +298,12 @@ pub enum Rejection {
     ElectronicVoteOpen,
     #[error("the electronic vote on `{0}` is open: the chair closes it first")]
     ElectronicVoteOpenOn(String),
+    #[error("the votes on {} are not taken: record them, defer their points or send them to an email ballot", .0.join(", "))]
+    VotesNotTaken(Vec<String>),
+    #[error(
+        "only a session, or an item on the agenda of a session, is moved on by hand; this one waits for its time"
+    )]
+    NotMovable,
     #[error("no electronic vote is open on this ballot")]
     NoElectronicVote,
     #[error("the record is circulated once the meeting has closed")]

@@ -133,6 +133,7 @@ pub fn signalled(item: &Item, on: &crate::definition::OnSignal) -> Signalled {
         match (&s.member, withdrawal) {
             (None, false) => out.anonymous += 1,
             (None, true) => {}
+            (Some(m), false) if out.members.iter().any(|(d, _)| d == m) => {} // counted once
             (Some(m), false) => {
                 out.withdrawn.retain(|(w, _)| w != m);
                 out.members.push((m.clone(), s.at));

@@ -65,8 +65,9 @@ pub(super) fn lex(src: &str) -> Result<Vec<(Tok, usize)>, RuleError> {
                     return Err(err(at, msg));
                 }
             }
-        } else if c.is_ascii_alphabetic() || c == '_' {
-            while is(i, |c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        } else if c.is_alphabetic() || c == '_' {
+            // Any letters: a choice may be `öztürk` or `نعم`.
+            while is(i, |c| c.is_alphanumeric() || c == '_' || c == '-') {
                 i += 1;
             }
             while is(i - 1, |c| c == '-') {

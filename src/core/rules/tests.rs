@@ -236,8 +236,9 @@ fn parse_errors_have_offsets_and_messages() {
             "too large",
         ),
         ("yes > 1.", 7, "a decimal point must be followed by digits"),
-        ("yes > é", 6, "unexpected character `é`"),
-        ("yes > no or ü", 12, "unexpected character `ü`"), // char, not byte, offsets
+        ("yes > é", 6, "unknown name `é`"), // a letter: choices may be `öztürk`
+        ("yes > no or ü", 12, "unknown name `ü`"), // char, not byte, offsets
+        ("yes > §", 6, "unexpected character `§`"),
         ("and > 1", 0, "found `and`"),
         ("yes > not no", 6, "found `not`"),
         ("yes >= 50 %", 10, "unexpected character `%`"),
@@ -1032,4 +1033,18 @@ fn decided_agrees_with_brute_force() {
     assert!(decided(None, &cast, Some(&Tie::Lot(3)), &both));
     assert!(!decided(None, &cast, Some(&Tie::Lot(4)), &both));
     assert!(decided(None, &cast, None, &both));
+}
+
+#[test]
+fn choices_may_be_words_of_any_script() {
+    let candidates = names(&["al_farsi", "öztürk", "بن_علي"]);
+    let r = parse("öztürk > al_farsi and öztürk > بن_علي", &candidates)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let c = votes(&[("al_farsi", 20), ("öztürk", 30), ("بن_علي", 5)], 55, 57);
+    assert_eq!(r.eval(&c), Ok(true));
+    let e = parse("ozturk > al_farsi", &candidates).unwrap_err();
+    assert!(
+        e.message.contains("öztürk"),
+        "a hint to the right word: {e:?}"
+    );
 }

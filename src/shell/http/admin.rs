@@ -656,7 +656,8 @@ pub fn item_json(item: &Item) -> Value {
             let c = counts(b);
             json!({
                 "stage": b.stage, "question": b.question, "choices": b.choices,
-                "opened_at": b.opened_at, "closes_at": b.closes_at,
+                // A vote in session has no deadline: the chair closes it.
+                "opened_at": b.opened_at, "closes_at": (!b.in_session).then_some(b.closes_at),
                 "eligible": b.electorate.len(), "cast": c.cast(),
                 "counts": c.choices,
                 "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at})),

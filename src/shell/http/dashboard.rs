@@ -90,6 +90,12 @@ fn may(role: Role) -> bool {
     ROLE.try_with(|r| *r >= role).unwrap_or(false)
 }
 
+/// The page for an item id that names none.
+pub(super) fn no_such_item() -> Response {
+    let body = "<p>There is no such item.</p>";
+    layout(StatusCode::NOT_FOUND, "No such item", true, body)
+}
+
 /// A page refusing an action the actor's role does not allow.
 pub fn forbidden(message: &str) -> Response {
     let body = format!(
@@ -152,12 +158,7 @@ async fn item_page(
     Param(id): Param<String>,
 ) -> Result<Response, ApiError> {
     let Some(item) = app.items.get(&id) else {
-        return Ok(layout(
-            StatusCode::NOT_FOUND,
-            "No such item",
-            true,
-            "<p>There is no such item.</p>",
-        ));
+        return Ok(no_such_item());
     };
     let mut body = format!(
         "<dl><dt>Workflow</dt><dd>{}</dd><dt>Stage</dt><dd id=\"stage\">{}</dd><dt>Status</dt><dd id=\"status\">{}</dd>",
@@ -445,6 +446,7 @@ fn item_forms(app: &App, item: &crate::engine::Item) -> String {
     if let Some(due) = item
         .timers
         .get(&crate::engine::Timer::Next(item.stage.clone()))
+        .filter(|_| super::session::movable(app, item))
     {
         html.push_str(&format!(
             "<form method=\"post\" action=\"/dashboard/items/{id}/meeting\" id=\"next-form\"><fieldset><legend>Move on now</legend>\

@@ -32,9 +32,15 @@ pub fn routes() -> Vec<super::Route> {
         s("/api/items/{id}/agenda/{point}", post(change_point)),
         s("/api/items/{id}/attendance", post(attendance)),
         s("/api/items/{id}/statements", post(statement)),
-        s("/api/items/{id}/meeting/adopt-agenda", post(adopt_agenda)),
-        s("/api/items/{id}/meeting/close", post(close_meeting)),
-        s("/api/items/{id}/next", post(move_on)),
+        s(
+            "/api/items/{id}/meeting/adopt-agenda",
+            records(Event::AgendaAdopted),
+        ),
+        s(
+            "/api/items/{id}/meeting/close",
+            records(Event::MeetingClosed),
+        ),
+        s("/api/items/{id}/next", records(Event::MovedOn)),
         s("/api/items/{id}/record", post(record_vote)),
         (
             Method::GET,
@@ -185,28 +191,15 @@ async fn statement(
     record(&app, &actor, id, event).await
 }
 
-async fn adopt_agenda(
-    State(app): AppState,
-    actor: Actor,
-    Param(id): Param<String>,
-) -> Result<Json<Value>, ApiError> {
-    record(&app, &actor, id, Event::AgendaAdopted).await
-}
-
-async fn close_meeting(
-    State(app): AppState,
-    actor: Actor,
-    Param(id): Param<String>,
-) -> Result<Json<Value>, ApiError> {
-    record(&app, &actor, id, Event::MeetingClosed).await
-}
-
-async fn move_on(
-    State(app): AppState,
-    actor: Actor,
-    Param(id): Param<String>,
-) -> Result<Json<Value>, ApiError> {
-    record(&app, &actor, id, Event::MovedOn).await
+/// A route that records one event, with no body (adopting the agenda, closing the
+/// meeting, moving an item on).
+fn records(event: Event) -> axum::routing::MethodRouter<std::sync::Arc<App>> {
+    post(
+        move |State(app): AppState, actor: Actor, Param(id): Param<String>| {
+            let event = event.clone();
+            async move { record(&app, &actor, id, event).await }
+        },
+    )
 }
 
 /// A vote taken in the room: `votes` (choice → members) for a roll-call, `counts`
@@ -429,12 +422,7 @@ async fn meeting_page(
     Param(id): Param<String>,
 ) -> Result<Response, ApiError> {
     let Some(item) = app.items.get(&id) else {
-        return Ok(layout(
-            StatusCode::NOT_FOUND,
-            "No such item",
-            true,
-            "<p>There is no such item.</p>",
-        ));
+        return Ok(super::dashboard::no_such_item());
     };
     let Some(m) = item.meeting.as_ref() else {
         return Ok(layout(
@@ -1011,6 +999,17 @@ async fn meeting_post(
         _ => Err(bad_form()),
     };
     after(done, &here)
+}
+
+/// Whether `item` may be moved on by hand: a session, or an item on an open agenda.
+pub fn movable(app: &App, item: &Item) -> bool {
+    item.meeting.is_some()
+        || app.items.all().into_iter().any(|s| {
+            s.status == crate::engine::Status::Open
+                && s.meeting
+                    .as_ref()
+                    .is_some_and(|m| m.closed_at.is_none() && m.point_of(&item.id).is_some())
+        })
 }
 
 /// Whether `item` is decided in a session sitting now (for the item page's link).

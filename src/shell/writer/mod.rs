@@ -532,26 +532,81 @@ impl Writer {
                     left: left.into_iter().filter(|l| m.is_present(l)).collect(),
                 })
             }
-            Event::MeetingClosed => {
-                // An electronic vote open in the room is closed by the chair first.
-                let open = self.items.get(id).and_then(|s| {
-                    s.meeting.as_ref()?.agenda.iter().find_map(|p| {
-                        let decided = self.items.get(p.item.as_deref()?)?;
-                        let open = decided.status == engine::Status::Open;
-                        (open
-                            && decided.ballots.iter().any(|b| {
-                                b.result.is_none()
-                                    && b.room.as_ref().is_some_and(|r| {
-                                        r.session == id
-                                            && r.method == engine::RoomMethod::Electronic
-                                    })
-                            }))
-                        .then(|| decided.id.clone())
-                    })
+            Event::Signal {
+                ref name,
+                member: Some(ref m),
+                ..
+            } => {
+                // A member signals once in a stage (a ratification deposited once).
+                let item = self.items.get(id);
+                let defs = self.defs.load();
+                let on = item.and_then(|i| {
+                    let w = defs.version(&i.version)?;
+                    w.stages.get(&i.stage)?.on_signal.clone()
                 });
-                match open {
-                    Some(item) => Err(Rejection::ElectronicVoteOpenOn(item).into()),
-                    None => Ok(Event::MeetingClosed),
+                if let (Some(item), Some(on)) = (item, on.filter(|on| on.name == *name))
+                    && let Some((_, at)) = engine::signalled(item, &on)
+                        .members
+                        .into_iter()
+                        .find(|(s, _)| s == m)
+                {
+                    return Err(Rejection::AlreadySignalled {
+                        member: m.clone(),
+                        name: name.clone(),
+                        at,
+                    }
+                    .into());
+                }
+                Ok(event)
+            }
+            Event::MeetingClosed => {
+                // Every vote due in the room is taken first (or its point deferred, or sent
+                // to an email ballot), and an electronic vote closed by the chair.
+                let undecided: Vec<&Item> = self
+                    .agenda_items(id)
+                    .filter(|d| d.ballots.iter().any(|b| b.result.is_none() && b.in_session))
+                    .collect();
+                if let Some(open) = undecided
+                    .iter()
+                    .find(|d| d.ballots.iter().any(|b| electronic_in(b, id)))
+                {
+                    return Err(Rejection::ElectronicVoteOpenOn(open.id.clone()).into());
+                }
+                if !undecided.is_empty() {
+                    let ids = undecided.iter().map(|d| format!("`{}`", d.id)).collect();
+                    return Err(Rejection::VotesNotTaken(ids).into());
+                }
+                Ok(Event::MeetingClosed)
+            }
+            Event::PointMarked { point, status } if status != engine::PointStatus::Listed => {
+                // A point whose electronic vote is open keeps its place until the chair
+                // closes the vote.
+                let decided = self
+                    .items
+                    .get(id)
+                    .and_then(|s| s.meeting.as_ref()?.point(point)?.item.clone())
+                    .and_then(|d| self.items.get(&d));
+                if let Some(d) = decided.filter(|d| d.ballots.iter().any(|b| electronic_in(b, id)))
+                {
+                    return Err(Rejection::ElectronicVoteOpenOn(d.id.clone()).into());
+                }
+                Ok(Event::PointMarked { point, status })
+            }
+            Event::MovedOn => {
+                // A session's stages, and the items on a session's agenda (a comment
+                // period ended for the meeting), are moved on by hand; a statute's thirty
+                // days are not.
+                let session = self.items.get(id).is_some_and(|i| i.meeting.is_some());
+                let on_agenda = self.items.values().any(|s| {
+                    s.status == engine::Status::Open
+                        && s.meeting
+                            .as_ref()
+                            .is_some_and(|m| m.closed_at.is_none() && m.point_of(id).is_some())
+                });
+                if session || on_agenda {
+                    Ok(Event::MovedOn)
+                } else {
+                    Err(Rejection::NotMovable.into())
                 }
             }
             Event::PointMarked {
@@ -620,6 +675,26 @@ impl Writer {
             }
             other => Ok(other),
         }
+    }
+
+    /// The open items listed on a session's agenda.
+    fn agenda_items<'a>(&'a self, session: &str) -> impl Iterator<Item = &'a Item> + 'a {
+        let points: Vec<String> = self
+            .items
+            .get(session)
+            .and_then(|s| s.meeting.as_ref())
+            .map(|m| {
+                m.agenda
+                    .iter()
+                    .filter(|p| p.status == engine::PointStatus::Listed)
+                    .filter_map(|p| p.item.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        points
+            .into_iter()
+            .filter_map(|i| self.items.get(&i).map(|a| &**a))
+            .filter(|i| i.status == engine::Status::Open)
     }
 
     /// An item is on one open agenda at a time, so that its vote has one session to sit in.
@@ -738,4 +813,12 @@ impl Reply {
             }
         }
     }
+}
+
+/// Whether an electronic vote is open on ballot `b` in the meeting of `session`.
+fn electronic_in(b: &engine::Ballot, session: &str) -> bool {
+    b.result.is_none()
+        && b.room
+            .as_ref()
+            .is_some_and(|r| r.session == session && r.method == engine::RoomMethod::Electronic)
 }
