@@ -645,10 +645,14 @@ fn a_session_keeps_its_agenda_and_attendance_and_refuses_what_does_not_fit_its_s
         [(2, PointStatus::Listed), (1, PointStatus::Deferred)]
     );
     assert_eq!(m.agenda[1].proposed_by.as_deref(), Some("TUR"));
-    let hashes = BTreeMap::from([("en".to_string(), "ab".repeat(32))]);
+    let text = "<p>The record</p>".to_string();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+    let hashes = BTreeMap::from([("en".to_string(), digest)]);
+    let texts = BTreeMap::from([("en".to_string(), text)]);
     assert_eq!(
         sim.apply(Event::RecordCirculated {
-            hashes: hashes.clone()
+            hashes: hashes.clone(),
+            texts: texts.clone(),
         }),
         Err(Rejection::MeetingNotClosed)
     );
@@ -665,11 +669,23 @@ fn a_session_keeps_its_agenda_and_attendance_and_refuses_what_does_not_fit_its_s
     );
     assert!(matches!(
         sim.apply(Event::RecordCirculated {
-            hashes: BTreeMap::from([("en".to_string(), "not a hash".to_string())])
+            hashes: BTreeMap::from([("en".to_string(), "not a hash".to_string())]),
+            texts: BTreeMap::new(),
         }),
         Err(Rejection::BadInput(..))
     ));
-    sim.apply(Event::RecordCirculated { hashes }).unwrap();
+    assert!(
+        matches!(
+            sim.apply(Event::RecordCirculated {
+                hashes: BTreeMap::from([("en".to_string(), "ab".repeat(32))]),
+                texts: texts.clone(),
+            }),
+            Err(Rejection::BadInput(..))
+        ),
+        "a text must have its hash"
+    );
+    sim.apply(Event::RecordCirculated { hashes, texts })
+        .unwrap();
     assert_eq!(sim.item().meeting.as_ref().unwrap().circulated.len(), 1);
     assert!(sim.advance(), "the comment period ends");
     let item = sim.item();

@@ -174,6 +174,9 @@ pub enum Command {
         /// session's log (and printed), for the next session's approval.
         #[arg(long)]
         circulate: bool,
+        /// The record as last circulated (kept in the log), not as it stands now.
+        #[arg(long, conflicts_with = "circulate")]
+        as_circulated: bool,
     },
     /// Send an item's ballot taken in session to an email ballot, closing at a deadline.
     EmailBallot {
@@ -347,9 +350,11 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             session,
             lang,
             format,
+            as_circulated,
             ..
         } => {
-            let bytes = session::minutes(&config, &session, &lang, format == "pdf").await?;
+            let pdf = format == "pdf";
+            let bytes = session::minutes(&config, &session, &lang, pdf, as_circulated).await?;
             use std::io::Write as _;
             let mut stdout = std::io::stdout().lock();
             match stdout.write_all(&bytes).and_then(|()| stdout.flush()) {

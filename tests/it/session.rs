@@ -372,8 +372,32 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
         )
         .await;
     ok(&daemon, &["agenda", &session, "add", &europol]);
-    let until = (chrono::Utc::now() + chrono::Duration::days(3)).to_rfc3339();
-    ok(&daemon, &["email-ballot", &europol, "--until", &until]);
+    let past = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    refused(
+        &daemon,
+        &["email-ballot", &europol, "--until", &past],
+        "the deadline must be in the future",
+        &europol,
+    )
+    .await;
+    // From the meeting page: its form offers a week; three days are chosen.
+    browser.client.goto(&meeting).await.unwrap();
+    let form = browser
+        .client
+        .form(Locator::Css("form[id^=email-ballot-]"))
+        .await
+        .unwrap();
+    let until = (chrono::Utc::now() + chrono::Duration::days(3))
+        .with_timezone(&chrono_tz::Europe::Istanbul)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    form.set_by_name("until", &until).await.unwrap();
+    form.submit().await.unwrap();
+    daemon
+        .wait_item(&europol, "the email ballot", |i| {
+            i["ballots"][0]["in_session"].is_null()
+        })
+        .await;
     let by_mail = mail_where(&smtp, "the email ballot to Gammaland", |m| {
         m.to.contains("ccc.first") && m.body.contains("Cooperation agreement with Europol")
     })
@@ -519,6 +543,14 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     assert_eq!(en_hash.len(), 64, "{circulated}");
     let log = ok(&daemon, &["item", &session]);
     assert!(log.contains("record_circulated"), "{log}");
+    // The text circulated is kept in the log, and is the text of its hash.
+    let kept = daemon
+        .cli_command(&["minutes", &session, "--lang", "en", "--as-circulated"])
+        .output()
+        .unwrap()
+        .stdout;
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&kept));
+    assert_eq!(digest, en_hash, "the circulated text has the logged hash");
     ok(&daemon, &["next", &session]);
     assert_eq!(daemon.item(&session).await["outcome"], "held");
     let next = daemon.start_item("council-session", json!({})).await;

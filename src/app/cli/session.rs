@@ -347,8 +347,12 @@ pub async fn minutes(
     session: &str,
     language: &str,
     pdf: bool,
+    as_circulated: bool,
 ) -> anyhow::Result<Vec<u8>> {
-    let path = item_path(session, &format!("/minutes?lang={language}"));
+    let path = item_path(
+        session,
+        &format!("/minutes?lang={language}&circulated={as_circulated}"),
+    );
     let html = super::request_text(config, &path).await?;
     if !pdf {
         return Ok(html.into_bytes());

@@ -346,7 +346,7 @@ pub fn apply(
             }
             Ok(())
         }
-        Event::RecordCirculated { hashes } => {
+        Event::RecordCirculated { hashes, texts } => {
             let m = item.meeting.as_mut().ok_or(Rejection::NotASession)?;
             if m.closed_at.is_none() {
                 return Err(Rejection::MeetingNotClosed);
@@ -356,6 +356,14 @@ pub fn apply(
                 return Err(Rejection::BadInput(
                     "hashes".into(),
                     "each language's SHA-256, in hex".into(),
+                ));
+            }
+            let digest =
+                |t: &String| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes()));
+            if texts.iter().any(|(l, t)| hashes.get(l) != Some(&digest(t))) {
+                return Err(Rejection::BadInput(
+                    "texts".into(),
+                    "each text must have the SHA-256 given for its language".into(),
                 ));
             }
             if m.circulated.last().is_some_and(|c| c.hashes == *hashes) {

@@ -142,6 +142,10 @@ pub enum Event {
     /// text, so that the version approved later is the version circulated.
     RecordCirculated {
         hashes: BTreeMap<String, String>,
+        /// Each language's text as circulated, kept in the log (not in the item), so that
+        /// the version approved can be read again whatever has changed since.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        texts: BTreeMap<String, String>,
     },
 }
 

@@ -674,58 +674,61 @@ async fn extend_post(
         return refusal;
     }
     let (until, reason) = form.map(|Form(f)| (f.until, f.reason)).unwrap_or_default();
-    // A browser's `datetime-local`, in the council's zone.
-    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
-        .iter()
-        .find_map(|f| chrono::NaiveDateTime::parse_from_str(until.trim(), f).ok());
     let current = app
         .items
         .get(&id)
         .and_then(|i| i.ballots.get(ballot).map(|b| b.closes_at));
-    let closes_at = local.map(|l| {
-        use chrono::TimeZone as _;
-        match app.tz.from_local_datetime(&l) {
-            chrono::LocalResult::Single(t) => Ok(t),
-            // A time the clocks pass twice (autumn): the later one if the earlier is not
-            // after the current deadline.
-            chrono::LocalResult::Ambiguous(early, late) => Ok(
-                match current.is_some_and(|c| early.with_timezone(&chrono::Utc) <= c) {
-                    true => late,
-                    false => early,
-                },
-            ),
-            chrono::LocalResult::None => Err(()),
-        }
-    });
-    let closes_at = match closes_at {
-        Some(Ok(t)) => t,
-        Some(Err(())) => {
-            let e = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "`{until}` does not exist in {} (the clocks skip it)",
-                    app.tz.name()
-                ),
-            );
-            return refused(e, &item_url(&id));
-        }
-        None => {
-            let e = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("`{until}` is not a date and time (as 2026-12-20T17:00)"),
-            );
-            return refused(e, &item_url(&id));
-        }
+    let closes_at = match local_time(&app, &until, current) {
+        Ok(t) => t,
+        Err(e) => return refused(e, &item_url(&id)),
     };
     let event = crate::engine::Event::DeadlineExtended {
         ballot,
-        closes_at: closes_at.with_timezone(&chrono::Utc),
+        closes_at,
         reason: Some(reason.trim().to_string()).filter(|r| !r.is_empty()),
     };
     after(
         super::admin::record(&app, &actor, id.clone(), event).await,
         &item_url(&id),
     )
+}
+
+/// A browser's `datetime-local`, read in the council's zone. A time the clocks pass twice
+/// (autumn) is the later one if the earlier is not after `after` (the current deadline).
+pub(super) fn local_time(
+    app: &App,
+    text: &str,
+    after: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    use chrono::TimeZone as _;
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text.trim(), f).ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("`{text}` is not a date and time (as 2026-12-20T17:00)"),
+            )
+        })?;
+    let at = match app.tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) => t,
+        chrono::LocalResult::Ambiguous(early, late) => {
+            match after.is_some_and(|c| early.with_timezone(&chrono::Utc) <= c) {
+                true => late,
+                false => early,
+            }
+        }
+        chrono::LocalResult::None => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "`{text}` does not exist in {} (the clocks skip it)",
+                    app.tz.name()
+                ),
+            ));
+        }
+    };
+    Ok(at.with_timezone(&chrono::Utc))
 }
 
 async fn retry_post(

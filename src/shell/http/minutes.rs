@@ -166,6 +166,9 @@ fn words(language: &str) -> &'static Words {
 #[serde(deny_unknown_fields)]
 pub struct MinutesQuery {
     lang: Option<String>,
+    /// The text as last circulated (from the log), rather than as it stands now.
+    #[serde(default)]
+    circulated: bool,
 }
 
 /// `GET /api/items/{id}/minutes?lang=ar|en|fr`: the record as an HTML page.
@@ -189,13 +192,35 @@ pub async fn minutes(
     if item.meeting.is_none() {
         return Err(crate::engine::Rejection::NotASession.into());
     }
-    let html = render(&app, &item, &language);
+    let html = match q.circulated {
+        false => render(&app, &item, &language),
+        true => circulated(&app, &id, &language)?,
+    };
     Ok((
         StatusCode::OK,
         [(header::CACHE_CONTROL, "no-store")],
         Html(html),
     )
         .into_response())
+}
+
+/// The record in `language` as last circulated: the text kept in the session's log, whose
+/// SHA-256 the log and the next session's approval name.
+fn circulated(app: &App, id: &str, language: &str) -> Result<String, ApiError> {
+    let mut last = None;
+    for r in app.store.events(id) {
+        if let crate::engine::Event::RecordCirculated { mut texts, .. } = r?.event
+            && let Some(text) = texts.remove(language)
+        {
+            last = Some(text);
+        }
+    }
+    last.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the record has not been circulated in this language",
+        )
+    })
 }
 
 /// The languages a record is written in.

@@ -319,25 +319,22 @@ async fn circulate_record(app: &App, actor: &Actor, id: String) -> Result<Json<V
     if item.meeting.is_none() {
         return Err(Rejection::NotASession.into());
     }
-    let hashes: BTreeMap<String, String> = super::minutes::LANGUAGES
+    let texts: BTreeMap<String, String> = super::minutes::LANGUAGES
         .iter()
-        .map(|l| {
-            let html = super::minutes::render(app, &item, l);
-            (
-                l.to_string(),
-                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(html.as_bytes())),
-            )
+        .map(|l| (l.to_string(), super::minutes::render(app, &item, l)))
+        .collect();
+    let hashes: BTreeMap<String, String> = texts
+        .iter()
+        .map(|(l, html)| {
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(html.as_bytes());
+            (l.clone(), hex::encode(digest))
         })
         .collect();
-    let Json(mut answer) = record(
-        app,
-        actor,
-        id,
-        Event::RecordCirculated {
-            hashes: hashes.clone(),
-        },
-    )
-    .await?;
+    let event = Event::RecordCirculated {
+        hashes: hashes.clone(),
+        texts,
+    };
+    let Json(mut answer) = record(app, actor, id, event).await?;
     answer["hashes"] = json!(hashes);
     Ok(Json(answer))
 }
@@ -356,6 +353,15 @@ async fn email_ballot(
     b: Result<Json<EmailBallotBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let b = body(b)?;
+    send_to_email_ballot(&app, &actor, id, b.closes_at).await
+}
+
+async fn send_to_email_ballot(
+    app: &App,
+    actor: &Actor,
+    id: String,
+    closes_at: chrono::DateTime<chrono::Utc>,
+) -> Result<Json<Value>, ApiError> {
     let item = app
         .items
         .get(&id)
@@ -365,11 +371,8 @@ async fn email_ballot(
         .iter()
         .rposition(|b| b.result.is_none())
         .unwrap_or(item.ballots.len().saturating_sub(1));
-    let event = Event::SentToEmailBallot {
-        ballot,
-        closes_at: b.closes_at,
-    };
-    record(&app, &actor, id, event).await
+    let event = Event::SentToEmailBallot { ballot, closes_at };
+    record(app, actor, id, event).await
 }
 
 impl From<Rejection> for ApiError {
@@ -860,6 +863,15 @@ fn vote_form(
         "open",
         "Send the ballot links to the delegates present",
     ));
+    let in_a_week = (app.clock.now() + chrono::Duration::days(7)).with_timezone(&app.tz);
+    html.push_str(&format!(
+        "<form method=\"post\" action=\"{here}\" id=\"email-ballot-{point}\"><fieldset><legend>Or send it to an email ballot of the members</legend>\
+         <input type=\"hidden\" name=\"action\" value=\"email-ballot\"><input type=\"hidden\" name=\"item\" value=\"{item}\">\
+         <label for=\"until-{point}\">Closing ({zone})</label> <input id=\"until-{point}\" name=\"until\" type=\"datetime-local\" required value=\"{value}\"> \
+         <button type=\"submit\">Send to an email ballot</button></fieldset></form>",
+        zone = escape(app.tz.name()),
+        value = in_a_week.format("%Y-%m-%dT%H:%M"),
+    ));
     html
 }
 
@@ -926,6 +938,10 @@ async fn meeting_post(
         "adopt-agenda" => record(&app, &actor, id.clone(), Event::AgendaAdopted).await,
         "close" => record(&app, &actor, id.clone(), Event::MeetingClosed).await,
         "circulate" => circulate_record(&app, &actor, id.clone()).await,
+        "email-ballot" => match super::dashboard::local_time(&app, &field("until"), None) {
+            Ok(closes_at) => send_to_email_ballot(&app, &actor, field("item"), closes_at).await,
+            Err(e) => Err(e),
+        },
         "attend" => {
             let member = vec![field("member")];
             let (arrived, left) = match field("present").as_str() {
