@@ -926,3 +926,55 @@ stages:
     assert_eq!(sim.item().outcome.as_deref(), Some("in_force"));
     assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }
+
+/// A rule that weighs each member's vote (the EU's qualified majority) cannot be decided by
+/// counts alone: a show of hands is refused, a roll-call decides it.
+#[test]
+fn a_show_of_hands_is_refused_where_the_rules_weigh_each_vote() {
+    let w = definition::load(
+        r#"
+workflow: weighted-in-session
+title: Weighted decision in session
+start: vote
+stages:
+  vote:
+    ballot:
+      in_session: true
+      question: "Adopt?"
+      pass: qualified_majority_eu
+    outcomes: { adopted: done, rejected: done, no_quorum: done }
+  done:
+    end: done
+"#,
+        &Known {
+            templates: None,
+            roster: None,
+        },
+    )
+    .unwrap();
+    let mut sim = Sim::new(w);
+    sim.start(&[]);
+    let present = voters(&sim);
+    let hands = Event::VoteRecorded {
+        ballot: 0,
+        session: "item-9".into(),
+        present: present.clone(),
+        method: councild::engine::RoomMethod::ShowOfHands,
+        votes: BTreeMap::new(),
+        hands: BTreeMap::from([("yes".into(), 40)]),
+    };
+    assert!(matches!(sim.apply(hands), Err(Rejection::BadInput(..))));
+    let roll_call = Event::VoteRecorded {
+        ballot: 0,
+        session: "item-9".into(),
+        present: present.clone(),
+        method: councild::engine::RoomMethod::RollCall,
+        votes: present
+            .iter()
+            .map(|m| (m.clone(), "yes".to_string()))
+            .collect(),
+        hands: BTreeMap::new(),
+    };
+    sim.apply(roll_call).unwrap();
+    assert_eq!(sim.item().outcome.as_deref(), Some("done"));
+}

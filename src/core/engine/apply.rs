@@ -578,6 +578,19 @@ fn vote_recorded(
             votes.len() as u64
         }
         RoomMethod::ShowOfHands => {
+            // Counts alone cannot weigh or group the members: such rules need a roll-call.
+            let spec = ballot_spec(ctx, item);
+            let rules = spec
+                .into_iter()
+                .flat_map(|s| s.quorum.iter().chain([&s.pass]));
+            if rules.into_iter().any(|r| r.needs_each_vote())
+                || spec.is_some_and(|s| matches!(s.tie, Some(TieRule::Chair(_))))
+            {
+                return Err(Rejection::BadInput(
+                    "counts".into(),
+                    "this ballot's rules weigh or group each member's vote: take it by roll-call or electronic vote".into(),
+                ));
+            }
             if !votes.is_empty() {
                 return Err(Rejection::BadInput(
                     "votes".into(),

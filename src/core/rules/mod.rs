@@ -332,6 +332,12 @@ impl Rule {
         })
     }
 
+    /// Whether the rule reads who voted what (`weight(…)`, `count(…, group: …)`), which
+    /// counts alone (a show of hands) cannot tell.
+    pub fn needs_each_vote(&self) -> bool {
+        self.terms.iter().any(Term::per_member)
+    }
+
     /// The text as written (preset name or expression).
     pub fn source(&self) -> &str {
         &self.source
