@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use councild::definition::{self, Known, Workflow};
-use councild::engine::{Event, Item, Recipients, Rejection, Status};
+use councild::engine::{Event, Item, Recipients, Rejection, Status, Timer};
 use councild::roster::Roster;
 use councild::simulate::Simulator;
 use proptest::prelude::*;
@@ -550,7 +550,15 @@ fn each_template_use_knows_whether_a_ballot_came_before() {
         !has("regulation-adopted", "adopt", before, false),
         "only after the vote"
     );
-    assert_eq!(uses.len(), 7, "{uses:?}");
+    assert!(
+        has("ballot", "amendments", MailKind::Ballot, false),
+        "{uses:?}"
+    );
+    assert!(
+        has("vote-receipt", "amendments", MailKind::Receipt, false),
+        "{uses:?}"
+    );
+    assert_eq!(uses.len(), 9, "{uses:?}");
 }
 
 fn members(list: &[&str]) -> Vec<String> {
@@ -977,4 +985,184 @@ stages:
     };
     sim.apply(roll_call).unwrap();
     assert_eq!(sim.item().outcome.as_deref(), Some("done"));
+}
+
+/// A regulation's three authentic versions: the comment period waits for the last one,
+/// starts again when one is replaced, and the ballot freezes them and names their hashes.
+#[test]
+fn the_texts_start_the_comment_period_and_the_vote_freezes_them() {
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    let w = sim.sim.workflow;
+    sim.apply(Event::Started {
+        workflow: w.name.clone(),
+        version: w.version.clone(),
+        inputs: BTreeMap::from([("title".into(), "Regulation on data exchange".into())]),
+    })
+    .unwrap();
+    let text = |language: &str, sha: char| Event::DocumentAdded {
+        language: language.into(),
+        sha256: sha.to_string().repeat(64),
+        bytes: 1000,
+        name: format!("regulation-{language}.pdf"),
+        media_type: "application/pdf".into(),
+        url: None,
+    };
+    let notices = |sim: &Sim| {
+        sim.sim
+            .world
+            .mails
+            .iter()
+            .filter(|(t, _)| t == "draft-circulated")
+            .count()
+    };
+    // Without its texts, nothing is circulated and no time runs.
+    assert_eq!(sim.item().stage, "circulate");
+    assert_eq!(notices(&sim), 0);
+    assert!(sim.item().timers.is_empty());
+    sim.apply(text("ar", 'a')).unwrap();
+    sim.apply(text("en", 'b')).unwrap();
+    assert_eq!(notices(&sim), 0, "two of three languages");
+    // Refusals change nothing.
+    let before = sim.item().clone();
+    assert!(matches!(
+        sim.apply(text("de", 'c')),
+        Err(Rejection::BadInput(field, _)) if field == "language"
+    ));
+    let mut bad = text("fr", 'c');
+    if let Event::DocumentAdded { sha256, .. } = &mut bad {
+        *sha256 = "not a hash".into();
+    }
+    assert!(matches!(sim.apply(bad), Err(Rejection::BadInput(field, _)) if field == "sha256"));
+    assert_eq!(
+        sim.apply(text("en", 'b')),
+        Err(Rejection::SameVersion("en".into()))
+    );
+    assert_eq!(*sim.item(), before);
+    // The last language: the notice goes and the fourteen days start.
+    sim.sim.now += Duration::days(1);
+    sim.apply(text("fr", 'c')).unwrap();
+    assert_eq!(notices(&sim), 1);
+    let due = |sim: &Sim| sim.item().timers[&Timer::Next("circulate".into())];
+    assert_eq!(due(&sim), sim.sim.now + Duration::days(14));
+    // A version replaced ten days in: the comment period starts again, with a new notice.
+    sim.sim.now += Duration::days(10);
+    sim.apply(text("en", 'd')).unwrap();
+    assert_eq!(notices(&sim), 2);
+    assert_eq!(due(&sim), sim.sim.now + Duration::days(14));
+    assert_eq!(sim.item().timers.len(), 1, "the old deadline is gone");
+    assert_eq!(
+        sim.item().documents["en"].len(),
+        2,
+        "both versions are kept"
+    );
+    // The ballot opens on the current versions and freezes them.
+    assert!(sim.advance());
+    assert_eq!(sim.item().stage, "vote");
+    let texts = BTreeMap::from([
+        ("ar".to_string(), "a".repeat(64)),
+        ("en".to_string(), "d".repeat(64)),
+        ("fr".to_string(), "c".repeat(64)),
+    ]);
+    assert_eq!(sim.item().ballots[0].texts, texts);
+    assert!(matches!(
+        sim.apply(text("fr", 'e')),
+        Err(Rejection::TextsFrozen { ballot: 1, .. })
+    ));
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+/// Two amendments put to the vote in the order of their ranks, one adopted and one
+/// rejected; a third on the same passage as the adopted one falls; the final ballot is on
+/// the texts with the adopted amendment applied.
+#[test]
+fn amendments_are_voted_furthest_reaching_first_and_the_adopted_ones_applied() {
+    use councild::engine::{Change, Fate};
+    let mut sim = Sim::new(workflow("regulation-adoption"));
+    sim.start(&[("title", "Regulation on joint investigation teams")]);
+    let en = sim.item().texts()["en"].clone();
+    let amend = |start: u64, end: u64| Event::AmendmentProposed {
+        member: "TUR".into(),
+        changes: BTreeMap::from([(
+            "en".to_string(),
+            Change {
+                passage: "by agreement".into(),
+                replacement: "by written agreement".into(),
+            },
+        )]),
+        reason: String::new(),
+        against: BTreeMap::from([("en".to_string(), en.clone())]),
+        spans: BTreeMap::from([("en".to_string(), (start, end))]),
+    };
+    sim.apply(amend(10, 20)).unwrap();
+    sim.apply(amend(40, 50)).unwrap();
+    sim.apply(amend(15, 25)).unwrap(); // the same passage as the first
+    // Against another version: refused.
+    let mut stale = amend(60, 70);
+    if let Event::AmendmentProposed { against, .. } = &mut stale {
+        against.insert("en".into(), "0".repeat(64));
+    }
+    assert!(matches!(sim.apply(stale), Err(Rejection::BadInput(..))));
+    // While they wait, the versions they amend cannot be replaced.
+    let replace = Event::DocumentAdded {
+        language: "en".into(),
+        sha256: "e".repeat(64),
+        bytes: 1,
+        name: "x".into(),
+        media_type: "text/plain".into(),
+        url: None,
+    };
+    assert_eq!(sim.apply(replace), Err(Rejection::AmendedVersions(1)));
+    let rule = |n: u32, rank: u32| Event::AmendmentRuled {
+        amendment: n,
+        receivable: true,
+        rank: Some(rank),
+        reason: String::new(),
+    };
+    // The second is the furthest-reaching: voted first.
+    sim.apply(rule(2, 1)).unwrap();
+    sim.apply(rule(1, 2)).unwrap();
+    sim.apply(rule(3, 3)).unwrap();
+    assert!(sim.advance(), "the comment period ends");
+    assert_eq!(sim.item().stage, "amendments");
+    assert_eq!(sim.item().ballots[0].amendment, Some(2));
+    for v in voters(&sim) {
+        sim.vote(&v, "no").unwrap();
+    }
+    while sim.item().ballots.len() < 2 {
+        assert!(sim.advance());
+    }
+    assert_eq!(sim.item().ballots[1].amendment, Some(1));
+    assert_eq!(
+        sim.apply(rule(1, 1)),
+        Err(Rejection::AmendmentDecided(1)),
+        "its vote has started"
+    );
+    for v in voters(&sim) {
+        sim.vote(&v, "yes").unwrap();
+    }
+    while sim.item().stage == "amendments" {
+        assert!(sim.advance());
+    }
+    let item = sim.item();
+    let fates: Vec<Option<Fate>> = item.amendments.iter().map(|a| a.fate).collect();
+    assert_eq!(
+        fates,
+        [
+            Some(Fate::Adopted),
+            Some(Fate::Rejected),
+            Some(Fate::Fallen)
+        ]
+    );
+    assert_eq!(item.stage, "vote");
+    assert_eq!(item.ballots.len(), 3, "no ballot on the fallen one");
+    let amended = item.documents["en"].last().unwrap();
+    assert_eq!(amended.amendments, [1]);
+    assert_ne!(amended.sha256, en);
+    assert_eq!(item.ballots[2].texts["en"], amended.sha256);
+    assert_eq!(
+        item.documents["ar"].len(),
+        1,
+        "an unamended language keeps its version"
+    );
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }

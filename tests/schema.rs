@@ -109,6 +109,16 @@ fn sample(name: &str) -> String {
     std::fs::read_to_string(repo().join("workflows").join(name)).unwrap()
 }
 
+/// `regulation-adoption.yaml` without its amendments stage (whose ballot repeats the
+/// final vote's keys): each edit below then meets its text once.
+fn regulation() -> String {
+    let text = sample("regulation-adoption.yaml");
+    let start = text.find("  amendments:").unwrap();
+    let end = start + text[start..].find("  vote:\n").unwrap();
+    let text = format!("{}{}", &text[..start], &text[end..]);
+    edit(&text, "    next: amendments\n", "    next: vote\n")
+}
+
 /// `text` with `from` (which must occur exactly once) replaced by `to`.
 fn edit(text: &str, from: &str, to: &str) -> String {
     assert_eq!(text.matches(from).count(), 1, "`{from}` once in the sample");
@@ -140,7 +150,7 @@ fn each_sample_names_the_schema_on_its_first_line() {
 #[test]
 fn a_misspelt_key_and_a_bad_close_are_refused_where_they_are() {
     let schema = Schema::load();
-    let text = sample("regulation-adoption.yaml");
+    let text = regulation();
     let misspelt = edit(&text, "    next: vote\n", "    nxt: vote\n");
     let err = schema.check(&misspelt).unwrap_err();
     assert!(
@@ -161,7 +171,7 @@ const CHOICES: &str = "choices:\n        - { id: yes, label: { ar: نعم, en: \
 #[test]
 fn the_schema_refuses_what_the_loader_refuses() {
     let schema = Schema::load();
-    let text = sample("regulation-adoption.yaml");
+    let text = regulation();
     // (what is wrong, text of the sample, replaced by)
     #[rustfmt::skip]
     let variants: &[(&str, &str, &str)] = &[
@@ -212,6 +222,27 @@ fn the_schema_refuses_what_the_loader_refuses() {
         ("unknown remind key", "remind: { before_close", "remind: { every: 1d, before_close"),
         ("a stage is a mapping", "  rejected:\n    notify: { to: members, template: regulation-rejected }\n    end: rejected", "  rejected:"),
     ];
+    // The amendments stage: it goes on to `next`, and has no other way out.
+    let full = sample("regulation-adoption.yaml");
+    for (what, from, to) in [
+        (
+            "amendments need next",
+            "      close: at_deadline\n    next: vote\n",
+            "      close: at_deadline\n",
+        ),
+        (
+            "amendments and end",
+            "      close: at_deadline\n    next: vote\n",
+            "      close: at_deadline\n    next: vote\n    end: x\n",
+        ),
+    ] {
+        let variant = edit(&full, from, to);
+        assert!(loads(&variant).is_err(), "{what}: the loader takes it");
+        assert!(
+            schema.check(&variant).is_err(),
+            "{what}: the schema takes it"
+        );
+    }
     for (what, from, to) in variants {
         let variant = edit(&text, from, to);
         assert!(loads(&variant).is_err(), "{what}: the loader takes it");

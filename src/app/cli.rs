@@ -101,6 +101,68 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Give a version of an item's text in one language: a file, or a URL whose content
+    /// councild fetches and keeps. Prints its SHA-256, which mail and the register name.
+    Document {
+        /// The item's id.
+        item: String,
+        /// The version's language, one the workflow's `documents.languages` lists (ar, en, fr).
+        language: String,
+        /// The file to send.
+        #[arg(required_unless_present = "url", conflicts_with = "url")]
+        file: Option<std::path::PathBuf>,
+        /// Fetch the version from this URL instead.
+        #[arg(long)]
+        url: Option<String>,
+        /// The name members see (the file's name by default).
+        #[arg(long)]
+        name: Option<String>,
+        /// Its media type (from the file's extension by default: pdf, txt, md, html, docx, odt).
+        #[arg(long, conflicts_with = "url")]
+        media_type: Option<String>,
+    },
+    /// Record a member's amendment to an item's text (members also propose them from the
+    /// link in the circulation notice): in one language, a passage and what replaces it.
+    Amend {
+        /// The item's id.
+        item: String,
+        /// The member proposing it, by roster id (e.g. TUR).
+        #[arg(long)]
+        member: String,
+        /// The language of the version it changes.
+        #[arg(long)]
+        lang: String,
+        /// The passage to change, exactly as it stands in the current version.
+        #[arg(long)]
+        passage: String,
+        /// What replaces it (nothing: the passage is deleted).
+        #[arg(long, default_value = "")]
+        replacement: String,
+        /// Why, as the member gives it.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Rule on an amendment: receivable (put to the vote, in the order of --rank) or not.
+    Rule {
+        /// The item's id.
+        item: String,
+        /// The amendment's number.
+        amendment: u32,
+        #[arg(
+            long,
+            conflicts_with = "not_receivable",
+            required_unless_present = "not_receivable"
+        )]
+        receivable: bool,
+        #[arg(long)]
+        not_receivable: bool,
+        /// The order of the votes: 1 is put to the vote first (the furthest-reaching).
+        #[arg(long)]
+        rank: Option<u32>,
+        /// Why, kept in the item's log.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Move a ballot's deadline later (RFC 3339 time, e.g. 2026-12-01T17:00:00+03:00).
     Extend {
         /// The item's id.
@@ -457,6 +519,98 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
                 Some(json!({"member": member, "data": data})),
             )
             .await?;
+            print_change(out, json, &answer, &item)
+        }
+        Command::Document {
+            item,
+            language,
+            file,
+            url,
+            name,
+            media_type,
+        } => {
+            let mut query = vec![];
+            let (bytes, media_type) = match &file {
+                Some(path) => {
+                    let bytes = std::fs::read(path)
+                        .with_context(|| format!("{} cannot be read", path.display()))?;
+                    let name = name
+                        .clone()
+                        .or_else(|| path.file_name().map(|n| n.to_string_lossy().into_owned()));
+                    query.extend(name.map(|n| ("name", n)));
+                    // The hash the daemon must find, so bytes changed on the way are refused.
+                    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                    query.push(("sha256", sha256));
+                    let media_type = media_type.or_else(|| media_type_of(path));
+                    (bytes, media_type)
+                }
+                None => {
+                    query.extend(name.map(|n| ("name", n)));
+                    query.extend(url.clone().map(|u| ("url", u)));
+                    (Vec::new(), None)
+                }
+            };
+            let path = format!(
+                "/api/items/{}/documents/{}{}",
+                path_segment(&item),
+                path_segment(&language),
+                query_string(&query)
+            );
+            let answer = request_bytes(&config, &path, bytes, media_type).await?;
+            if !json {
+                if let Some(v) = answer["item"]["documents"][&language]
+                    .as_array()
+                    .and_then(|v| v.last())
+                {
+                    put!(
+                        out,
+                        "{item}: {language} version {} recorded, {} bytes\nSHA-256 {}",
+                        answer["item"]["documents"][&language]
+                            .as_array()
+                            .map_or(0, Vec::len),
+                        cell(&v["bytes"]),
+                        cell(&v["sha256"])
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+        Command::Amend {
+            item,
+            member,
+            lang,
+            passage,
+            replacement,
+            reason,
+        } => {
+            let body = json!({
+                "member": member, "reason": reason,
+                "changes": { lang: { "passage": passage, "replacement": replacement } },
+            });
+            let path = format!("/api/items/{}/amendments", path_segment(&item));
+            let answer = api(Method::POST, path, Some(body)).await?;
+            if !json {
+                let number = answer["item"]["amendments"].as_array().map_or(0, Vec::len);
+                put!(out, "{item}: amendment {number} recorded");
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+        Command::Rule {
+            item,
+            amendment,
+            receivable,
+            not_receivable: _,
+            rank,
+            reason,
+        } => {
+            let path = format!(
+                "/api/items/{}/amendments/{amendment}/ruling",
+                path_segment(&item)
+            );
+            let body = json!({ "receivable": receivable, "rank": rank, "reason": reason });
+            let answer = api(Method::POST, path, Some(body)).await?;
             print_change(out, json, &answer, &item)
         }
         Command::Cancel { item, reason } => {
@@ -1022,6 +1176,45 @@ fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
     if let Some(p) = progress(i) {
         put!(out, "{p}");
     }
+    for (language, versions) in i["documents"].as_object().into_iter().flatten() {
+        let all = versions.as_array().map_or(&[][..], Vec::as_slice);
+        if let Some(v) = all.last() {
+            put!(
+                out,
+                "text ({language}): {}, version {} of {}, {} bytes, SHA-256 {}",
+                cell(&v["name"]),
+                all.len(),
+                when(&v["at"], zone),
+                cell(&v["bytes"]),
+                cell(&v["sha256"])
+            );
+        }
+    }
+    for a in i["amendments"].as_array().into_iter().flatten() {
+        let state = match (a["fate"].as_str(), a["ruling"]["receivable"].as_bool()) {
+            (Some(fate), _) => fate.replace('_', " "),
+            (None, Some(true)) => format!("receivable, rank {}", cell(&a["ruling"]["rank"])),
+            (None, Some(false)) => "not receivable".into(),
+            (None, None) => "awaiting a ruling".into(),
+        };
+        let langs: Vec<&String> = a["changes"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(l, _)| l)
+            .collect();
+        put!(
+            out,
+            "amendment {} by {} ({}): {state}",
+            cell(&a["number"]),
+            cell(&a["member"]),
+            langs
+                .iter()
+                .map(|l| l.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     for (n, b) in i["ballots"].as_array().into_iter().flatten().enumerate() {
         let counts: Vec<String> = b["counts"]
             .as_object()
@@ -1153,6 +1346,45 @@ async fn request(
     if let Some(body) = body {
         req = req.json(&body);
     }
+    answer(config, &url, req).await
+}
+
+/// A PUT of raw bytes (a document's version), with the same token and errors as [`request`].
+async fn request_bytes(
+    config: &Config,
+    path: &str,
+    bytes: Vec<u8>,
+    media_type: Option<String>,
+) -> anyhow::Result<Value> {
+    let token = token(config)?;
+    let url = format!("http://{}{path}", config.admin.listen);
+    let mut req = reqwest::Client::new()
+        .put(&url)
+        .bearer_auth(token)
+        .body(bytes);
+    if let Some(t) = media_type {
+        req = req.header(reqwest::header::CONTENT_TYPE, t);
+    }
+    answer(config, &url, req).await
+}
+
+/// The media type of a text's file, from its extension.
+fn media_type_of(path: &std::path::Path) -> Option<String> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    let t = match ext.as_str() {
+        "pdf" => "application/pdf",
+        "txt" => "text/plain; charset=utf-8",
+        "md" => "text/markdown; charset=utf-8",
+        "html" | "htm" => "text/html; charset=utf-8",
+        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "odt" => "application/vnd.oasis.opendocument.text",
+        _ => return None,
+    };
+    Some(t.to_string())
+}
+
+/// The JSON answer of a request to the admin API, or an error that says why it failed.
+async fn answer(config: &Config, url: &str, req: reqwest::RequestBuilder) -> anyhow::Result<Value> {
     let response = req.send().await.map_err(|e| {
         if e.is_connect() {
             anyhow::anyhow!(

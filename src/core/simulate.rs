@@ -133,7 +133,21 @@ impl<'a> Simulator<'a> {
             version: self.workflow.version.clone(),
             inputs,
         };
-        self.apply(event)
+        self.apply(event)?;
+        // The secretariat gives the text's versions at once (a version per language, its
+        // hash that of a sample text), so the comment period starts with the item.
+        for language in self.workflow.documents.iter().flat_map(|d| &d.languages) {
+            let text = format!("The {language} text of {ITEM}, simulated.");
+            self.apply(Event::DocumentAdded {
+                language: language.clone(),
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes())),
+                bytes: text.len() as u64,
+                name: format!("text-{language}.txt"),
+                media_type: "text/plain; charset=utf-8".into(),
+                url: None,
+            })?;
+        }
+        Ok(())
     }
 
     /// Applies an event and the follow-ups its effects ask for, through the engine's one
@@ -193,6 +207,36 @@ impl Facts for World<'_> {
             .or_default();
         *seq += 1;
         *seq
+    }
+
+    /// A version per language an adopted amendment changes, its hash that of the version
+    /// amended and the amendments' numbers (the simulator has no bytes).
+    fn consolidate(&mut self, item: &Item) -> BTreeMap<String, engine::Version> {
+        let mut versions = BTreeMap::new();
+        for (language, current) in &item.documents {
+            let Some(base) = current.last() else { continue };
+            let numbers: Vec<u32> = item
+                .amendments
+                .iter()
+                .filter(|a| {
+                    a.fate == Some(engine::Fate::Adopted) && a.changes.contains_key(language)
+                })
+                .map(|a| a.number)
+                .collect();
+            if numbers.is_empty() {
+                continue;
+            }
+            let text = format!("{} amended by {numbers:?}", base.sha256);
+            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+            let version = engine::Version {
+                sha256,
+                url: None,
+                amendments: numbers,
+                ..base.clone()
+            };
+            versions.insert(language.clone(), version);
+        }
+        versions
     }
 
     fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {

@@ -83,6 +83,24 @@ fn offset(offset: &FixedOffset) -> String {
     format!("UTC{sign}{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
+/// A language named in itself, as a list of versions names them for every reader.
+pub fn language_name(code: &str) -> &str {
+    match code {
+        "ar" => "العربية",
+        "en" => "English",
+        "fr" => "Français",
+        "es" => "Español",
+        "ru" => "Русский",
+        "zh" => "中文",
+        "tr" => "Türkçe",
+        "fa" => "فارسی",
+        "ur" => "اردو",
+        "ms" => "Bahasa Melayu",
+        "id" => "Bahasa Indonesia",
+        other => other,
+    }
+}
+
 /// A value as it goes into a sentence of either direction: its own direction, from its
 /// first strong letter, without turning the sentence's punctuation around it.
 pub fn isolate(value: &str) -> String {

@@ -459,7 +459,7 @@ fn local_times(data: &mut Value, language: &str) {
 /// The texts of a mail's data that sit inside its sentences: titles, names, the question,
 /// the choices, reasons, numbers and dates. Links, addresses, ids compared in templates
 /// (`dir`, `lang`, outcomes, stages) are not texts.
-const TEXTS: [&[&str]; 14] = [
+const TEXTS: [&[&str]; 15] = [
     &["council"],
     &["item", "title"],
     &["item", "register_number"],
@@ -472,6 +472,7 @@ const TEXTS: [&[&str]; 14] = [
     &["vote", "choice"],
     &["cancellation", "reason"],
     &["extension", "reason"],
+    &["amendment", "reason"],
     &["failure", "error"],
     &["failure", "to"],
 ];
@@ -497,14 +498,19 @@ fn isolate_texts(data: &mut Value) {
     {
         choices.iter_mut().for_each(isolate);
     }
-    if let Some(points) = data
-        .get_mut("item")
-        .and_then(|i| i.get_mut("agenda"))
-        .and_then(Value::as_array_mut)
-    {
-        for p in points {
-            for key in ["title", "explanation"] {
-                if let Some(v) = p.get_mut(key) {
+    // An agenda's points, the file names of the texts, an amendment's passages.
+    for (within, list, keys) in [
+        ("item", "agenda", &["title", "explanation"][..]),
+        ("item", "documents", &["name"][..]),
+        ("amendment", "changes", &["passage", "replacement"][..]),
+    ] {
+        let entries = data
+            .get_mut(within)
+            .and_then(|i| i.get_mut(list))
+            .and_then(Value::as_array_mut);
+        for entry in entries.into_iter().flatten() {
+            for key in keys {
+                if let Some(v) = entry.get_mut(*key) {
                     isolate(v);
                 }
             }
@@ -841,13 +847,35 @@ pub fn sample_data() -> Value {
                 { "place": 1, "title": "Adoption of the agenda", "explanation": "", "url": null },
                 { "place": 2, "title": "Regulation on information exchange", "explanation": "Draft of the working group", "url": "https://example.org/draft.pdf" },
             ],
+            "documents": [
+                { "language": "ar", "language_name": "العربية", "name": "regulation-ar.pdf", "bytes": 48213, "version": 1, "revised": false,
+                  "sha256": "9f2c1e0b5a7d4c3e8f6a1b2d3c4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a", "link": "http://127.0.0.1:8080/texts/TOKEN/9f2c" },
+                { "language": "en", "language_name": "English", "name": "regulation-en.pdf", "bytes": 45120, "version": 2, "revised": true,
+                  "sha256": "1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a9f2c1e0b5a7d4c3e8f6a", "link": "http://127.0.0.1:8080/texts/TOKEN/1b2c" },
+            ],
+            "texts_revised": true,
+            "takes_amendments": true,
+            "amendments": [
+                { "number": 1, "member": "TUR", "fate": "adopted" },
+                { "number": 2, "member": "EGY", "fate": "rejected" },
+                { "number": 3, "member": "MYS", "fate": "fallen" },
+                { "number": 4, "member": "PAK", "fate": "not receivable" },
+            ],
+        },
+        "amend": { "link": "http://127.0.0.1:8080/amend/TOKEN" },
+        "amendment": {
+            "number": 1, "member": "TUR", "reason": "Written agreements are easier to check.",
+            "changes": [
+                { "language": "en", "language_name": "English", "passage": "by agreement", "replacement": "by written agreement" },
+            ],
         },
         "proposal": { "link": "http://127.0.0.1:8080/propose/TOKEN" },
         "ballot": {
             "question": "Adopt the regulation?", "choices": ["yes", "no", "abstain"],
             "closes_at": "2026-12-02T09:00:00+03:00", "in_session": false, "eligible": 55,
             "link": "http://127.0.0.1:8080/ballot/TOKEN", "reply_to": "ballot+TOKEN@example.org",
-            "result": { "verdict": "adopted", "counts": { "yes": 40, "no": 10, "abstain": 3 }, "explanation": "yes >= 2/3 * (yes + no)" },
+            "result": { "verdict": "adopted", "counts": { "yes": 40, "no": 10, "abstain": 3 }, "explanation": "yes >= 2/3 * (yes + no)",
+                "tally": [{ "choice": "Yes", "count": 40 }, { "choice": "No", "count": 10 }, { "choice": "Abstain", "count": 3 }] },
         },
         "vote": { "choice": "yes", "receipt": "0123456789abcdef" },
         "cancellation": { "reason": "withdrawn by the sponsor" },
@@ -994,6 +1022,40 @@ fn bracket_depth(body: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shipped text mails, with and without the texts and amendments blocks, never leave
+    /// two blank lines in a row where a block is absent.
+    #[test]
+    fn optional_blocks_leave_no_gap_in_the_shipped_text_mails() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let templates = Templates::load(&dir).expect("the shipped templates");
+        let full = sample_data();
+        let mut bare = full.clone();
+        for key in [
+            "documents",
+            "amendments",
+            "takes_amendments",
+            "texts_revised",
+        ] {
+            bare["item"].as_object_mut().unwrap().remove(key);
+        }
+        for key in ["amendment", "amend"] {
+            bare.as_object_mut().unwrap().remove(key);
+        }
+        for name in [
+            "draft-circulated",
+            "ballot",
+            "vote-receipt",
+            "regulation-adopted",
+        ] {
+            for language in ["ar", "en", "fr"] {
+                for data in [&full, &bare] {
+                    let text = templates.render(name, language, data).unwrap().text;
+                    assert!(!text.contains("\n\n\n"), "{name} ({language}):\n{text}");
+                }
+            }
+        }
+    }
 
     /// A templates folder with one template `t` (its text part given) and `partials`.
     fn folder(text: &str, partials: &[(&str, &str)]) -> tempfile::TempDir {

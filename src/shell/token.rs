@@ -31,6 +31,10 @@ impl BallotRef {
     /// The place a link for proposing agenda points takes in a token: no ballot has it, so
     /// such a link never votes, and a ballot link never proposes.
     pub const PROPOSALS: usize = usize::MAX;
+    /// Likewise for a link that reads the item's texts, and does nothing else.
+    pub const DOCUMENTS: usize = usize::MAX - 1;
+    /// And for a link that proposes amendments to the item's text.
+    pub const AMENDMENTS: usize = usize::MAX - 2;
 }
 
 /// The daemon's secret key.

@@ -241,7 +241,7 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
         .find(|m| m.language.as_deref() == Some("en"))
         .unwrap();
     assert!(
-        english.body.contains("abstain 1; no 0; yes 2;"),
+        english.body.contains("yes 2; no 0; abstain 1;"),
         "the tally: {}",
         english.body
     );
@@ -289,7 +289,7 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
     // The register as a spreadsheet takes it: UTF-8 marked, the title as text, not a formula.
     let csv = daemon.admin_text("/dashboard/register.csv").await;
     let lines: Vec<&str> = csv.split("\r\n").collect();
-    assert_eq!(lines[0], "\u{feff}number,title,item,adopted", "{csv}");
+    assert_eq!(lines[0], "\u{feff}number,title,item,adopted,texts", "{csv}");
     assert!(
         lines[2].starts_with(&format!("\"CPCC/REG/{year}/002\",\"'@SUM(1) regulation\"")),
         "{csv}"

@@ -507,6 +507,31 @@ impl Daemon {
         (out.status.code().unwrap_or(-1), text)
     }
 
+    /// A CLI command that must succeed; its output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out) = self.cli(args);
+        assert_eq!(code, 0, "councild {}: {out}", args.join(" "));
+        out
+    }
+
+    /// A CLI command that must be refused with `reason`, changing nothing in `item`.
+    pub async fn refused(&self, args: &[&str], reason: &str, item: &str) {
+        let before = self.item(item).await;
+        let (code, out) = self.cli(args);
+        assert_ne!(
+            code,
+            0,
+            "councild {} was not refused: {out}",
+            args.join(" ")
+        );
+        assert!(out.contains(reason), "councild {}: {out}", args.join(" "));
+        let after = self.item(item).await;
+        assert_eq!(
+            before["events_count"], after["events_count"],
+            "nothing logged"
+        );
+    }
+
     pub async fn get(&self, url: &str) -> (u16, String) {
         let resp = self.http.get(url).send().await.unwrap();
         (resp.status().as_u16(), resp.text().await.unwrap())
@@ -588,9 +613,9 @@ impl Mail {
 
     /// The ballot link in the text part, if any.
     pub fn link(&self) -> Option<String> {
-        let start = self.body.find("http://")?;
-        let rest = &self.body[start..];
-        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
-        Some(rest[..end].to_string()).filter(|l| l.contains("/ballot/"))
+        self.body
+            .split_whitespace()
+            .find(|w| w.starts_with("http://") && w.contains("/ballot/"))
+            .map(str::to_string)
     }
 }

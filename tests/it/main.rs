@@ -18,4 +18,5 @@ mod readme;
 mod session;
 mod simulate;
 mod smtp;
+mod texts;
 mod validate;

@@ -79,6 +79,9 @@ fn the_spec_lists_exactly_the_routes_the_server_has() {
         ("POST", "/ballot/{token}"),
         ("GET", "/propose/{token}"),
         ("POST", "/propose/{token}"),
+        ("GET", "/texts/{token}/{sha256}"),
+        ("GET", "/amend/{token}"),
+        ("POST", "/amend/{token}"),
     ] {
         served.insert((m.to_string(), p.to_string()));
     }

@@ -11,7 +11,7 @@ use fantoccini::Locator;
 use serde_json::{Value, json};
 
 use crate::browser::Browser;
-use crate::harness::{Council, Daemon, Mail, ROSTER, free_port, repo, until, until_blocking};
+use crate::harness::{Council, Daemon, ROSTER, free_port, repo, until_blocking};
 use crate::smtp::{SmtpServer, smtp_env};
 
 fn shipped(name: &str) -> (String, String) {
@@ -36,43 +36,6 @@ fn council() -> Council {
     Council::new(ROSTER, &refs)
 }
 
-/// Waits for a delivered mail that `pick` accepts.
-async fn mail_where(smtp: &SmtpServer, what: &str, pick: impl Fn(&Mail) -> bool) -> Mail {
-    until(what, Duration::from_secs(60), async || {
-        let mails = smtp.mails();
-        match mails.into_iter().find(|m| pick(m)) {
-            Some(m) => Ok(m),
-            None => Err(format!("{} mails, none fits", smtp.mails().len())),
-        }
-    })
-    .await
-}
-
-/// A CLI command that must succeed; its output.
-fn ok(daemon: &Daemon, args: &[&str]) -> String {
-    let (code, out) = daemon.cli(args);
-    assert_eq!(code, 0, "councild {}: {out}", args.join(" "));
-    out
-}
-
-/// A CLI command that must be refused with `reason`, changing nothing in `item`.
-async fn refused(daemon: &Daemon, args: &[&str], reason: &str, item: &str) {
-    let before = daemon.item(item).await;
-    let (code, out) = daemon.cli(args);
-    assert_ne!(
-        code,
-        0,
-        "councild {} was not refused: {out}",
-        args.join(" ")
-    );
-    assert!(out.contains(reason), "councild {}: {out}", args.join(" "));
-    let after = daemon.item(item).await;
-    assert_eq!(
-        before["events_count"], after["events_count"],
-        "nothing logged"
-    );
-}
-
 fn present(item: &Value) -> Vec<String> {
     item["meeting"]["present"]
         .as_array()
@@ -91,10 +54,11 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     let session = daemon.start_item("council-session", json!({})).await;
 
     // The call for points reaches each head; Betaland's, in Arabic, carries its own link.
-    let call = mail_where(&smtp, "the Arabic call for points", |m| {
-        m.to.contains("bbb.head") && m.body.contains("/propose/")
-    })
-    .await;
+    let call = smtp
+        .mail_where("the Arabic call for points", |m| {
+            m.to.contains("bbb.head") && m.body.contains("/propose/")
+        })
+        .await;
     assert_eq!(call.language.as_deref(), Some("ar"));
     let link = call
         .body
@@ -135,56 +99,54 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     let email_vote = daemon
         .start_item("quick-vote", json!({"title": "An email ballot"}))
         .await;
-    ok(&daemon, &["agenda", &session, "add", &regulation]);
-    ok(&daemon, &["agenda", &session, "add", &budget]);
-    ok(&daemon, &["agenda", &session, "add", &email_vote]);
-    let listed = ok(
-        &daemon,
-        &["agenda", &session, "add", "--title", "Any other business"],
-    );
+    daemon.ok(&["agenda", &session, "add", &regulation]);
+    daemon.ok(&["agenda", &session, "add", &budget]);
+    daemon.ok(&["agenda", &session, "add", &email_vote]);
+    let listed = daemon.ok(&["agenda", &session, "add", "--title", "Any other business"]);
     assert!(
         listed.contains("Cooperation with INTERPOL on cybercrime") && listed.contains("BBB"),
         "{listed}"
     );
-    refused(
-        &daemon,
-        &["agenda", &session, "add", &regulation],
-        "already on the agenda",
-        &session,
-    )
-    .await;
-    refused(
-        &daemon,
-        &["agenda", &session, "add", "item-99"],
-        "no item `item-99`",
-        &session,
-    )
-    .await;
-    refused(
-        &daemon,
-        &["attendance", &session, "--present", "AAA"],
-        "not in its meeting",
-        &session,
-    )
-    .await;
+    daemon
+        .refused(
+            &["agenda", &session, "add", &regulation],
+            "already on the agenda",
+            &session,
+        )
+        .await;
+    daemon
+        .refused(
+            &["agenda", &session, "add", "item-99"],
+            "no item `item-99`",
+            &session,
+        )
+        .await;
+    daemon
+        .refused(
+            &["attendance", &session, "--present", "AAA"],
+            "not in its meeting",
+            &session,
+        )
+        .await;
     // Withdrawn, then added again: the old point cannot come back beside the new one.
-    ok(&daemon, &["agenda", &session, "withdraw", "2"]);
-    ok(&daemon, &["agenda", &session, "add", &regulation]);
-    refused(
-        &daemon,
-        &["agenda", &session, "restore", "2"],
-        "already on the agenda",
-        &session,
-    )
-    .await;
-    ok(&daemon, &["agenda", &session, "move", "6", "--to", "2"]);
+    daemon.ok(&["agenda", &session, "withdraw", "2"]);
+    daemon.ok(&["agenda", &session, "add", &regulation]);
+    daemon
+        .refused(
+            &["agenda", &session, "restore", "2"],
+            "already on the agenda",
+            &session,
+        )
+        .await;
+    daemon.ok(&["agenda", &session, "move", "6", "--to", "2"]);
 
     // The agenda is circulated, in each delegate's language, with the member's point on it.
-    ok(&daemon, &["next", &session]);
-    let agenda = mail_where(&smtp, "the agenda in French", |m| {
-        m.to.contains("aaa.deputy") && m.body.contains("Ordre du jour provisoire")
-    })
-    .await;
+    daemon.ok(&["next", &session]);
+    let agenda = smtp
+        .mail_where("the agenda in French", |m| {
+            m.to.contains("aaa.deputy") && m.body.contains("Ordre du jour provisoire")
+        })
+        .await;
     for title in [
         "Regulation on information exchange",
         "Cooperation with INTERPOL",
@@ -197,7 +159,7 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
     assert_eq!(status, 409, "the call for points is over: {closed}");
 
     // The meeting opens; attendance is taken on the dashboard, one click per member.
-    ok(&daemon, &["next", &session]);
+    daemon.ok(&["next", &session]);
     browser
         .log_in_as(&daemon.admin, "", crate::harness::TOKEN)
         .await;
@@ -212,61 +174,61 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
             .settle(&format!("<tr id=\"member-{member}\" class=\"present\">"))
             .await;
     }
-    ok(&daemon, &["attendance", &session, "--present", "CCC"]);
+    daemon.ok(&["attendance", &session, "--present", "CCC"]);
     assert_eq!(present(&daemon.item(&session).await), ["AAA", "BBB", "CCC"]);
-    ok(&daemon, &["agenda", &session, "adopt"]);
-    refused(
-        &daemon,
-        &["close-meeting", &session],
-        "are not taken: record them, defer their points or send them to an email ballot",
-        &session,
-    )
-    .await;
+    daemon.ok(&["agenda", &session, "adopt"]);
+    daemon
+        .refused(
+            &["close-meeting", &session],
+            "are not taken: record them, defer their points or send them to an email ballot",
+            &session,
+        )
+        .await;
 
     // A roll-call adopts the regulation under its number.
-    ok(&daemon, &["next", &regulation]);
-    refused(
-        &daemon,
-        &["record", &regulation],
-        "at least one member's vote",
-        &regulation,
-    )
-    .await;
-    refused(
-        &daemon,
-        &["record", &regulation, "--yes", "AAA,DDD"],
-        "`DDD` is not in this ballot's electorate",
-        &regulation,
-    )
-    .await;
-    refused(
-        &daemon,
-        &["record", &regulation, "--yes", "AAA,ZZZ"],
-        "`ZZZ` is not in this ballot's electorate",
-        &regulation,
-    )
-    .await;
-    refused(
-        &daemon,
-        &["record", &regulation, "--count", "yes=3,no=1"],
-        "4 counted, but only 3 members entitled to vote are present",
-        &regulation,
-    )
-    .await;
-    refused(
-        &daemon,
-        &["record", &regulation, "--yes", "AAA", "--no", "AAA"],
-        "counted twice",
-        &regulation,
-    )
-    .await;
-    refused(
-        &daemon,
-        &["record", &email_vote, "--yes", "AAA"],
-        "not taken in session",
-        &email_vote,
-    )
-    .await;
+    daemon.ok(&["next", &regulation]);
+    daemon
+        .refused(
+            &["record", &regulation],
+            "at least one member's vote",
+            &regulation,
+        )
+        .await;
+    daemon
+        .refused(
+            &["record", &regulation, "--yes", "AAA,DDD"],
+            "`DDD` is not in this ballot's electorate",
+            &regulation,
+        )
+        .await;
+    daemon
+        .refused(
+            &["record", &regulation, "--yes", "AAA,ZZZ"],
+            "`ZZZ` is not in this ballot's electorate",
+            &regulation,
+        )
+        .await;
+    daemon
+        .refused(
+            &["record", &regulation, "--count", "yes=3,no=1"],
+            "4 counted, but only 3 members entitled to vote are present",
+            &regulation,
+        )
+        .await;
+    daemon
+        .refused(
+            &["record", &regulation, "--yes", "AAA", "--no", "AAA"],
+            "counted twice",
+            &regulation,
+        )
+        .await;
+    daemon
+        .refused(
+            &["record", &email_vote, "--yes", "AAA"],
+            "not taken in session",
+            &email_vote,
+        )
+        .await;
     let (code, out) = daemon.cli(&["record", &regulation, "--yes", "AAA,BBB", "--no", "CCC"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("adopted (roll-call, 3 present)"), "{out}");
@@ -274,24 +236,24 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
         out.contains("CPCC/REG/2026/001") || out.contains("/REG/"),
         "{out}"
     );
-    refused(
-        &daemon,
-        &["record", &regulation, "--yes", "CCC"],
-        "the item has ended",
-        &regulation,
-    )
-    .await;
+    daemon
+        .refused(
+            &["record", &regulation, "--yes", "CCC"],
+            "the item has ended",
+            &regulation,
+        )
+        .await;
 
     // Gammaland leaves; it can no longer be recorded as voting. A show of hands on the
     // dashboard rejects the budget.
-    ok(&daemon, &["attendance", &session, "--absent", "CCC"]);
-    refused(
-        &daemon,
-        &["record", &budget, "--yes", "CCC"],
-        "member `CCC` is not present",
-        &budget,
-    )
-    .await;
+    daemon.ok(&["attendance", &session, "--absent", "CCC"]);
+    daemon
+        .refused(
+            &["record", &budget, "--yes", "CCC"],
+            "member `CCC` is not present",
+            &budget,
+        )
+        .await;
     browser.client.goto(&meeting).await.unwrap();
     let page = browser.page().await;
     assert!(page.contains("Quorum <code>present &gt; 1/2 * eligible</code> with the 2 present: <strong>met</strong>"), "{page}");
@@ -319,11 +281,11 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
             json!({"title": "Date of the next session"}),
         )
         .await;
-    ok(&daemon, &["agenda", &session, "add", &date]);
-    let opened = ok(&daemon, &["record", &date, "--electronic", "open"]);
+    daemon.ok(&["agenda", &session, "add", &date]);
+    let opened = daemon.ok(&["record", &date, "--electronic", "open"]);
     assert!(opened.contains("2 members present"), "{opened}");
     let link_of = async |to: &str| {
-        mail_where(&smtp, &format!("the ballot link to {to}"), |m| {
+        smtp.mail_where(&format!("the ballot link to {to}"), |m| {
             m.to.contains(to)
                 && m.link().is_some_and(|l| l.contains("/ballot/"))
                 && m.body.contains("Date of the next session")
@@ -356,7 +318,7 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
             .any(|m| m.to.contains("ccc.") && m.body.contains("Date of the next session")),
         "Gammaland has left: no link"
     );
-    let closed = ok(&daemon, &["record", &date, "--electronic", "close"]);
+    let closed = daemon.ok(&["record", &date, "--electronic", "close"]);
     assert!(
         closed.contains("adopted (electronic vote, 2 present): abstain 0, no 0, yes 2"),
         "{closed}"
@@ -371,15 +333,15 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
             json!({"title": "Cooperation agreement with Europol"}),
         )
         .await;
-    ok(&daemon, &["agenda", &session, "add", &europol]);
+    daemon.ok(&["agenda", &session, "add", &europol]);
     let past = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
-    refused(
-        &daemon,
-        &["email-ballot", &europol, "--until", &past],
-        "the deadline must be in the future",
-        &europol,
-    )
-    .await;
+    daemon
+        .refused(
+            &["email-ballot", &europol, "--until", &past],
+            "the deadline must be in the future",
+            &europol,
+        )
+        .await;
     // From the meeting page: its form offers a week; three days are chosen.
     browser.client.goto(&meeting).await.unwrap();
     let form = browser
@@ -398,22 +360,23 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
             i["ballots"][0]["in_session"].is_null()
         })
         .await;
-    let by_mail = mail_where(&smtp, "the email ballot to Gammaland", |m| {
-        m.to.contains("ccc.first") && m.body.contains("Cooperation agreement with Europol")
-    })
-    .await;
+    let by_mail = smtp
+        .mail_where("the email ballot to Gammaland", |m| {
+            m.to.contains("ccc.first") && m.body.contains("Cooperation agreement with Europol")
+        })
+        .await;
     assert!(
         by_mail.link().is_some() && !by_mail.subject.contains("meeting"),
         "{}",
         by_mail.subject
     );
-    refused(
-        &daemon,
-        &["record", &europol, "--yes", "AAA"],
-        "not taken in session",
-        &europol,
-    )
-    .await;
+    daemon
+        .refused(
+            &["record", &europol, "--yes", "AAA"],
+            "not taken in session",
+            &europol,
+        )
+        .await;
 
     // A point deferred, a statement for the record, the meeting closed.
     let points = daemon.item(&session).await["meeting"]["agenda"].clone();
@@ -424,27 +387,24 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
         .find(|p| p["title"] == "Any other business")
         .unwrap()["number"]
         .to_string();
-    ok(&daemon, &["agenda", &session, "defer", &other]);
-    ok(
-        &daemon,
-        &[
-            "statement",
-            &session,
-            "--member",
-            "CCC",
-            "--point",
-            "2",
-            "Gammaland voted against: the draft leaves out data protection.",
-        ],
-    );
-    ok(&daemon, &["close-meeting", &session]);
-    refused(
-        &daemon,
-        &["attendance", &session, "--present", "CCC"],
-        "the session is not in its meeting (stage `record`)",
+    daemon.ok(&["agenda", &session, "defer", &other]);
+    daemon.ok(&[
+        "statement",
         &session,
-    )
-    .await;
+        "--member",
+        "CCC",
+        "--point",
+        "2",
+        "Gammaland voted against: the draft leaves out data protection.",
+    ]);
+    daemon.ok(&["close-meeting", &session]);
+    daemon
+        .refused(
+            &["attendance", &session, "--present", "CCC"],
+            "the session is not in its meeting (stage `record`)",
+            &session,
+        )
+        .await;
     assert_eq!(daemon.item(&session).await["stage"], "record");
 
     // The record, in each language.
@@ -453,7 +413,7 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
         ("fr", "Projet de compte rendu analytique"),
         ("ar", "مشروع المحضر الموجز"),
     ] {
-        let html = ok(&daemon, &["minutes", &session, "--lang", lang]);
+        let html = daemon.ok(&["minutes", &session, "--lang", lang]);
         assert!(html.contains(heading), "{lang}: {html}");
         assert!(html.contains("CPCC/REG/2026/001"), "{lang}: the number");
         assert!(
@@ -465,13 +425,13 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
             "{lang}: the member's point"
         );
     }
-    let en = ok(&daemon, &["minutes", &session, "--lang", "en"]);
+    let en = daemon.ok(&["minutes", &session, "--lang", "en"]);
     assert!(
         en.contains("Vote by roll-call") && en.contains("Vote by show of hands"),
         "{en}"
     );
     assert!(en.contains("Deferred to a later session"), "{en}");
-    let fr = ok(&daemon, &["minutes", &session, "--lang", "fr"]);
+    let fr = daemon.ok(&["minutes", &session, "--lang", "fr"]);
     assert!(
         fr.contains("adopté") && fr.contains("rejeté") && fr.contains("Oui"),
         "{fr}"
@@ -526,7 +486,7 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
                 .starts_with("session-record-ar-")
         })
     });
-    let fr = ok(&daemon, &["minutes", &session, "--lang", "fr"]);
+    let fr = daemon.ok(&["minutes", &session, "--lang", "fr"]);
     assert!(
         fr.contains("Renvoyé à un scrutin par courrier électronique"),
         "{fr}"
@@ -534,14 +494,14 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
 
     // The draft record is circulated: its hashes enter the log; the next session's agenda
     // opens with its approval and the point deferred.
-    let circulated = ok(&daemon, &["minutes", &session, "--circulate"]);
+    let circulated = daemon.ok(&["minutes", &session, "--circulate"]);
     let en_hash = circulated
         .lines()
         .find_map(|l| l.trim().strip_prefix("en  "))
         .unwrap_or_else(|| panic!("{circulated}"))
         .to_string();
     assert_eq!(en_hash.len(), 64, "{circulated}");
-    let log = ok(&daemon, &["item", &session]);
+    let log = daemon.ok(&["item", &session]);
     assert!(log.contains("record_circulated"), "{log}");
     // The text circulated is kept in the log, and is the text of its hash.
     let kept = daemon
@@ -551,10 +511,10 @@ async fn a_whole_session_from_the_call_for_points_to_its_record_in_three_languag
         .stdout;
     let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&kept));
     assert_eq!(digest, en_hash, "the circulated text has the logged hash");
-    ok(&daemon, &["next", &session]);
+    daemon.ok(&["next", &session]);
     assert_eq!(daemon.item(&session).await["outcome"], "held");
     let next = daemon.start_item("council-session", json!({})).await;
-    let agenda = ok(&daemon, &["agenda", &next]);
+    let agenda = daemon.ok(&["agenda", &next]);
     assert!(
         agenda.contains(&format!(
             "Approval of the summary record of the previous session ({session})"

@@ -77,6 +77,19 @@ impl SmtpServer {
     }
 
     /// Every delivered mail, parsed.
+    /// Waits for a delivered mail that `pick` accepts.
+    pub(crate) async fn mail_where(&self, what: &str, pick: impl Fn(&Mail) -> bool) -> Mail {
+        crate::harness::until(
+            what,
+            std::time::Duration::from_secs(60),
+            async || match self.mails().into_iter().find(|m| pick(m)) {
+                Some(m) => Ok(m),
+                None => Err(format!("{} mails, none fits", self.mails().len())),
+            },
+        )
+        .await
+    }
+
     pub(crate) fn mails(&self) -> Vec<Mail> {
         std::fs::read_dir(self.maildir.join("new"))
             .unwrap()

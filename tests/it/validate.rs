@@ -367,3 +367,81 @@ fn choices_of_any_script_are_taken_and_labels_that_read_the_same_are_refused() {
     let (code, out) = Council::new(ROSTER, &[("chair.yaml", &fixed)]).run(&["validate"]);
     assert_eq!(code, 0, "{out}");
 }
+
+const BAD_TEXTS: &str = r#"workflow: texts
+documents:
+  languages: [ar, EN, fr, ar]
+  comment: vote
+start: circulate
+stages:
+  circulate:
+    after: 1d
+    next: vote
+  vote:
+    ballot:
+      question: "Adopt?"
+      choices: [yes, no]
+      closes_after: 1d
+      pass: "yes > no"
+    outcomes: { adopted: done, rejected: done, no_quorum: done }
+  done:
+    end: done
+"#;
+
+#[test]
+fn the_texts_languages_and_comment_period_get_a_position() {
+    let council = Council::new(ROSTER, &[("texts.yaml", BAD_TEXTS)]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for e in [
+        "workflows/texts.yaml:3:19: `EN` is not a language code",
+        "workflows/texts.yaml:3:27: `ar` is listed twice",
+        "workflows/texts.yaml:4:12: stage `vote` is the comment period, so it needs `after:`",
+    ] {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+    // Fixed, but without the roster's `en`: a warning that says what its readers get.
+    let fixed = BAD_TEXTS
+        .replace("[ar, EN, fr, ar]", "[ar, fr]")
+        .replace("comment: vote", "comment: circulate");
+    let (code, out) = Council::new(ROSTER, &[("texts.yaml", &fixed)]).run(&["validate"]);
+    assert_eq!(code, 0, "{out}");
+    let w = "workflows/texts.yaml:3:3: warning: the roster's delegates read `en`, but the text has no `en` version";
+    assert!(out.contains(w), "missing `{w}` in:\n{out}");
+    let unknown = fixed.replace("comment: circulate", "comment: circulation");
+    let (code, out) = Council::new(ROSTER, &[("texts.yaml", &unknown)]).run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "workflows/texts.yaml:4:12: `documents.comment` names no stage: `circulation`"
+        ),
+        "{out}"
+    );
+}
+
+const BAD_AMENDMENTS: &str = r#"workflow: amend
+start: amend
+stages:
+  amend:
+    amendments:
+      question: "Adopt amendment {{amendment.number}}?"
+      closes_after: 1d
+      pass: "yes > no"
+    after: 1d
+  done:
+    end: done
+"#;
+
+#[test]
+fn an_amendments_stage_needs_a_comment_period_and_a_next_stage() {
+    let council = Council::new(ROSTER, &[("amend.yaml", BAD_AMENDMENTS)]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for e in [
+        "workflows/amend.yaml:4:3: stage `amend` votes on amendments, but the workflow has no `documents` with a `comment` stage",
+        "workflows/amend.yaml:9:5: stage `amend` puts the amendments to the vote and then goes to `next`, so it cannot have `after`",
+        "stage `amend` puts the amendments to the vote but has no `next` stage to go to after them",
+    ] {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+}

@@ -43,6 +43,7 @@ pub(super) fn check_instant_loops(
             let Some(stage) = stages.get(at) else { break };
             let instant = stage.wait.is_none()
                 && stage.ballot.is_none()
+                && stage.amendments.is_none()
                 && stage.on_signal.is_none()
                 && !stage.meeting;
             match (&stage.next, instant) {
@@ -105,7 +106,7 @@ impl super::Workflow {
                 uses.insert(used(&n.template, MailKind::Notify { after_ballot }));
             }
             let mut next: Vec<(&String, bool)> = Vec::new();
-            if let Some(b) = &stage.ballot {
+            if let Some(b) = stage.ballot.as_ref().or(stage.amendments.as_ref()) {
                 uses.insert(used(&b.template, MailKind::Ballot));
                 if !b.remind.is_empty() {
                     uses.insert(used(&b.remind_template, MailKind::Ballot));
@@ -113,6 +114,8 @@ impl super::Workflow {
                 uses.insert(used(&b.receipt_template, MailKind::Receipt));
                 next.extend(stage.outcomes.values().map(|s| (s, true)));
             }
+            // After an amendments stage, a ballot may have closed (or none was needed).
+            let after_ballot = after_ballot || stage.amendments.is_some();
             next.extend(stage.next.iter().map(|s| (s, after_ballot)));
             next.extend(stage.on_signal.iter().map(|o| (&o.next, after_ballot)));
             for (to, after) in next {

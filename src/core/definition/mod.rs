@@ -34,9 +34,22 @@ pub struct Workflow {
     /// Opens a new item at every occurrence (5-field crontab, council time zone).
     pub schedule: Option<Schedule>,
     pub stages: BTreeMap<String, Stage>,
+    /// The item's text, one authentic version per language, when the workflow has one.
+    pub documents: Option<Documents>,
     /// What `validate` says without refusing the file: a language of the roster's
     /// delegates without a text, say.
     pub warnings: Vec<Diagnostic>,
+}
+
+/// The text an item carries (a draft regulation, say): one authentic version in each of
+/// `languages`, stored by its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Documents {
+    pub languages: Vec<String>,
+    /// The comment period: this stage waits until every language has a version before
+    /// its notice goes and its `after` starts, and a version replaced while the item is
+    /// in it starts both again.
+    pub comment: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +86,9 @@ pub struct Stage {
     pub meeting: bool,
     /// Members may propose agenda points from the link in their mail while here.
     pub proposals: bool,
+    /// Each amendment to the item's text is put to a ballot of this kind here, one after
+    /// the other, furthest-reaching first; then the item goes on to `next`.
+    pub amendments: Option<BallotSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -175,9 +191,22 @@ pub struct OnSignal {
 }
 
 impl Workflow {
-    /// The ballot of a stage, if it has one.
+    /// The ballot of a stage, if it has one (its amendments' ballots, in an amendments
+    /// stage).
     pub fn ballot(&self, stage: &str) -> Option<&BallotSpec> {
-        self.stages.get(stage).and_then(|s| s.ballot.as_ref())
+        self.stages
+            .get(stage)
+            .and_then(|s| s.ballot.as_ref().or(s.amendments.as_ref()))
+    }
+
+    /// Whether members may propose amendments to the text: in its comment period, when a
+    /// stage puts them to the vote.
+    pub fn takes_amendments(&self, stage: &str) -> bool {
+        self.stages.values().any(|s| s.amendments.is_some())
+            && self
+                .documents
+                .as_ref()
+                .is_some_and(|d| d.comment.as_deref() == Some(stage))
     }
 }
 

@@ -9,8 +9,15 @@ use super::*;
 use crate::rules::{Rule, Vocabulary};
 use crate::yaml::{self, Diagnostics, Node, Pos};
 
-pub(super) const WORKFLOW_KEYS: &[&str] =
-    &["workflow", "title", "inputs", "start", "schedule", "stages"];
+pub(super) const WORKFLOW_KEYS: &[&str] = &[
+    "workflow",
+    "title",
+    "inputs",
+    "start",
+    "schedule",
+    "documents",
+    "stages",
+];
 pub(super) const STAGE_KEYS: &[&str] = &[
     "notify",
     "after",
@@ -23,6 +30,7 @@ pub(super) const STAGE_KEYS: &[&str] = &[
     "end",
     "meeting",
     "proposals",
+    "amendments",
 ];
 pub(super) const BALLOT_KEYS: &[&str] = &[
     "question",
@@ -116,6 +124,18 @@ pub(super) fn read_workflow(
         }
     }
     check_instant_loops(&stages, &stage_fields, d);
+    let documents = f
+        .get("documents")
+        .and_then(|n| read_documents(n, &stages, known, d));
+    // Amendments are proposed in the comment period, against the texts.
+    if documents.as_ref().is_none_or(|d| d.comment.is_none()) {
+        for (name, _) in stages.iter().filter(|(_, s)| s.amendments.is_some()) {
+            d.error(
+                stage_fields.key_pos(name),
+                format!("stage `{name}` votes on amendments, but the workflow has no `documents` with a `comment` stage, in which they are proposed"),
+            );
+        }
+    }
     // Points proposed are points of a session's agenda.
     if !stages.values().any(|s| s.meeting) {
         for (name, _) in stages.iter().filter(|(_, s)| s.proposals) {
@@ -134,7 +154,76 @@ pub(super) fn read_workflow(
         start: start?,
         schedule,
         stages,
+        documents,
         warnings: Vec::new(),
+    })
+}
+
+/// `documents: { languages: [ar, en, fr], comment: circulate }`.
+fn read_documents(
+    node: &Node,
+    stages: &BTreeMap<String, Stage>,
+    known: &Known,
+    d: &mut Diagnostics,
+) -> Option<Documents> {
+    let f = yaml::mapping(node, "`documents`", &["languages", "comment"], d)?;
+    let list = f.require("languages", "`documents`", d)?;
+    let mut languages: Vec<String> = Vec::new();
+    for n in yaml::list(list, "`documents.languages`", d) {
+        let Some(code) = yaml::string(n, "a language code", d) else {
+            continue;
+        };
+        if !((2..=3).contains(&code.len()) && code.chars().all(|c| c.is_ascii_lowercase())) {
+            d.error(
+                yaml::pos(n),
+                format!("`{code}` is not a language code (`ar`, `en`, `fr`, …)"),
+            );
+        } else if languages.contains(&code) {
+            d.error(yaml::pos(n), format!("`{code}` is listed twice"));
+        } else {
+            languages.push(code);
+        }
+    }
+    if languages.is_empty() {
+        d.error(
+            f.key_pos("languages"),
+            "`documents.languages` names the languages of the authentic versions: at least one",
+        );
+        return None;
+    }
+    if let Some(roster) = known.roster {
+        let read: BTreeSet<&str> = roster
+            .members
+            .iter()
+            .flat_map(|m| &m.delegates)
+            .map(|dl| dl.language.as_str())
+            .collect();
+        for language in read
+            .into_iter()
+            .filter(|l| !languages.iter().any(|x| x == l))
+        {
+            d.warn(
+                f.key_pos("languages"),
+                format!("the roster's delegates read `{language}`, but the text has no `{language}` version: they get the versions listed"),
+            );
+        }
+    }
+    let comment = f
+        .get("comment")
+        .and_then(|n| Some((n, yaml::string(n, "`documents.comment`", d)?)));
+    if let Some((n, name)) = &comment {
+        match stages.get(name) {
+            None => d.error(yaml::pos(n), format!("`documents.comment` names no stage: `{name}`")),
+            Some(s) if !matches!(s.wait, Some(Wait::After(_))) || s.ballot.is_some() || s.meeting => d.error(
+                yaml::pos(n),
+                format!("stage `{name}` is the comment period, so it needs `after:` (its length) and no ballot or meeting"),
+            ),
+            Some(_) => {}
+        }
+    }
+    Some(Documents {
+        languages,
+        comment: comment.map(|(_, name)| name),
     })
 }
 
@@ -253,6 +342,25 @@ pub(super) fn read_stage(
     }
     if let Some(n) = f.get("ballot") {
         stage.ballot = read_ballot(n, known, d);
+    }
+    if let Some(n) = f.get("amendments") {
+        stage.amendments = read_ballot(n, known, d);
+        for key in [
+            "ballot",
+            "after",
+            "schedule",
+            "on_signal",
+            "end",
+            "outcomes",
+            "meeting",
+        ] {
+            if f.get(key).is_some() {
+                d.error(f.key_pos(key), format!("{what} puts the amendments to the vote and then goes to `next`, so it cannot have `{key}`"));
+            }
+        }
+        if f.get("next").is_none() {
+            d.error(at, format!("{what} puts the amendments to the vote but has no `next` stage to go to after them"));
+        }
     }
     stage.wait = match (f.get("after"), f.get("schedule")) {
         (Some(_), Some(_)) => {

@@ -56,6 +56,8 @@ pub fn apply(
             seq: 0,
             head: String::new(),
             meeting: is_session(ctx.workflow).then(Meeting::default),
+            documents: BTreeMap::new(),
+            amendments: Vec::new(),
         });
         enter(ctx, item, start, at, &mut fx);
         return Ok(fx);
@@ -373,6 +375,170 @@ pub fn apply(
                 at,
                 hashes: hashes.clone(),
             });
+            Ok(())
+        }
+        Event::DocumentAdded {
+            language,
+            sha256,
+            bytes,
+            name,
+            media_type,
+            url,
+        } => {
+            let spec = check_version(ctx.workflow, item, language, sha256, name, media_type)?;
+            let versions = item.documents.entry(language.clone()).or_default();
+            versions.push(Version {
+                sha256: sha256.clone(),
+                bytes: *bytes,
+                name: name.clone(),
+                media_type: media_type.clone(),
+                url: url.clone(),
+                at,
+                amendments: Vec::new(),
+            });
+            // In the comment period, the texts complete (or a version replaced) start it,
+            // with its notice, again.
+            if spec.comment.as_ref() == Some(&item.stage) && texts_complete(ctx, item) {
+                cancel_timers(item, &mut fx);
+                proceed(ctx, item, at, &mut fx);
+            }
+            Ok(())
+        }
+        Event::AmendmentProposed {
+            member,
+            changes,
+            reason,
+            against,
+            spans,
+        } => {
+            if !ctx.workflow.takes_amendments(&item.stage) || !texts_complete(ctx, item) {
+                return Err(Rejection::NotTakingAmendments);
+            }
+            let languages = ctx.workflow.documents.iter().flat_map(|d| &d.languages);
+            let languages: Vec<&String> = languages.collect();
+            if changes.is_empty() {
+                return Err(Rejection::BadInput(
+                    "changes".into(),
+                    "an amendment changes a passage in at least one language".into(),
+                ));
+            }
+            let current = item.texts();
+            for (language, change) in changes {
+                if !languages.contains(&language) {
+                    return Err(Rejection::BadInput(
+                        "language".into(),
+                        format!(
+                            "the text's languages are {}",
+                            ctx.workflow
+                                .documents
+                                .iter()
+                                .flat_map(|d| d.languages.clone())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                check_text(&format!("passage.{language}"), &change.passage, 2000)?;
+                if change.replacement.chars().count() > 4000 {
+                    return Err(Rejection::BadInput(
+                        format!("replacement.{language}"),
+                        "must be at most 4000 characters".into(),
+                    ));
+                }
+                let placed = spans.get(language).is_some_and(|(s, e)| s < e);
+                if against.get(language) != current.get(language) || !placed {
+                    return Err(Rejection::BadInput(
+                        format!("passage.{language}"),
+                        "must be found in the current version".into(),
+                    ));
+                }
+            }
+            if reason.chars().count() > 4000 {
+                return Err(Rejection::BadInput(
+                    "reason".into(),
+                    "must be at most 4000 characters".into(),
+                ));
+            }
+            let number = item.amendments.len() as u32 + 1;
+            item.amendments.push(Amendment {
+                number,
+                member: member.clone(),
+                changes: changes.clone(),
+                reason: reason.clone(),
+                at,
+                against: against.clone(),
+                spans: spans.clone(),
+                ruling: None,
+                ballot: None,
+                fate: None,
+            });
+            Ok(())
+        }
+        Event::AmendmentRuled {
+            amendment,
+            receivable,
+            rank,
+            reason,
+        } => {
+            let current = item.texts();
+            let a = item
+                .amendments
+                .iter_mut()
+                .find(|a| a.number == *amendment)
+                .ok_or(Rejection::NoSuchAmendment(*amendment))?;
+            if a.ballot.is_some() || a.fate.is_some() {
+                return Err(Rejection::AmendmentDecided(*amendment));
+            }
+            if *rank == Some(0) {
+                return Err(Rejection::BadInput(
+                    "rank".into(),
+                    "ranks start at 1 (voted first)".into(),
+                ));
+            }
+            if reason.chars().count() > 4000 {
+                return Err(Rejection::BadInput(
+                    "reason".into(),
+                    "must be at most 4000 characters".into(),
+                ));
+            }
+            // Put to the vote, it must still amend the versions it was proposed against.
+            if *receivable && a.against.iter().any(|(l, sha)| current.get(l) != Some(sha)) {
+                return Err(Rejection::BadInput(
+                    "amendment".into(),
+                    format!(
+                        "amendment {amendment} amends a version replaced since: it cannot be put to the vote"
+                    ),
+                ));
+            }
+            a.ruling = Some(Ruling {
+                receivable: *receivable,
+                rank: *rank,
+                reason: reason.clone(),
+                at,
+            });
+            Ok(())
+        }
+        Event::TextsConsolidated { versions } => {
+            if item.awaiting != Some(Awaiting::Texts) {
+                return Err(Rejection::NotAwaiting);
+            }
+            item.awaiting = None;
+            for (language, version) in versions {
+                let mut version = version.clone();
+                version.at = at;
+                item.documents
+                    .entry(language.clone())
+                    .or_default()
+                    .push(version);
+            }
+            let next = ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .and_then(|s| s.next.clone());
+            if let Some(next) = next {
+                enter(ctx, item, next, at, &mut fx);
+            }
             Ok(())
         }
         Event::RoomVoteClosed { ballot } => {
@@ -1031,6 +1197,15 @@ fn proceed(
     fx: &mut Vec<Effect>,
 ) -> Option<String> {
     let stage = ctx.workflow.stages.get(&item.stage)?;
+    let comment = ctx
+        .workflow
+        .documents
+        .as_ref()
+        .and_then(|d| d.comment.as_ref());
+    if comment == Some(&item.stage) && !texts_complete(ctx, item) {
+        // The comment period starts when the last language's version is given.
+        return None;
+    }
     for n in &stage.notify {
         fx.push(Effect::Mail {
             template: n.template.clone(),
@@ -1038,25 +1213,11 @@ fn proceed(
             ballot: None,
         });
     }
+    if stage.amendments.is_some() {
+        return next_amendment(item, stage, at, fx);
+    }
     if let Some(spec) = &stage.ballot {
-        let index = item.ballots.len();
-        item.ballots.push(Ballot {
-            stage: item.stage.clone(),
-            question: spec.question.default.clone(),
-            choices: spec.choices.clone(),
-            opened_at: at,
-            closes_at: at + spec.closes_after.0,
-            electorate: Default::default(),
-            members: 0,
-            votes: Votes::default(),
-            result: None,
-            recorded: spec.recorded,
-            seed: String::new(),
-            in_session: spec.in_session,
-            room: None,
-        });
-        item.awaiting = Some(Awaiting::Electorate(index));
-        fx.push(Effect::FixElectorate { ballot: index });
+        open_ballot(item, spec, None, at, fx);
         return None;
     }
     if let Some(outcome) = &stage.end {
@@ -1081,6 +1242,156 @@ fn proceed(
         None => {}
     }
     None
+}
+
+/// Whether this version of the `language` text may be given now: the workflow's text has
+/// that language, no ballot has opened on the texts (which freezes them) unless the item
+/// is back in its comment period, and it is not the current version already. Asked before
+/// the bytes are stored, too, so that a refused upload stores nothing.
+pub fn check_version<'a>(
+    workflow: &'a Workflow,
+    item: &Item,
+    language: &str,
+    sha256: &str,
+    name: &str,
+    media_type: &str,
+) -> Result<&'a crate::definition::Documents, Rejection> {
+    let spec = workflow.documents.as_ref().ok_or(Rejection::NoDocuments)?;
+    if item.status == Status::Ended {
+        return Err(Rejection::Ended);
+    }
+    if !spec.languages.iter().any(|l| l == language) {
+        return Err(Rejection::BadInput(
+            "language".into(),
+            format!("the text's languages are {}", spec.languages.join(", ")),
+        ));
+    }
+    let hex = |b: u8| matches!(b, b'0'..=b'9' | b'a'..=b'f');
+    if !(sha256.len() == 64 && sha256.bytes().all(hex)) {
+        return Err(Rejection::BadInput(
+            "sha256".into(),
+            "64 lowercase hex digits".into(),
+        ));
+    }
+    check_text("name", name, 200)?;
+    check_text("media_type", media_type, 100)?;
+    let current = item.documents.get(language).and_then(|v| v.last());
+    if current.is_some_and(|v| v.sha256 == sha256) {
+        return Err(Rejection::SameVersion(language.to_string()));
+    }
+    if let Some(a) = item.amendments.iter().find(|a| a.pending()) {
+        return Err(Rejection::AmendedVersions(a.number));
+    }
+    // Back in the comment period (a ballot without quorum), the texts may be revised.
+    if let Some(b) = item.ballots.last()
+        && spec.comment.as_ref() != Some(&item.stage)
+    {
+        return Err(Rejection::TextsFrozen {
+            ballot: item.ballots.len(),
+            at: b.opened_at,
+        });
+    }
+    Ok(spec)
+}
+
+/// Opens a ballot of the current stage (on an amendment, in an amendments stage), on the
+/// texts as they stand, and asks for its electorate.
+fn open_ballot(
+    item: &mut Item,
+    spec: &BallotSpec,
+    amendment: Option<u32>,
+    at: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) {
+    let index = item.ballots.len();
+    item.ballots.push(Ballot {
+        stage: item.stage.clone(),
+        question: spec.question.default.clone(),
+        choices: spec.choices.clone(),
+        opened_at: at,
+        closes_at: at + spec.closes_after.0,
+        electorate: Default::default(),
+        members: 0,
+        votes: Votes::default(),
+        result: None,
+        recorded: spec.recorded,
+        seed: String::new(),
+        in_session: spec.in_session,
+        room: None,
+        texts: item.texts(),
+        amendment,
+    });
+    item.awaiting = Some(Awaiting::Electorate(index));
+    fx.push(Effect::FixElectorate { ballot: index });
+}
+
+/// In an amendments stage: opens the ballot on the next amendment still to decide, in the
+/// order of their ranks (then numbers); one overlapping an adopted amendment falls, one
+/// ruled out is not receivable. When none is left: the adopted amendments applied to the
+/// texts (asked for), or the stage's `next` at once when none was adopted.
+fn next_amendment(
+    item: &mut Item,
+    stage: &crate::definition::Stage,
+    at: DateTime<Utc>,
+    fx: &mut Vec<Effect>,
+) -> Option<String> {
+    for a in item.amendments.iter_mut().filter(|a| a.fate.is_none()) {
+        if a.ruling.as_ref().is_some_and(|r| !r.receivable) {
+            a.fate = Some(Fate::NotReceivable);
+        }
+    }
+    let next = |item: &Item| {
+        item.amendments
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.fate.is_none())
+            .min_by_key(|(_, a)| {
+                (
+                    a.ruling.as_ref().and_then(|r| r.rank).unwrap_or(u32::MAX),
+                    a.number,
+                )
+            })
+            .map(|(i, _)| i)
+    };
+    while let Some(i) = next(item) {
+        let mut adopted = item
+            .amendments
+            .iter()
+            .filter(|a| a.fate == Some(Fate::Adopted));
+        if adopted.any(|a| a.overlaps(&item.amendments[i])) {
+            item.amendments[i].fate = Some(Fate::Fallen);
+            continue;
+        }
+        let spec = stage.amendments.as_ref()?;
+        item.amendments[i].ballot = Some(item.ballots.len());
+        let number = item.amendments[i].number;
+        open_ballot(item, spec, Some(number), at, fx);
+        return None;
+    }
+    // Adopted amendments not yet applied to the texts.
+    let unapplied = item.amendments.iter().any(|a| {
+        a.fate == Some(Fate::Adopted)
+            && !item
+                .documents
+                .values()
+                .flatten()
+                .any(|v| v.amendments.contains(&a.number))
+    });
+    if unapplied {
+        item.awaiting = Some(Awaiting::Texts);
+        fx.push(Effect::Consolidate);
+        return None;
+    }
+    stage.next.clone()
+}
+
+/// Every language of the workflow's text has a version.
+fn texts_complete(ctx: &Context, item: &Item) -> bool {
+    ctx.workflow.documents.as_ref().is_none_or(|d| {
+        d.languages
+            .iter()
+            .all(|l| item.documents.get(l).is_some_and(|v| !v.is_empty()))
+    })
 }
 
 fn close(
@@ -1114,6 +1425,23 @@ fn close(
         closed_at: at,
         reason: reason.to_string(),
     });
+    if let Some(number) = b.amendment {
+        if let Some(a) = item.amendments.iter_mut().find(|a| a.number == number) {
+            a.fate = Some(match tally.verdict {
+                rules::Verdict::Adopted => Fate::Adopted,
+                _ => Fate::Rejected,
+            });
+        }
+        let next = ctx
+            .workflow
+            .stages
+            .get(&item.stage)
+            .and_then(|stage| next_amendment(item, stage, at, fx));
+        if let Some(next) = next {
+            enter(ctx, item, next, at, fx);
+        }
+        return;
+    }
     let next = ctx
         .workflow
         .stages
@@ -1127,10 +1455,7 @@ fn close(
 
 /// The ballot of the item's current stage.
 fn ballot_spec<'a>(ctx: &Context<'a>, item: &Item) -> Option<&'a BallotSpec> {
-    ctx.workflow
-        .stages
-        .get(&item.stage)
-        .and_then(|s| s.ballot.as_ref())
+    ctx.workflow.ballot(&item.stage)
 }
 
 /// The deadline of a ballot, and its reminders still to come.

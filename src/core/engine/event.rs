@@ -138,6 +138,43 @@ pub enum Event {
         ballot: usize,
         closes_at: DateTime<Utc>,
     },
+    /// A version of the item's text in one language, its bytes already stored.
+    DocumentAdded {
+        language: String,
+        sha256: String,
+        bytes: u64,
+        name: String,
+        media_type: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+    },
+    /// A member's amendment to the text. `against` and `spans` (the versions it amends and
+    /// where its passages are in them) are filled in by the writer, which has the bytes.
+    AmendmentProposed {
+        member: String,
+        changes: BTreeMap<String, super::Change>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+        #[serde(default)]
+        against: BTreeMap<String, String>,
+        #[serde(default)]
+        spans: BTreeMap<String, (u64, u64)>,
+    },
+    /// The secretariat rules an amendment receivable (put to the vote, in the order of its
+    /// rank) or not.
+    AmendmentRuled {
+        amendment: u32,
+        receivable: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rank: Option<u32>,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+    },
+    /// The texts with the adopted amendments applied: a new version of each language they
+    /// change (answering `Effect::Consolidate`).
+    TextsConsolidated {
+        versions: BTreeMap<String, super::Version>,
+    },
     /// The draft summary record of a session is circulated: the SHA-256 of each language's
     /// text, so that the version approved later is the version circulated.
     RecordCirculated {
@@ -173,6 +210,10 @@ impl Event {
             Event::RoomVoteClosed { .. } => "room_vote_closed",
             Event::SentToEmailBallot { .. } => "sent_to_email_ballot",
             Event::RecordCirculated { .. } => "record_circulated",
+            Event::DocumentAdded { .. } => "document_added",
+            Event::AmendmentProposed { .. } => "amendment_proposed",
+            Event::AmendmentRuled { .. } => "amendment_ruled",
+            Event::TextsConsolidated { .. } => "texts_consolidated",
         }
     }
 }
@@ -208,6 +249,8 @@ pub enum Effect {
         series: String,
         year: i32,
     },
+    /// Apply the adopted amendments to the texts (answered by `TextsConsolidated`).
+    Consolidate,
     /// Something the operator should be told (the shell logs it), such as a reminder
     /// dropped because its ballot closes at the same moment.
     Notice(String),
@@ -322,6 +365,22 @@ pub enum Rejection {
     NothingToWithdraw(String),
     #[error("nothing to change")]
     NothingChanged,
+    #[error("this item's workflow gives it no documents")]
+    NoDocuments,
+    #[error("the texts are frozen: ballot {ballot} opened on them at {}", at.format("%Y-%m-%d %H:%M UTC"))]
+    TextsFrozen { ballot: usize, at: DateTime<Utc> },
+    #[error("this is already the current `{0}` version")]
+    SameVersion(String),
+    #[error("amendments are proposed only during the comment period, on the whole texts")]
+    NotTakingAmendments,
+    #[error("the text has no amendment {0}")]
+    NoSuchAmendment(u32),
+    #[error("amendment {0} is being voted on or decided: its ruling no longer changes")]
+    AmendmentDecided(u32),
+    #[error(
+        "amendment {0} is proposed against these versions: rule it not receivable before replacing one"
+    )]
+    AmendedVersions(u32),
 }
 
 /// An item's pending timer. Stored and logged by its name (`close:0`, `remind:0:1`,

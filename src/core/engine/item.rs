@@ -36,6 +36,108 @@ pub struct Item {
     /// A session of the council: its agenda and its meeting (absent for other items).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meeting: Option<Meeting>,
+    /// The item's text: each language's versions, the current one last.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub documents: BTreeMap<String, Vec<Version>>,
+    /// The amendments proposed to the text, by number (from 1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amendments: Vec<Amendment>,
+}
+
+/// An amendment to an item's text: in one or more languages, a passage of the current
+/// version and what replaces it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amendment {
+    pub number: u32,
+    pub member: String,
+    pub changes: BTreeMap<String, Change>,
+    pub reason: String,
+    pub at: DateTime<Utc>,
+    /// The version of each changed language it amends (SHA-256).
+    pub against: BTreeMap<String, String>,
+    /// Where its passage is in each of those versions: bytes `[start, end)`.
+    pub spans: BTreeMap<String, (u64, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruling: Option<Ruling>,
+    /// The ballot it was put to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ballot: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fate: Option<Fate>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub passage: String,
+    /// Empty: the passage is deleted.
+    #[serde(default)]
+    pub replacement: String,
+}
+
+/// The secretariat's ruling on whether an amendment is put to the vote, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ruling {
+    pub receivable: bool,
+    /// The order of the votes: 1 is put to the vote first (the furthest-reaching).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fate {
+    Adopted,
+    /// Rejected, or without quorum: not adopted.
+    Rejected,
+    /// Not put to the vote: an amendment adopted before it changed the same passage.
+    Fallen,
+    NotReceivable,
+}
+
+impl Fate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fate::Adopted => "adopted",
+            Fate::Rejected => "rejected",
+            Fate::Fallen => "fallen",
+            Fate::NotReceivable => "not receivable",
+        }
+    }
+}
+
+impl Amendment {
+    /// Waiting for its vote: not ruled out, not decided.
+    pub fn pending(&self) -> bool {
+        self.fate.is_none() && self.ruling.as_ref().is_none_or(|r| r.receivable)
+    }
+
+    /// Changes a passage that `other` changes too, in some language.
+    pub fn overlaps(&self, other: &Amendment) -> bool {
+        self.spans
+            .iter()
+            .any(|(l, (s, e))| other.spans.get(l).is_some_and(|(os, oe)| s < oe && os < e))
+    }
+}
+
+/// One authentic version of an item's text in one language. Its bytes are stored under
+/// its SHA-256 (`store`); the log holds the hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    pub sha256: String,
+    pub bytes: u64,
+    /// The file's name, as given.
+    pub name: String,
+    pub media_type: String,
+    /// Where it was fetched from, when it came from a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The adopted amendments this version was made from, applied to the one before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amendments: Vec<u32>,
 }
 
 /// A session's agenda, and what happened in its meeting.
@@ -164,6 +266,22 @@ pub struct Statement {
 }
 
 impl Item {
+    /// The current version of each language's text.
+    pub fn texts(&self) -> BTreeMap<String, String> {
+        self.documents
+            .iter()
+            .filter_map(|(l, v)| Some((l.clone(), v.last()?.sha256.clone())))
+            .collect()
+    }
+
+    /// The version of any language whose SHA-256 is `sha256`.
+    pub fn version(&self, sha256: &str) -> Option<(&str, usize, &Version)> {
+        self.documents.iter().find_map(|(l, vs)| {
+            let i = vs.iter().position(|v| v.sha256 == sha256)?;
+            Some((l.as_str(), i + 1, &vs[i]))
+        })
+    }
+
     /// What the item is called: its `title` input, or else its workflow's title.
     pub fn title<'a>(&'a self, workflow_title: &'a str) -> &'a str {
         self.inputs
@@ -201,6 +319,8 @@ impl Status {
 pub enum Awaiting {
     Register,
     Electorate(usize),
+    /// The texts with the adopted amendments applied.
+    Texts,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -234,6 +354,12 @@ pub struct Ballot {
     /// How the vote was taken in the room, once recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room: Option<Room>,
+    /// The SHA-256 of each language's version of the text voted on (frozen from then on).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub texts: BTreeMap<String, String>,
+    /// The amendment this ballot is on, in an amendments stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amendment: Option<u32>,
 }
 
 /// A vote taken in a meeting of the council.

@@ -163,6 +163,13 @@ impl Facts for FromLog<'_> {
         }
     }
 
+    fn consolidate(&mut self, _item: &Item) -> std::collections::BTreeMap<String, super::Version> {
+        match self.answer() {
+            Some(Event::TextsConsolidated { versions }) => versions.clone(),
+            _ => Default::default(),
+        }
+    }
+
     fn logged(&mut self, _item: &Item, record: &Record, _effects: Vec<super::Effect>) {
         let same = self.log.get(self.logged).is_some_and(|r| r == record);
         if !same && self.differs.is_none() {

@@ -23,11 +23,12 @@ use chrono_tz::Tz;
 use crate::definition::Workflow;
 use crate::rules::{Counts, VoterInfo};
 
-pub use apply::apply;
+pub use apply::{apply, check_version};
 pub use event::{BALLOT_CANCELLED, BALLOT_EXTENDED, Effect, Event, Recipients, Rejection, Timer};
 pub use item::{
-    Awaiting, Ballot, BallotResult, Circulation, Electorate, Item, Meeting, Point, PointStatus,
-    Presence, Room, RoomMethod, Signal, Statement, Status, Voter, Votes,
+    Amendment, Awaiting, Ballot, BallotResult, Change, Circulation, Electorate, Fate, Item,
+    Meeting, Point, PointStatus, Presence, Room, RoomMethod, Ruling, Signal, Statement, Status,
+    Version, Voter, Votes,
 };
 pub use log::{Record, ReplayError, replay};
 pub use recipients::{Addressee, recipients};

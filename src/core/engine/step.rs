@@ -19,6 +19,9 @@ pub trait Facts {
     fn electorate(&mut self) -> (Arc<Electorate>, u64);
     /// The next free number of a register series in a year.
     fn next_number(&mut self, series: &str, year: i32) -> u64;
+    /// The item's texts with its adopted amendments applied: the new version of each
+    /// language they change, its bytes stored.
+    fn consolidate(&mut self, item: &Item) -> std::collections::BTreeMap<String, super::Version>;
     /// A record is appended to the item's log; `item` is the state right after it, and
     /// `effects` (mail and timers) are for the world to carry out once it is durable.
     fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>);
@@ -73,9 +76,12 @@ pub fn step(
         item.head.clone_from(&record.hash);
         records += 1;
         first.get_or_insert_with(|| (record.seq, record.hash.clone()));
-        let (asks, outward): (Vec<Effect>, Vec<Effect>) = effects
-            .into_iter()
-            .partition(|e| matches!(e, Effect::FixElectorate { .. } | Effect::Register { .. }));
+        let (asks, outward): (Vec<Effect>, Vec<Effect>) = effects.into_iter().partition(|e| {
+            matches!(
+                e,
+                Effect::FixElectorate { .. } | Effect::Register { .. } | Effect::Consolidate
+            )
+        });
         facts.logged(item, &record, outward);
         for ask in asks {
             if records + queue.len() >= MAX_FOLLOW_UPS {
@@ -95,6 +101,9 @@ pub fn step(
                     let seq = facts.next_number(&series, year);
                     Event::Registered { series, year, seq }
                 }
+                Effect::Consolidate => Event::TextsConsolidated {
+                    versions: facts.consolidate(item),
+                },
                 _ => continue,
             });
         }

@@ -659,7 +659,7 @@ pub fn item_json(item: &Item) -> Value {
                 // A vote in session has no deadline: the chair closes it.
                 "opened_at": b.opened_at, "closes_at": (!b.in_session).then_some(b.closes_at),
                 "eligible": b.electorate.len(), "cast": c.cast(),
-                "counts": c.choices,
+                "counts": c.choices, "texts": b.texts, "amendment": b.amendment,
                 "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at})),
             })
         })
@@ -670,5 +670,6 @@ pub fn item_json(item: &Item) -> Value {
         "register_number": item.register_number, "inputs": item.inputs,
         "started_at": item.started_at, "entered_at": item.entered_at,
         "ballots": ballots, "signals": item.signals, "timers": item.timers, "events_count": item.seq,
+        "documents": item.documents, "amendments": item.amendments,
     })
 }

@@ -59,6 +59,13 @@ struct Words {
     recorded_title: &'static str,
     recorded: &'static str,
     receipt: &'static str,
+    /// Above the list of the texts voted on, with their hashes.
+    texts: &'static str,
+    /// An amendment's number and proposer, and its changes: "replace … by …".
+    amendment: &'static str,
+    proposed_by: &'static str,
+    replace: &'static str,
+    by: &'static str,
     back: &'static str,
     closed_title: &'static str,
     closed: &'static str,
@@ -102,6 +109,11 @@ const EN: Words = Words {
     recorded_title: "Vote recorded",
     recorded: "Your vote is recorded:",
     receipt: "Receipt:",
+    texts: "The texts voted on (the SHA-256 of each version):",
+    amendment: "Amendment",
+    proposed_by: "proposed by",
+    replace: "replace",
+    by: "by",
     back: "Back to the ballot (you can change your vote until it closes)",
     closed_title: "Ballot closed",
     closed: "This ballot is closed; votes can no longer be cast or changed.",
@@ -134,6 +146,11 @@ const FR: Words = Words {
     recorded_title: "Vote enregistré",
     recorded: "Votre vote est enregistré :",
     receipt: "Accusé de réception :",
+    texts: "Les textes soumis au vote (l’empreinte SHA-256 de chaque version) :",
+    amendment: "Amendement",
+    proposed_by: "proposé par",
+    replace: "remplacer",
+    by: "par",
     back: "Retour au scrutin (vous pouvez modifier votre vote jusqu'à la clôture)",
     closed_title: "Scrutin clos",
     closed: "Ce scrutin est clos ; il n'est plus possible de voter ni de modifier un vote.",
@@ -166,6 +183,11 @@ const AR: Words = Words {
     recorded_title: "تم تسجيل الصوت",
     recorded: "تم تسجيل صوتكم:",
     receipt: "الإيصال:",
+    texts: "النصوص المعروضة للتصويت (بصمة SHA-256 لكل نسخة):",
+    amendment: "التعديل رقم",
+    proposed_by: "المقترح من",
+    replace: "يُستعاض عن",
+    by: "بـ",
     back: "العودة إلى الاقتراع (يمكنكم تغيير صوتكم حتى إغلاقه)",
     closed_title: "الاقتراع مغلق",
     closed: "هذا الاقتراع مغلق؛ لم يعد من الممكن التصويت أو تغيير الصوت.",
@@ -199,6 +221,21 @@ fn page_language(language: &str) -> &str {
         "fr" | "ar" => language,
         _ => "en",
     }
+}
+
+/// What a member's signed link of `kind` (`BallotRef::PROPOSALS`, `AMENDMENTS`) stands
+/// for: the link, its item, and the language its pages are shown in (the delegate's).
+pub(super) fn member_link(
+    app: &App,
+    token: &str,
+    kind: usize,
+) -> Option<(BallotRef, std::sync::Arc<Item>, String)> {
+    let r = app.key.verify(token).filter(|r| r.ballot == kind)?;
+    let item = app.items.get(&r.item)?;
+    let roster = app.roster.load();
+    let delegate = roster.member(&r.member)?.delegates.get(r.delegate)?;
+    let language = page_language(&delegate.language).to_string();
+    Some((r, item, language))
 }
 
 fn words(language: &str) -> &'static Words {
@@ -302,15 +339,7 @@ pub async fn ballot_vote(
     let Ok(Form(form)) = form else {
         return ballot_html(&app, &f, &token, Some((StatusCode::BAD_REQUEST, w.choose)));
     };
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let trusted = &app.config.public.trusted_proxies;
-    let client = peer.map(|axum::Extension(super::Peer(p))| {
-        crate::limits::client(p.ip(), &forwarded.join(","), trusted)
-    });
+    let client = super::client(&app, &headers, peer);
     if !app.limits.vote_allowed(&f.r, client) {
         app.metrics.votes_limited.inc();
         let mut busy = page(
@@ -354,9 +383,13 @@ pub async fn ballot_vote(
         .ballot()
         .map(|b| question(&app, &f.item, b, &f.language))
         .unwrap_or_default();
+    let texts = f
+        .ballot()
+        .map(|b| texts_html(b, &token, w))
+        .unwrap_or_default();
     let body = format!(
         "<p class=\"question\">{}</p><p>{} <strong id=\"choice\">{}</strong></p>\
-                 <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p><p><a href=\"/ballot/{}\">{}</a></p>",
+                 <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p>{texts}<p><a href=\"/ballot/{}\">{}</a></p>",
         escape(&question),
         w.recorded,
         escape(&label(&app, &f, &form.choice)),
@@ -412,7 +445,9 @@ pub(super) fn question(
     let text = workflow
         .and_then(|w| w.ballot(&ballot.stage))
         .map_or(ballot.question.as_str(), |s| s.question.get(language));
-    let mut data = mail::context(&app.roster.load().council, workflow, item, None, app.tz);
+    // This ballot's own data (an amendment's number, say).
+    let index = item.ballots.iter().position(|b| std::ptr::eq(b, ballot));
+    let mut data = mail::context(&app.roster.load().council, workflow, item, index, app.tz);
     mail::in_language(&mut data, language);
     app.templates.load().render_text(text, &data, language)
 }
@@ -451,6 +486,8 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
         escape(&title),
         escape(&question(app, &f.item, b, &f.language))
     );
+    body.push_str(&amendment_html(&f.item, b, w));
+    body.push_str(&texts_html(b, token, w));
     if b.result.is_some() || f.item.status == Status::Ended {
         body.push_str(&format!("<p>{}</p>", w.closed));
         match &b.result {
@@ -511,6 +548,63 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
         &f.language,
         w.ballot,
         &body,
+    )
+}
+
+/// What a ballot on an amendment changes: each language's passage and its replacement.
+fn amendment_html(item: &crate::engine::Item, b: &crate::engine::Ballot, w: &Words) -> String {
+    let Some(a) = b
+        .amendment
+        .and_then(|n| item.amendments.iter().find(|a| a.number == n))
+    else {
+        return String::new();
+    };
+    let changes: String = a
+        .changes
+        .iter()
+        .map(|(l, c)| {
+            format!(
+                "<li>{}: {} <q><bdi lang=\"{l}\">{}</bdi></q> {} <q><bdi lang=\"{l}\">{}</bdi></q></li>",
+                escape(crate::locale::language_name(l)),
+                w.replace,
+                escape(&c.passage),
+                w.by,
+                escape(&c.replacement),
+                l = escape(l),
+            )
+        })
+        .collect();
+    format!(
+        "<section id=\"amendment\"><p><strong>{} {}</strong>, {} <bdi>{}</bdi>:</p><ul>{changes}</ul></section>",
+        w.amendment,
+        a.number,
+        w.proposed_by,
+        escape(&a.member)
+    )
+}
+
+/// The versions a ballot is on: each language's, named in itself, with its SHA-256 and a
+/// link through the member's own token.
+fn texts_html(b: &crate::engine::Ballot, token: &str, w: &Words) -> String {
+    if b.texts.is_empty() {
+        return String::new();
+    }
+    let items: String = b
+        .texts
+        .iter()
+        .map(|(language, sha256)| {
+            format!(
+                "<li><a href=\"/texts/{}/{sha256}\" hreflang=\"{language}\" lang=\"{language}\">{}</a> <code dir=\"ltr\" class=\"sha256\">{sha256}</code></li>",
+                escape(token),
+                escape(crate::locale::language_name(language)),
+                language = escape(language),
+                sha256 = escape(sha256),
+            )
+        })
+        .collect();
+    format!(
+        "<section id=\"texts\"><p>{}</p><ul>{items}</ul></section>",
+        w.texts
     )
 }
 

@@ -179,6 +179,12 @@ async fn item_page(
         ));
     }
     body.push_str("</dl>");
+    body.push_str(&super::documents::section(
+        &app,
+        &item,
+        may(Role::Secretary),
+    ));
+    body.push_str(&super::amend::section(&item, may(Role::Secretary)));
     if item.meeting.is_some() {
         let base = format!("/dashboard/items/{}", super::path_segment(&item.id));
         body.push_str(&format!(
@@ -315,16 +321,32 @@ async fn register(State(app): AppState) -> Result<Response, ApiError> {
     let mut rows = String::new();
     for act in app.store.acts() {
         let act = act?;
+        // The adopted versions, each by its hash.
+        let texts: Vec<String> = act
+            .texts
+            .iter()
+            .map(|(l, sha)| {
+                format!(
+                    "<a href=\"/dashboard/items/{}/documents/{l}?sha256={sha}\" lang=\"{l}\" title=\"SHA-256 {sha}\">{}</a> <code class=\"sha256\">{}</code>",
+                    super::path_segment(&act.item),
+                    escape(crate::locale::language_name(l)),
+                    escape(&sha[..sha.len().min(12)]),
+                    l = escape(l),
+                    sha = escape(sha),
+                )
+            })
+            .collect();
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td><a href=\"/dashboard/items/{2}\">{2}</a></td><td>{3}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td><a href=\"/dashboard/items/{2}\">{2}</a></td><td>{3}</td><td>{4}</td></tr>",
             escape(&act.number),
             escape(&act.title),
             escape(&act.item),
-            act.at.with_timezone(&app.tz).format("%-d %B %Y")
+            act.at.with_timezone(&app.tz).format("%-d %B %Y"),
+            texts.join("<br>")
         ));
     }
     let body = format!(
-        "<table><thead><tr><th>Number</th><th>Title</th><th>Item</th><th>Adopted</th></tr></thead><tbody>{rows}</tbody></table>\
+        "<table><thead><tr><th>Number</th><th>Title</th><th>Item</th><th>Adopted</th><th>Authentic texts</th></tr></thead><tbody>{rows}</tbody></table>\
          <p><a href=\"/dashboard/register.csv\" download>Download as CSV</a></p>"
     );
     Ok(layout(
@@ -814,16 +836,22 @@ async fn register_csv(State(app): AppState) -> Result<Response, ApiError> {
         };
         format!("\"{}\"", text.replace('"', "\"\""))
     };
-    let mut csv = String::from("\u{feff}number,title,item,adopted\r\n");
+    let mut csv = String::from("\u{feff}number,title,item,adopted,texts\r\n");
     for act in app.store.acts() {
         let act = act?;
         let adopted = act.at.with_timezone(&app.tz).format("%Y-%m-%d").to_string();
+        let texts: Vec<String> = act
+            .texts
+            .iter()
+            .map(|(l, sha)| format!("{l}:{sha}"))
+            .collect();
         csv.push_str(&format!(
-            "{},{},{},{}\r\n",
+            "{},{},{},{},{}\r\n",
             field(&act.number),
             field(&act.title),
             field(&act.item),
-            field(&adopted)
+            field(&adopted),
+            field(&texts.join(" "))
         ));
     }
     Ok((

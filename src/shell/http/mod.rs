@@ -13,8 +13,10 @@
 
 mod accounts;
 mod admin;
+mod amend;
 mod ballot;
 mod dashboard;
+mod documents;
 mod minutes;
 mod propose;
 mod session;
@@ -160,6 +162,11 @@ pub fn public_router(app: Arc<App>) -> Router {
             "/propose/{token}",
             get(propose::propose_page).post(propose::propose_post),
         )
+        .route("/texts/{token}/{sha256}", get(documents::member_text))
+        .route(
+            "/amend/{token}",
+            get(amend::amend_page).post(amend::amend_post),
+        )
         .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -177,6 +184,8 @@ fn protected_routes() -> Vec<Route> {
     routes.extend(dashboard::routes());
     routes.extend(accounts::routes());
     routes.extend(session::routes());
+    routes.extend(documents::routes());
+    routes.extend(amend::routes());
     routes
 }
 
@@ -427,6 +436,24 @@ pub fn path_segment(id: &str) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 
+/// The client a public request is from, for its rate limit: the connection's address, or
+/// the one a trusted proxy says it forwarded (`X-Forwarded-For`).
+pub(super) fn client(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+    peer: Option<axum::Extension<Peer>>,
+) -> Option<std::net::IpAddr> {
+    let forwarded: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let trusted = &app.config.public.trusted_proxies;
+    peer.map(|axum::Extension(Peer(p))| {
+        crate::limits::client(p.ip(), &forwarded.join(","), trusted)
+    })
+}
+
 /// The parameters of an admin path (`/api/items/{id}`), or a JSON 400 naming what is
 /// wrong, as every other refusal of the admin API: axum's own `Path` answers in plain text.
 pub struct Param<T>(pub T);
@@ -478,9 +505,9 @@ impl From<WriteError> for ApiError {
                 | Rejection::CountedTwice(_)
                 | Rejection::AbovePresent { .. },
             ) => StatusCode::UNPROCESSABLE_ENTITY,
-            WriteError::Rejected(Rejection::NoSuchBallot | Rejection::NoSuchPoint(_)) => {
-                StatusCode::NOT_FOUND
-            }
+            WriteError::Rejected(
+                Rejection::NoSuchBallot | Rejection::NoSuchPoint(_) | Rejection::NoSuchAmendment(_),
+            ) => StatusCode::NOT_FOUND,
             WriteError::Rejected(_) => StatusCode::CONFLICT,
             WriteError::NoItem(_) | WriteError::NoWorkflow(_) => StatusCode::NOT_FOUND,
             WriteError::Store(_) | WriteError::Closed => StatusCode::SERVICE_UNAVAILABLE,

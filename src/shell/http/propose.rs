@@ -117,35 +117,16 @@ fn find(
     app: &App,
     token: &str,
 ) -> Result<(BallotRef, std::sync::Arc<Item>, String), Box<Response>> {
-    let invalid = || {
-        Box::new(page(
-            StatusCode::NOT_FOUND,
-            "en",
-            EN.not_valid_title,
-            &format!("<p>{}</p>", EN.not_valid),
-        ))
-    };
-    let r = app
-        .key
-        .verify(token)
-        .filter(|r| r.ballot == BallotRef::PROPOSALS)
-        .ok_or_else(invalid)?;
-    let item = app
-        .items
-        .get(&r.item)
-        .filter(|i| i.meeting.is_some())
-        .ok_or_else(invalid)?;
-    let roster = app.roster.load();
-    let language = roster
-        .member(&r.member)
-        .and_then(|m| m.delegates.get(r.delegate))
-        .map(|d| d.language.clone())
-        .ok_or_else(invalid)?;
-    let language = match language.as_str() {
-        "ar" | "fr" => language,
-        _ => "en".to_string(),
-    };
-    Ok((r, item, language))
+    super::ballot::member_link(app, token, BallotRef::PROPOSALS)
+        .filter(|(_, item, _)| item.meeting.is_some())
+        .ok_or_else(|| {
+            Box::new(page(
+                StatusCode::NOT_FOUND,
+                "en",
+                EN.not_valid_title,
+                &format!("<p>{}</p>", EN.not_valid),
+            ))
+        })
 }
 
 fn taking_proposals(app: &App, item: &Item) -> bool {
@@ -262,18 +243,7 @@ pub async fn propose_post(
             &format!("<p class=\"error\" role=\"alert\">{}</p>", w.elsewhere),
         );
     }
-    let forwarded: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let client = peer.map(|axum::Extension(super::Peer(p))| {
-        crate::limits::client(
-            p.ip(),
-            &forwarded.join(","),
-            &app.config.public.trusted_proxies,
-        )
-    });
+    let client = super::client(&app, &headers, peer);
     if !app.limits.vote_allowed(&r, client) {
         let mut busy = form_page(
             &app,

@@ -261,6 +261,36 @@ pub fn context(
             .collect();
         data["item"]["agenda"] = json!(agenda);
     }
+    // The current version of each language's text, with its hash; each reader's mail
+    // adds a link to it (`outbox`).
+    let documents: Vec<Value> = item
+        .documents
+        .iter()
+        .filter_map(|(language, versions)| {
+            let v = versions.last()?;
+            Some(json!({
+                "language": language,
+                "language_name": crate::locale::language_name(language),
+                "sha256": v.sha256, "name": v.name, "bytes": v.bytes,
+                "version": versions.len(), "revised": versions.len() > 1,
+            }))
+        })
+        .collect();
+    if !documents.is_empty() {
+        data["item"]["documents"] = json!(documents);
+    }
+    // The amendments so far and their fates; and whether members may propose one now.
+    if !item.amendments.is_empty() {
+        let fates: Vec<Value> = item
+            .amendments
+            .iter()
+            .map(|a| json!({"number": a.number, "member": a.member, "fate": a.fate.map(|f| f.as_str())}))
+            .collect();
+        data["item"]["amendments"] = json!(fates);
+    }
+    if workflow.is_some_and(|w| w.takes_amendments(&item.stage)) {
+        data["item"]["takes_amendments"] = json!(true);
+    }
     let stage = workflow.and_then(|w| w.stages.get(&item.stage));
     if stage.is_some_and(|s| s.proposals) {
         data["item"]["proposals"] = json!(true);
@@ -284,6 +314,18 @@ pub fn context(
                 (id.clone(), texts)
             })
             .collect();
+        // A ballot on an amendment: its passages and what replaces them, by language.
+        if let Some(a) = b
+            .amendment
+            .and_then(|n| item.amendments.iter().find(|a| a.number == n))
+        {
+            let changes: Vec<Value> = a
+                .changes
+                .iter()
+                .map(|(l, c)| json!({"language": l, "language_name": crate::locale::language_name(l), "passage": c.passage, "replacement": c.replacement}))
+                .collect();
+            data["amendment"] = json!({"number": a.number, "member": a.member, "reason": a.reason, "changes": changes});
+        }
         data["ballot"] = json!({
             "question": b.question,
             "questions": spec.map(|s| &s.question.by_language),
@@ -327,6 +369,21 @@ pub fn in_language(data: &mut Value, language: &str) {
             .unwrap_or_else(|| choice.clone())
     };
     if let Some(ballot) = data.get_mut("ballot").and_then(Value::as_object_mut) {
+        // The result's counts, each under its label, in the order of the choices.
+        let counts = ballot.get("result").and_then(|r| r.get("counts")).cloned();
+        if let (Some(counts), Some(choices)) = (counts, ballot.get("choices").cloned()) {
+            let tally: Vec<Value> = choices
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| {
+                    Some(json!({"choice": label(c), "count": counts.get(c.as_str()?)?}))
+                })
+                .collect();
+            if let Some(result) = ballot.get_mut("result").filter(|r| r.is_object()) {
+                result["tally"] = json!(tally);
+            }
+        }
         if let Some(q) = ballot
             .get("questions")
             .and_then(|q| q.get(language))

@@ -210,6 +210,42 @@ impl Outbox {
             let base = self.public_url.trim_end_matches('/');
             data["proposal"] = json!({ "link": format!("{base}/propose/{token}") });
         }
+        // During the comment period, each member's own link to propose an amendment.
+        if let (true, Some(member), Some(delegate)) = (
+            data["item"]["takes_amendments"] == true,
+            &mail.to.member,
+            mail.to.delegate,
+        ) {
+            let token = self.key.sign(&BallotRef {
+                item: mail.item.clone(),
+                ballot: BallotRef::AMENDMENTS,
+                member: member.clone(),
+                delegate,
+            });
+            let base = self.public_url.trim_end_matches('/');
+            data["amend"] = json!({ "link": format!("{base}/amend/{token}") });
+        }
+        // The texts: each member's own link to read them.
+        if let (Some(documents), Some(member), Some(delegate)) = (
+            data["item"]["documents"].as_array_mut(),
+            &mail.to.member,
+            mail.to.delegate,
+        ) {
+            let token = self.key.sign(&BallotRef {
+                item: mail.item.clone(),
+                ballot: BallotRef::DOCUMENTS,
+                member: member.clone(),
+                delegate,
+            });
+            let base = self.public_url.trim_end_matches('/');
+            for d in documents {
+                let link = format!(
+                    "{base}/texts/{token}/{}",
+                    d["sha256"].as_str().unwrap_or("")
+                );
+                d["link"] = json!(link);
+            }
+        }
         super::in_language(&mut data, &mail.to.language);
         // The question may name item fields (`Adopt “{{item.title}}”?`).
         if let Some(question) = data["ballot"]["question"].as_str() {

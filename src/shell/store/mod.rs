@@ -3,7 +3,8 @@
 //! Trees (DESIGN.md section 3): `definitions` (version → source), `items` (id → state),
 //! `events` (item ‖ seq → event record, hash-chained), `timers` (due ‖ owner ‖ name),
 //! `outbox` (mail id → mail), `registers` (series ‖ year ‖ number → act), `meta`, and
-//! `accounts` (the secretariat's users, sessions and API tokens, see `crate::accounts`).
+//! `accounts` (the secretariat's users, sessions and API tokens, see `crate::accounts`),
+//! and `documents` (SHA-256 → the bytes of a version of an item's text).
 //! An item's state is split so that a vote writes a few bytes: `votes` (item ‖ ballot ‖
 //! member → choice) holds the ballots' votes and `electorates` (content hash → voters) one
 //! copy of each distinct electorate; the `items` row holds the rest, with a checksum.
@@ -60,6 +61,9 @@ pub struct Act {
     pub item: String,
     pub title: String,
     pub at: DateTime<Utc>,
+    /// The SHA-256 of each language's adopted version of the text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub texts: BTreeMap<String, String>,
 }
 
 /// Writes staged for one commit.
@@ -109,6 +113,7 @@ pub struct Store {
     registers: sled::Tree,
     meta: sled::Tree,
     accounts: sled::Tree,
+    documents: sled::Tree,
     sync: Arc<crate::shell::durable::Sync>,
 }
 
@@ -142,6 +147,7 @@ impl Store {
             registers: tree("registers")?,
             meta: tree("meta")?,
             accounts: tree("accounts")?,
+            documents: tree("documents")?,
             sync: Arc::new(crate::shell::durable::Sync::open(path)?),
             db,
         })
@@ -247,6 +253,46 @@ impl Store {
     /// admin's own rows use it too). Overlapping calls share one sync.
     pub async fn flush(&self) -> Result<()> {
         Ok(self.sync.sync(&self.db).await?)
+    }
+
+    /// Stores a document's bytes under their SHA-256, durably, before any event names it
+    /// (a version no event names is harmless: content-addressed, written once). Returns
+    /// the hash.
+    pub async fn put_document(&self, bytes: &[u8]) -> Result<String> {
+        let sha256 = self.insert_document(bytes)?;
+        self.flush().await?;
+        Ok(sha256)
+    }
+
+    /// The same, made durable by the next flush (the writer's commit, for a version it
+    /// makes itself).
+    pub fn insert_document(&self, bytes: &[u8]) -> Result<String> {
+        let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+        // Written when new, or when the stored copy no longer has its hash (repaired).
+        if self.document(&sha256).ok().flatten().is_none() {
+            self.documents.insert(sha256.as_bytes(), bytes)?;
+        }
+        Ok(sha256)
+    }
+
+    pub fn has_document(&self, sha256: &str) -> Result<bool> {
+        Ok(self.documents.contains_key(sha256.as_bytes())?)
+    }
+
+    /// A document's bytes, checked against their hash: a changed stored version is an
+    /// error, never served.
+    pub fn document(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        let Some(bytes) = self.documents.get(sha256.as_bytes())? else {
+            return Ok(None);
+        };
+        let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if actual != sha256 {
+            return Err(Error::Corrupt {
+                key: format!("documents/{sha256}"),
+                reason: format!("its bytes have the SHA-256 {actual}: the stored text was changed"),
+            });
+        }
+        Ok(Some(bytes.to_vec()))
     }
 
     /// An account row: `user/NAME`, `session/HASH`, `token/HASH` (see `crate::accounts`).

@@ -66,6 +66,8 @@ fn item_with_votes() -> Item {
             seed: String::new(),
             in_session: false,
             room: None,
+            texts: Default::default(),
+            amendment: None,
         }],
         signals: Vec::new(),
         timers: Default::default(),
@@ -73,6 +75,8 @@ fn item_with_votes() -> Item {
         seq: 3,
         head: "h".into(),
         meeting: None,
+        documents: Default::default(),
+        amendments: Vec::new(),
     };
     assert!(item.ballots[0].record("AAA", "yes"));
     item

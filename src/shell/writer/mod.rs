@@ -507,6 +507,59 @@ impl Writer {
         }
     }
 
+    /// The versions an amendment changes (the current ones) and where in each its passage
+    /// is: found exactly once, in a version that is text.
+    #[allow(clippy::type_complexity)]
+    fn place_amendment(
+        &self,
+        id: &str,
+        changes: &BTreeMap<String, engine::Change>,
+    ) -> Result<(BTreeMap<String, String>, BTreeMap<String, (u64, u64)>), WriteError> {
+        let item = self
+            .items
+            .get(id)
+            .ok_or_else(|| WriteError::NoItem(id.into()))?;
+        let current = item.texts();
+        let (mut against, mut spans) = (BTreeMap::new(), BTreeMap::new());
+        for (language, change) in changes {
+            let bad = |why: String| {
+                WriteError::Rejected(Rejection::BadInput(format!("passage.{language}"), why))
+            };
+            let Some(sha256) = current.get(language) else {
+                return Err(bad(format!("the text has no `{language}` version")));
+            };
+            let bytes = self
+                .store
+                .document(sha256)
+                .map_err(|e| WriteError::Store(e.to_string()))?
+                .unwrap_or_default();
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                return Err(bad(format!(
+                    "the `{language}` version is not plain text: amend it by a new version"
+                )));
+            };
+            let passage = change.passage.as_str();
+            let mut found = text.match_indices(passage).map(|(at, _)| at);
+            match (passage.is_empty(), found.next(), found.next()) {
+                (false, Some(at), None) => {
+                    against.insert(language.clone(), sha256.clone());
+                    spans.insert(language.clone(), (at as u64, (at + passage.len()) as u64));
+                }
+                (false, None, _) => {
+                    return Err(bad(format!(
+                        "this passage is not in the current `{language}` version"
+                    )));
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "this passage is in the current `{language}` version more than once: quote enough of it to be found once"
+                    )));
+                }
+            }
+        }
+        Ok((against, spans))
+    }
+
     /// What only the writer knows of a request from outside: whether the members it names
     /// are the roster's, whether an item it names exists, and, for a vote in the room, the
     /// session sitting on the item and who is present there now (never the caller's word).
@@ -516,6 +569,33 @@ impl Writer {
             None => Err(WriteError::Rejected(Rejection::UnknownMember(m.clone()))),
         };
         match event {
+            // The bytes are stored first, under their hash: no event names a text the store
+            // does not hold.
+            Event::DocumentAdded { ref sha256, .. } => match self.store.has_document(sha256) {
+                Ok(true) => Ok(event),
+                Ok(false) => Err(Rejection::BadInput(
+                    "sha256".into(),
+                    "no stored document has this SHA-256: send its bytes first".into(),
+                )
+                .into()),
+                Err(e) => Err(WriteError::Store(e.to_string())),
+            },
+            Event::AmendmentProposed {
+                member: m,
+                changes,
+                reason,
+                ..
+            } => {
+                member(&m)?;
+                let (against, spans) = self.place_amendment(id, &changes)?;
+                Ok(Event::AmendmentProposed {
+                    member: m,
+                    changes,
+                    reason,
+                    against,
+                    spans,
+                })
+            }
             Event::Attendance { arrived, left } => {
                 arrived.iter().chain(&left).try_for_each(member)?;
                 // The log keeps what changed: who came, who left, not who was asked about.

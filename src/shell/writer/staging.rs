@@ -30,6 +30,74 @@ impl Facts for Staging<'_> {
         last + 1
     }
 
+    /// Applies each adopted amendment's replacement at its place in the version it amends,
+    /// from the end of the text back (the places do not overlap: an amendment overlapping
+    /// an adopted one fell), and stores the new bytes; a version that cannot be read is
+    /// left as it is, and said in the log.
+    fn consolidate(&mut self, item: &Item) -> BTreeMap<String, engine::Version> {
+        let adopted: Vec<&engine::Amendment> = item
+            .amendments
+            .iter()
+            .filter(|a| a.fate == Some(engine::Fate::Adopted))
+            .collect();
+        let mut versions = BTreeMap::new();
+        for (language, current) in &item.documents {
+            let Some(base) = current.last() else { continue };
+            let mut edits: Vec<(u64, u64, &str, u32)> = adopted
+                .iter()
+                .filter(|a| a.against.get(language) == Some(&base.sha256))
+                .filter_map(|a| {
+                    let (s, e) = a.spans.get(language)?;
+                    Some((
+                        *s,
+                        *e,
+                        a.changes.get(language)?.replacement.as_str(),
+                        a.number,
+                    ))
+                })
+                .collect();
+            if edits.is_empty() {
+                continue;
+            }
+            let mut bytes = match self.store.document(&base.sha256) {
+                Ok(Some(bytes)) => bytes,
+                other => {
+                    tracing::error!(item = %item.id, language, sha256 = %base.sha256, result = ?other.map(|b| b.map(|b| b.len())), "the amended version cannot be read: the adopted amendments are not applied to it");
+                    continue;
+                }
+            };
+            edits.sort_by_key(|(s, ..)| std::cmp::Reverse(*s));
+            for (s, e, replacement, _) in &edits {
+                let (s, e) = (*s as usize, *e as usize);
+                if s <= e && e <= bytes.len() {
+                    bytes.splice(s..e, replacement.bytes());
+                }
+            }
+            let sha256 = match self.store.insert_document(&bytes) {
+                Ok(sha256) => sha256,
+                Err(e) => {
+                    tracing::error!(item = %item.id, language, error = %e, "the amended version cannot be stored");
+                    continue;
+                }
+            };
+            let mut numbers: Vec<u32> = edits.iter().map(|(.., n)| *n).collect();
+            numbers.sort_unstable();
+            versions.insert(
+                language.clone(),
+                engine::Version {
+                    sha256,
+                    bytes: bytes.len() as u64,
+                    name: base.name.clone(),
+                    media_type: base.media_type.clone(),
+                    url: None,
+                    at: item.entered_at,
+                    amendments: numbers,
+                },
+            );
+        }
+        versions
+    }
+
     fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {
         let id = item.id.as_str();
         let batch = &mut self.s.batch;
@@ -69,6 +137,7 @@ impl Facts for Staging<'_> {
                     item: id.to_string(),
                     title: item.title(&self.workflow.title).to_string(),
                     at: record.at,
+                    texts: item.texts(),
                 };
                 batch.registers.push((
                     store::register_key(series, *year, *seq),
@@ -110,7 +179,7 @@ impl Facts for Staging<'_> {
                 } => self.stage_mail(item, record, index, &template, to, ballot),
                 Effect::Notice(notice) => tracing::info!(item = id, "{notice}"),
                 // Answered by `engine::step` before the effects reach the shell.
-                Effect::FixElectorate { .. } | Effect::Register { .. } => {}
+                Effect::FixElectorate { .. } | Effect::Register { .. } | Effect::Consolidate => {}
             }
         }
     }
@@ -189,6 +258,12 @@ impl Staging<'_> {
         // A vote's receipt carries the choice and the event hash.
         if let Event::VoteCast { choice, .. } = &record.event {
             context["vote"] = serde_json::json!({ "choice": choice, "receipt": record.hash });
+        }
+        // A notice caused by a version replacing another says so.
+        if let Event::DocumentAdded { language, .. } = &record.event
+            && item.documents.get(language).is_some_and(|v| v.len() > 1)
+        {
+            context["item"]["texts_revised"] = serde_json::json!(true);
         }
         // A cancellation's notice gives its reason.
         if let Event::Cancelled { reason } = &record.event {
