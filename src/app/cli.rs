@@ -163,6 +163,12 @@ pub enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Make the texts with the adopted amendments again, after they could not be made (a
+    /// version they amend could not be read: give its file again first, to repair it).
+    Consolidate {
+        /// The item's id.
+        item: String,
+    },
     /// Move a ballot's deadline later (RFC 3339 time, e.g. 2026-12-01T17:00:00+03:00).
     Extend {
         /// The item's id.
@@ -611,6 +617,11 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             );
             let body = json!({ "receivable": receivable, "rank": rank, "reason": reason });
             let answer = api(Method::POST, path, Some(body)).await?;
+            print_change(out, json, &answer, &item)
+        }
+        Command::Consolidate { item } => {
+            let path = format!("/api/items/{}/consolidate", path_segment(&item));
+            let answer = api(Method::POST, path, None).await?;
             print_change(out, json, &answer, &item)
         }
         Command::Cancel { item, reason } => {

@@ -211,7 +211,7 @@ impl Facts for World<'_> {
 
     /// A version per language an adopted amendment changes, its hash that of the version
     /// amended and the amendments' numbers (the simulator has no bytes).
-    fn consolidate(&mut self, item: &Item) -> BTreeMap<String, engine::Version> {
+    fn consolidate(&mut self, item: &Item) -> Result<BTreeMap<String, engine::Version>, String> {
         let mut versions = BTreeMap::new();
         for (language, current) in &item.documents {
             let Some(base) = current.last() else { continue };
@@ -236,7 +236,7 @@ impl Facts for World<'_> {
             };
             versions.insert(language.clone(), version);
         }
-        versions
+        Ok(versions)
     }
 
     fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {

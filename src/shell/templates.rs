@@ -874,7 +874,7 @@ pub fn sample_data() -> Value {
             "question": "Adopt the regulation?", "choices": ["yes", "no", "abstain"],
             "closes_at": "2026-12-02T09:00:00+03:00", "in_session": false, "eligible": 55,
             "link": "http://127.0.0.1:8080/ballot/TOKEN", "reply_to": "ballot+TOKEN@example.org",
-            "result": { "verdict": "adopted", "counts": { "yes": 40, "no": 10, "abstain": 3 }, "explanation": "yes >= 2/3 * (yes + no)",
+            "result": { "verdict": "adopted", "counts": { "yes": 40, "no": 10, "abstain": 3 }, "explanation": "yes >= 2/3 * (yes + no)", "decided_by": "rule",
                 "tally": [{ "choice": "Yes", "count": 40 }, { "choice": "No", "count": 10 }, { "choice": "Abstain", "count": 3 }] },
         },
         "vote": { "choice": "yes", "receipt": "0123456789abcdef" },

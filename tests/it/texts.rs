@@ -397,10 +397,37 @@ async fn link_where(smtp: &SmtpServer, to: &str, marker: &str) -> String {
     mail.link().unwrap()
 }
 
+/// Gives each `(language, text)` as the item's version from a file, with the CLI; the files'
+/// paths.
+fn give_texts(
+    daemon: &Daemon,
+    council: &Council,
+    item: &str,
+    texts: &[(&str, &str)],
+) -> Vec<String> {
+    let dir = council.path().join("texts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths = Vec::new();
+    for (language, text) in texts {
+        let path = dir.join(format!("regulation-{language}.txt"));
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap().to_string();
+        daemon.ok(&["document", item, language, &path]);
+        paths.push(path);
+    }
+    paths
+}
+
 /// Every member with a vote votes `choice` on the ballot the markers name (by language).
 async fn all_vote(daemon: &Daemon, smtp: &SmtpServer, en: &str, ar: &str, choice: &str) {
     for (head, marker) in [("aaa.head", en), ("bbb.head", ar), ("ccc.first", en)] {
         let link = link_where(smtp, head, marker).await;
+        // To this daemon, which may have been restarted on another port.
+        let link = format!(
+            "{}{}",
+            daemon.public,
+            &link[link.find("/ballot/").unwrap()..]
+        );
         assert_eq!(daemon.vote(&link, choice).await.0, 200, "{head}");
     }
 }
@@ -408,8 +435,6 @@ async fn all_vote(daemon: &Daemon, smtp: &SmtpServer, en: &str, ar: &str, choice
 #[tokio::test]
 async fn two_amendments_one_adopted_one_rejected_and_the_register_names_the_amended_texts() {
     let (council, smtp, daemon, item) = regulation("25s").await;
-    let dir = council.path().join("texts");
-    std::fs::create_dir_all(&dir).unwrap();
     let texts = [
         (
             "ar",
@@ -424,11 +449,7 @@ async fn two_amendments_one_adopted_one_rejected_and_the_register_names_the_amen
             "Article premier : Les équipes communes d'enquête sont créées par accord des États membres concernés.\nArticle 2 : L'accord fixe la durée de l'équipe.\n",
         ),
     ];
-    for (language, text) in texts {
-        let path = dir.join(format!("regulation-{language}.txt"));
-        std::fs::write(&path, text).unwrap();
-        daemon.ok(&["document", &item, language, path.to_str().unwrap()]);
-    }
+    give_texts(&daemon, &council, &item, &texts);
 
     // Betaland proposes amendment 1 from its Arabic link, in Arabic and English.
     let notice = smtp
@@ -536,6 +557,16 @@ async fn two_amendments_one_adopted_one_rejected_and_the_register_names_the_amen
         .wait_item(&item, "the amendment votes", |i| i["stage"] == "amendments")
         .await;
     all_vote(&daemon, &smtp, "amendment 2 to", "التعديل رقم 2", "no").await;
+    // Each amendment's ballot says in its subject which amendment it is on.
+    for (head, subject) in [
+        ("aaa.head", "ballot on amendment 2 to"),
+        ("bbb.head", "اقتراع بشأن التعديل رقم 2 على"),
+    ] {
+        smtp.mail_where(subject, |m| {
+            m.to.contains(head) && m.subject.contains(subject)
+        })
+        .await;
+    }
     all_vote(&daemon, &smtp, "amendment 1 to", "التعديل رقم 1", "yes").await;
     let voting = daemon
         .wait_item(&item, "the final vote", |i| i["stage"] == "vote")
@@ -609,10 +640,106 @@ async fn two_amendments_one_adopted_one_rejected_and_the_register_names_the_amen
         "{}",
         notice.body
     );
-    // The tally under the French labels, not the choices' ids.
+    // The tally under the French labels, not the choices' ids, and why in French, not the
+    // rule's formula.
     assert!(
         notice.body.contains("Oui 3") && !notice.body.contains("yes 3"),
         "{}",
         notice.body
     );
+    assert!(
+        notice.body.contains("La majorité requise a été atteinte.") && !notice.body.contains(">="),
+        "{}",
+        notice.body
+    );
+}
+
+/// An adopted amendment whose text cannot be read from the store (its stored copy changed)
+/// stops the item before the final vote, says so on the dashboard, the API and the CLI, and
+/// goes on once the file is given again and the secretariat retries.
+#[tokio::test]
+async fn amended_texts_that_cannot_be_made_stop_the_item_until_the_secretariat_retries() {
+    let (council, smtp, daemon, item) = regulation("6s").await;
+    let en = "Article 1: Teams are set up by agreement.\n";
+    let texts = [
+        ("ar", "المادة 1: تُنشأ الفرق باتفاق.\n"),
+        ("en", en),
+        (
+            "fr",
+            "Article premier : Les équipes sont créées par accord.\n",
+        ),
+    ];
+    let paths = give_texts(&daemon, &council, &item, &texts);
+    daemon.ok(&[
+        "amend",
+        &item,
+        "--member",
+        "AAA",
+        "--lang",
+        "en",
+        "--passage",
+        "by agreement",
+        "--replacement",
+        "by written agreement",
+    ]);
+    daemon.ok(&["rule", &item, "1", "--receivable", "--rank", "1"]);
+    daemon
+        .wait_item(&item, "the amendment vote", |i| i["stage"] == "amendments")
+        .await;
+
+    // The English version's stored copy is changed while its amendment is voted on.
+    daemon.kill();
+    {
+        let db = sled::open(council.path().join("data/store")).unwrap();
+        let tree = db.open_tree("documents").unwrap();
+        let mut bytes = tree.get(sha(en.as_bytes())).unwrap().unwrap().to_vec();
+        bytes[0] ^= 1;
+        tree.insert(sha(en.as_bytes()), bytes).unwrap();
+        db.flush().unwrap();
+    }
+    let env = smtp_env(smtp.port);
+    let daemon = Daemon::start(council.path(), &[(env[0].0, env[0].1.as_str())]);
+    all_vote(&daemon, &smtp, "amendment 1 to", "التعديل رقم 1", "yes").await;
+    let stopped = daemon
+        .wait_item(&item, "the item waiting for its texts", |i| {
+            i["awaiting"] == "texts"
+        })
+        .await;
+    assert_eq!(
+        stopped["stage"], "amendments",
+        "no final vote on the unamended text"
+    );
+    assert_eq!(stopped["ballots"].as_array().unwrap().len(), 1, "{stopped}");
+    let page = daemon.admin_text(&format!("/dashboard/items/{item}")).await;
+    assert!(
+        page.contains("could not be made") && page.contains("/consolidate"),
+        "{page}"
+    );
+    // A retry before the repair fails again, and says which version (the retry is logged).
+    let (code, said) = daemon.cli(&["consolidate", &item]);
+    assert_ne!(code, 0, "{said}");
+    let why = format!("the en version {} cannot be read", sha(en.as_bytes()));
+    assert!(said.contains(&why), "{said}");
+    assert_eq!(daemon.item(&item).await["awaiting"], "texts");
+
+    // The file given again repairs the copy (it is the current version: nothing is logged); the
+    // retry makes the amended texts and the final vote opens on them.
+    daemon
+        .refused(
+            &["document", &item, "en", &paths[1]],
+            "already the current",
+            &item,
+        )
+        .await;
+    daemon.ok(&["consolidate", &item]);
+    let voting = daemon
+        .wait_item(&item, "the final vote", |i| i["stage"] == "vote")
+        .await;
+    let amended = en.replace("by agreement", "by written agreement");
+    assert_eq!(current(&voting, "en"), sha(amended.as_bytes()));
+    assert_eq!(
+        voting["ballots"][1]["texts"]["en"],
+        json!(sha(amended.as_bytes()))
+    );
+    assert_eq!(voting["awaiting"], Value::Null);
 }

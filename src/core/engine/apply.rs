@@ -541,6 +541,13 @@ pub fn apply(
             }
             Ok(())
         }
+        Event::ConsolidationRetried => {
+            if item.awaiting != Some(Awaiting::Texts) {
+                return Err(Rejection::NotAwaiting);
+            }
+            fx.push(Effect::Consolidate);
+            Ok(())
+        }
         Event::RoomVoteClosed { ballot } => {
             let b = item.ballots.get(*ballot).ok_or(Rejection::NoSuchBallot)?;
             if b.result.is_some() {

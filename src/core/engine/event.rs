@@ -175,6 +175,9 @@ pub enum Event {
     TextsConsolidated {
         versions: BTreeMap<String, super::Version>,
     },
+    /// The secretariat asks again for the texts with the adopted amendments applied, after
+    /// they could not be made (a version they amend could not be read).
+    ConsolidationRetried,
     /// The draft summary record of a session is circulated: the SHA-256 of each language's
     /// text, so that the version approved later is the version circulated.
     RecordCirculated {
@@ -214,6 +217,7 @@ impl Event {
             Event::AmendmentProposed { .. } => "amendment_proposed",
             Event::AmendmentRuled { .. } => "amendment_ruled",
             Event::TextsConsolidated { .. } => "texts_consolidated",
+            Event::ConsolidationRetried => "consolidation_retried",
         }
     }
 }
@@ -309,6 +313,10 @@ pub enum Rejection {
         super::MAX_FOLLOW_UPS
     )]
     TooManyFollowUps,
+    /// The texts with the adopted amendments could not be made: the item waits for them
+    /// (and for the secretariat's retry) rather than put the unamended texts to the vote.
+    #[error("the texts with the adopted amendments could not be made: {0}")]
+    NotConsolidated(String),
     #[error("the new deadline must be later than the current one ({0}) and in the future")]
     DeadlineNotLater(DateTime<Utc>),
     #[error("this item is not a session: its workflow has no meeting stage")]

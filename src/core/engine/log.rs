@@ -163,10 +163,17 @@ impl Facts for FromLog<'_> {
         }
     }
 
-    fn consolidate(&mut self, _item: &Item) -> std::collections::BTreeMap<String, super::Version> {
+    fn consolidate(
+        &mut self,
+        _item: &Item,
+    ) -> Result<std::collections::BTreeMap<String, super::Version>, String> {
         match self.answer() {
-            Some(Event::TextsConsolidated { versions }) => versions.clone(),
-            _ => Default::default(),
+            Some(Event::TextsConsolidated { versions }) => Ok(versions.clone()),
+            _ => {
+                // They could not be made then either: no record answered.
+                self.asked -= 1;
+                Err("not made when this was logged".into())
+            }
         }
     }
 

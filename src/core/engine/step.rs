@@ -20,8 +20,11 @@ pub trait Facts {
     /// The next free number of a register series in a year.
     fn next_number(&mut self, series: &str, year: i32) -> u64;
     /// The item's texts with its adopted amendments applied: the new version of each
-    /// language they change, its bytes stored.
-    fn consolidate(&mut self, item: &Item) -> std::collections::BTreeMap<String, super::Version>;
+    /// language they change, its bytes stored; or why they cannot be made.
+    fn consolidate(
+        &mut self,
+        item: &Item,
+    ) -> Result<std::collections::BTreeMap<String, super::Version>, String>;
     /// A record is appended to the item's log; `item` is the state right after it, and
     /// `effects` (mail and timers) are for the world to carry out once it is durable.
     fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>);
@@ -101,8 +104,12 @@ pub fn step(
                     let seq = facts.next_number(&series, year);
                     Event::Registered { series, year, seq }
                 }
-                Effect::Consolidate => Event::TextsConsolidated {
-                    versions: facts.consolidate(item),
+                Effect::Consolidate => match facts.consolidate(item) {
+                    Ok(versions) => Event::TextsConsolidated { versions },
+                    Err(why) => {
+                        stopped = Some(Rejection::NotConsolidated(why));
+                        continue;
+                    }
                 },
                 _ => continue,
             });

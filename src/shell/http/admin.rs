@@ -671,5 +671,7 @@ pub fn item_json(item: &Item) -> Value {
         "started_at": item.started_at, "entered_at": item.entered_at,
         "ballots": ballots, "signals": item.signals, "timers": item.timers, "events_count": item.seq,
         "documents": item.documents, "amendments": item.amendments,
+        // A fact the item waits for: `texts` when the amended texts could not be made.
+        "awaiting": item.awaiting,
     })
 }

@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Form, Json};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::ballot::{Token, page};
 use super::{ApiError, App, AppState, Param, admin, dashboard, escape};
 use crate::accounts::{Actor, Role};
-use crate::engine::{Change, Event, Item, Rejection};
+use crate::engine::{Awaiting, Change, Event, Item, Rejection};
 use crate::token::BallotRef;
 use crate::writer::WriteError;
 
@@ -39,6 +39,18 @@ pub fn routes() -> Vec<super::Route> {
             "/dashboard/items/{id}/amendments/{number}/ruling",
             Secretary,
             post(rule_dashboard),
+        ),
+        (
+            Method::POST,
+            "/api/items/{id}/consolidate",
+            Secretary,
+            post(consolidate_api),
+        ),
+        (
+            Method::POST,
+            "/dashboard/items/{id}/consolidate",
+            Secretary,
+            post(consolidate_dashboard),
         ),
     ]
 }
@@ -549,8 +561,54 @@ async fn rule_dashboard(
     }
 }
 
+/// Asks again for the texts with the adopted amendments applied; an error when they still
+/// cannot be made (the retry stays in the log).
+async fn consolidate(app: &App, actor: &Actor, id: &str) -> Result<String, ApiError> {
+    let done = app
+        .writer
+        .event(
+            id.to_string(),
+            Event::ConsolidationRetried,
+            Some(actor.name.clone()),
+        )
+        .await?;
+    match done.stopped {
+        Some(why) => Err(ApiError::new(StatusCode::CONFLICT, why)),
+        None => Ok(done.hash),
+    }
+}
+
+/// `POST /api/items/{id}/consolidate`.
+async fn consolidate_api(
+    State(app): AppState,
+    actor: Actor,
+    Param(id): Param<String>,
+) -> Result<Json<Value>, ApiError> {
+    let event = consolidate(&app, &actor, &id).await?;
+    let item = app.items.get(&id).map(|i| admin::item_view(&app, &i));
+    Ok(Json(json!({ "event": event, "item": item })))
+}
+
+/// The item page's retry button.
+async fn consolidate_dashboard(
+    State(app): AppState,
+    actor: Actor,
+    Param(id): Param<String>,
+    headers: HeaderMap,
+) -> Response {
+    let back = format!("/dashboard/items/{}", super::path_segment(&id));
+    if let Some(refusal) = dashboard::from_elsewhere(&headers) {
+        return refusal;
+    }
+    match consolidate(&app, &actor, &id).await {
+        Ok(_) => Redirect::to(&format!("{back}#amendments")).into_response(),
+        Err(e) => dashboard::refused(e, &back),
+    }
+}
+
 /// The item page's section on the amendments: each one's changes, its proposer and its
-/// state, and (for a secretary, before its vote) the form to rule on it.
+/// state, and (for a secretary, before its vote) the form to rule on it; when the amended
+/// texts could not be made, what to do and the button to retry.
 pub(super) fn section(item: &Item, may_rule: bool) -> String {
     if item.amendments.is_empty() {
         return String::new();
@@ -598,5 +656,14 @@ pub(super) fn section(item: &Item, may_rule: bool) -> String {
         ));
     }
     html.push_str("</tbody></table>");
+    if item.awaiting == Some(Awaiting::Texts) {
+        html.push_str("<p class=\"error\" role=\"alert\">The texts with the adopted amendments could not be made: a version they amend cannot be read from the store (the daemon's log says which). The item waits here rather than put the unamended texts to the vote. Give that version's file again, which repairs the stored copy, then retry.</p>");
+        if may_rule {
+            html.push_str(&format!(
+                "<form method=\"post\" action=\"/dashboard/items/{}/consolidate\"><button type=\"submit\">Make the amended texts again</button></form>",
+                super::path_segment(&item.id)
+            ));
+        }
+    }
     html
 }

@@ -302,7 +302,16 @@ pub fn context(
     }
     let ballot = ballot.or_else(|| item.ballots.iter().rposition(|b| b.result.is_some()));
     if let Some(b) = ballot.and_then(|b| item.ballots.get(b)) {
-        let result = b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "counts": r.counts, "explanation": r.explanation}));
+        let result = b.result.as_ref().map(|r| {
+            // What decided it, for a sentence in each language (the explanation is the
+            // rule's formula, in the words of the workflow file).
+            let decided_by = match r.verdict {
+                crate::rules::Verdict::NoQuorum => "quorum",
+                _ if r.explanation.contains("; tie ") => "tie",
+                _ => "rule",
+            };
+            json!({"verdict": r.verdict.as_str(), "counts": r.counts, "explanation": r.explanation, "decided_by": decided_by})
+        });
         let spec = workflow.and_then(|w| w.ballot(&b.stage));
         let labels: serde_json::Map<String, Value> = spec
             .map(|s| &s.labels)

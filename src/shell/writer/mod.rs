@@ -43,6 +43,8 @@ pub struct Done {
     pub seq: u64,
     /// Hash of the request's event record: the receipt.
     pub hash: String,
+    /// A follow-up the engine refused (the request's own record stands).
+    pub stopped: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -855,7 +857,8 @@ impl Writer {
             self.items.insert(id.to_string(), Arc::new(item));
         }
         let stepped = stepped?;
-        if let Some(why) = stepped.stopped {
+        let stopped = stepped.stopped.map(|why| why.to_string());
+        if let Some(why) = &stopped {
             tracing::error!(item = id, error = %why, "follow-up event refused");
         }
         s.dirty.insert(id.to_string());
@@ -863,6 +866,7 @@ impl Writer {
             item: id.to_string(),
             seq: stepped.seq,
             hash: stepped.hash,
+            stopped,
         })
     }
 }

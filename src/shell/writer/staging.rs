@@ -32,9 +32,10 @@ impl Facts for Staging<'_> {
 
     /// Applies each adopted amendment's replacement at its place in the version it amends,
     /// from the end of the text back (the places do not overlap: an amendment overlapping
-    /// an adopted one fell), and stores the new bytes; a version that cannot be read is
-    /// left as it is, and said in the log.
-    fn consolidate(&mut self, item: &Item) -> BTreeMap<String, engine::Version> {
+    /// an adopted one fell), and stores the new bytes. A version that cannot be read (its
+    /// stored copy missing or changed) stops it: the item waits rather than put the
+    /// unamended text to the vote.
+    fn consolidate(&mut self, item: &Item) -> Result<BTreeMap<String, engine::Version>, String> {
         let adopted: Vec<&engine::Amendment> = item
             .amendments
             .iter()
@@ -59,12 +60,16 @@ impl Facts for Staging<'_> {
             if edits.is_empty() {
                 continue;
             }
+            let unreadable = |why: String| {
+                format!(
+                    "the {language} version {} cannot be read ({why}): give its file again to repair the stored copy, then retry",
+                    base.sha256
+                )
+            };
             let mut bytes = match self.store.document(&base.sha256) {
                 Ok(Some(bytes)) => bytes,
-                other => {
-                    tracing::error!(item = %item.id, language, sha256 = %base.sha256, result = ?other.map(|b| b.map(|b| b.len())), "the amended version cannot be read: the adopted amendments are not applied to it");
-                    continue;
-                }
+                Ok(None) => return Err(unreadable("it is not in the store".into())),
+                Err(e) => return Err(unreadable(e.to_string())),
             };
             edits.sort_by_key(|(s, ..)| std::cmp::Reverse(*s));
             for (s, e, replacement, _) in &edits {
@@ -73,13 +78,10 @@ impl Facts for Staging<'_> {
                     bytes.splice(s..e, replacement.bytes());
                 }
             }
-            let sha256 = match self.store.insert_document(&bytes) {
-                Ok(sha256) => sha256,
-                Err(e) => {
-                    tracing::error!(item = %item.id, language, error = %e, "the amended version cannot be stored");
-                    continue;
-                }
-            };
+            let sha256 = self
+                .store
+                .insert_document(&bytes)
+                .map_err(|e| format!("the amended {language} version cannot be stored: {e}"))?;
             let mut numbers: Vec<u32> = edits.iter().map(|(.., n)| *n).collect();
             numbers.sort_unstable();
             versions.insert(
@@ -95,7 +97,7 @@ impl Facts for Staging<'_> {
                 },
             );
         }
-        versions
+        Ok(versions)
     }
 
     fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {
