@@ -44,6 +44,8 @@ pub struct Metrics {
     registry: Registry,
     pub events: Family<KindLabel, Counter>,
     pub votes: Counter,
+    /// Bytes of the event records committed: what a write to disk is compared to.
+    pub event_bytes: Counter,
     pub votes_limited: Counter,
     pub batch_size: Histogram,
     pub flush_seconds: Histogram,
@@ -71,6 +73,7 @@ impl Default for Metrics {
         let m = Metrics {
             events: Family::default(),
             votes: Counter::default(),
+            event_bytes: Counter::default(),
             votes_limited: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
@@ -94,6 +97,11 @@ impl Default for Metrics {
             m.events.clone(),
         );
         registry.register("votes", "Votes recorded (new or changed)", m.votes.clone());
+        registry.register(
+            "event_bytes",
+            "Bytes of the event records committed (as stored, before the store's own overhead)",
+            m.event_bytes.clone(),
+        );
         registry.register(
             "votes_limited",
             "Votes refused because their link sent too many in a short time",

@@ -343,6 +343,7 @@ impl Writer {
                 s.batch.items.insert(id.clone(), store::encode_item(item));
             }
         }
+        let event_bytes: usize = s.batch.events.iter().map(|(_, v)| v.len()).sum();
         let timers_changed = !s.batch.timers.is_empty();
         let mail_added = !s.batch.outbox.is_empty();
         let started = std::time::Instant::now();
@@ -367,6 +368,7 @@ impl Writer {
             .observe(started.elapsed().as_secs_f64());
         self.metrics.last_commit.set(self.clock.now().timestamp());
         self.metrics.batch_size.observe(replies.len() as f64);
+        self.metrics.event_bytes.inc_by(event_bytes as u64);
         for (item, what) in s.milestones {
             tracing::info!(item = %item, "{what}");
         }

@@ -125,8 +125,20 @@ struct Daemonside {
     rss_mb: f64,
     store_mb: f64,
     io_votes: crate::harness::Io,
+    /// Bytes of `.eml` files written during the votes (none with SMTP).
+    mail_file_bytes: f64,
+    /// Bytes of the event records committed during the votes.
+    event_bytes: f64,
     client_cpu: f64,
     mail_sent: Option<f64>,
+}
+
+impl Daemonside {
+    /// Bytes the daemon wrote to disk during the votes, but for its `.eml` files: the
+    /// store's share (and the log's, a few lines).
+    fn store_writes(&self) -> f64 {
+        (self.io_votes.write_bytes as f64 - self.mail_file_bytes).max(0.0)
+    }
 }
 
 pub async fn run(s: &Settings, daemon_bin: &Path) -> anyhow::Result<Report> {
@@ -191,11 +203,15 @@ async fn load_daemon(
     key: &Key,
 ) -> anyhow::Result<(Run, Vec<String>, Daemonside)> {
     let admin_token = hex::encode(rand::random::<[u8; 16]>());
-    let env: Vec<(&str, String)> = s
-        .smtp_url
-        .iter()
-        .map(|url| ("COUNCILD_MAIL_SMTP_URL", url.clone()))
-        .collect();
+    // As deployed behind a reverse proxy, each delegation voting from its own office
+    // address (`X-Forwarded-For`), so that the per-address vote limit applies as it would.
+    let mut env: Vec<(&str, String)> =
+        vec![("COUNCILD_PUBLIC_TRUSTED_PROXIES", "127.0.0.1".into())];
+    env.extend(
+        s.smtp_url
+            .iter()
+            .map(|url| ("COUNCILD_MAIL_SMTP_URL", url.clone())),
+    );
     let mut daemon = Daemon::start(daemon_bin, folder.path(), &admin_token, &env)?;
     let admin = Admin::new(&daemon.admin, &admin_token)?;
     admin.wait_healthy(&mut daemon).await?;
@@ -247,6 +263,8 @@ async fn load_daemon(
     let before = admin.metrics().await?;
     let cpu_before = proc_cpu(daemon.pid())?;
     let io_before = proc_io(daemon.pid())?;
+    let mail_dir = folder.path().join("data/mail");
+    let mail_before = dir_size(&mail_dir);
     let self_cpu_before = proc_cpu_self()?;
     let client = http_client(s.clients)?;
     let started = Instant::now();
@@ -270,6 +288,7 @@ async fn load_daemon(
     let verdict_after_last_ms = last_ack.elapsed().as_secs_f64() * 1e3;
     let cpu_votes = proc_cpu(daemon.pid())? - cpu_before;
     let io_votes = proc_io(daemon.pid())?.since(&io_before);
+    let mail_file_bytes = dir_size(&mail_dir).saturating_sub(mail_before) as f64;
     let client_cpu = proc_cpu_self()? - self_cpu_before;
     let after = admin.metrics().await?;
     eprintln!(
@@ -312,6 +331,8 @@ async fn load_daemon(
         rss_mb,
         store_mb,
         io_votes,
+        mail_file_bytes,
+        event_bytes: delta("councild_event_bytes_total"),
         client_cpu,
         mail_sent: final_metrics.get("councild_mail_sent_total").copied(),
     };
@@ -419,6 +440,10 @@ fn report_json(
             "store_mb": d.store_mb,
             "disk_write_mb_during_votes": d.io_votes.write_bytes as f64 / 1e6,
             "syscall_write_mb_during_votes": d.io_votes.wchar as f64 / 1e6,
+            "mail_file_mb_during_votes": d.mail_file_bytes / 1e6,
+            "event_record_bytes_per_vote": ratio(d.event_bytes, votes.ok as f64),
+            "store_write_bytes_per_vote": ratio(d.store_writes(), votes.ok as f64),
+            "write_amplification": ratio(d.store_writes(), d.event_bytes),
             "mail_sent_total": d.mail_sent,
             "bench_client_cpu_during_votes_s": d.client_cpu,
         },
@@ -534,10 +559,18 @@ fn write_text(
     );
     let _ = writeln!(
         out,
-        "  writes       {:.0} MB to disk during the votes ({:.1} KB/vote; {:.0} MB through write calls)",
+        "  writes       {:.0} MB to disk during the votes ({:.1} KB/vote; {:.0} MB through write calls); of which .eml files {:.1} KB/vote",
         d.io_votes.write_bytes as f64 / 1e6,
         ratio(d.io_votes.write_bytes as f64, votes.ok as f64) / 1e3,
-        d.io_votes.wchar as f64 / 1e6
+        d.io_votes.wchar as f64 / 1e6,
+        ratio(d.mail_file_bytes, votes.ok as f64) / 1e3,
+    );
+    let _ = writeln!(
+        out,
+        "  store        {:.2} KB written per vote for {:.0} bytes of event records per vote: write amplification {:.1} ×",
+        ratio(d.store_writes(), votes.ok as f64) / 1e3,
+        ratio(d.event_bytes, votes.ok as f64),
+        ratio(d.store_writes(), d.event_bytes),
     );
 }
 
@@ -570,6 +603,8 @@ pub fn versus(rate: f64, ceiling: f64) -> String {
 pub struct Vote {
     path: String,
     body: &'static str,
+    /// The delegation's office address, as its reverse proxy passes it on.
+    office: String,
 }
 
 fn vote(key: &Key, item: &str, member: usize, choice: &'static str) -> Vote {
@@ -581,6 +616,12 @@ fn vote(key: &Key, item: &str, member: usize, choice: &'static str) -> Vote {
     });
     Vote {
         path: format!("/ballot/{token}"),
+        office: format!(
+            "10.{}.{}.{}",
+            member >> 16 & 255,
+            member >> 8 & 255,
+            member & 255
+        ),
         body: if choice == "yes" {
             "choice=yes"
         } else {
@@ -757,6 +798,7 @@ async fn send_vote(
             reqwest::header::CONTENT_TYPE,
             "application/x-www-form-urlencoded",
         )
+        .header("x-forwarded-for", &v.office)
         .body(v.body)
         .send()
         .await?;
