@@ -383,8 +383,11 @@ pub fn read_choice(
     // Words, and the marks that end a phrase as words of their own: "No, objection noted"
     // does not read as the label "No objection".
     const MARKS: &str = ",.;:!?،؛؟";
+    // One Unicode form for both sides: `ö` typed as `o` and a combining diaeresis is `ö`.
+    let nfc = icu_normalizer::ComposingNormalizerBorrowed::new_nfc();
     let words = |s: &str| -> Vec<String> {
-        let spaced: String = s
+        let spaced: String = nfc
+            .normalize(s)
             .chars()
             .flat_map(|c| match MARKS.contains(c) {
                 true => vec![' ', c, ' '],
@@ -430,10 +433,8 @@ pub fn read_choice(
         "abstain" | "abstention" | "abstentions" | "امتناع" | "امتنع" => "abstain",
         other => other,
     };
-    choices
-        .iter()
-        .find(|c| c.eq_ignore_ascii_case(meant))
-        .cloned()
+    // An id read as the reply's words are (`Öztürk` is the choice `öztürk`).
+    choices.iter().find(|c| words(c) == [meant]).cloned()
 }
 
 /// Arabic as it is typed in a reply, reduced to its letters: vowel marks and other
@@ -560,6 +561,22 @@ mod tests {
         assert_eq!(
             read("\u{2068}no_objection\u{2069}"),
             Some("no_objection".into())
+        );
+    }
+
+    #[test]
+    fn a_reply_names_a_choice_whatever_its_unicode_form_and_case() {
+        let choices: Vec<String> = ["al_farsi", "öztürk"].map(String::from).to_vec();
+        let read = |t: &str| read_choice(t, &choices, &BTreeMap::new());
+        assert_eq!(read("öztürk"), Some("öztürk".into()));
+        // Decomposed, as some mail programs send it, and capitalised.
+        assert_eq!(read("O\u{308}ztu\u{308}rk"), Some("öztürk".into()));
+        assert_eq!(read("ÖZTÜRK, please"), Some("öztürk".into()));
+        assert_eq!(read("AL_FARSI"), Some("al_farsi".into()));
+        assert_eq!(
+            read("ozturk"),
+            None,
+            "a letter without its mark is another word"
         );
     }
 

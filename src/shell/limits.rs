@@ -27,6 +27,10 @@ const VOTE_EVERY: Duration = Duration::from_secs(6);
 const ADDRESS_BURST: u32 = 120;
 /// And then one vote every this long.
 const ADDRESS_EVERY: Duration = Duration::from_millis(500);
+/// Texts one link may download at once (each of the three languages, a few times), then
+/// one every this long: each download reads and checks up to 16 MiB.
+const TEXT_BURST: u32 = 20;
+const TEXT_EVERY: Duration = Duration::from_secs(3);
 /// "Reply not understood" notices one reply address may cause: one, then one an hour.
 const NOTICE_EVERY: Duration = Duration::from_secs(3600);
 /// Checks between two sweeps of the keys whose buckets are full again.
@@ -75,6 +79,7 @@ pub struct Limits {
     votes: Limiter<Link>,
     addresses: Limiter<IpAddr>,
     notices: Limiter<Link>,
+    texts: Limiter<Link>,
 }
 
 impl Default for Limits {
@@ -83,6 +88,7 @@ impl Default for Limits {
             votes: Limiter::new(VOTE_BURST, VOTE_EVERY),
             addresses: Limiter::new(ADDRESS_BURST, ADDRESS_EVERY),
             notices: Limiter::new(1, NOTICE_EVERY),
+            texts: Limiter::new(TEXT_BURST, TEXT_EVERY),
         }
     }
 }
@@ -98,6 +104,11 @@ impl Limits {
     /// Whether a reply to this link's address may be answered with a notice now.
     pub fn notice_allowed(&self, r: &BallotRef) -> bool {
         self.notices.allow(&link(r))
+    }
+
+    /// Whether this link may download a text now.
+    pub fn text_allowed(&self, r: &BallotRef) -> bool {
+        self.texts.allow(&link(r))
     }
 }
 

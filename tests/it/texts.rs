@@ -216,6 +216,23 @@ async fn a_regulation_in_three_authentic_versions_from_circulation_to_the_regist
     assert_eq!(read.bytes().await.unwrap().to_vec(), ar);
     let forged = ar_link.replace("/texts/", "/texts/x");
     assert_eq!(reqwest::get(forged).await.unwrap().status(), 404);
+    // A link downloading in a loop is slowed down: 20 at once, then one every 3 s.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(
+            reqwest::get(ar_link.as_str())
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        19,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
 
     // A version replaced during the comment period: the period starts again, and the
     // notice goes again, saying so.

@@ -421,18 +421,26 @@ pub async fn member_text(
     State(app): AppState,
     axum::extract::Path((token, sha256)): axum::extract::Path<(String, String)>,
 ) -> Response {
-    let found = app
-        .key
-        .verify(&token)
-        .and_then(|r: BallotRef| app.items.get(&r.item))
+    let link: Option<BallotRef> = app.key.verify(&token);
+    let found = link
+        .as_ref()
+        .and_then(|r| app.items.get(&r.item))
         .and_then(|item| Some((item.version(&sha256)?.2.clone(), item)));
-    let Some((version, _item)) = found else {
+    let (Some(r), Some((version, _item))) = (link, found) else {
         return (
             StatusCode::NOT_FOUND,
             "This link is not valid, or the text is not one of its item's.\n",
         )
             .into_response();
     };
+    if !app.limits.text_allowed(&r) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "3")],
+            "This link has downloaded many texts in a short time: try again in a few seconds.\n",
+        )
+            .into_response();
+    }
     // What went wrong is logged; the public answer does not describe the store.
     serve(&app, &version).unwrap_or_else(|(status, _)| {
         (
