@@ -34,6 +34,12 @@ pub struct ListenerLabel {
     pub listener: String,
 }
 
+/// Which tree of the store rows were written to.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TreeLabel {
+    pub tree: &'static str,
+}
+
 /// Which state a mail is in: `pending`, `retrying` or `failed`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
@@ -44,8 +50,8 @@ pub struct Metrics {
     registry: Registry,
     pub events: Family<KindLabel, Counter>,
     pub votes: Counter,
-    /// Bytes of the event records committed: what a write to disk is compared to.
-    pub event_bytes: Counter,
+    /// Bytes of the rows committed, by tree: what the writes to disk are compared to.
+    pub commit_bytes: Family<TreeLabel, Counter>,
     pub votes_limited: Counter,
     pub batch_size: Histogram,
     pub flush_seconds: Histogram,
@@ -73,7 +79,7 @@ impl Default for Metrics {
         let m = Metrics {
             events: Family::default(),
             votes: Counter::default(),
-            event_bytes: Counter::default(),
+            commit_bytes: Family::default(),
             votes_limited: Counter::default(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             flush_seconds: Histogram::new(exponential_buckets(0.000_05, 2.0, 16)),
@@ -98,9 +104,9 @@ impl Default for Metrics {
         );
         registry.register("votes", "Votes recorded (new or changed)", m.votes.clone());
         registry.register(
-            "event_bytes",
-            "Bytes of the event records committed (as stored, before the store's own overhead)",
-            m.event_bytes.clone(),
+            "commit_bytes",
+            "Bytes of the rows committed (keys and values, before the store's own overhead), by tree",
+            m.commit_bytes.clone(),
         );
         registry.register(
             "votes_limited",

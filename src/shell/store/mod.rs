@@ -85,6 +85,44 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Bytes of the rows written (keys and values; a removal counts its key), by tree:
+    /// what the bytes written to disk are compared to.
+    pub fn bytes_by_tree(&self) -> [(&'static str, usize); 9] {
+        fn rows<K: AsRef<[u8]>, V: AsRef<[u8]>>(rows: impl Iterator<Item = (K, V)>) -> usize {
+            rows.map(|(k, v)| k.as_ref().len() + v.as_ref().len()).sum()
+        }
+        let maybe = |m: &BTreeMap<Vec<u8>, Option<Vec<u8>>>| {
+            rows(m.iter().map(|(k, v)| (k, v.as_deref().unwrap_or_default())))
+        };
+        [
+            (
+                "items",
+                rows(self.items.iter().map(|(k, v)| (k.as_bytes(), v))),
+            ),
+            ("events", rows(self.events.iter().map(|(k, v)| (k, v)))),
+            ("votes", maybe(&self.votes)),
+            (
+                "electorates",
+                rows(self.electorates.iter().map(|(k, v)| (k.as_bytes(), v))),
+            ),
+            ("timers", maybe(&self.timers)),
+            ("outbox", rows(self.outbox.iter().map(|(k, v)| (k, v)))),
+            (
+                "registers",
+                rows(self.registers.iter().map(|(k, v)| (k, v))),
+            ),
+            ("meta", rows(self.meta.iter())),
+            (
+                "definitions",
+                rows(
+                    self.definitions
+                        .iter()
+                        .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+                ),
+            ),
+        ]
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
             && self.events.is_empty()

@@ -19,7 +19,7 @@ use crate::clock::Clock;
 use crate::definition::{Definitions, Workflow};
 use crate::engine::{self, Context, Effect, Electorate, Event, Facts, Item, Recipients, Rejection};
 use crate::mail::{self, Mail, Recipient};
-use crate::observe::{KindLabel, Metrics};
+use crate::observe::{KindLabel, Metrics, TreeLabel};
 use crate::roster::Roster;
 use crate::store::{self, Act, Batch, Owner, Record, Store, TimerKey};
 
@@ -343,7 +343,7 @@ impl Writer {
                 s.batch.items.insert(id.clone(), store::encode_item(item));
             }
         }
-        let event_bytes: usize = s.batch.events.iter().map(|(_, v)| v.len()).sum();
+        let bytes = s.batch.bytes_by_tree();
         let timers_changed = !s.batch.timers.is_empty();
         let mail_added = !s.batch.outbox.is_empty();
         let started = std::time::Instant::now();
@@ -368,7 +368,12 @@ impl Writer {
             .observe(started.elapsed().as_secs_f64());
         self.metrics.last_commit.set(self.clock.now().timestamp());
         self.metrics.batch_size.observe(replies.len() as f64);
-        self.metrics.event_bytes.inc_by(event_bytes as u64);
+        for (tree, n) in bytes.into_iter().filter(|(_, n)| *n > 0) {
+            self.metrics
+                .commit_bytes
+                .get_or_create(&TreeLabel { tree })
+                .inc_by(n as u64);
+        }
         for (item, what) in s.milestones {
             tracing::info!(item = %item, "{what}");
         }

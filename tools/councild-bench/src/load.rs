@@ -127,8 +127,10 @@ struct Daemonside {
     io_votes: crate::harness::Io,
     /// Bytes of `.eml` files written during the votes (none with SMTP).
     mail_file_bytes: f64,
-    /// Bytes of the event records committed during the votes.
+    /// Bytes of the event rows committed during the votes.
     event_bytes: f64,
+    /// Bytes of the rows committed during the votes, by tree.
+    rows_by_tree: Vec<(&'static str, f64)>,
     client_cpu: f64,
     mail_sent: Option<f64>,
 }
@@ -332,7 +334,26 @@ async fn load_daemon(
         store_mb,
         io_votes,
         mail_file_bytes,
-        event_bytes: delta("councild_event_bytes_total"),
+        event_bytes: delta("councild_commit_bytes_total{tree=\"events\"}"),
+        rows_by_tree: [
+            "events",
+            "votes",
+            "items",
+            "outbox",
+            "timers",
+            "electorates",
+            "registers",
+            "meta",
+        ]
+        .iter()
+        .map(|t| {
+            (
+                *t,
+                delta(&format!("councild_commit_bytes_total{{tree=\"{t}\"}}")),
+            )
+        })
+        .filter(|(_, b)| *b > 0.0)
+        .collect(),
         client_cpu,
         mail_sent: final_metrics.get("councild_mail_sent_total").copied(),
     };
@@ -444,6 +465,7 @@ fn report_json(
             "event_record_bytes_per_vote": ratio(d.event_bytes, votes.ok as f64),
             "store_write_bytes_per_vote": ratio(d.store_writes(), votes.ok as f64),
             "write_amplification": ratio(d.store_writes(), d.event_bytes),
+            "row_bytes_per_vote_by_tree": d.rows_by_tree.iter().map(|(t, b)| (t.to_string(), json!(ratio(*b, votes.ok as f64)))).collect::<serde_json::Map<String, Value>>(),
             "mail_sent_total": d.mail_sent,
             "bench_client_cpu_during_votes_s": d.client_cpu,
         },
@@ -567,10 +589,20 @@ fn write_text(
     );
     let _ = writeln!(
         out,
-        "  store        {:.2} KB written per vote for {:.0} bytes of event records per vote: write amplification {:.1} ×",
+        "  store        {:.2} KB written per vote for {:.0} bytes of event rows per vote: write amplification {:.1} ×",
         ratio(d.store_writes(), votes.ok as f64) / 1e3,
         ratio(d.event_bytes, votes.ok as f64),
         ratio(d.store_writes(), d.event_bytes),
+    );
+    let rows: Vec<String> = d
+        .rows_by_tree
+        .iter()
+        .map(|(t, b)| format!("{t} {:.0}", ratio(*b, votes.ok as f64)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  rows         bytes committed per vote, by tree: {} (the rest is the store's own: its log, pages and metadata)",
+        rows.join(", ")
     );
 }
 
