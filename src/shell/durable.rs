@@ -33,7 +33,17 @@ pub(crate) struct Sync {
     gate: tokio::sync::Mutex<()>,
     asked: AtomicU64,
     done: AtomicU64,
+    /// Told after each sync, for the calls that wait for another's sync to cover them.
+    synced: tokio::sync::Notify,
+    /// When the last [`Sync::sync`] was asked for (the writer's commits), since `opened`.
+    opened: std::time::Instant,
+    last_sync_ms: AtomicU64,
 }
+
+/// A [`Sync::sync_soon`] rides on the writer's syncs while the writer has synced this
+/// recently, waiting at most [`RIDE_WAIT`]; otherwise it syncs at once.
+const BUSY: std::time::Duration = std::time::Duration::from_millis(50);
+const RIDE_WAIT: std::time::Duration = std::time::Duration::from_millis(30);
 
 /// What a sync touches; shared with the blocking thread that runs it.
 struct Files {
@@ -69,6 +79,9 @@ impl Sync {
             gate: tokio::sync::Mutex::new(()),
             asked: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            synced: tokio::sync::Notify::new(),
+            opened: std::time::Instant::now(),
+            last_sync_ms: AtomicU64::new(0),
         })
     }
 
@@ -77,6 +90,38 @@ impl Sync {
     /// acknowledged.
     pub(crate) async fn sync(&self, db: &sled::Db) -> Result<()> {
         let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = self.opened.elapsed().as_millis() as u64;
+        self.last_sync_ms.store(now.max(1), Ordering::SeqCst);
+        self.sync_for(db, ticket).await
+    }
+
+    /// The same for a background task's writes (the outbox's marks): while the writer is
+    /// committing, they ride on its next sync (waiting at most [`RIDE_WAIT`]) instead of
+    /// making its commit wait behind a sync of their own; otherwise they sync at once.
+    pub(crate) async fn sync_soon(&self, db: &sled::Db) -> Result<()> {
+        let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let last = self.last_sync_ms.load(Ordering::SeqCst);
+        let now = self.opened.elapsed().as_millis() as u64;
+        let busy = last > 0 && now.saturating_sub(last) < BUSY.as_millis() as u64;
+        let deadline = tokio::time::Instant::now() + RIDE_WAIT;
+        if busy {
+            loop {
+                let synced = self.synced.notified();
+                tokio::pin!(synced);
+                // Registered before the check, so that a sync ending in between is not missed.
+                synced.as_mut().enable();
+                if self.done.load(Ordering::SeqCst) >= ticket {
+                    return Ok(());
+                }
+                if tokio::time::timeout_at(deadline, synced).await.is_err() {
+                    break;
+                }
+            }
+        }
+        self.sync_for(db, ticket).await
+    }
+
+    async fn sync_for(&self, db: &sled::Db, ticket: u64) -> Result<()> {
         let _gate = self.gate.lock().await;
         if self.done.load(Ordering::SeqCst) >= ticket {
             return Ok(());
@@ -93,6 +138,7 @@ impl Sync {
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         synced.map_err(|e| Error::Sync(self.files.folder.display().to_string(), e))?;
         self.done.store(covers, Ordering::SeqCst);
+        self.synced.notify_waiters();
         Ok(())
     }
 }

@@ -141,7 +141,7 @@ impl Outbox {
     /// Makes the mail's new state durable. A failure leaves the mail to be sent again
     /// after a restart, under its one Message-ID.
     async fn sync(&self, mail: &Mail) {
-        if let Err(e) = self.store.flush().await {
+        if let Err(e) = self.store.flush_soon().await {
             tracing::error!(mail = %mail.id, error = %e, "a mail's state could not be made durable");
         }
     }

@@ -293,6 +293,12 @@ impl Store {
         Ok(self.sync.sync(&self.db).await?)
     }
 
+    /// The same for the outbox's marks: while the writer commits, they are made durable by
+    /// its next sync rather than by one of their own that its commit would wait behind.
+    pub async fn flush_soon(&self) -> Result<()> {
+        Ok(self.sync.sync_soon(&self.db).await?)
+    }
+
     /// Stores a document's bytes under their SHA-256, durably, before any event names it
     /// (a version no event names is harmless: content-addressed, written once). Returns
     /// the hash.
