@@ -35,13 +35,16 @@ pub(crate) struct Sync {
     done: AtomicU64,
     /// Told after each sync, for the calls that wait for another's sync to cover them.
     synced: tokio::sync::Notify,
-    /// When the last [`Sync::sync`] was asked for (the writer's commits), since `opened`.
+    /// When the last two [`Sync::sync`]s were asked for (the writer's commits), in
+    /// milliseconds since `opened` (0: never).
     opened: std::time::Instant,
     last_sync_ms: AtomicU64,
+    previous_sync_ms: AtomicU64,
 }
 
-/// A [`Sync::sync_soon`] rides on the writer's syncs while the writer has synced this
-/// recently, waiting at most [`RIDE_WAIT`]; otherwise it syncs at once.
+/// A [`Sync::sync_soon`] rides on the writer's syncs while the writer is committing one
+/// batch after another (its last two syncs within `BUSY`), waiting at most [`RIDE_WAIT`];
+/// otherwise (one commit that opened a ballot, say) it syncs at once.
 const BUSY: std::time::Duration = std::time::Duration::from_millis(50);
 const RIDE_WAIT: std::time::Duration = std::time::Duration::from_millis(30);
 
@@ -82,6 +85,7 @@ impl Sync {
             synced: tokio::sync::Notify::new(),
             opened: std::time::Instant::now(),
             last_sync_ms: AtomicU64::new(0),
+            previous_sync_ms: AtomicU64::new(0),
         })
     }
 
@@ -91,7 +95,8 @@ impl Sync {
     pub(crate) async fn sync(&self, db: &sled::Db) -> Result<()> {
         let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
         let now = self.opened.elapsed().as_millis() as u64;
-        self.last_sync_ms.store(now.max(1), Ordering::SeqCst);
+        let last = self.last_sync_ms.swap(now.max(1), Ordering::SeqCst);
+        self.previous_sync_ms.store(last, Ordering::SeqCst);
         self.sync_for(db, ticket).await
     }
 
@@ -100,9 +105,9 @@ impl Sync {
     /// making its commit wait behind a sync of their own; otherwise they sync at once.
     pub(crate) async fn sync_soon(&self, db: &sled::Db) -> Result<()> {
         let ticket = self.asked.fetch_add(1, Ordering::SeqCst) + 1;
-        let last = self.last_sync_ms.load(Ordering::SeqCst);
+        let previous = self.previous_sync_ms.load(Ordering::SeqCst);
         let now = self.opened.elapsed().as_millis() as u64;
-        let busy = last > 0 && now.saturating_sub(last) < BUSY.as_millis() as u64;
+        let busy = previous > 0 && now.saturating_sub(previous) < BUSY.as_millis() as u64;
         let deadline = tokio::time::Instant::now() + RIDE_WAIT;
         if busy {
             loop {

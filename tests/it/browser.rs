@@ -143,6 +143,20 @@ impl Browser {
         self.settle("No open items").await;
     }
 
+    /// Logs in with the test's admin token, opens `path` of the admin listener at `admin`,
+    /// and finds the form that `css` selects there.
+    pub async fn dashboard_form(
+        &self,
+        admin: &str,
+        path: &str,
+        css: &str,
+    ) -> fantoccini::elements::Form {
+        self.log_in_as(admin, "", TOKEN).await;
+        self.settle("Council dashboard").await;
+        self.client.goto(&format!("{admin}{path}")).await.unwrap();
+        self.client.form(Locator::Css(css)).await.unwrap()
+    }
+
     /// Fills in and sends the login form.
     pub async fn log_in_as(&self, admin: &str, name: &str, password: &str) {
         self.client

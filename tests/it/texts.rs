@@ -149,18 +149,10 @@ async fn a_regulation_in_three_authentic_versions_from_circulation_to_the_regist
 
     // The French version from the dashboard's form, in Chromium: the comment period starts.
     let browser = Browser::start().await;
-    browser.log_in_as(&daemon.admin, "", TOKEN).await;
-    browser.settle("Open items").await;
-    browser
-        .client
-        .goto(&format!("{}/dashboard/items/{item}", daemon.admin))
-        .await
-        .unwrap();
+    let page = format!("/dashboard/items/{item}");
     let form = browser
-        .client
-        .form(Locator::Css("form[action$='/documents']"))
-        .await
-        .unwrap();
+        .dashboard_form(&daemon.admin, &page, "form[action$='/documents']")
+        .await;
     form.set_by_name("language", "fr").await.unwrap();
     browser
         .client
@@ -535,18 +527,10 @@ async fn two_amendments_one_adopted_one_rejected_and_the_register_names_the_amen
         "--replacement",
         "The team serves for one year.",
     ]);
-    browser.log_in_as(&daemon.admin, "", TOKEN).await;
-    browser.settle("Open items").await;
-    browser
-        .client
-        .goto(&format!("{}/dashboard/items/{item}", daemon.admin))
-        .await
-        .unwrap();
+    let page = format!("/dashboard/items/{item}");
     let form = browser
-        .client
-        .form(Locator::Css("form[action$='/amendments/2/ruling']"))
-        .await
-        .unwrap();
+        .dashboard_form(&daemon.admin, &page, "form[action$='/amendments/2/ruling']")
+        .await;
     form.set_by_name("receivable", "yes").await.unwrap();
     form.set_by_name("rank", "1").await.unwrap();
     form.submit().await.unwrap();
