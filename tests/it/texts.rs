@@ -480,21 +480,15 @@ async fn two_amendments_one_adopted_one_rejected_and_the_register_names_the_amen
         "{page}"
     );
     let form = browser.client.form(Locator::Css("form")).await.unwrap();
-    form.set_by_name("passage.ar", "باتفاق الدول الأعضاء")
-        .await
-        .unwrap();
-    form.set_by_name("replacement.ar", "باتفاق مكتوب بين الدول الأعضاء")
-        .await
-        .unwrap();
-    form.set_by_name("passage.en", "by agreement")
-        .await
-        .unwrap();
-    form.set_by_name("replacement.en", "by written agreement")
-        .await
-        .unwrap();
-    form.set_by_name("reason", "الاتفاق المكتوب أيسر في التحقق منه.")
-        .await
-        .unwrap();
+    for (field, value) in [
+        ("passage.ar", "باتفاق الدول الأعضاء"),
+        ("replacement.ar", "باتفاق مكتوب بين الدول الأعضاء"),
+        ("passage.en", "by agreement"),
+        ("replacement.en", "by written agreement"),
+        ("reason", "الاتفاق المكتوب أيسر في التحقق منه."),
+    ] {
+        form.set_by_name(field, value).await.unwrap();
+    }
     browser.screenshot("amendment-form-ar").await;
     form.submit().await.unwrap();
     let done = browser.settle("id=\"number\"").await;
