@@ -4,8 +4,9 @@
 //! # Layout
 //! A pure core and an I/O shell (see `ARCHITECTURE.md`):
 //! - [`core`], no I/O and no clock: [`yaml`] and [`definition`] (workflow files), [`roster`],
-//!   [`rules`] (quorum and majority), [`engine`] (event in, state and effects out, and the
-//!   one driver of it), [`simulate`];
+//!   [`rules`] (quorum and majority, elections' rounds), [`engine`] (event in, state and
+//!   effects out, and the one driver of it), [`simulate`], [`secret`] (the secret ballot's
+//!   cryptography);
 //! - [`shell`]: [`store`] (every sled call), [`writer`] (single writer, group commit),
 //!   [`timers`], [`mail`] (templates, outbox, transports), [`token`] (signed ballot links),
 //!   [`http`] (ballot pages, admin API), [`inbound`] (replies), [`listen`] (connection
@@ -25,7 +26,7 @@ pub mod core;
 pub mod shell;
 
 pub use app::{cli, config, daemon, setup};
-pub use core::{definition, engine, roster, rules, simulate, yaml};
+pub use core::{definition, engine, roster, rules, secret, simulate, yaml};
 pub use shell::{
     accounts, clock, durable, http, inbound, limits, listen, locale, mail, observe, store,
     templates, timers, token, writer,

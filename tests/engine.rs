@@ -1166,3 +1166,252 @@ fn amendments_are_voted_furthest_reaching_first_and_the_adopted_ones_applied() {
     );
     assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
 }
+
+// Elections: candidates nominated and confirmed, rounds, seats, blank ballots.
+
+fn nominate(sim: &mut Sim, id: &str, name: &str) -> Result<(), Rejection> {
+    sim.apply(Event::Nominated {
+        candidate: id.into(),
+        name: BTreeMap::from([("en".to_string(), name.to_string())]),
+        member: None,
+    })
+}
+
+/// Each voter, in the electorate's order, casts the next of `ballots` (a choice and how many
+/// cast it); the rest do not vote. Then the clock runs to the round's close.
+fn vote_round(sim: &mut Sim, ballots: &[(&str, usize)]) {
+    let voters = voters(sim);
+    let round = sim.item().ballots.len();
+    let mut next = voters.iter();
+    for (choice, n) in ballots {
+        for m in next.by_ref().take(*n) {
+            sim.vote(m, choice).unwrap();
+        }
+    }
+    while sim.item().ballots.len() == round && sim.item().ballots[round - 1].result.is_none() {
+        assert!(sim.advance(), "the round closes at its deadline");
+    }
+}
+
+fn chair_election(candidates: &[(&str, &str)]) -> Sim {
+    let mut sim = Sim::new(workflow("chair-election"));
+    sim.start(&[]);
+    assert_eq!(sim.item().stage, "nominations");
+    for (id, name) in candidates {
+        nominate(&mut sim, id, name).unwrap();
+    }
+    let ids = candidates.iter().map(|(id, _)| id.to_string()).collect();
+    sim.apply(Event::CandidatesConfirmed { candidates: ids })
+        .unwrap();
+    sim
+}
+
+#[test]
+fn a_chair_is_elected_in_a_second_round_between_the_two_best_placed() {
+    let mut sim = chair_election(&[
+        ("al_farsi", "Ahmed Al-Farsi"),
+        ("ozturk", "Ayşe Öztürk"),
+        ("diallo", "Mamadou Diallo"),
+    ]);
+    assert_eq!(sim.item().stage, "elect");
+    let round1 = &sim.item().ballots[0];
+    assert_eq!(round1.choices, ["al_farsi", "ozturk", "diallo", "blank"]);
+    assert_eq!(
+        sim.apply(Event::Nominated {
+            candidate: "late".into(),
+            name: BTreeMap::from([("en".into(), "Late".into())]),
+            member: None,
+        }),
+        Err(Rejection::NotTakingNominations)
+    );
+    // 48 votes cast and 5 blank: 25 needed; Al-Farsi has 20.
+    vote_round(
+        &mut sim,
+        &[
+            ("al_farsi", 20),
+            ("ozturk", 18),
+            ("diallo", 10),
+            ("blank", 5),
+        ],
+    );
+    let item = sim.item();
+    let r1 = item.ballots[0].result.as_ref().unwrap();
+    assert_eq!(r1.verdict.as_str(), "no_winner");
+    assert_eq!(r1.counts["blank"], 5);
+    assert!(r1.explanation.contains("25 needed"), "{}", r1.explanation);
+    assert!(item.elected.is_empty());
+    assert_eq!(item.ballots.len(), 2, "a second round");
+    assert_eq!(item.ballots[1].choices, ["al_farsi", "ozturk", "blank"]);
+    assert_eq!(
+        sim.vote("AFG", "diallo"),
+        Err(Rejection::NoSuchChoice("diallo".into())),
+        "the third placed does not stand in the second round"
+    );
+    vote_round(&mut sim, &[("al_farsi", 24), ("ozturk", 26), ("blank", 3)]);
+    let item = sim.item();
+    assert_eq!(item.elected, ["ozturk"]);
+    assert_eq!(item.ballots[1].result.as_ref().unwrap().elected, ["ozturk"]);
+    assert_eq!(item.outcome.as_deref(), Some("elected"));
+    assert_eq!(item.register_number.as_deref(), Some("CPCC/APP/2026/001"));
+    assert!(sim.templates_sent().contains(&"election-result"));
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+#[test]
+fn blank_ballots_are_not_votes_cast_and_a_tie_in_the_last_round_is_drawn_by_lot() {
+    // 25 of the 48 votes cast elect in the first round, though 53 ballots came back.
+    let mut sim = chair_election(&[("a", "A"), ("b", "B"), ("c", "C")]);
+    vote_round(&mut sim, &[("a", 25), ("b", 15), ("c", 8), ("blank", 5)]);
+    assert_eq!(sim.item().elected, ["a"]);
+    assert_eq!(sim.item().ballots.len(), 1);
+
+    let mut sim = chair_election(&[("a", "A"), ("b", "B"), ("c", "C")]);
+    vote_round(&mut sim, &[("a", 20), ("b", 20), ("c", 10)]);
+    vote_round(&mut sim, &[("a", 25), ("b", 25)]);
+    let item = sim.item();
+    let r2 = item.ballots[1].result.as_ref().unwrap();
+    assert!(
+        r2.explanation.contains("drawn by lot"),
+        "{}",
+        r2.explanation
+    );
+    assert_eq!(item.elected.len(), 1);
+    assert_eq!(item.outcome.as_deref(), Some("elected"));
+    // The draw is fixed by the log: replay draws the same.
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+#[test]
+fn three_seats_are_filled_by_the_majority_then_by_a_restricted_round() {
+    let mut sim = Sim::new(workflow("committee-election"));
+    sim.start(&[("title", "Committee on Budget and Finance")]);
+    for id in ["a", "b", "c", "d", "e"] {
+        nominate(&mut sim, id, &id.to_uppercase()).unwrap();
+    }
+    assert_eq!(
+        nominate(&mut sim, "a", "A"),
+        Err(Rejection::CandidateExists("a".into()))
+    );
+    assert_eq!(
+        sim.apply(Event::CandidatesConfirmed {
+            candidates: vec!["a".into(), "zz".into()]
+        }),
+        Err(Rejection::NoSuchCandidate("zz".into()))
+    );
+    assert_eq!(
+        sim.apply(Event::CandidatesConfirmed {
+            candidates: vec!["a".into(), "a".into()]
+        }),
+        Err(Rejection::ListedTwice("a".into()))
+    );
+    let all = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+    sim.apply(Event::CandidatesConfirmed { candidates: all })
+        .unwrap();
+    assert_eq!(sim.vote("AFG", "a+b+c+d"), Err(Rejection::TooManyMarks(3)));
+    assert_eq!(
+        sim.vote("AFG", "a+blank"),
+        Err(Rejection::NoSuchChoice("a+blank".into()))
+    );
+    // A vote is put in the ballot's order: `c+a` is `a+c`; voting it again changes nothing.
+    sim.vote("AFG", "c+a").unwrap();
+    assert_eq!(sim.item().ballots[0].vote("AFG"), Some("a+c"));
+    assert_eq!(sim.vote("AFG", "a+c"), Err(Rejection::SameChoice));
+    // 37 ballots for candidates: 19 needed. a 30, b 25 are elected; c 18, d 17, e 5 not.
+    vote_round(
+        &mut sim,
+        &[
+            ("a+b+c", 15),
+            ("a+b+d", 10),
+            ("a+d", 5),
+            ("c+d", 2),
+            ("c+e", 1),
+            ("e", 4),
+            ("blank", 2),
+        ],
+    );
+    // AFG's `a+c` was replaced by its first ballot of the round (`a+b+c`).
+    let item = sim.item();
+    let r1 = item.ballots[0].result.as_ref().unwrap();
+    assert_eq!(r1.elected, ["a", "b"], "{}", r1.explanation);
+    assert!(
+        r1.explanation
+            .contains("a 30, b 25, c 18, d 17, e 5; blank 2; 37 ballots for candidates; 19 needed"),
+        "{}",
+        r1.explanation
+    );
+    assert_eq!(item.ballots[1].round.unwrap().seats, 1);
+    assert_eq!(item.ballots[1].choices, ["c", "d", "blank"]);
+    vote_round(&mut sim, &[("c", 20), ("d", 22)]);
+    let item = sim.item();
+    assert_eq!(item.elected, ["a", "b", "d"]);
+    assert_eq!(item.outcome.as_deref(), Some("announced"));
+    assert_eq!(sim.replayed().as_ref(), sim.sim.state.as_ref());
+}
+
+#[test]
+fn the_simulator_nominates_the_votes_choices_and_lets_lapsed_votes_go() {
+    use councild::simulate::{Votes, render, run};
+    let tz: Tz = "Europe/Istanbul".parse().unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    let votes = Votes::parse_counts("a=20,b=18,c=10,blank=5").unwrap();
+    let w = workflow("chair-election");
+    let report = run(&w, &roster(), tz, BTreeMap::new(), &votes, start).unwrap();
+    assert_eq!(report.outcome.as_deref(), Some("elected"));
+    let text = render(&report, tz);
+    assert!(text.contains("next round: a, b"), "{text}");
+    assert!(text.contains("round 2: a 20, b 18; blank 5"), "{text}");
+}
+
+#[test]
+fn nominations_wait_for_the_secretariat_and_ids_come_from_the_names() {
+    let mut sim = Sim::new(workflow("chair-election"));
+    sim.start(&[]);
+    assert_eq!(sim.apply(Event::MovedOn), Err(Rejection::ConfirmCandidates));
+    let id = |sim: &Sim, name: &str| {
+        let names = BTreeMap::from([("en".to_string(), name.to_string())]);
+        councild::engine::candidate_id(sim.item(), &names)
+    };
+    assert_eq!(id(&sim, "Ayşe Öztürk"), "ayse_ozturk");
+    assert_eq!(id(&sim, "Işık Łukasz-Ørsted"), "isik_lukasz_orsted");
+    assert_eq!(id(&sim, "أحمد"), "candidate-1", "no Latin letters");
+    assert_eq!(
+        id(&sim, "Blank"),
+        "candidate-1",
+        "not the blank ballot's id"
+    );
+    nominate(&mut sim, "ayse_ozturk", "Ayşe Öztürk").unwrap();
+    assert_eq!(id(&sim, "Ayşe Öztürk"), "candidate-2", "taken");
+    // Past the deadline, nominations are refused; the list can still be confirmed.
+    assert!(sim.advance());
+    assert_eq!(sim.item().stage, "nominations");
+    assert_eq!(
+        nominate(&mut sim, "late", "Late"),
+        Err(Rejection::NotTakingNominations)
+    );
+    sim.apply(Event::CandidatesConfirmed {
+        candidates: vec!["ayse_ozturk".into()],
+    })
+    .unwrap();
+    assert_eq!(sim.item().stage, "elect");
+}
+
+#[test]
+fn an_elections_quorum_counts_ballots_not_who_voted_what() {
+    let source = std::fs::read_to_string(format!(
+        "{}/workflows/chair-election.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace(
+        "      blank: true\n",
+        "      blank: true\n      quorum: \"count(group: permanent) > 0\"\n",
+    );
+    let known = Known {
+        templates: None,
+        roster: None,
+    };
+    let err = definition::load(&source, &known).unwrap_err().to_string();
+    assert!(err.contains("an election's quorum counts ballots"), "{err}");
+    let fine = source.replace("count(group: permanent) > 0", "cast > 1/2 * eligible");
+    assert!(definition::load(&fine, &known).is_ok());
+}

@@ -169,6 +169,35 @@ pub enum Command {
         /// The item's id.
         item: String,
     },
+    /// Record a candidate nominated for an election (during its nominations stage).
+    Nominate {
+        /// The item's id.
+        item: String,
+        /// The candidate's name in English.
+        #[arg(long)]
+        name: Option<String>,
+        /// The name in French.
+        #[arg(long)]
+        name_fr: Option<String>,
+        /// The name in Arabic.
+        #[arg(long)]
+        name_ar: Option<String>,
+        /// How ballots name the candidate (made from the name when not given).
+        #[arg(long)]
+        id: Option<String>,
+        /// The member that nominates the candidate, by roster id (e.g. TUR).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// Confirm an election's candidates, in the ballot paper's order: nominations close and
+    /// the election opens.
+    Candidates {
+        /// The item's id.
+        item: String,
+        /// The candidates' ids, in the order of the ballot paper.
+        #[arg(required = true)]
+        candidates: Vec<String>,
+    },
     /// Move a ballot's deadline later (RFC 3339 time, e.g. 2026-12-01T17:00:00+03:00).
     Extend {
         /// The item's id.
@@ -616,6 +645,39 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
                 path_segment(&item)
             );
             let body = json!({ "receivable": receivable, "rank": rank, "reason": reason });
+            let answer = api(Method::POST, path, Some(body)).await?;
+            print_change(out, json, &answer, &item)
+        }
+        Command::Nominate {
+            item,
+            name,
+            name_fr,
+            name_ar,
+            id,
+            member,
+        } => {
+            let names: serde_json::Map<String, serde_json::Value> =
+                [("en", name), ("fr", name_fr), ("ar", name_ar)]
+                    .into_iter()
+                    .filter_map(|(l, n)| Some((l.to_string(), json!(n?))))
+                    .collect();
+            let body = json!({ "name": names, "id": id, "member": member });
+            let path = format!("/api/items/{}/nominations", path_segment(&item));
+            let answer = api(Method::POST, path, Some(body)).await?;
+            if !json {
+                let last = answer["item"]["candidates"]
+                    .as_array()
+                    .and_then(|c| c.last())
+                    .cloned()
+                    .unwrap_or_default();
+                put!(out, "{item}: candidate {} nominated", cell(&last["id"]));
+                return Ok(ExitCode::SUCCESS);
+            }
+            answer
+        }
+        Command::Candidates { item, candidates } => {
+            let path = format!("/api/items/{}/candidates", path_segment(&item));
+            let body = json!({ "candidates": candidates });
             let answer = api(Method::POST, path, Some(body)).await?;
             print_change(out, json, &answer, &item)
         }
@@ -1226,6 +1288,32 @@ fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
                 .join(", ")
         );
     }
+    for c in i["candidates"].as_array().into_iter().flatten() {
+        let standing = i["standing"]
+            .as_array()
+            .and_then(|s| s.iter().position(|x| *x == c["id"]));
+        let names: Vec<String> = c["name"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(l, n)| format!("{l}: {}", cell(n)))
+            .collect();
+        put!(
+            out,
+            "candidate {} ({}), nominated by {}{}",
+            cell(&c["id"]),
+            names.join("; "),
+            c["nominated_by"].as_str().unwrap_or("the secretariat"),
+            standing.map_or(String::new(), |p| format!(
+                ", place {} on the ballot",
+                p + 1
+            ))
+        );
+    }
+    if let Some(elected) = i["elected"].as_array().filter(|e| !e.is_empty()) {
+        let ids: Vec<String> = elected.iter().map(cell).collect();
+        put!(out, "elected: {}", ids.join(", "));
+    }
     for (n, b) in i["ballots"].as_array().into_iter().flatten().enumerate() {
         let counts: Vec<String> = b["counts"]
             .as_object()
@@ -1234,6 +1322,9 @@ fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
             .map(|(c, v)| format!("{c} {v}"))
             .collect();
         let state = match b["result"]["verdict"].as_str() {
+            Some(_) if b["round"].is_object() => {
+                format!("closed: {}", cell(&b["result"]["explanation"]))
+            }
             Some(v) => format!("closed: {v}"),
             None if b["in_session"] == true => "open, taken in session".to_string(),
             None => format!("open until {}", when(&b["closes_at"], zone)),

@@ -6,5 +6,6 @@ pub mod definition;
 pub mod engine;
 pub mod roster;
 pub mod rules;
+pub mod secret;
 pub mod simulate;
 pub mod yaml;

@@ -346,6 +346,21 @@ impl Votes {
         Ok(Votes::Counts(counts))
     }
 
+    /// The candidates an election's votes name, in the order they come (not `blank`).
+    fn candidates(&self) -> Vec<String> {
+        let choices: Vec<&String> = match self {
+            Votes::Counts(counts) => counts.iter().map(|(c, _)| c).collect(),
+            Votes::Ballots(map) => map.values().collect(),
+        };
+        let mut out: Vec<String> = Vec::new();
+        for c in choices.iter().flat_map(|c| c.split('+')) {
+            if c != crate::rules::election::BLANK && !out.iter().any(|o| o == c) {
+                out.push(c.to_string());
+            }
+        }
+        out
+    }
+
     /// The (member, choice) pairs for a ballot's electorate.
     fn assign(&self, electorate: &[engine::Voter]) -> Result<Vec<(String, String)>, String> {
         match self {
@@ -411,12 +426,37 @@ pub fn run(
             ));
             break;
         }
+        // An election: the candidates are the votes' choices, nominated and confirmed.
+        if workflow
+            .stages
+            .get(&item.stage)
+            .is_some_and(|s| s.nominations.is_some())
+        {
+            let candidates = votes.candidates();
+            for c in &candidates {
+                let name = BTreeMap::from([("en".to_string(), c.clone())]);
+                let event = Event::Nominated {
+                    candidate: c.clone(),
+                    name,
+                    member: None,
+                };
+                sim.apply(event)
+                    .map_err(|e| format!("nominating `{c}`: {e}"))?;
+            }
+            sim.apply(Event::CandidatesConfirmed { candidates })
+                .map_err(|e| format!("confirming the candidates: {e}"))?;
+            continue;
+        }
         for (index, ballot) in item.ballots.iter().enumerate().skip(voted) {
             if ballot.result.is_some() {
                 continue;
             }
             voted = index + 1;
             for (member, choice) in votes.assign(&ballot.electorate)? {
+                // A later round of an election: votes for those no longer standing lapse.
+                if ballot.round.is_some() && ballot.canonical(&choice).is_none() {
+                    continue;
+                }
                 sim.apply(Event::VoteCast {
                     ballot: index,
                     member: member.clone(),

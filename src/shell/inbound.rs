@@ -477,6 +477,15 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
         .and_then(|w| w.ballot(&ballot.stage))
         .map(|s| s.labels.clone())
         .unwrap_or_default();
+    // An election: a reply may name a candidate as the ballot does.
+    let mut labels = labels;
+    for c in &item.candidates {
+        let texts = crate::definition::Texts {
+            default: c.name_in("en").to_string(),
+            by_language: c.name.clone(),
+        };
+        labels.insert(c.id.clone(), texts);
+    }
     if let Some(choice) = read_choice(&text, &ballot.choices, &labels) {
         let event = Event::VoteCast {
             ballot: r.ballot,

@@ -381,11 +381,38 @@ impl Templates {
             {
                 d.remove("proposal");
             }
+            // An election's data where a round of one is the mail's ballot (or the last).
+            let elects = workflow
+                .stages
+                .values()
+                .any(|s| s.ballot.as_ref().is_some_and(|b| b.election.is_some()));
+            if (!elects || data.get("ballot").is_none())
+                && let Some(d) = data.as_object_mut()
+            {
+                d.remove("election");
+            }
+            let nominating = workflow
+                .stages
+                .get(&u.stage)
+                .is_some_and(|s| s.nominations.is_some());
+            if !nominating && let Some(d) = data.as_object_mut() {
+                d.remove("nomination");
+            }
             let mut cases = vec![(String::new(), with_inputs(&data, workflow, true))];
             cases.push((
                 ", without the optional inputs".into(),
                 with_inputs(&data, workflow, false),
             ));
+            if data.get("nomination").is_some() {
+                let mut without = data.clone();
+                if let Some(d) = without.as_object_mut() {
+                    d.remove("nomination");
+                }
+                cases.push((
+                    ", to a reader without a link to nominate (the secretariat)".into(),
+                    with_inputs(&without, workflow, true),
+                ));
+            }
             if data.get("proposal").is_some() {
                 let mut without = data.clone();
                 if let Some(d) = without.as_object_mut() {
@@ -491,12 +518,19 @@ fn isolate_texts(data: &mut Value) {
             isolate(v);
         }
     }
-    if let Some(choices) = data
-        .get_mut("ballot")
-        .and_then(|b| b.get_mut("choices"))
-        .and_then(Value::as_array_mut)
-    {
-        choices.iter_mut().for_each(isolate);
+    // The choices, and an election's names.
+    for (within, list) in [
+        ("ballot", "choices"),
+        ("election", "candidates"),
+        ("election", "elected"),
+    ] {
+        if let Some(names) = data
+            .get_mut(within)
+            .and_then(|b| b.get_mut(list))
+            .and_then(Value::as_array_mut)
+        {
+            names.iter_mut().for_each(isolate);
+        }
     }
     // An agenda's points, the file names of the texts, an amendment's passages.
     for (within, list, keys) in [
@@ -870,6 +904,11 @@ pub fn sample_data() -> Value {
             ],
         },
         "proposal": { "link": "http://127.0.0.1:8080/propose/TOKEN" },
+        "nomination": { "link": "http://127.0.0.1:8080/nominate/TOKEN" },
+        "election": {
+            "seats": 3, "round": 2, "mark_up_to": 1, "blank": true, "unfilled": 1,
+            "candidates": ["Ayşe Öztürk", "Mamadou Diallo"], "elected": ["Ahmed Al-Farsi", "Siti Rahman"],
+        },
         "ballot": {
             "question": "Adopt the regulation?", "choices": ["yes", "no", "abstain"],
             "closes_at": "2026-12-02T09:00:00+03:00", "in_session": false, "eligible": 55,

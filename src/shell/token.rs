@@ -35,6 +35,8 @@ impl BallotRef {
     pub const DOCUMENTS: usize = usize::MAX - 1;
     /// And for a link that proposes amendments to the item's text.
     pub const AMENDMENTS: usize = usize::MAX - 2;
+    /// And for a link that nominates candidates for an election.
+    pub const NOMINATIONS: usize = usize::MAX - 3;
 }
 
 /// The daemon's secret key.

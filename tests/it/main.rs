@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod crash;
 mod cycle;
+mod elections;
 mod faults;
 mod limits;
 mod mail;

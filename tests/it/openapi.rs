@@ -82,6 +82,8 @@ fn the_spec_lists_exactly_the_routes_the_server_has() {
         ("GET", "/texts/{token}/{sha256}"),
         ("GET", "/amend/{token}"),
         ("POST", "/amend/{token}"),
+        ("GET", "/nominate/{token}"),
+        ("POST", "/nominate/{token}"),
     ] {
         served.insert((m.to_string(), p.to_string()));
     }

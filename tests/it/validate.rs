@@ -445,3 +445,57 @@ fn an_amendments_stage_needs_a_comment_period_and_a_next_stage() {
         assert!(out.contains(e), "missing `{e}` in:\n{out}");
     }
 }
+
+const BAD_ELECTION: &str = r#"workflow: bad-election
+start: elect
+stages:
+  elect:
+    election:
+      question: "Who shall chair the council?"
+      choices: [a, b]
+      majority: most
+      seats: 0
+      close: when_decided
+      quorum: "count(group: permanent) > 0"
+      closes_after: 1d
+    outcomes: { elected: done, rejected: done }
+  done:
+    end: done
+"#;
+
+#[test]
+fn elections_get_clear_errors_with_line_and_column() {
+    let council = Council::new(ROSTER, &[("election.yaml", BAD_ELECTION)]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for e in [
+        "workflows/election.yaml:7:7: unknown key `choices`",
+        "workflows/election.yaml:8:17: unknown `majority` `most`: use plurality, absolute or two_thirds",
+        "workflows/election.yaml:13:5: `outcomes` of stage `elect` needs `no_winner`",
+    ] {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+    // Once the words are right, what is left is said too.
+    let fixed = BAD_ELECTION
+        .replace("      choices: [a, b]\n", "")
+        .replace("most", "absolute")
+        .replace("rejected: done", "no_winner: done");
+    let (code, out) = Council::new(ROSTER, &[("election.yaml", &fixed)]).run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    for e in [
+        "`seats` must be a whole number from 1 to 100",
+        "an election closes `at_deadline` or `when_all_voted`",
+        "in rule `count(group: permanent) > 0`: the roster has no group `permanent`",
+    ] {
+        assert!(out.contains(e), "missing `{e}` in:\n{out}");
+    }
+    // And an election needs its candidates from somewhere.
+    let fixed = fixed
+        .replace("seats: 0", "seats: 1")
+        .replace("when_decided", "when_all_voted")
+        .replace("count(group: permanent) > 0", "cast > 1/2 * eligible");
+    let (code, out) = Council::new(ROSTER, &[("election.yaml", &fixed)]).run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    let e = "workflows/election.yaml:4:3: stage `elect` holds an election, but the workflow has no `nominations` stage";
+    assert!(out.contains(e), "missing `{e}` in:\n{out}");
+}

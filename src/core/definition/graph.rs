@@ -95,7 +95,8 @@ impl super::Workflow {
             let Some(stage) = self.stages.get(&name) else {
                 continue;
             };
-            let waits = stage.wait.is_some();
+            let waits =
+                stage.wait.is_some() || stage.nominations.is_some_and(|n| n.closes_after.is_some());
             let used = |template: &str, kind| TemplateUse {
                 template: template.to_string(),
                 stage: name.clone(),

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sha2::{Digest, Sha256};
 
 use crate::roster::Roster;
+use crate::rules::election::{Base, ElectionTie, Majority, Method, Then};
 use crate::rules::{Rule, Verdict};
 pub use crate::yaml::Invalid;
 use crate::yaml::{self, Diagnostic, Diagnostics, Pos};
@@ -89,6 +90,54 @@ pub struct Stage {
     /// Each amendment to the item's text is put to a ballot of this kind here, one after
     /// the other, furthest-reaching first; then the item goes on to `next`.
     pub amendments: Option<BallotSpec>,
+    /// Members nominate candidates here (or the secretariat records them); the item goes on
+    /// to `next` when the secretariat confirms the list of candidates.
+    pub nominations: Option<Nominations>,
+}
+
+/// A stage that takes nominations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nominations {
+    /// Nominations close this long after the stage is entered; the list is confirmed then.
+    pub closes_after: Option<Duration>,
+}
+
+/// How an election is decided: its ballot's choices are the candidates confirmed in a
+/// nominations stage (and `blank`, when allowed), and each round is counted by
+/// `rules::election`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ElectionSpec {
+    /// Each voter marks up to this many candidates.
+    pub seats: u32,
+    pub majority: Majority,
+    /// The majority of the last round, when it differs (a plurality in a run-off).
+    pub last_round: Option<Majority>,
+    pub base: Base,
+    /// Who stands in a further round.
+    pub runoff: Then,
+    /// Most rounds, the first included.
+    pub rounds: u32,
+    /// A tie is drawn by lot (else a new round between the tied).
+    pub lot: bool,
+    /// A voter may cast a blank ballot (counted apart).
+    pub blank: bool,
+}
+
+impl ElectionSpec {
+    /// The counting method of round `round` (from 1); a lot is drawn from `seed`.
+    pub fn method(&self, round: u32, seed: u64) -> Method {
+        let last = round >= self.rounds;
+        Method {
+            majority: self.last_round.filter(|_| last).unwrap_or(self.majority),
+            base: self.base,
+            then: self.runoff,
+            tie: if self.lot {
+                ElectionTie::Lot(seed)
+            } else {
+                ElectionTie::Round
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +218,9 @@ pub struct BallotSpec {
     /// Taken in a meeting of the council (roll-call or show of hands) rather than by mail:
     /// no ballot mail, no deadline; it closes when the secretariat records the vote.
     pub in_session: bool,
+    /// An election: its choices are the candidates, and `election` counts it (`pass` is
+    /// then `cast >= 0`, never read).
+    pub election: Option<ElectionSpec>,
 }
 
 /// When a ballot closes.
@@ -192,7 +244,7 @@ pub struct OnSignal {
 
 impl Workflow {
     /// The ballot of a stage, if it has one (its amendments' ballots, in an amendments
-    /// stage).
+    /// stage; its rounds, in an election).
     pub fn ballot(&self, stage: &str) -> Option<&BallotSpec> {
         self.stages
             .get(stage)

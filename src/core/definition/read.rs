@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use super::graph::{check_instant_loops, check_reachable};
 use super::*;
+use crate::rules::election::{BLANK, Base, Majority, Then};
 use crate::rules::{Rule, Vocabulary};
 use crate::yaml::{self, Diagnostics, Node, Pos};
 
@@ -31,6 +32,8 @@ pub(super) const STAGE_KEYS: &[&str] = &[
     "meeting",
     "proposals",
     "amendments",
+    "election",
+    "nominations",
 ];
 pub(super) const BALLOT_KEYS: &[&str] = &[
     "question",
@@ -45,6 +48,23 @@ pub(super) const BALLOT_KEYS: &[&str] = &[
     "tie",
     "receipt_template",
     "in_session",
+];
+pub(super) const ELECTION_KEYS: &[&str] = &[
+    "question",
+    "seats",
+    "majority",
+    "of",
+    "rounds",
+    "runoff",
+    "last_round",
+    "tie",
+    "blank",
+    "closes_after",
+    "quorum",
+    "close",
+    "template",
+    "remind",
+    "receipt_template",
 ];
 
 pub(super) fn read_workflow(
@@ -133,6 +153,18 @@ pub(super) fn read_workflow(
             d.error(
                 stage_fields.key_pos(name),
                 format!("stage `{name}` votes on amendments, but the workflow has no `documents` with a `comment` stage, in which they are proposed"),
+            );
+        }
+    }
+    // An election's candidates are those confirmed in a nominations stage.
+    if !stages.values().any(|s| s.nominations.is_some()) {
+        let elections = stages
+            .iter()
+            .filter(|(_, s)| s.ballot.as_ref().is_some_and(|b| b.election.is_some()));
+        for (name, _) in elections {
+            d.error(
+                stage_fields.key_pos(name),
+                format!("stage `{name}` holds an election, but the workflow has no `nominations` stage, in which its candidates are nominated and confirmed"),
             );
         }
     }
@@ -341,10 +373,36 @@ pub(super) fn read_stage(
         stage.register = read_register(n, d);
     }
     if let Some(n) = f.get("ballot") {
-        stage.ballot = read_ballot(n, known, d);
+        stage.ballot = read_ballot(n, known, false, d);
+    }
+    if let Some(n) = f.get("election") {
+        if f.get("ballot").is_some() {
+            d.error(f.key_pos("election"), format!("{what} has both `ballot` and `election`: an election is the stage's ballot, keep one"));
+        }
+        stage.ballot = read_ballot(n, known, true, d);
+    }
+    if let Some(n) = f.get("nominations") {
+        stage.nominations = read_nominations(n, d);
+        for key in [
+            "ballot",
+            "election",
+            "after",
+            "schedule",
+            "on_signal",
+            "end",
+            "meeting",
+            "amendments",
+        ] {
+            if f.get(key).is_some() {
+                d.error(f.key_pos(key), format!("{what} takes nominations and goes to `next` when the secretariat confirms the candidates, so it cannot have `{key}`"));
+            }
+        }
+        if f.get("next").is_none() {
+            d.error(at, format!("{what} takes nominations but has no `next` stage to go to once the candidates are confirmed"));
+        }
     }
     if let Some(n) = f.get("amendments") {
-        stage.amendments = read_ballot(n, known, d);
+        stage.amendments = read_ballot(n, known, false, d);
         for key in [
             "ballot",
             "after",
@@ -375,8 +433,13 @@ pub(super) fn read_stage(
         (None, None) => None,
     };
     stage.next = f.get("next").and_then(|n| target(n, d));
+    let verdicts = match f.get("election") {
+        Some(_) => Verdict::ELECTION.as_slice(),
+        None => Verdict::BALLOT.as_slice(),
+    };
+    let verdict_names: Vec<&str> = verdicts.iter().map(|v| v.as_str()).collect();
     if let Some(n) = f.get("outcomes")
-        && let Some(o) = yaml::mapping(n, "`outcomes`", &["adopted", "rejected", "no_quorum"], d)
+        && let Some(o) = yaml::mapping(n, "`outcomes`", &verdict_names, d)
     {
         for e in &o.entries {
             if let (Some(v), Some(t)) = (Verdict::parse(&e.key), target(e.value, d)) {
@@ -398,7 +461,14 @@ pub(super) fn read_stage(
     stage.meeting = flag("meeting", d);
     stage.proposals = flag("proposals", d);
     if stage.meeting {
-        for key in ["ballot", "after", "schedule", "on_signal", "end"] {
+        for key in [
+            "ballot",
+            "election",
+            "after",
+            "schedule",
+            "on_signal",
+            "end",
+        ] {
             if f.get(key).is_some() {
                 d.error(f.key_pos(key), format!("{what} is a meeting: it ends when the chair closes it and goes to `next`, so it cannot have `{key}`"));
             }
@@ -414,7 +484,7 @@ pub(super) fn read_stage(
     let has = |key: &str| f.get(key).is_some();
     let exits = [
         has("end"),
-        has("ballot"),
+        has("ballot") || has("election"),
         has("next") && !has("on_signal"),
         has("on_signal"),
     ];
@@ -423,8 +493,8 @@ pub(super) fn read_stage(
         1 => {}
         _ => d.error(at, format!("{what} has more than one way out: use one of `next`, `ballot`, `on_signal`, `end`")),
     }
-    if has("ballot") {
-        for v in Verdict::ALL {
+    if has("ballot") || has("election") {
+        for &v in verdicts {
             if !stage.outcomes.contains_key(&v) && f.get("outcomes").is_some() {
                 d.error(
                     f.key_pos("outcomes"),
@@ -435,13 +505,16 @@ pub(super) fn read_stage(
         if f.get("outcomes").is_none() {
             d.error(
                 at,
-                format!("{what} has a ballot but no `outcomes` (adopted, rejected, no_quorum)"),
+                format!(
+                    "{what} has a ballot but no `outcomes` ({})",
+                    verdict_names.join(", ")
+                ),
             );
         }
     } else if f.get("outcomes").is_some() {
         d.error(
             f.key_pos("outcomes"),
-            format!("{what} has `outcomes` but no `ballot`"),
+            format!("{what} has `outcomes` but no `ballot` or `election`"),
         );
     }
     if has("on_signal") && has("next") && !(has("after") || has("schedule")) {
@@ -609,10 +682,38 @@ fn read_choice(node: &Node, d: &mut Diagnostics) -> Option<(String, Option<Texts
     }
 }
 
-pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Option<BallotSpec> {
-    let f = yaml::mapping(node, "`ballot`", BALLOT_KEYS, d)?;
+/// `nominations: { closes_after: 14d }` (or `nominations: {}`: open until confirmed).
+fn read_nominations(node: &Node, d: &mut Diagnostics) -> Option<Nominations> {
+    let f = yaml::mapping(node, "`nominations`", &["closes_after"], d)?;
+    let closes_after = match f.get("closes_after") {
+        Some(n) => Some(parse_value::<Duration>(n, "`closes_after`", d)?),
+        None => None,
+    };
+    Some(Nominations { closes_after })
+}
+
+/// A stage's `ballot` or, with `election`, its `election` (whose choices are candidates).
+pub(super) fn read_ballot(
+    node: &Node,
+    known: &Known,
+    election: bool,
+    d: &mut Diagnostics,
+) -> Option<BallotSpec> {
+    let (what, keys) = match election {
+        true => ("`election`", ELECTION_KEYS),
+        false => ("`ballot`", BALLOT_KEYS),
+    };
+    let f = yaml::mapping(node, what, keys, d)?;
+    // An election in error is read on, so that every problem is said, and refused at the end.
+    let (election, election_ok) = match election {
+        true => {
+            let (e, ok) = read_election(&f, d);
+            (Some(e), ok)
+        }
+        false => (None, true),
+    };
     let question = f
-        .require("question", "`ballot`", d)
+        .require("question", what, d)
         .and_then(|n| read_texts(n, "`question`", d));
     if let (Some(q), Some(roster)) = (&question, known.roster) {
         language_gaps("`question`", q, roster, f.key_pos("question"), d);
@@ -636,9 +737,11 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
             }
             ids
         }
+        None if election.is_some_and(|e| e.blank) => vec![BLANK.to_string()],
+        None if election.is_some() => Vec::new(),
         None => vec!["yes".into(), "no".into(), "abstain".into()],
     };
-    if choices.is_empty() {
+    if choices.is_empty() && election.is_none() {
         d.error(f.key_pos("choices"), "a ballot needs at least one choice");
     }
     let mut seen = BTreeSet::new();
@@ -670,7 +773,7 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
         }
         Some(Duration(chrono::TimeDelta::zero()))
     } else {
-        f.require("closes_after", "`ballot`", d)
+        f.require("closes_after", what, d)
             .and_then(|n| parse_value::<Duration>(n, "`closes_after`", d))
     };
     let (attributes, groups): (BTreeSet<String>, BTreeSet<String>) = match known.roster {
@@ -692,10 +795,22 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
         groups: known.roster.map(|_| &groups),
     };
     let quorum = f.get("quorum").and_then(|n| read_rule(n, &vocabulary, d));
-    let pass = f
-        .require("pass", "`ballot`", d)
-        .and_then(|n| read_rule(n, &vocabulary, d));
-    let tie = f.get("tie").and_then(|n| read_tie(n, known, d));
+    if let (Some(q), Some(_)) = (&quorum, election)
+        && q.needs_each_vote()
+    {
+        d.error(f.key_pos("quorum"), "an election's quorum counts ballots (`cast`, `blank`, `eligible`, `members`): `weight(…)` and `count(…, group: …)` would read who voted what");
+    }
+    let pass = match election {
+        // Never read: the election's method decides.
+        Some(_) => Rule::parse("cast >= 0", &vocabulary).ok(),
+        None => f
+            .require("pass", what, d)
+            .and_then(|n| read_rule(n, &vocabulary, d)),
+    };
+    let tie = match election {
+        Some(_) => None,
+        None => f.get("tie").and_then(|n| read_tie(n, known, d)),
+    };
     let receipt_template = match f.get("receipt_template") {
         Some(n) => check_template(n, known, d)?,
         None => {
@@ -706,13 +821,16 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
     let close = match f.get("close").and_then(yaml::scalar).as_deref() {
         None | Some("at_deadline") => Close::AtDeadline,
         Some("when_all_voted") => Close::WhenAllVoted,
-        Some("when_decided") => Close::WhenDecided,
+        Some("when_decided") if election.is_none() => Close::WhenDecided,
+        Some("when_decided") => Close::AtDeadline, // refused by `read_election`
         Some(other) => {
+            let choices = match election {
+                Some(_) => "at_deadline or when_all_voted",
+                None => "at_deadline, when_all_voted or when_decided",
+            };
             d.error(
                 f.get("close").map_or(f.at, yaml::pos),
-                format!(
-                    "unknown `close` `{other}`: use at_deadline, when_all_voted or when_decided"
-                ),
+                format!("unknown `close` `{other}`: use {choices}"),
             );
             Close::AtDeadline
         }
@@ -720,8 +838,12 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
     let template = match f.get("template") {
         Some(n) => check_template(n, known, d)?,
         None => {
-            template_exists("ballot", f.at, known, d);
-            "ballot".to_string()
+            let name = match election {
+                Some(_) => "election-ballot",
+                None => "ballot",
+            };
+            template_exists(name, f.at, known, d);
+            name.to_string()
         }
     };
     let mut remind = Vec::new();
@@ -766,7 +888,103 @@ pub(super) fn read_ballot(node: &Node, known: &Known, d: &mut Diagnostics) -> Op
         tie,
         receipt_template,
         in_session,
+        election: election.filter(|_| election_ok),
     })
+    .filter(|_| election_ok)
+}
+
+/// The keys of an `election` that say how it is counted, and whether they are right:
+/// every problem is said, and a key in error counts as its default.
+fn read_election(f: &yaml::Fields, d: &mut Diagnostics) -> (ElectionSpec, bool) {
+    let mut bad = false;
+    // A key whose value is one of `words`: its value, `None` when absent; a bad word is
+    // said and counts as absent.
+    let mut one_of = |key: &str, words: &[(&str, u8)], hint: &str, d: &mut Diagnostics| {
+        let n = f.get(key)?;
+        let w = yaml::scalar(n).unwrap_or_default();
+        let found = words.iter().find(|(x, _)| *x == w).map(|(_, v)| *v);
+        if found.is_none() {
+            d.error(yaml::pos(n), format!("unknown `{key}` `{w}`: use {hint}"));
+            bad = true;
+        }
+        found
+    };
+    let majorities = [("plurality", 0), ("absolute", 1), ("two_thirds", 2)];
+    let majority_hint = "plurality, absolute or two_thirds";
+    let as_majority = |v: u8| match v {
+        0 => Majority::Plurality,
+        1 => Majority::Absolute,
+        _ => Majority::TwoThirds,
+    };
+    let majority =
+        one_of("majority", &majorities, majority_hint, d).map_or(Majority::Absolute, as_majority);
+    let last_round = one_of("last_round", &majorities, majority_hint, d).map(as_majority);
+    let base = match one_of(
+        "of",
+        &[("votes_cast", 0), ("eligible", 1), ("members", 2)],
+        "votes_cast, eligible or members",
+        d,
+    ) {
+        Some(1) => Base::Eligible,
+        Some(2) => Base::Members,
+        _ => Base::VotesCast,
+    };
+    let runoff = match one_of(
+        "runoff",
+        &[("two_best", 0), ("drop_last", 1)],
+        "two_best or drop_last",
+        d,
+    ) {
+        Some(1) => Then::DropLast,
+        _ => Then::TwoBest,
+    };
+    let tie_hint = "round (a new round between the tied) or lot";
+    let lot = one_of("tie", &[("round", 0), ("lot", 1)], tie_hint, d) == Some(1);
+    let mut number = |key: &str, d: &mut Diagnostics| match f.get(key) {
+        None => 1,
+        Some(n) => match yaml::scalar(n).and_then(|w| w.parse::<u32>().ok()) {
+            Some(v) if (1..=100).contains(&v) => v,
+            _ => {
+                d.error(
+                    yaml::pos(n),
+                    format!("`{key}` must be a whole number from 1 to 100"),
+                );
+                bad = true;
+                1
+            }
+        },
+    };
+    let seats = number("seats", d);
+    let rounds = number("rounds", d);
+    if let Some(n) = f.get("close")
+        && yaml::scalar(n).as_deref() == Some("when_decided")
+    {
+        d.error(
+            yaml::pos(n),
+            "an election closes `at_deadline` or `when_all_voted`: `when_decided` is for motions",
+        );
+    }
+    if last_round.is_some() && rounds == 1 {
+        d.error(
+            f.key_pos("last_round"),
+            "`last_round` needs `rounds` of 2 or more: with one round, `majority` is its majority",
+        );
+    }
+    let blank = match f.get("blank") {
+        None => Some(false),
+        Some(n) => yaml::boolean(n, "`blank`", d),
+    };
+    let spec = ElectionSpec {
+        seats,
+        majority,
+        last_round,
+        base,
+        runoff,
+        rounds,
+        lot,
+        blank: blank.unwrap_or(false),
+    };
+    (spec, !bad && blank.is_some())
 }
 
 /// Two choices a reader of some language sees under the same words (`Oui` for `yes` and

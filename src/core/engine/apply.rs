@@ -58,6 +58,9 @@ pub fn apply(
             meeting: is_session(ctx.workflow).then(Meeting::default),
             documents: BTreeMap::new(),
             amendments: Vec::new(),
+            candidates: Vec::new(),
+            standing: Vec::new(),
+            elected: Vec::new(),
         });
         enter(ctx, item, start, at, &mut fx);
         return Ok(fx);
@@ -269,11 +272,11 @@ pub fn apply(
         }
         Event::MovedOn => {
             let waits = Timer::Next(item.stage.clone());
-            let next = ctx
-                .workflow
-                .stages
-                .get(&item.stage)
-                .and_then(|s| s.next.clone());
+            let stage = ctx.workflow.stages.get(&item.stage);
+            if stage.is_some_and(|s| s.nominations.is_some()) {
+                return Err(Rejection::ConfirmCandidates);
+            }
+            let next = stage.and_then(|s| s.next.clone());
             match next {
                 Some(next) if item.timers.contains_key(&waits) => {
                     enter(ctx, item, next, at, &mut fx);
@@ -541,6 +544,14 @@ pub fn apply(
             }
             Ok(())
         }
+        Event::Nominated {
+            candidate,
+            name,
+            member,
+        } => election::nominated(ctx, item, at, candidate, name, member.as_ref()),
+        Event::CandidatesConfirmed { candidates } => {
+            election::confirmed(ctx, item, at, candidates, &mut fx)
+        }
         Event::ConsolidationRetried => {
             if item.awaiting != Some(Awaiting::Texts) {
                 return Err(Rejection::NotAwaiting);
@@ -619,7 +630,7 @@ fn in_meeting<'a>(ctx: &Context, item: &'a mut Item) -> Result<&'a mut Meeting, 
     agenda(item)
 }
 
-fn check_text(name: &str, text: &str, most: usize) -> Result<(), Rejection> {
+pub(super) fn check_text(name: &str, text: &str, most: usize) -> Result<(), Rejection> {
     if text.trim().is_empty() {
         return Err(Rejection::BadInput(name.into(), "must not be empty".into()));
     }
@@ -900,9 +911,17 @@ fn vote_cast(
     if b.electorate.place(member).is_none() {
         return Err(Rejection::NotInElectorate(member.to_string()));
     }
-    if !b.choices.iter().any(|c| c == choice) {
-        return Err(Rejection::NoSuchChoice(choice.to_string()));
-    }
+    let choice = match b.canonical(choice) {
+        Some(c) => c,
+        None => match b
+            .round
+            .filter(|r| choice.split('+').count() > r.seats as usize)
+        {
+            Some(r) => return Err(Rejection::TooManyMarks(r.seats)),
+            None => return Err(Rejection::NoSuchChoice(choice.to_string())),
+        },
+    };
+    let choice = choice.as_str();
     if b.vote(member) == Some(choice) {
         return Err(Rejection::SameChoice);
     }
@@ -931,7 +950,7 @@ fn vote_cast(
                 if rules::decided(
                     spec.quorum.as_ref(),
                     &spec.pass,
-                    tie_rule(spec, &item.ballots[ballot].seed).as_ref(),
+                    tie_rule(spec, item.ballots[ballot].lot_seed()).as_ref(),
                     &counts(&item.ballots[ballot]),
                 ) =>
             {
@@ -981,6 +1000,17 @@ fn timer_fired(
                     ballot: Some(*b),
                 });
             }
+        }
+        Timer::Next(_)
+            if ctx
+                .workflow
+                .stages
+                .get(&item.stage)
+                .is_some_and(|s| s.nominations.is_some()) =>
+        {
+            fx.push(Effect::Notice(
+                "nominations closed: the secretariat confirms the candidates".into(),
+            ));
         }
         Timer::Next(_) => {
             if let Some(next) = ctx
@@ -1119,15 +1149,19 @@ fn deadline_extended(
     Ok(())
 }
 
+/// A ballot's verdict under its rules, on its votes as they stand.
+pub fn tally(spec: &BallotSpec, b: &Ballot) -> rules::Tally {
+    let tie = tie_rule(spec, b.lot_seed());
+    rules::tally(spec.quorum.as_ref(), &spec.pass, tie.as_ref(), &counts(b))
+}
+
 /// The ballot's tie rule for the rules module; a lot is drawn from the item's chain head,
 /// so the draw is fixed by the log and replays the same.
-fn tie_rule(spec: &BallotSpec, seed: &str) -> Option<Tie> {
+fn tie_rule(spec: &BallotSpec, seed: u64) -> Option<Tie> {
     Some(match spec.tie.as_ref()? {
         TieRule::Fails => Tie::Fails,
         TieRule::Chair(member) => Tie::Chair(member.clone()),
-        TieRule::Lot => {
-            Tie::Lot(u64::from_str_radix(seed.get(..16).unwrap_or("0"), 16).unwrap_or(0))
-        }
+        TieRule::Lot => Tie::Lot(seed),
     })
 }
 
@@ -1166,7 +1200,7 @@ fn check_inputs(w: &Workflow, inputs: &BTreeMap<String, String>) -> Result<(), R
 }
 
 /// Enters a stage, following instant `next` exits until the item waits or ends.
-fn enter(
+pub(super) fn enter(
     ctx: &Context,
     item: &mut Item,
     mut name: String,
@@ -1223,8 +1257,27 @@ fn proceed(
     if stage.amendments.is_some() {
         return next_amendment(item, stage, at, fx);
     }
+    if let Some(n) = &stage.nominations {
+        // A new election (a workflow may come back here after one without a winner).
+        item.standing.clear();
+        item.elected.clear();
+        if let Some(d) = n.closes_after {
+            set_timer(item, Timer::Next(item.stage.clone()), at + d.0, fx);
+        }
+        return None;
+    }
     if let Some(spec) = &stage.ballot {
-        open_ballot(item, spec, None, at, fx);
+        match &spec.election {
+            Some(e) => {
+                let round = Round {
+                    number: 1,
+                    seats: e.seats,
+                };
+                let candidates = item.standing.clone();
+                election::open_round(item, spec, e, round, candidates, at, fx);
+            }
+            None => open_ballot(item, spec, None, at, fx),
+        }
         return None;
     }
     if let Some(outcome) = &stage.end {
@@ -1303,7 +1356,7 @@ pub fn check_version<'a>(
 
 /// Opens a ballot of the current stage (on an amendment, in an amendments stage), on the
 /// texts as they stand, and asks for its electorate.
-fn open_ballot(
+pub(super) fn open_ballot(
     item: &mut Item,
     spec: &BallotSpec,
     amendment: Option<u32>,
@@ -1327,6 +1380,7 @@ fn open_ballot(
         room: None,
         texts: item.texts(),
         amendment,
+        round: None,
     });
     item.awaiting = Some(Awaiting::Electorate(index));
     fx.push(Effect::FixElectorate { ballot: index });
@@ -1418,19 +1472,18 @@ fn close(
     if b.result.is_some() {
         return;
     }
+    if spec.election.is_some() {
+        return election::close_round(ctx, item, index, spec, at, reason, fx);
+    }
     let c = counts(b);
-    let tally = rules::tally(
-        spec.quorum.as_ref(),
-        &spec.pass,
-        tie_rule(spec, &b.seed).as_ref(),
-        &c,
-    );
+    let tally = tally(spec, b);
     b.result = Some(BallotResult {
         verdict: tally.verdict,
         counts: c.choices,
         explanation: tally.explanation,
         closed_at: at,
         reason: reason.to_string(),
+        elected: Vec::new(),
     });
     if let Some(number) = b.amendment {
         if let Some(a) = item.amendments.iter_mut().find(|a| a.number == number) {

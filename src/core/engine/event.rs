@@ -178,6 +178,19 @@ pub enum Event {
     /// The secretariat asks again for the texts with the adopted amendments applied, after
     /// they could not be made (a version they amend could not be read).
     ConsolidationRetried,
+    /// A candidate nominated for an election: by a member from the link in its call for
+    /// nominations (`member`), or recorded by the secretariat.
+    Nominated {
+        candidate: String,
+        name: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        member: Option<String>,
+    },
+    /// The secretariat confirms the candidates, in the ballot paper's order: nominations
+    /// close, and the item goes on to the election.
+    CandidatesConfirmed {
+        candidates: Vec<String>,
+    },
     /// The draft summary record of a session is circulated: the SHA-256 of each language's
     /// text, so that the version approved later is the version circulated.
     RecordCirculated {
@@ -218,6 +231,8 @@ impl Event {
             Event::AmendmentRuled { .. } => "amendment_ruled",
             Event::TextsConsolidated { .. } => "texts_consolidated",
             Event::ConsolidationRetried => "consolidation_retried",
+            Event::Nominated { .. } => "nominated",
+            Event::CandidatesConfirmed { .. } => "candidates_confirmed",
         }
     }
 }
@@ -389,6 +404,20 @@ pub enum Rejection {
         "amendment {0} is proposed against these versions: rule it not receivable before replacing one"
     )]
     AmendedVersions(u32),
+    #[error("nominations are taken only in a nominations stage, until they close")]
+    NotTakingNominations,
+    #[error("candidate `{0}` is already nominated")]
+    CandidateExists(String),
+    #[error("no candidate `{0}` is nominated")]
+    NoSuchCandidate(String),
+    #[error("`{0}` is listed twice")]
+    ListedTwice(String),
+    #[error("confirm at least one candidate")]
+    NoCandidates,
+    #[error("the item goes on to its election when the secretariat confirms the candidates")]
+    ConfirmCandidates,
+    #[error("mark at most {0} candidates")]
+    TooManyMarks(u32),
 }
 
 /// An item's pending timer. Stored and logged by its name (`close:0`, `remind:0:1`,

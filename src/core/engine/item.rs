@@ -42,6 +42,47 @@ pub struct Item {
     /// The amendments proposed to the text, by number (from 1).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amendments: Vec<Amendment>,
+    /// An election's candidates, in the order they were nominated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<Candidate>,
+    /// The candidates the secretariat confirmed, in the ballot paper's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standing: Vec<String>,
+    /// Those elected so far, round after round, best placed first within a round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elected: Vec<String>,
+}
+
+/// A candidate nominated for an election.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// How ballots and rules name the candidate: a word of letters, digits, `_` and `-`.
+    pub id: String,
+    /// The candidate's name, by language (at least one).
+    pub name: BTreeMap<String, String>,
+    /// The member that nominated the candidate; none when the secretariat recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nominated_by: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Candidate {
+    /// The name for a reader of `language`: in that language, else English, else the first.
+    pub fn name_in(&self, language: &str) -> &str {
+        self.name
+            .get(language)
+            .or_else(|| self.name.get("en"))
+            .or_else(|| self.name.values().next())
+            .map_or(self.id.as_str(), String::as_str)
+    }
+}
+
+/// A round of an election: its number (from 1) and the seats it fills, which is the most
+/// candidates a ballot may mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Round {
+    pub number: u32,
+    pub seats: u32,
 }
 
 /// An amendment to an item's text: in one or more languages, a passage of the current
@@ -266,6 +307,18 @@ pub struct Statement {
 }
 
 impl Item {
+    /// A choice of an election's round as a reader of `language` sees it: a candidate's
+    /// name, or the names of the candidates a ballot marks, joined by commas. `None` for
+    /// another ballot, and for `blank`.
+    pub fn candidate_label(&self, ballot: &Ballot, choice: &str, language: &str) -> Option<String> {
+        ballot.round?;
+        let names = choice.split('+').map(|c| {
+            let found = self.candidates.iter().find(|x| x.id == c);
+            found.map(|x| x.name_in(language))
+        });
+        Some(names.collect::<Option<Vec<&str>>>()?.join(", "))
+    }
+
     /// The current version of each language's text.
     pub fn texts(&self) -> BTreeMap<String, String> {
         self.documents
@@ -360,6 +413,9 @@ pub struct Ballot {
     /// The amendment this ballot is on, in an amendments stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amendment: Option<u32>,
+    /// The round of an election this ballot is: its choices are candidates (and `blank`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<Round>,
 }
 
 /// A vote taken in a meeting of the council.
@@ -447,9 +503,18 @@ impl Electorate {
 pub struct Votes {
     by_place: Vec<u16>,
     cast: usize,
+    /// The ballots of a round for several seats that mark more than one candidate
+    /// (`a+b`), each once: the places after the choices.
+    marked: Vec<String>,
 }
 
 impl Ballot {
+    /// The seed a lot of this ballot is drawn from: the first 64 bits of the chain's head
+    /// when it opened.
+    pub fn lot_seed(&self) -> u64 {
+        u64::from_str_radix(self.seed.get(..16).unwrap_or("0"), 16).unwrap_or(0)
+    }
+
     /// How many members have voted.
     pub fn cast(&self) -> usize {
         self.votes.cast
@@ -462,8 +527,39 @@ impl Ballot {
     }
 
     pub(crate) fn choice_at(&self, place: usize) -> Option<&str> {
-        let c = usize::from(*self.votes.by_place.get(place)?);
-        self.choices.get(c.checked_sub(1)?).map(String::as_str)
+        let c = usize::from(*self.votes.by_place.get(place)?).checked_sub(1)?;
+        match c.checked_sub(self.choices.len()) {
+            None => self.choices.get(c),
+            Some(m) => self.votes.marked.get(m),
+        }
+        .map(String::as_str)
+    }
+
+    /// A vote as this ballot records it: one of its choices; in a round for several seats,
+    /// also up to that many candidates joined by `+`, put in the ballot's order. `None`
+    /// when it is neither.
+    pub fn canonical(&self, choice: &str) -> Option<String> {
+        if self.choices.iter().any(|c| c == choice) {
+            return Some(choice.to_string());
+        }
+        let seats = self.round.map_or(1, |r| r.seats) as usize;
+        let marks: Vec<&str> = choice.split('+').collect();
+        if seats < 2 || marks.len() > seats {
+            return None;
+        }
+        let mut places = marks
+            .iter()
+            .map(|m| {
+                let p = self.choices.iter().position(|c| c == m)?;
+                (self.choices[p] != crate::rules::election::BLANK).then_some(p)
+            })
+            .collect::<Option<Vec<usize>>>()?;
+        places.sort_unstable();
+        places.dedup();
+        (places.len() == marks.len()).then(|| {
+            let marks: Vec<&str> = places.iter().map(|&p| self.choices[p].as_str()).collect();
+            marks.join("+")
+        })
     }
 
     /// Every vote cast, in the electorate's order.
@@ -477,11 +573,20 @@ impl Ballot {
     /// Records (or changes) a member's vote; false, and nothing changed, when the member is
     /// not in the electorate or the choice is not offered.
     pub fn record(&mut self, member: &str, choice: &str) -> bool {
-        let (Some(place), Some(c)) = (
-            self.electorate.place(member),
-            self.choices.iter().position(|x| x == choice),
-        ) else {
+        let Some(place) = self.electorate.place(member) else {
             return false;
+        };
+        let c = match self.choices.iter().position(|x| x == choice) {
+            Some(c) => c,
+            None if self.canonical(choice).as_deref() == Some(choice) => {
+                let marked = &mut self.votes.marked;
+                let m = marked.iter().position(|x| x == choice).unwrap_or_else(|| {
+                    marked.push(choice.to_string());
+                    marked.len() - 1
+                });
+                self.choices.len() + m
+            }
+            None => return false,
         };
         let Ok(c) = u16::try_from(c + 1) else {
             return false;
@@ -556,6 +661,9 @@ pub struct BallotResult {
     pub explanation: String,
     pub closed_at: DateTime<Utc>,
     pub reason: String,
+    /// A round of an election: the candidates it elected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elected: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@
 //!   cannot disagree: folding a log through `step` gives exactly the stored item.
 
 mod apply;
+mod election;
 mod event;
 mod item;
 mod log;
@@ -23,12 +24,13 @@ use chrono_tz::Tz;
 use crate::definition::Workflow;
 use crate::rules::{Counts, VoterInfo};
 
-pub use apply::{apply, check_version};
+pub use apply::{apply, check_version, tally};
+pub use election::{candidate_id, marks, taking_nominations};
 pub use event::{BALLOT_CANCELLED, BALLOT_EXTENDED, Effect, Event, Recipients, Rejection, Timer};
 pub use item::{
-    Amendment, Awaiting, Ballot, BallotResult, Change, Circulation, Electorate, Fate, Item,
-    Meeting, Point, PointStatus, Presence, Room, RoomMethod, Ruling, Signal, Statement, Status,
-    Version, Voter, Votes,
+    Amendment, Awaiting, Ballot, BallotResult, Candidate, Change, Circulation, Electorate, Fate,
+    Item, Meeting, Point, PointStatus, Presence, Room, RoomMethod, Round, Ruling, Signal,
+    Statement, Status, Version, Voter, Votes,
 };
 pub use log::{Record, ReplayError, replay};
 pub use recipients::{Addressee, recipients};

@@ -56,9 +56,15 @@ pub fn tally(quorum: Option<&Rule>, pass: &Rule, tie: Option<&Tie>, counts: &Cou
         }
     }
     let explanation = format!("{} — {}", verdict.as_str(), parts.join("; "));
+    let decided_by = match (verdict, tie_verdict) {
+        (Verdict::NoQuorum, _) => DecidedBy::Quorum,
+        (_, Some(_)) => DecidedBy::Tie,
+        _ => DecidedBy::Rule,
+    };
     Tally {
         verdict,
         quorum: quorum_met,
+        decided_by,
         explanation,
     }
 }

@@ -154,16 +154,32 @@ pub enum Verdict {
     Adopted,
     Rejected,
     NoQuorum,
+    /// An election's: at least one candidate elected (a seat may stay empty).
+    Elected,
+    /// An election's: nobody elected (and a round that leads to another).
+    NoWinner,
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 3] = [Verdict::Adopted, Verdict::Rejected, Verdict::NoQuorum];
+    pub const ALL: [Verdict; 5] = [
+        Verdict::Adopted,
+        Verdict::Rejected,
+        Verdict::NoQuorum,
+        Verdict::Elected,
+        Verdict::NoWinner,
+    ];
+    /// The outcomes a stage with a ballot needs.
+    pub const BALLOT: [Verdict; 3] = [Verdict::Adopted, Verdict::Rejected, Verdict::NoQuorum];
+    /// The outcomes a stage with an election needs.
+    pub const ELECTION: [Verdict; 2] = [Verdict::Elected, Verdict::NoWinner];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Adopted => "adopted",
             Verdict::Rejected => "rejected",
             Verdict::NoQuorum => "no_quorum",
+            Verdict::Elected => "elected",
+            Verdict::NoWinner => "no_winner",
         }
     }
 
@@ -200,7 +216,27 @@ pub struct Tally {
     pub verdict: Verdict,
     /// Whether the quorum rule holds; None when there is no quorum rule.
     pub quorum: Option<bool>,
+    /// Which clause gave the verdict.
+    pub decided_by: DecidedBy,
     pub explanation: String,
+}
+
+/// What gave a ballot's verdict: the quorum (not met), the tie rule, or the pass rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    Quorum,
+    Tie,
+    Rule,
+}
+
+impl DecidedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecidedBy::Quorum => "quorum",
+            DecidedBy::Tie => "tie",
+            DecidedBy::Rule => "rule",
+        }
+    }
 }
 
 /// The names a rule may use.
@@ -370,6 +406,7 @@ impl Rule {
 }
 
 mod decided;
+pub mod election;
 mod eval;
 mod syntax;
 #[cfg(test)]

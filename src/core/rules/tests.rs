@@ -346,6 +346,7 @@ fn tally_checks_quorum_first() {
         &counts(5, 0, 0, 9, 9),
     );
     assert_eq!(t.verdict, Verdict::NoQuorum);
+    assert_eq!(t.decided_by, DecidedBy::Quorum);
     assert!(
         t.explanation
             .contains("division by zero in `cast / no` (counted as false)")
@@ -720,6 +721,12 @@ fn ties_follow_the_tie_rule() {
         assert!(t.explanation.ends_with(end), "{t:?}");
         assert!(t.explanation.starts_with(verdict.as_str()), "{t:?}");
         assert_eq!(t.explanation.contains("tie"), end.contains("tie"), "{t:?}");
+        let by = if end.contains("tie") {
+            DecidedBy::Tie
+        } else {
+            DecidedBy::Rule
+        };
+        assert_eq!(t.decided_by, by, "{t:?}");
     }
     let c = Counts::from_voters(
         &yna,

@@ -654,13 +654,25 @@ pub fn item_json(item: &Item) -> Value {
         .map(|b| {
             // A show of hands has counts but no member's vote: `cast` is what was counted.
             let c = counts(b);
+            // A round of an election: the marks of each candidate (and the blank ballots).
+            let counts = match b.round {
+                Some(_) => {
+                    let m = crate::engine::marks(b);
+                    let mut per: BTreeMap<String, u64> = m.candidates.into_iter().collect();
+                    if b.choices.iter().any(|c| c == crate::rules::election::BLANK) {
+                        per.insert(crate::rules::election::BLANK.into(), m.blank);
+                    }
+                    per
+                }
+                None => c.choices.clone(),
+            };
             json!({
                 "stage": b.stage, "question": b.question, "choices": b.choices,
                 // A vote in session has no deadline: the chair closes it.
                 "opened_at": b.opened_at, "closes_at": (!b.in_session).then_some(b.closes_at),
                 "eligible": b.electorate.len(), "cast": c.cast(),
-                "counts": c.choices, "texts": b.texts, "amendment": b.amendment,
-                "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at})),
+                "counts": counts, "texts": b.texts, "amendment": b.amendment, "round": b.round,
+                "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at, "elected": r.elected})),
             })
         })
         .collect();
@@ -671,6 +683,7 @@ pub fn item_json(item: &Item) -> Value {
         "started_at": item.started_at, "entered_at": item.entered_at,
         "ballots": ballots, "signals": item.signals, "timers": item.timers, "events_count": item.seq,
         "documents": item.documents, "amendments": item.amendments,
+        "candidates": item.candidates, "standing": item.standing, "elected": item.elected,
         // A fact the item waits for: `texts` when the amended texts could not be made.
         "awaiting": item.awaiting,
     })

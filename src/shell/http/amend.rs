@@ -5,14 +5,14 @@
 
 use axum::extract::State;
 use axum::extract::rejection::{FormRejection, JsonRejection};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::post;
 use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::ballot::{Token, page};
+use super::ballot::{Token, elsewhere_page, page, refused_post};
 use super::{ApiError, App, AppState, Param, admin, dashboard, escape};
 use crate::accounts::{Actor, Role};
 use crate::engine::{Awaiting, Change, Event, Item, Rejection};
@@ -376,23 +376,20 @@ pub async fn amend_post(
     if open_languages(&app, &item, &language).is_none() {
         return closed(&language);
     }
-    if super::cross_site(&headers, Some(&app.config.public.url)) {
-        return page(
-            StatusCode::FORBIDDEN,
-            &language,
-            w.title,
-            &format!("<p class=\"error\" role=\"alert\">{}</p>", w.elsewhere),
-        );
-    }
-    if !app
-        .limits
-        .vote_allowed(&r, super::client(&app, &headers, peer))
-    {
+    let busy = || {
         let busy = Some((StatusCode::TOO_MANY_REQUESTS, w.busy.to_string()));
-        let mut busy = form_page(&app, &item, &r, &language, &token, busy);
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
-        return busy;
+        form_page(&app, &item, &r, &language, &token, busy)
+    };
+    let refused = refused_post(
+        &app,
+        &headers,
+        peer,
+        &r,
+        || elsewhere_page(&language, w.title, w.elsewhere),
+        busy,
+    );
+    if let Some(refused) = refused {
+        return refused;
     }
     let fields = form.map(|Form(f)| f).unwrap_or_default();
     let changes = changes(&fields);

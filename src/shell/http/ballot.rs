@@ -6,24 +6,36 @@
 //! sent from another site is refused. Invalid, forged or foreign tokens get a clear page and
 //! a 4xx status, and change nothing.
 
-use axum::Form;
-use axum::extract::rejection::FormRejection;
-use axum::extract::{FromRequestParts, Path, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
-
 use super::{ApiError, App, AppState};
 use crate::engine::{Ballot, Event, Item, Rejection, Status};
 use crate::mail;
 use crate::templates::direction;
 use crate::token::BallotRef;
 use crate::writer::WriteError;
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
 
-#[derive(Deserialize)]
+/// The form's fields: one `choice`, or in a round of an election for several seats, one
+/// `choice` per candidate marked (joined by `+`, as the engine records such a ballot).
 pub struct VoteForm {
     choice: String,
+}
+
+impl VoteForm {
+    fn from_fields(fields: Vec<(String, String)>) -> Option<VoteForm> {
+        let marks: Vec<String> = fields
+            .into_iter()
+            .filter(|(k, _)| k == "choice")
+            .map(|(_, v)| v)
+            .collect();
+        (!marks.is_empty()).then(|| VoteForm {
+            choice: marks.join("+"),
+        })
+    }
 }
 
 /// What a token leads to, once checked against the stored item.
@@ -56,6 +68,10 @@ struct Words {
     /// A vote in the meeting has no deadline: the chair closes it.
     chair_closes: &'static str,
     choose: &'static str,
+    /// Above the boxes of a round for several seats; `{n}` is the number of seats.
+    mark_up_to: &'static str,
+    elected: &'static str,
+    no_one_elected: &'static str,
     recorded_title: &'static str,
     recorded: &'static str,
     receipt: &'static str,
@@ -72,7 +88,7 @@ struct Words {
     result: &'static str,
     withdrawn: &'static str,
     /// The verdicts, in the order of `Verdict::ALL`.
-    verdicts: [&'static str; 3],
+    verdicts: [&'static str; 5],
     your_vote: &'static str,
     failed_title: &'static str,
     failed: &'static str,
@@ -106,6 +122,9 @@ const EN: Words = Words {
     closes: "The ballot closes on",
     chair_closes: "The vote is taken in the meeting: you may change your vote until the chair closes it.",
     choose: "Please choose one of the options.",
+    mark_up_to: "Mark up to {n} candidates, or a blank ballot alone.",
+    elected: "elected:",
+    no_one_elected: "no candidate elected in this round",
     recorded_title: "Vote recorded",
     recorded: "Your vote is recorded:",
     receipt: "Receipt:",
@@ -119,7 +138,13 @@ const EN: Words = Words {
     closed: "This ballot is closed; votes can no longer be cast or changed.",
     result: "Result:",
     withdrawn: "The item was withdrawn.",
-    verdicts: ["adopted", "rejected", "no quorum"],
+    verdicts: [
+        "adopted",
+        "rejected",
+        "no quorum",
+        "elected",
+        "no candidate elected",
+    ],
     your_vote: "Your vote:",
     failed_title: "Vote not recorded",
     failed: "Your vote could not be recorded. Nothing was changed; please try again in a moment.",
@@ -143,6 +168,9 @@ const FR: Words = Words {
     closes: "Le scrutin sera clos le",
     chair_closes: "Le vote a lieu en séance : vous pouvez modifier votre vote jusqu'à ce que le président le clôture.",
     choose: "Veuillez choisir l'une des options.",
+    mark_up_to: "Cochez au plus {n} candidats, ou seulement le bulletin blanc.",
+    elected: "élus :",
+    no_one_elected: "aucun candidat élu à ce tour",
     recorded_title: "Vote enregistré",
     recorded: "Votre vote est enregistré :",
     receipt: "Accusé de réception :",
@@ -156,7 +184,13 @@ const FR: Words = Words {
     closed: "Ce scrutin est clos ; il n'est plus possible de voter ni de modifier un vote.",
     result: "Résultat :",
     withdrawn: "Le point a été retiré.",
-    verdicts: ["adopté", "rejeté", "quorum non atteint"],
+    verdicts: [
+        "adopté",
+        "rejeté",
+        "quorum non atteint",
+        "élection acquise",
+        "aucun candidat élu",
+    ],
     your_vote: "Votre vote :",
     failed_title: "Vote non enregistré",
     failed: "Votre vote n'a pas pu être enregistré. Rien n'a été modifié ; veuillez réessayer dans un instant.",
@@ -180,6 +214,9 @@ const AR: Words = Words {
     closes: "يُغلق الاقتراع في",
     chair_closes: "يجري التصويت في الجلسة: يمكنكم تعديل تصويتكم إلى أن يُعلن الرئيس إغلاقه.",
     choose: "يرجى اختيار أحد الخيارات.",
+    mark_up_to: "ضعوا علامة على {n} مرشحين على الأكثر، أو على الورقة البيضاء وحدها.",
+    elected: "فاز:",
+    no_one_elected: "لم يُنتخب أي مرشح في هذه الجولة",
     recorded_title: "تم تسجيل الصوت",
     recorded: "تم تسجيل صوتكم:",
     receipt: "الإيصال:",
@@ -193,7 +230,13 @@ const AR: Words = Words {
     closed: "هذا الاقتراع مغلق؛ لم يعد من الممكن التصويت أو تغيير الصوت.",
     result: "النتيجة:",
     withdrawn: "سُحب البند.",
-    verdicts: ["اعتُمد", "رُفض", "لم يكتمل النصاب"],
+    verdicts: [
+        "اعتُمد",
+        "رُفض",
+        "لم يكتمل النصاب",
+        "تمّ الانتخاب",
+        "لم يُنتخب أي مرشح",
+    ],
     your_vote: "صوتكم:",
     failed_title: "لم يُسجَّل الصوت",
     failed: "تعذّر تسجيل صوتكم. لم يتغيّر شيء؛ يرجى المحاولة مرة أخرى بعد قليل.",
@@ -211,6 +254,9 @@ fn choice_label<'a>(language: &str, choice: &'a str) -> &'a str {
         ("ar", "yes") => "نعم",
         ("ar", "no") => "لا",
         ("ar", "abstain") => "امتناع",
+        ("en", "blank") => "blank ballot",
+        ("fr", "blank") => "bulletin blanc",
+        ("ar", "blank") => "ورقة بيضاء",
         _ => choice,
     }
 }
@@ -236,6 +282,41 @@ pub(super) fn member_link(
     let delegate = roster.member(&r.member)?.delegates.get(r.delegate)?;
     let language = page_language(&delegate.language).to_string();
     Some((r, item, language))
+}
+
+/// What every member's form on the public listener (a proposal, an amendment, a
+/// nomination) checks before anything is done: a post from another site gets the page
+/// `elsewhere` makes (with 403), and one over the link's rate limit the page `busy` makes,
+/// with `Retry-After`.
+pub(super) fn refused_post(
+    app: &App,
+    headers: &HeaderMap,
+    peer: Option<axum::Extension<super::Peer>>,
+    r: &BallotRef,
+    elsewhere: impl FnOnce() -> Response,
+    busy: impl FnOnce() -> Response,
+) -> Option<Response> {
+    if super::cross_site(headers, Some(&app.config.public.url)) {
+        let mut refused = elsewhere();
+        *refused.status_mut() = StatusCode::FORBIDDEN;
+        return Some(refused);
+    }
+    if !app
+        .limits
+        .vote_allowed(r, super::client(app, headers, peer))
+    {
+        let mut busy = busy();
+        busy.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        return Some(busy);
+    }
+    None
+}
+
+/// The page of a member's form sent from another site.
+pub(super) fn elsewhere_page(language: &str, title: &str, text: &str) -> Response {
+    let text = format!("<p class=\"error\" role=\"alert\">{text}</p>");
+    page(StatusCode::FORBIDDEN, language, title, &text)
 }
 
 fn words(language: &str) -> &'static Words {
@@ -312,7 +393,7 @@ pub async fn ballot_vote(
     Token(token): Token,
     headers: HeaderMap,
     peer: Option<axum::Extension<super::Peer>>,
-    form: Result<Form<VoteForm>, FormRejection>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Response {
     let f = match find(&app, &token) {
         Ok(f) => f,
@@ -336,7 +417,7 @@ pub async fn ballot_vote(
             &format!("<p>{}</p>", w.cross_site),
         );
     }
-    let Ok(Form(form)) = form else {
+    let Some(form) = form.ok().and_then(|Form(f)| VoteForm::from_fields(f)) else {
         return ballot_html(&app, &f, &token, Some((StatusCode::BAD_REQUEST, w.choose)));
     };
     let client = super::client(&app, &headers, peer);
@@ -362,12 +443,17 @@ pub async fn ballot_vote(
                 &format!("<p>{}</p>", w.closed),
             );
         }
-        Err(WriteError::Rejected(Rejection::NoSuchChoice(_))) => {
+        Err(WriteError::Rejected(Rejection::NoSuchChoice(_) | Rejection::TooManyMarks(_))) => {
+            let seats = f.ballot().and_then(|b| b.round).map_or(1, |r| r.seats);
+            let why = match seats > 1 {
+                true => w.mark_up_to.replace("{n}", &seats.to_string()),
+                false => w.choose.to_string(),
+            };
             return ballot_html(
                 &app,
                 &f,
                 &token,
-                Some((StatusCode::UNPROCESSABLE_ENTITY, w.choose)),
+                Some((StatusCode::UNPROCESSABLE_ENTITY, &why)),
             );
         }
         Err(e) => {
@@ -455,6 +541,12 @@ pub(super) fn question(
 /// A choice as the reader sees it: the workflow's label in the page's language, else the
 /// usual word for `yes`, `no` and `abstain`, else the choice as written.
 fn label(app: &App, f: &Found, choice: &str) -> String {
+    if let Some(names) = f
+        .ballot()
+        .and_then(|b| f.item.candidate_label(b, choice, &f.language))
+    {
+        return names;
+    }
     let defs = app.defs.load();
     let spec = f
         .ballot()
@@ -491,6 +583,14 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
     if b.result.is_some() || f.item.status == Status::Ended {
         body.push_str(&format!("<p>{}</p>", w.closed));
         match &b.result {
+            Some(result) if b.round.is_some() => body.push_str(&format!(
+                "<p>{} <strong id=\"verdict\">{}</strong></p>",
+                w.result,
+                escape(&match result.elected.is_empty() {
+                    true => w.no_one_elected.to_string(),
+                    false => format!("{} {}", w.elected, label(app, f, &result.elected.join("+"))),
+                })
+            )),
             Some(result) => body.push_str(&format!(
                 "<p>{} <strong id=\"verdict\">{}</strong></p>",
                 w.result,
@@ -526,10 +626,27 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
         w.your_vote_for,
         escape(member_name)
     ));
-    for c in &b.choices {
-        let checked = if current == Some(c) { " checked" } else { "" };
+    // A round for several seats: a box per candidate, up to the seats marked.
+    let seats = b.round.map_or(1, |r| r.seats);
+    if seats > 1 {
         body.push_str(&format!(
-            "<label><input type=\"radio\" name=\"choice\" value=\"{}\" required{}> {}</label>",
+            "<p id=\"mark-up-to\">{}</p>",
+            w.mark_up_to.replace("{n}", &seats.to_string())
+        ));
+    }
+    let marked: Vec<&str> = current.map_or(Vec::new(), |c| c.split('+').collect());
+    for c in &b.choices {
+        let checked = if marked.contains(&c.as_str()) {
+            " checked"
+        } else {
+            ""
+        };
+        let kind = match seats > 1 {
+            true => "checkbox\"",
+            false => "radio\" required",
+        };
+        body.push_str(&format!(
+            "<label><input type=\"{kind} name=\"choice\" value=\"{}\"{}> {}</label>",
             escape(c),
             checked,
             escape(&label(app, f, c))

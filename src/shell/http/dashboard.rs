@@ -185,6 +185,14 @@ async fn item_page(
         may(Role::Secretary),
     ));
     body.push_str(&super::amend::section(&item, may(Role::Secretary)));
+    let defs = app.defs.load();
+    let workflow = defs.version(&item.version).map(|w| &**w);
+    body.push_str(&super::elect::section(
+        workflow,
+        &item,
+        may(Role::Secretary),
+        app.tz,
+    ));
     if item.meeting.is_some() {
         let base = format!("/dashboard/items/{}", super::path_segment(&item.id));
         body.push_str(&format!(
@@ -545,6 +553,19 @@ pub(super) fn sentence(message: &str) -> String {
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => String::new(),
+    }
+}
+
+/// A dashboard form's action: refused from elsewhere before anything is done; then to
+/// `back` once done, or the refusal.
+pub(super) async fn act<T>(
+    headers: &HeaderMap,
+    back: &str,
+    done: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Response {
+    match from_elsewhere(headers) {
+        Some(refusal) => refusal,
+        None => after(done.await, back),
     }
 }
 

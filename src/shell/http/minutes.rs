@@ -46,7 +46,7 @@ struct Words {
     deferred: &'static str,
     withdrawn: &'static str,
     proposed_by: &'static str,
-    verdicts: [&'static str; 3],
+    verdicts: [&'static str; 5],
     draft: &'static str,
     /// Between the items of a list.
     comma: &'static str,
@@ -81,7 +81,13 @@ const EN: Words = Words {
     deferred: "Deferred to a later session",
     withdrawn: "Withdrawn",
     proposed_by: "proposed by",
-    verdicts: ["adopted", "rejected", "no quorum"],
+    verdicts: [
+        "adopted",
+        "rejected",
+        "no quorum",
+        "elected",
+        "no candidate elected",
+    ],
     draft: "Draft written by councild from the session's log; the record is approved at the next session.",
     comma: ", ",
 };
@@ -115,7 +121,13 @@ const FR: Words = Words {
     deferred: "Reporté à une session ultérieure",
     withdrawn: "Retiré",
     proposed_by: "proposé par",
-    verdicts: ["adopté", "rejeté", "quorum non atteint"],
+    verdicts: [
+        "adopté",
+        "rejeté",
+        "quorum non atteint",
+        "élection acquise",
+        "aucun candidat élu",
+    ],
     draft: "Projet établi par councild à partir du journal de la session ; le compte rendu est approuvé à la session suivante.",
     comma: ", ",
 };
@@ -149,7 +161,13 @@ const AR: Words = Words {
     deferred: "أُرجئ إلى دورة لاحقة",
     withdrawn: "سُحب",
     proposed_by: "اقترحه",
-    verdicts: ["اعتُمد", "رُفض", "لم يكتمل النصاب"],
+    verdicts: [
+        "اعتُمد",
+        "رُفض",
+        "لم يكتمل النصاب",
+        "تمّ الانتخاب",
+        "لم يُنتخب أي مرشح",
+    ],
     draft: "مشروع أعده councild من سجل الدورة؛ ويُعتمد المحضر في الدورة التالية.",
     comma: "، ",
 };

@@ -17,6 +17,7 @@ mod amend;
 mod ballot;
 mod dashboard;
 mod documents;
+mod elect;
 mod minutes;
 mod propose;
 mod session;
@@ -167,6 +168,10 @@ pub fn public_router(app: Arc<App>) -> Router {
             "/amend/{token}",
             get(amend::amend_page).post(amend::amend_post),
         )
+        .route(
+            "/nominate/{token}",
+            get(elect::nominate_page).post(elect::nominate_post),
+        )
         .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -186,6 +191,7 @@ fn protected_routes() -> Vec<Route> {
     routes.extend(session::routes());
     routes.extend(documents::routes());
     routes.extend(amend::routes());
+    routes.extend(elect::routes());
     routes
 }
 

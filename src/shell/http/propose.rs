@@ -6,11 +6,11 @@
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::ballot::{Token, page};
+use super::ballot::{Token, elsewhere_page, page, refused_post};
 use super::{ApiError, App, AppState, escape};
 use crate::engine::{Event, Item, PointStatus};
 use crate::token::BallotRef;
@@ -235,27 +235,20 @@ pub async fn propose_post(
             &format!("<p>{}</p>", w.closed),
         );
     }
-    if super::cross_site(&headers, Some(&app.config.public.url)) {
-        return page(
-            StatusCode::FORBIDDEN,
-            &language,
-            w.title,
-            &format!("<p class=\"error\" role=\"alert\">{}</p>", w.elsewhere),
-        );
-    }
-    let client = super::client(&app, &headers, peer);
-    if !app.limits.vote_allowed(&r, client) {
-        let mut busy = form_page(
-            &app,
-            &item,
-            &r,
-            &language,
-            &token,
-            Some((StatusCode::TOO_MANY_REQUESTS, w.busy.into())),
-        );
-        busy.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
-        return busy;
+    let busy = || {
+        let busy = Some((StatusCode::TOO_MANY_REQUESTS, w.busy.into()));
+        form_page(&app, &item, &r, &language, &token, busy)
+    };
+    let refused = refused_post(
+        &app,
+        &headers,
+        peer,
+        &r,
+        || elsewhere_page(&language, w.title, w.elsewhere),
+        busy,
+    );
+    if let Some(refused) = refused {
+        return refused;
     }
     let Ok(Form(f)) = form else {
         return form_page(

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::engine::{Item, Timer};
 use crate::observe::Metrics;
+use crate::rules::election::BLANK;
 use crate::store::Store;
 pub use crate::templates::Templates;
 use crate::token::{BallotRef, Key};
@@ -295,6 +296,9 @@ pub fn context(
     if stage.is_some_and(|s| s.proposals) {
         data["item"]["proposals"] = json!(true);
     }
+    if stage.is_some_and(|s| s.nominations.is_some()) {
+        data["item"]["nominations"] = json!(true);
+    }
     // When the current stage waits, the time it moves on (a session's date, say).
     if let Some(due) = item.timers.get(&Timer::Next(item.stage.clone())) {
         data["item"]["next"] =
@@ -302,18 +306,19 @@ pub fn context(
     }
     let ballot = ballot.or_else(|| item.ballots.iter().rposition(|b| b.result.is_some()));
     if let Some(b) = ballot.and_then(|b| item.ballots.get(b)) {
+        let spec = workflow.and_then(|w| w.ballot(&b.stage));
         let result = b.result.as_ref().map(|r| {
             // What decided it, for a sentence in each language (the explanation is the
-            // rule's formula, in the words of the workflow file).
-            let decided_by = match r.verdict {
-                crate::rules::Verdict::NoQuorum => "quorum",
-                _ if r.explanation.contains("; tie ") => "tie",
-                _ => "rule",
+            // rule's formula, in the words of the workflow file): the closed ballot's
+            // votes counted again under its rules.
+            let decided_by = match spec.filter(|s| s.election.is_none()) {
+                Some(s) => crate::engine::tally(s, b).decided_by.as_str(),
+                None if r.verdict == crate::rules::Verdict::NoQuorum => "quorum",
+                None => "rule",
             };
             json!({"verdict": r.verdict.as_str(), "counts": r.counts, "explanation": r.explanation, "decided_by": decided_by})
         });
-        let spec = workflow.and_then(|w| w.ballot(&b.stage));
-        let labels: serde_json::Map<String, Value> = spec
+        let mut labels: serde_json::Map<String, Value> = spec
             .map(|s| &s.labels)
             .into_iter()
             .flatten()
@@ -323,6 +328,23 @@ pub fn context(
                 (id.clone(), texts)
             })
             .collect();
+        // An election: each candidate's name is the label of their choice.
+        for c in &item.candidates {
+            let mut names = json!(c.name);
+            names["default"] = json!(c.name_in("en"));
+            labels.insert(c.id.clone(), names);
+        }
+        if let (Some(round), Some(e)) = (b.round, spec.and_then(|s| s.election)) {
+            labels.entry(BLANK).or_insert_with(|| {
+                json!({"en": "blank ballot", "fr": "bulletin blanc", "ar": "ورقة بيضاء", "default": "blank ballot"})
+            });
+            let candidates: Vec<&String> = b.choices.iter().filter(|c| *c != BLANK).collect();
+            data["election"] = json!({
+                "seats": e.seats, "round": round.number, "mark_up_to": round.seats,
+                "candidates": candidates, "elected": item.elected, "blank": e.blank,
+                "unfilled": (e.seats as usize).saturating_sub(item.elected.len()),
+            });
+        }
         // A ballot on an amendment: its passages and what replaces them, by language.
         if let Some(a) = b
             .amendment
@@ -370,13 +392,32 @@ pub fn in_language(data: &mut Value, language: &str) {
         .and_then(|b| b.get("labels"))
         .cloned()
         .unwrap_or(Value::Null);
+    let one = |id: &str| -> Value { labels.get(id).and_then(pick).unwrap_or_else(|| json!(id)) };
+    // A ballot marking several candidates (`a+b`): their names, joined by commas.
     let label = |choice: &Value| -> Value {
-        choice
-            .as_str()
-            .and_then(|id| labels.get(id))
-            .and_then(pick)
-            .unwrap_or_else(|| choice.clone())
+        let Some(id) = choice.as_str() else {
+            return choice.clone();
+        };
+        match id.contains('+') {
+            true => {
+                let names: Vec<String> = id
+                    .split('+')
+                    .map(|c| one(c).as_str().unwrap_or(c).to_string())
+                    .collect();
+                json!(names.join(", "))
+            }
+            false => one(id),
+        }
     };
+    if let Some(election) = data.get_mut("election").and_then(Value::as_object_mut) {
+        for key in ["candidates", "elected"] {
+            if let Some(list) = election.get_mut(key).and_then(Value::as_array_mut) {
+                for c in list.iter_mut() {
+                    *c = label(c);
+                }
+            }
+        }
+    }
     if let Some(ballot) = data.get_mut("ballot").and_then(Value::as_object_mut) {
         // The result's counts, each under its label, in the order of the choices.
         let counts = ballot.get("result").and_then(|r| r.get("counts")).cloned();

@@ -210,6 +210,21 @@ impl Outbox {
             let base = self.public_url.trim_end_matches('/');
             data["proposal"] = json!({ "link": format!("{base}/propose/{token}") });
         }
+        // A call for nominations: each member's own link to nominate a candidate.
+        if let (true, Some(member), Some(delegate)) = (
+            data["item"]["nominations"] == true,
+            &mail.to.member,
+            mail.to.delegate,
+        ) {
+            let token = self.key.sign(&BallotRef {
+                item: mail.item.clone(),
+                ballot: BallotRef::NOMINATIONS,
+                member: member.clone(),
+                delegate,
+            });
+            let base = self.public_url.trim_end_matches('/');
+            data["nomination"] = json!({ "link": format!("{base}/nominate/{token}") });
+        }
         // During the comment period, each member's own link to propose an amendment.
         if let (true, Some(member), Some(delegate)) = (
             data["item"]["takes_amendments"] == true,

@@ -68,6 +68,7 @@ fn item_with_votes() -> Item {
             room: None,
             texts: Default::default(),
             amendment: None,
+            round: None,
         }],
         signals: Vec::new(),
         timers: Default::default(),
@@ -77,6 +78,9 @@ fn item_with_votes() -> Item {
         meeting: None,
         documents: Default::default(),
         amendments: Vec::new(),
+        candidates: Vec::new(),
+        standing: Vec::new(),
+        elected: Vec::new(),
     };
     assert!(item.ballots[0].record("AAA", "yes"));
     item

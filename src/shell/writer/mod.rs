@@ -648,6 +648,23 @@ impl Writer {
                 }
                 Ok(event)
             }
+            Event::Nominated {
+                candidate,
+                name,
+                member: m,
+            } => {
+                m.iter().try_for_each(member)?;
+                // A candidate nominated without an id gets one from their name.
+                let candidate = match (candidate.is_empty(), self.items.get(id)) {
+                    (true, Some(item)) => engine::candidate_id(item, &name),
+                    _ => candidate,
+                };
+                Ok(Event::Nominated {
+                    candidate,
+                    name,
+                    member: m,
+                })
+            }
             Event::MeetingClosed => {
                 // Every vote due in the room is taken first (or its point deferred, or sent
                 // to an email ballot), and an electronic vote closed by the chair.
