@@ -66,6 +66,7 @@ fn apply(c: &mut Criterion) {
                     ballot: 0,
                     member: members[i].clone(),
                     choice: "yes".into(),
+                    proofs: None,
                 };
                 black_box(
                     engine::apply(&ctx, &mut state, "simulated-1", Utc::now(), &event).unwrap(),

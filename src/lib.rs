@@ -26,7 +26,7 @@ pub mod core;
 pub mod shell;
 
 pub use app::{cli, config, daemon, setup};
-pub use core::{definition, engine, roster, rules, secret, simulate, yaml};
+pub use core::{audit, definition, engine, roster, rules, secret, simulate, yaml};
 pub use shell::{
     accounts, clock, durable, http, inbound, limits, listen, locale, mail, observe, store,
     templates, timers, token, writer,

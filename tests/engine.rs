@@ -23,6 +23,25 @@ fn workflow(name: &str) -> Workflow {
     .unwrap()
 }
 
+/// The shipped chair election as an open ballot: its `secret` and `trustees` lines out.
+fn open_chair_election() -> Workflow {
+    let path = format!(
+        "{}/workflows/chair-election.yaml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let source: String = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("secret: true") && !l.contains("trustees:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let known = Known {
+        templates: None,
+        roster: None,
+    };
+    definition::load(&source, &known).unwrap()
+}
+
 fn roster() -> Roster {
     Roster::parse(
         include_str!("../config/council.yaml"),
@@ -76,6 +95,7 @@ impl Sim {
             ballot,
             member: member.into(),
             choice: choice.into(),
+            proofs: None,
         })
     }
 
@@ -1194,7 +1214,7 @@ fn vote_round(sim: &mut Sim, ballots: &[(&str, usize)]) {
 }
 
 fn chair_election(candidates: &[(&str, &str)]) -> Sim {
-    let mut sim = Sim::new(workflow("chair-election"));
+    let mut sim = Sim::new(open_chair_election());
     sim.start(&[]);
     assert_eq!(sim.item().stage, "nominations");
     for (id, name) in candidates {
@@ -1354,7 +1374,7 @@ fn the_simulator_nominates_the_votes_choices_and_lets_lapsed_votes_go() {
     let tz: Tz = "Europe/Istanbul".parse().unwrap();
     let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
     let votes = Votes::parse_counts("a=20,b=18,c=10,blank=5").unwrap();
-    let w = workflow("chair-election");
+    let w = open_chair_election();
     let report = run(&w, &roster(), tz, BTreeMap::new(), &votes, start).unwrap();
     assert_eq!(report.outcome.as_deref(), Some("elected"));
     let text = render(&report, tz);
@@ -1362,9 +1382,71 @@ fn the_simulator_nominates_the_votes_choices_and_lets_lapsed_votes_go() {
     assert!(text.contains("round 2: a 20, b 18; blank 5"), "{text}");
 }
 
+/// The shipped (secret) chair election on the simulator: the trustees make the key, every
+/// vote is encrypted with its proofs, each round's tally is decrypted by two of the three
+/// trustees; the rounds count exactly as the open ballot's do (a lot would differ: its
+/// seed is the chain's head, which the ceremony moves).
+#[test]
+fn a_secret_election_counts_as_the_open_one_from_the_trustees_decryptions() {
+    use councild::simulate::{Votes, run};
+    let tz: Tz = "Europe/Istanbul".parse().unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 11, 25, 9, 0, 0).unwrap();
+    for cast in ["a=20,b=18,c=10,blank=5", "a=30,b=20", "a=10,b=12,blank=30"] {
+        let votes = Votes::parse_counts(cast).unwrap();
+        let counted = |w: &Workflow| {
+            let report = run(w, &roster(), tz, BTreeMap::new(), &votes, start).unwrap();
+            let rounds: Vec<String> = report
+                .ballots
+                .iter()
+                .map(|b| serde_json::to_string(b).unwrap())
+                .collect();
+            (report.outcome, report.register_number, rounds)
+        };
+        let secret = counted(&workflow("chair-election"));
+        assert_eq!(secret, counted(&open_chair_election()), "{cast}");
+        assert!(secret.0.is_some(), "{cast}: the election ends");
+    }
+}
+
+/// What a secret round refuses: a vote in the clear, and a decryption before the close;
+/// and the election cannot open before the trustees have made its key.
+#[test]
+fn a_secret_round_refuses_clear_votes_and_early_decryptions() {
+    let mut sim = Sim::new(workflow("chair-election"));
+    sim.start(&[]);
+    nominate(&mut sim, "a", "A").unwrap();
+    assert_eq!(
+        sim.apply(Event::CandidatesConfirmed {
+            candidates: vec!["a".into()],
+        }),
+        Err(Rejection::NoElectionKey)
+    );
+    for m in ["TUR", "SAU", "MYS"] {
+        let key = "11".repeat(32);
+        sim.apply(Event::TrusteeKey {
+            member: m.into(),
+            key,
+        })
+        .unwrap();
+    }
+    assert_eq!(
+        sim.apply(Event::TrusteeKey {
+            member: "AFG".into(),
+            key: "11".repeat(32)
+        }),
+        Err(Rejection::NotTrustee("AFG".into()))
+    );
+    assert!(matches!(
+        sim.apply(Event::TrusteeReady {
+            member: "TUR".into()
+        }),
+        Err(Rejection::TrusteeStep(_))
+    ));
+}
+
 #[test]
 fn nominations_wait_for_the_secretariat_and_ids_come_from_the_names() {
-    let mut sim = Sim::new(workflow("chair-election"));
+    let mut sim = Sim::new(open_chair_election());
     sim.start(&[]);
     assert_eq!(sim.apply(Event::MovedOn), Err(Rejection::ConfirmCandidates));
     let id = |sim: &Sim, name: &str| {

@@ -161,6 +161,7 @@ impl Shell {
             ballot: 0,
             member: member.into(),
             choice: choice.into(),
+            proofs: None,
         };
         self.handle.event(item.into(), vote, None).await.unwrap();
     }

@@ -55,6 +55,7 @@ fn run(seed: u64, workflows: &[Workflow], roster: &Roster) {
                         ballot: b,
                         member,
                         choice,
+                        proofs: None,
                     })
                 }
                 None => Ok(()),

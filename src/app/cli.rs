@@ -198,6 +198,27 @@ pub enum Command {
         #[arg(required = true)]
         candidates: Vec<String>,
     },
+    /// A trustee's part of a secret election, on the trustee's own computer: makes and
+    /// keeps its key in FILE, deals and checks the key's shares with the other trustees,
+    /// and decrypts each closed round's tally. Run it again until it waits for nothing.
+    Trustee {
+        /// The trustee link from the mail `trustee-call`.
+        link: String,
+        /// The trustee's key file (made at the first run; keep it private and backed up).
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a secret election's public record: every ballot's proofs, the tally of the
+    /// ballots counted, every trustee's decryption and the counts; names the first thing
+    /// that does not check.
+    Verify {
+        /// The item's id (its record is read from the daemon).
+        #[arg(required_unless_present = "file")]
+        item: Option<String>,
+        /// A record saved from `/elections/ITEM/record.json` instead.
+        #[arg(long, conflicts_with = "item")]
+        file: Option<PathBuf>,
+    },
     /// Move a ballot's deadline later (RFC 3339 time, e.g. 2026-12-01T17:00:00+03:00).
     Extend {
         /// The item's id.
@@ -402,6 +423,21 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             out.push_str(WORKFLOW_SCHEMA);
             return Ok(ExitCode::SUCCESS);
         }
+        Command::Trustee { link, key } => {
+            for line in crate::shell::trustee::run(link, key).await? {
+                put!(out, "{line}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Verify {
+            file: Some(file), ..
+        } => {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let record: crate::audit::Record = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a secret election's record", file.display()))?;
+            return Ok(verified(out, &record));
+        }
         _ => {}
     }
     let config = match &cli.config {
@@ -416,7 +452,11 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
     };
     let answer = match cli.command {
         // Answered above, before the configuration is read.
-        Command::Completions { .. } | Command::Man | Command::Schema => {
+        Command::Completions { .. }
+        | Command::Man
+        | Command::Schema
+        | Command::Trustee { .. }
+        | Command::Verify { item: None, .. } => {
             return Ok(ExitCode::SUCCESS);
         }
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
@@ -674,6 +714,15 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             answer
+        }
+        Command::Verify {
+            item: Some(item), ..
+        } => {
+            let path = format!("/api/items/{}/election-record", path_segment(&item));
+            let answer = api(Method::GET, path, None).await?;
+            let record: crate::audit::Record = serde_json::from_value(answer)
+                .context("the daemon's answer is not a secret election's record")?;
+            return Ok(verified(out, &record));
         }
         Command::Candidates { item, candidates } => {
             let path = format!("/api/items/{}/candidates", path_segment(&item));
@@ -1326,6 +1375,9 @@ fn print_item(out: &mut String, i: &Value, zone: &chrono_tz::Tz) {
                 format!("closed: {}", cell(&b["result"]["explanation"]))
             }
             Some(v) => format!("closed: {v}"),
+            None if i["awaiting"]["decryption"] == n => {
+                "closed: the sealed tally waits for the trustees' decryptions".to_string()
+            }
             None if b["in_session"] == true => "open, taken in session".to_string(),
             None => format!("open until {}", when(&b["closes_at"], zone)),
         };
@@ -1510,4 +1562,33 @@ async fn answer(config: &Config, url: &str, req: reqwest::RequestBuilder) -> any
         anyhow::bail!(message);
     }
     Ok(value)
+}
+
+/// Checks a secret election's record and says what checks, or the first thing that does
+/// not (exit code 1).
+fn verified(out: &mut String, record: &crate::audit::Record) -> ExitCode {
+    match crate::audit::check(record) {
+        Ok(checked) => {
+            put!(out, "{}: the record checks", record.item);
+            for (round, ballots, counts) in checked.rounds {
+                let counts = match counts {
+                    Some(c) => c
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    None => "not counted yet".into(),
+                };
+                put!(
+                    out,
+                    "  round {round}: {ballots} ballots counted, every proof checks; {counts}"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            put!(out, "{}: the record does NOT check: {why}", record.item);
+            ExitCode::FAILURE
+        }
+    }
 }

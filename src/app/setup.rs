@@ -115,6 +115,7 @@ pub fn check(config: &Config, paths: &[std::path::PathBuf]) -> Report {
     let templates = match Templates::load(dir) {
         Ok(t) => {
             general.extend(t.check(dir, &crate::templates::sample_data()));
+            general.extend(t.check(dir, &crate::templates::secret_sample_data()));
             general.extend(t.check_daemon_mails(dir));
             // The daemon itself sends these, whatever the workflows say.
             for name in [

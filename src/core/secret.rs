@@ -28,6 +28,7 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 
 /// What a proof is bound to, as bytes: the domain, then the item, ballot and member.
@@ -54,9 +55,11 @@ fn times_g(m: u64) -> RistrettoPoint {
 }
 
 /// An exponential ElGamal ciphertext of `m`: `(r·G, m·G + r·PK)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ciphertext {
+    #[serde(with = "hex_point")]
     pub alpha: RistrettoPoint,
+    #[serde(with = "hex_point")]
     pub beta: RistrettoPoint,
 }
 
@@ -96,17 +99,22 @@ impl Ciphertext {
 /// A proof that a ciphertext encrypts one of a set of values, knowing its randomness: one
 /// Chaum–Pedersen proof per value, all but the true one simulated, their challenges adding
 /// up to the hash of everything (Cramer–Damgård–Schoenmakers).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct OneOf {
     /// Per value: the commitments `(a, b)`, the challenge and the response.
     pub branches: Vec<Branch>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Branch {
+    #[serde(with = "hex_point")]
     pub a: RistrettoPoint,
+    #[serde(with = "hex_point")]
     pub b: RistrettoPoint,
+    #[serde(with = "hex_scalar")]
     pub challenge: Scalar,
+    #[serde(with = "hex_scalar")]
     pub response: Scalar,
 }
 
@@ -181,11 +189,37 @@ impl OneOf {
 /// An encrypted ballot of one round: a ciphertext per choice (the candidates, then `blank`
 /// when the round offers it), each proved 0 or 1, and the proof that the marks are
 /// allowed (`overall`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ballot {
     pub choices: Vec<Ciphertext>,
     pub proofs: Vec<OneOf>,
     pub overall: OneOf,
+}
+
+/// A ballot's proofs without its ciphertexts: what the log keeps beside a secret vote's
+/// choice (the ciphertexts, [`encode_choices`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proofs {
+    pub proofs: Vec<OneOf>,
+    pub overall: OneOf,
+}
+
+impl Ballot {
+    pub fn split(self) -> (Vec<Ciphertext>, Proofs) {
+        let proofs = Proofs {
+            proofs: self.proofs,
+            overall: self.overall,
+        };
+        (self.choices, proofs)
+    }
+
+    pub fn join(choices: Vec<Ciphertext>, p: Proofs) -> Ballot {
+        Ballot {
+            choices,
+            proofs: p.proofs,
+            overall: p.overall,
+        }
+    }
 }
 
 /// What a round allows a ballot to mark.
@@ -281,12 +315,7 @@ impl Ballot {
     /// The ballot's tracker: SHA-256 of its ciphertexts, which the voter keeps and finds on
     /// the public list of ballots counted.
     pub fn tracker(&self) -> String {
-        let mut h = sha2::Sha256::new();
-        for c in &self.choices {
-            h.update(c.alpha.compress().as_bytes());
-            h.update(c.beta.compress().as_bytes());
-        }
-        hex::encode(h.finalize())
+        tracker(&self.choices)
     }
 }
 
@@ -300,6 +329,15 @@ impl Dealing {
         Dealing {
             coefficients: (0..k.max(1)).map(|_| random_scalar(rng)).collect(),
         }
+    }
+
+    /// A dealing kept by its trustee between dealing and checking its shares.
+    pub fn from_coefficients(coefficients: Vec<Scalar>) -> Dealing {
+        Dealing { coefficients }
+    }
+
+    pub fn coefficients(&self) -> &[Scalar] {
+        &self.coefficients
     }
 
     /// What the trustee publishes: each coefficient times `G`.
@@ -346,11 +384,15 @@ pub fn public_share(dealings: &[Vec<RistrettoPoint>], j: u64) -> RistrettoPoint 
 /// A trustee's share of the decryption of one ciphertext: `x_j · alpha`, with a proof that
 /// it is made with the key share behind `public_share` (Chaum–Pedersen: equal discrete
 /// logarithms of `X_j` to `G` and of the share to `alpha`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartialDecryption {
+    #[serde(with = "hex_point")]
     pub share: RistrettoPoint,
+    #[serde(with = "hex_point")]
     pub a: RistrettoPoint,
+    #[serde(with = "hex_point")]
     pub b: RistrettoPoint,
+    #[serde(with = "hex_scalar")]
     pub response: Scalar,
 }
 
@@ -421,37 +463,133 @@ pub fn point_from_hex(s: &str) -> Option<RistrettoPoint> {
     CompressedRistretto(bytes).decompress()
 }
 
+/// A scalar as 64 hex digits (32 bytes, little-endian); and back, `None` when not one
+/// reduced modulo the group's order.
+pub fn scalar_hex(s: &Scalar) -> String {
+    hex::encode(s.as_bytes())
+}
+
+pub fn scalar_from_hex(s: &str) -> Option<Scalar> {
+    let bytes: [u8; 32] = hex::decode(s).ok()?.try_into().ok()?;
+    Scalar::from_canonical_bytes(bytes).into()
+}
+
+/// What a proof of a ballot in round `ballot` of `item`, cast for `member`, is bound to.
+pub fn ballot_context(item: &str, ballot: usize, member: &str) -> Vec<u8> {
+    format!("{item}/{ballot}/{member}").into_bytes()
+}
+
+/// What trustee `member`'s share of the decryption of a round's tally is bound to.
+pub fn decryption_context(item: &str, ballot: usize, member: &str) -> Vec<u8> {
+    format!("decryption/{item}/{ballot}/{member}").into_bytes()
+}
+
+/// A ballot's ciphertexts as one word (each `alpha` then `beta`, in hex): how a vote row
+/// and the log hold a secret vote, and what its tracker is the hash of.
+pub fn encode_choices(choices: &[Ciphertext]) -> String {
+    choices
+        .iter()
+        .map(|c| point_hex(&c.alpha) + &point_hex(&c.beta))
+        .collect()
+}
+
+/// The `n` ciphertexts of a word [`encode_choices`] made; `None` when it is not one.
+pub fn decode_choices(word: &str, n: usize) -> Option<Vec<Ciphertext>> {
+    if word.len() != n * 128 || !word.is_ascii() {
+        return None;
+    }
+    (0..n)
+        .map(|i| {
+            Some(Ciphertext {
+                alpha: point_from_hex(&word[i * 128..i * 128 + 64])?,
+                beta: point_from_hex(&word[i * 128 + 64..i * 128 + 128])?,
+            })
+        })
+        .collect()
+}
+
+/// The tracker of the ballot whose ciphertexts are `choices`: see [`Ballot::tracker`].
+pub fn tracker(choices: &[Ciphertext]) -> String {
+    let mut h = sha2::Sha256::new();
+    for c in choices {
+        h.update(c.alpha.compress().as_bytes());
+        h.update(c.beta.compress().as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+/// The sum, choice by choice, of ballots' ciphertexts: each choice's count, encrypted.
+pub fn tally<'a>(n: usize, ballots: impl IntoIterator<Item = &'a [Ciphertext]>) -> Vec<Ciphertext> {
+    let mut sum = vec![Ciphertext::zero(); n];
+    for b in ballots {
+        for (s, c) in sum.iter_mut().zip(b) {
+            *s = s.add(c);
+        }
+    }
+    sum
+}
+
+mod hex_point {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(p: &RistrettoPoint, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&point_hex(p))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<RistrettoPoint, D::Error> {
+        let text = String::deserialize(d)?;
+        point_from_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom("not a Ristretto255 point in 64 hex digits"))
+    }
+}
+
+mod hex_scalar {
+    use super::*;
+
+    pub fn serialize<S: serde::Serializer>(x: &Scalar, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&scalar_hex(x))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Scalar, D::Error> {
+        let text = String::deserialize(d)?;
+        scalar_from_hex(&text).ok_or_else(|| {
+            serde::de::Error::custom("not a scalar in 64 hex digits, reduced, little-endian")
+        })
+    }
+}
+
+/// A fixed stream of bytes (SHA-512 of a counter): the same run gives the same ballots,
+/// so that a simulation or a test replays. Not random: never for a real ballot or key.
+pub struct Stream(pub u64);
+
+impl RngCore for Stream {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(64) {
+            self.0 += 1;
+            let block = Sha512::digest(self.0.to_le_bytes());
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+// Only so that the simulator and tests can drive the same functions as the daemon.
+impl CryptoRng for Stream {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A fixed stream of bytes (SHA-512 of a counter), so that a failure replays; these
-    /// tests check the algebra, not the randomness.
-    struct Stream(u64);
-
-    impl RngCore for Stream {
-        fn next_u32(&mut self) -> u32 {
-            self.next_u64() as u32
-        }
-        fn next_u64(&mut self) -> u64 {
-            let mut b = [0u8; 8];
-            self.fill_bytes(&mut b);
-            u64::from_le_bytes(b)
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            for chunk in dest.chunks_mut(64) {
-                self.0 += 1;
-                let block = Sha512::digest(self.0.to_le_bytes());
-                chunk.copy_from_slice(&block[..chunk.len()]);
-            }
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-            self.fill_bytes(dest);
-            Ok(())
-        }
-    }
-
-    impl CryptoRng for Stream {}
 
     fn rng() -> Stream {
         Stream(7)

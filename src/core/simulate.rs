@@ -14,9 +14,11 @@ use serde::Serialize;
 
 use crate::definition::Workflow;
 use crate::engine::{
-    self, Context, Effect, Event, Facts, Item, Recipients, Record, Rejection, Status,
+    self, Awaiting, Context, Effect, Event, Facts, Item, Recipients, Record, Rejection, Status,
 };
 use crate::roster::Roster;
+use crate::secret;
+use curve25519_dalek::scalar::Scalar;
 
 /// The id every simulated item gets.
 const ITEM: &str = "simulated-1";
@@ -145,6 +147,83 @@ impl<'a> Simulator<'a> {
                 name: format!("text-{language}.txt"),
                 media_type: "text/plain; charset=utf-8".into(),
                 url: None,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The trustees of a secret election make its key: each gives a (simulated) box key,
+    /// deals, and is ready. Returns each trustee's key share, in trustee order.
+    fn ceremony(&mut self, rng: &mut secret::Stream) -> Result<Vec<Scalar>, Rejection> {
+        let Some(trust) = self.item().and_then(|i| i.trust.clone()) else {
+            return Ok(Vec::new());
+        };
+        let members: Vec<String> = trust.trustees.iter().map(|t| t.member.clone()).collect();
+        for m in &members {
+            let key = "00".repeat(32);
+            self.apply(Event::TrusteeKey {
+                member: m.clone(),
+                key,
+            })?;
+        }
+        let dealings: Vec<secret::Dealing> = members
+            .iter()
+            .map(|_| secret::Dealing::new(rng, trust.needed as usize))
+            .collect();
+        for (m, d) in members.iter().zip(&dealings) {
+            let shares = members
+                .iter()
+                .filter(|o| *o != m)
+                .map(|o| (o.clone(), "simulated".to_string()))
+                .collect();
+            let commitments = d.commitments().iter().map(secret::point_hex).collect();
+            self.apply(Event::TrusteeDealt {
+                member: m.clone(),
+                commitments,
+                shares,
+            })?;
+        }
+        for m in &members {
+            self.apply(Event::TrusteeReady { member: m.clone() })?;
+        }
+        Ok((1..=members.len() as u64)
+            .map(|j| dealings.iter().map(|d| d.share_for(j)).sum())
+            .collect())
+    }
+
+    /// The first trustees a round needs decrypt its tally.
+    fn decrypt(
+        &mut self,
+        rng: &mut secret::Stream,
+        ballot: usize,
+        key_shares: &[Scalar],
+    ) -> Result<(), Rejection> {
+        let Some(item) = self.item().cloned() else {
+            return Ok(());
+        };
+        let (Some(trust), Some(b)) = (&item.trust, item.ballots.get(ballot)) else {
+            return Ok(());
+        };
+        let tally = b
+            .sealed
+            .as_ref()
+            .and_then(|s| s.tally.clone())
+            .unwrap_or_default();
+        for (t, x) in trust
+            .trustees
+            .iter()
+            .zip(key_shares)
+            .take(trust.needed as usize)
+        {
+            let context = secret::decryption_context(ITEM, ballot, &t.member);
+            let shares = tally
+                .iter()
+                .map(|c| secret::PartialDecryption::new(rng, &context, x, c))
+                .collect();
+            self.apply(Event::Decrypted {
+                ballot,
+                member: t.member.clone(),
+                shares,
             })?;
         }
         Ok(())
@@ -386,6 +465,35 @@ impl Votes {
     }
 }
 
+/// A simulated voter's ballot of a secret round: the marks of `choice` (`a`, `a+b`,
+/// `blank`), encrypted under the round's key with their proofs.
+fn seal(
+    rng: &mut secret::Stream,
+    item: &str,
+    index: usize,
+    b: &crate::engine::Ballot,
+    member: &str,
+    choice: &str,
+) -> Result<(String, secret::Proofs), String> {
+    let key = b
+        .sealed
+        .as_ref()
+        .and_then(|s| secret::point_from_hex(&s.key))
+        .ok_or("the round has no key")?;
+    let marked: Vec<&str> = choice.split('+').collect();
+    let marks: Vec<bool> = b
+        .choices
+        .iter()
+        .map(|c| marked.contains(&c.as_str()))
+        .collect();
+    let shape = b.shape();
+    let context = secret::ballot_context(item, index, member);
+    let ballot = secret::Ballot::encrypt(rng, &context, &key, &shape, &marks)
+        .ok_or_else(|| format!("`{choice}` is not a ballot this round allows"))?;
+    let (choices, proofs) = ballot.split();
+    Ok((secret::encode_choices(&choices), proofs))
+}
+
 /// The result of a run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -411,6 +519,11 @@ pub fn run(
     let mut sim = Simulator::new(workflow, roster, tz, start);
     sim.start(inputs)
         .map_err(|e| format!("the item cannot start: {e}"))?;
+    // A secret election: the trustees make its key, as `councild trustee` would.
+    let mut rng = secret::Stream(0);
+    let key_shares = sim
+        .ceremony(&mut rng)
+        .map_err(|e| format!("the trustees' key ceremony: {e}"))?;
     let mut voted = 0;
     let mut stopped = None;
     for step in 0..=MAX_STEPS {
@@ -447,20 +560,41 @@ pub fn run(
                 .map_err(|e| format!("confirming the candidates: {e}"))?;
             continue;
         }
+        // A secret round closed: the first trustees it needs decrypt its tally.
+        if let Some(Awaiting::Decryption(b)) = item.awaiting {
+            sim.decrypt(&mut rng, b, &key_shares)
+                .map_err(|e| format!("decrypting round {}: {e}", b + 1))?;
+            continue;
+        }
         for (index, ballot) in item.ballots.iter().enumerate().skip(voted) {
-            if ballot.result.is_some() {
+            if ballot.closed() {
                 continue;
             }
             voted = index + 1;
             for (member, choice) in votes.assign(&ballot.electorate)? {
                 // A later round of an election: votes for those no longer standing lapse.
-                if ballot.round.is_some() && ballot.canonical(&choice).is_none() {
+                let canonical = match ballot.sealed {
+                    Some(_) => ballot.round.map(|_| ballot.clone()).and_then(|mut b| {
+                        b.sealed = None;
+                        b.canonical(&choice)
+                    }),
+                    None => ballot.canonical(&choice),
+                };
+                if ballot.round.is_some() && canonical.is_none() {
                     continue;
                 }
+                let (cast, proofs) = match (&ballot.sealed, canonical) {
+                    (Some(_), Some(c)) => {
+                        let (c, p) = seal(&mut rng, ITEM, index, ballot, &member, &c)?;
+                        (c, Some(Box::new(p)))
+                    }
+                    _ => (choice.clone(), None),
+                };
                 sim.apply(Event::VoteCast {
                     ballot: index,
                     member: member.clone(),
-                    choice: choice.clone(),
+                    choice: cast,
+                    proofs,
                 })
                 .map_err(|e| {
                     format!(

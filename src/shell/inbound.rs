@@ -491,6 +491,7 @@ async fn handle(app: &Replies, r: &BallotRef, raw: &[u8]) -> Result<(), WriteErr
             ballot: r.ballot,
             member: r.member.clone(),
             choice: choice.clone(),
+            proofs: None,
         };
         match app.writer.event(r.item.clone(), event, None).await {
             Ok(done) => {

@@ -15,4 +15,5 @@ pub mod store;
 pub mod templates;
 pub mod timers;
 pub mod token;
+pub mod trustee;
 pub mod writer;

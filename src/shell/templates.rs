@@ -905,6 +905,7 @@ pub fn sample_data() -> Value {
         },
         "proposal": { "link": "http://127.0.0.1:8080/propose/TOKEN" },
         "nomination": { "link": "http://127.0.0.1:8080/nominate/TOKEN" },
+        "trustee": { "link": "http://127.0.0.1:8080/trustee/TOKEN", "decrypt": true },
         "election": {
             "seats": 3, "round": 2, "mark_up_to": 1, "blank": true, "unfilled": 1,
             "candidates": ["Ayşe Öztürk", "Mamadou Diallo"], "elected": ["Ahmed Al-Farsi", "Siti Rahman"],
@@ -922,6 +923,17 @@ pub fn sample_data() -> Value {
         "recipient": { "name": "A. Delegate", "language": "en", "member": "TUR", "member_name": "Türkiye" },
         "failure": { "to": "someone@example.org", "error": "550 no such user", "template": "ballot" },
     })
+}
+
+/// The sample data of a secret ballot's mail: a receipt with a tracker and no choice, the
+/// public list of trackers, and a trustee's call to the key ceremony.
+pub fn secret_sample_data() -> Value {
+    let mut data = sample_data();
+    data["vote"] = json!({ "tracker": "9f86d081884c7d65", "receipt": "0123456789abcdef" });
+    data["ballot"]["secret"] = json!(true);
+    data["ballot"]["trackers"] = json!("http://127.0.0.1:8080/elections/item-7");
+    data["trustee"]["decrypt"] = json!(false);
+    data
 }
 
 /// Checks that blocks and subexpressions nest at most [`MAX_NESTING`] deep, without

@@ -37,6 +37,8 @@ impl BallotRef {
     pub const AMENDMENTS: usize = usize::MAX - 2;
     /// And for a link that nominates candidates for an election.
     pub const NOMINATIONS: usize = usize::MAX - 3;
+    /// And for a trustee's link to the board of a secret election's key and counts.
+    pub const TRUSTEE: usize = usize::MAX - 4;
 }
 
 /// The daemon's secret key.

@@ -15,6 +15,12 @@ use crate::smtp::{SmtpServer, smtp_env};
 async fn election(workflow: &str, inputs: Value) -> (Council, SmtpServer, Daemon, String) {
     let file = format!("{workflow}.yaml");
     let source = std::fs::read_to_string(repo().join("workflows").join(&file)).unwrap();
+    // The open ballot of the shipped workflow (the secret one has its own test).
+    let source: String = source
+        .lines()
+        .filter(|l| !l.contains("secret: true") && !l.contains("trustees:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let council = Council::new(ROSTER, &[(&file, &source)]);
     let smtp = SmtpServer::start(free_port(), &council.path().join("maildir"));
     let env = smtp_env(smtp.port);

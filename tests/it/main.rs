@@ -16,6 +16,7 @@ mod limits;
 mod mail;
 mod openapi;
 mod readme;
+mod secret;
 mod session;
 mod simulate;
 mod smtp;

@@ -84,6 +84,11 @@ fn the_spec_lists_exactly_the_routes_the_server_has() {
         ("POST", "/amend/{token}"),
         ("GET", "/nominate/{token}"),
         ("POST", "/nominate/{token}"),
+        ("GET", "/trustee/{token}"),
+        ("POST", "/trustee/{token}"),
+        ("GET", "/elections/{item}"),
+        ("GET", "/elections/{item}/record.json"),
+        ("GET", "/assets/secret-ballot.js"),
     ] {
         served.insert((m.to_string(), p.to_string()));
     }

@@ -105,7 +105,7 @@ pub struct Nominations {
 /// How an election is decided: its ballot's choices are the candidates confirmed in a
 /// nominations stage (and `blank`, when allowed), and each round is counted by
 /// `rules::election`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ElectionSpec {
     /// Each voter marks up to this many candidates.
     pub seats: u32,
@@ -121,6 +121,20 @@ pub struct ElectionSpec {
     pub lot: bool,
     /// A voter may cast a blank ballot (counted apart).
     pub blank: bool,
+    /// A secret ballot: encrypted in the voter's browser, opened by these trustees.
+    pub secret: Option<Trustees>,
+}
+
+/// The mail to the trustees' delegates: their link, when the ceremony starts and when a
+/// round's tally waits for their decryption.
+pub const TRUSTEE_CALL: &str = "trustee-call";
+
+/// The trustees of a secret ballot: members whose delegates hold the shares of its key,
+/// `needed` of whom open each round's count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trustees {
+    pub members: Vec<String>,
+    pub needed: u32,
 }
 
 impl ElectionSpec {

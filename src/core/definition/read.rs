@@ -59,6 +59,8 @@ pub(super) const ELECTION_KEYS: &[&str] = &[
     "last_round",
     "tie",
     "blank",
+    "secret",
+    "trustees",
     "closes_after",
     "quorum",
     "close",
@@ -707,7 +709,7 @@ pub(super) fn read_ballot(
     // An election in error is read on, so that every problem is said, and refused at the end.
     let (election, election_ok) = match election {
         true => {
-            let (e, ok) = read_election(&f, d);
+            let (e, ok) = read_election(&f, known, d);
             (Some(e), ok)
         }
         false => (None, true),
@@ -737,7 +739,7 @@ pub(super) fn read_ballot(
             }
             ids
         }
-        None if election.is_some_and(|e| e.blank) => vec![BLANK.to_string()],
+        None if election.as_ref().is_some_and(|e| e.blank) => vec![BLANK.to_string()],
         None if election.is_some() => Vec::new(),
         None => vec!["yes".into(), "no".into(), "abstain".into()],
     };
@@ -795,7 +797,7 @@ pub(super) fn read_ballot(
         groups: known.roster.map(|_| &groups),
     };
     let quorum = f.get("quorum").and_then(|n| read_rule(n, &vocabulary, d));
-    if let (Some(q), Some(_)) = (&quorum, election)
+    if let (Some(q), Some(_)) = (&quorum, &election)
         && q.needs_each_vote()
     {
         d.error(f.key_pos("quorum"), "an election's quorum counts ballots (`cast`, `blank`, `eligible`, `members`): `weight(…)` and `count(…, group: …)` would read who voted what");
@@ -895,7 +897,7 @@ pub(super) fn read_ballot(
 
 /// The keys of an `election` that say how it is counted, and whether they are right:
 /// every problem is said, and a key in error counts as its default.
-fn read_election(f: &yaml::Fields, d: &mut Diagnostics) -> (ElectionSpec, bool) {
+fn read_election(f: &yaml::Fields, known: &Known, d: &mut Diagnostics) -> (ElectionSpec, bool) {
     let mut bad = false;
     // A key whose value is one of `words`: its value, `None` when absent; a bad word is
     // said and counts as absent.
@@ -974,7 +976,9 @@ fn read_election(f: &yaml::Fields, d: &mut Diagnostics) -> (ElectionSpec, bool) 
         None => Some(false),
         Some(n) => yaml::boolean(n, "`blank`", d),
     };
+    let (secret, secret_ok) = read_secret(f, known, d);
     let spec = ElectionSpec {
+        secret,
         seats,
         majority,
         last_round,
@@ -984,7 +988,92 @@ fn read_election(f: &yaml::Fields, d: &mut Diagnostics) -> (ElectionSpec, bool) 
         lot,
         blank: blank.unwrap_or(false),
     };
-    (spec, !bad && blank.is_some())
+    (spec, !bad && blank.is_some() && secret_ok)
+}
+
+/// `secret: true` with `trustees: { members: [A, B, C], needed: 2 }`: who holds the key's
+/// shares, and how many of them open a count. Whether it reads without error.
+fn read_secret(f: &yaml::Fields, known: &Known, d: &mut Diagnostics) -> (Option<Trustees>, bool) {
+    let secret = match f.get("secret") {
+        None => Some(false),
+        Some(n) => yaml::boolean(n, "`secret`", d),
+    };
+    let Some(secret) = secret else {
+        return (None, false);
+    };
+    let Some(node) = f.get("trustees") else {
+        if secret {
+            d.error(
+                f.key_pos("secret"),
+                "a secret ballot needs `trustees: { members: [MEMBER, ...], needed: N }`: the members whose delegates hold the key's shares, and how many of them open the count",
+            );
+        }
+        return (None, !secret);
+    };
+    if !secret {
+        d.error(
+            f.key_pos("trustees"),
+            "`trustees` open a secret ballot's count: add `secret: true`, or remove them",
+        );
+        return (None, false);
+    }
+    if let Some(names) = known.templates
+        && !names.contains(TRUSTEE_CALL)
+    {
+        d.error(
+            f.key_pos("secret"),
+            format!(
+                "a secret election sends `{}` to its trustees: the templates folder has no such template",
+                TRUSTEE_CALL
+            ),
+        );
+    }
+    let Some(t) = yaml::mapping(node, "`trustees`", &["members", "needed"], d) else {
+        return (None, false);
+    };
+    let mut ok = true;
+    let mut members: Vec<String> = Vec::new();
+    if let Some(list) = t.require("members", "`trustees`", d) {
+        for m in yaml::list(list, "`members`", d) {
+            let Some(id) = yaml::string(m, "a trustee", d) else {
+                ok = false;
+                continue;
+            };
+            ok &= known_member(known, &id, m, d);
+            if members.contains(&id) {
+                d.error(yaml::pos(m), format!("trustee `{id}` is named twice"));
+                ok = false;
+            }
+            members.push(id);
+        }
+    }
+    let count = members.len() as u32;
+    let needed = match t.require("needed", "`trustees`", d) {
+        None => 0,
+        Some(n) => match yaml::scalar(n).and_then(|w| w.parse::<u32>().ok()) {
+            Some(v) if v >= 1 && v <= count => v,
+            _ => {
+                d.error(
+                    yaml::pos(n),
+                    format!(
+                        "`needed` must be a whole number from 1 to the trustees named ({count})"
+                    ),
+                );
+                0
+            }
+        },
+    };
+    if !(2..=20).contains(&count) {
+        d.error(
+            t.key_pos("members"),
+            format!("a secret ballot needs 2 to 20 trustees, not {count}: so that no one holds the whole key"),
+        );
+        ok = false;
+    }
+    match ok && needed > 0 {
+        true => (Some(Trustees { members, needed }), true),
+        false => (None, false),
+    }
 }
 
 /// Two choices a reader of some language sees under the same words (`Oui` for `yes` and
@@ -1037,18 +1126,26 @@ pub(super) fn read_tie(node: &Node, known: &Known, d: &mut Diagnostics) -> Optio
     let f = yaml::mapping(node, "`tie`", &["chair"], d)?;
     let member_node = f.require("chair", "`tie`", d)?;
     let member = yaml::string(member_node, "`chair`", d)?;
-    if let Some(roster) = known.roster
-        && roster.member(&member).is_none()
-    {
-        let hint = yaml::did_you_mean(&member, roster.members.iter().map(|m| m.id.as_str()))
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
-        d.error(
-            yaml::pos(member_node),
-            format!("the roster has no member `{member}`{hint}"),
-        );
-    }
+    known_member(known, &member, member_node, d);
     Some(TieRule::Chair(member))
+}
+
+/// Whether the roster (when known) has member `id`; says so at `node` when it has not.
+fn known_member(known: &Known, id: &str, node: &Node, d: &mut Diagnostics) -> bool {
+    let Some(roster) = known.roster else {
+        return true;
+    };
+    if roster.member(id).is_some() {
+        return true;
+    }
+    let hint = yaml::did_you_mean(id, roster.members.iter().map(|m| m.id.as_str()))
+        .map(|s| format!("; did you mean `{s}`?"))
+        .unwrap_or_default();
+    d.error(
+        yaml::pos(node),
+        format!("the roster has no member `{id}`{hint}"),
+    );
+    false
 }
 
 /// A rule, with errors placed at their column inside the quoted or plain scalar.

@@ -61,7 +61,15 @@ pub fn apply(
             candidates: Vec::new(),
             standing: Vec::new(),
             elected: Vec::new(),
+            trust: sealed::trust(ctx.workflow),
         });
+        if item.trust.is_some() {
+            fx.push(Effect::Mail {
+                template: sealed::TRUSTEE_CALL.into(),
+                to: Recipients::Trustees,
+                ballot: None,
+            });
+        }
         enter(ctx, item, start, at, &mut fx);
         return Ok(fx);
     }
@@ -85,7 +93,48 @@ pub fn apply(
             ballot,
             member,
             choice,
-        } => vote_cast(ctx, item, at, *ballot, member, choice, &mut fx),
+            proofs,
+        } => {
+            let sealed = item
+                .ballots
+                .get(*ballot)
+                .is_some_and(|b| b.sealed.is_some());
+            match (sealed, proofs.is_some()) {
+                (true, false) => Err(Rejection::NotSealed),
+                (false, true) => Err(Rejection::BadInput(
+                    "proofs".into(),
+                    "only a secret ballot's vote has proofs".into(),
+                )),
+                _ => vote_cast(ctx, item, at, *ballot, member, choice, &mut fx),
+            }
+        }
+        Event::TrusteeKey { member, key } => sealed::trustee_key(item, member, key),
+        Event::TrusteeDealt {
+            member,
+            commitments,
+            shares,
+        } => sealed::trustee_dealt(item, member, commitments, shares),
+        Event::TrusteeReady { member } => sealed::trustee_ready(item, member, &mut fx),
+        Event::Decrypted {
+            ballot,
+            member,
+            shares,
+        } => match sealed::decrypted(item, *ballot, member, shares)? {
+            None => Ok(()),
+            Some(marks) => {
+                item.awaiting = None;
+                let closed = item.ballots[*ballot]
+                    .sealed
+                    .as_ref()
+                    .and_then(|s| s.closed.clone())
+                    .unwrap_or((at, String::new()));
+                if let Some(spec) = ballot_spec(ctx, item) {
+                    let closed = (closed.0, closed.1.as_str());
+                    election::count(ctx, item, *ballot, spec, marks, closed, &mut fx);
+                }
+                Ok(())
+            }
+        },
         Event::TimerFired { timer } => timer_fired(ctx, item, at, timer, &mut fx),
         Event::Signal {
             name,
@@ -588,7 +637,7 @@ pub fn apply(
 /// can be recorded, or an electronic vote opened.
 fn open_in_session(item: &Item, ballot: usize) -> Result<&Ballot, Rejection> {
     let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
-    if b.result.is_some() {
+    if b.closed() {
         return Err(Rejection::BallotClosed);
     }
     if item.awaiting == Some(Awaiting::Electorate(ballot)) {
@@ -892,7 +941,7 @@ fn vote_cast(
     fx: &mut Vec<Effect>,
 ) -> Result<(), Rejection> {
     let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
-    if b.result.is_some() {
+    if b.closed() {
         return Err(Rejection::BallotClosed);
     }
     if item.awaiting == Some(Awaiting::Electorate(ballot)) {
@@ -1381,6 +1430,7 @@ pub(super) fn open_ballot(
         texts: item.texts(),
         amendment,
         round: None,
+        sealed: None,
     });
     item.awaiting = Some(Awaiting::Electorate(index));
     fx.push(Effect::FixElectorate { ballot: index });

@@ -102,6 +102,14 @@ pub(super) fn confirmed(
             return Err(Rejection::ListedTwice(c.clone()));
         }
     }
+    let secret = ctx
+        .workflow
+        .ballot(&next)
+        .and_then(|b| b.election.as_ref())
+        .is_some_and(|e| e.secret.is_some());
+    if secret && item.trust.as_ref().is_none_or(|t| t.key.is_none()) {
+        return Err(Rejection::NoElectionKey);
+    }
     item.standing = candidates.to_vec();
     enter(ctx, item, next, at, fx);
     Ok(())
@@ -125,6 +133,9 @@ pub(super) fn open_round(
         }
         b.round = Some(round);
     }
+    if e.secret.is_some() {
+        super::sealed::seal_round(item, item.ballots.len() - 1);
+    }
 }
 
 /// The marks of a round: each candidate's, the ballots for candidates, the blank ones.
@@ -145,6 +156,31 @@ pub(super) fn close_round(
     reason: &str,
     fx: &mut Vec<Effect>,
 ) {
+    let Some(b) = item.ballots.get(index) else {
+        return;
+    };
+    match &b.sealed {
+        // A secret round: summed now, counted once the trustees have decrypted the sums.
+        Some(s) if s.tally.is_none() => super::sealed::close(item, index, at, reason, fx),
+        Some(_) => {}
+        None => {
+            let m = marks(b);
+            count(ctx, item, index, spec, m, (at, reason), fx);
+        }
+    }
+}
+
+/// Counts a closed round from its marks (an open round's, or a secret round's decrypted
+/// sums); then as [`close_round`].
+pub(super) fn count(
+    ctx: &Context,
+    item: &mut Item,
+    index: usize,
+    spec: &BallotSpec,
+    m: election::Marks,
+    (at, reason): (DateTime<Utc>, &str),
+    fx: &mut Vec<Effect>,
+) {
     let (Some(b), Some(e)) = (item.ballots.get(index), spec.election.as_ref()) else {
         return;
     };
@@ -153,7 +189,6 @@ pub(super) fn close_round(
         seats: e.seats,
     });
     let eligible = b.electorate.len() as u64;
-    let m = marks(b);
     let mut counts: BTreeMap<String, u64> = m.candidates.iter().cloned().collect();
     if e.blank {
         counts.insert(BLANK.into(), m.blank);

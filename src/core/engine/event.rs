@@ -29,10 +29,14 @@ pub enum Event {
         year: i32,
         seq: u64,
     },
+    /// A member's vote. In a secret ballot, `choice` is the ballot's ciphertexts
+    /// (`secret::encode_choices`) and `proofs` their proofs: nothing says what it marks.
     VoteCast {
         ballot: usize,
         member: String,
         choice: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proofs: Option<Box<crate::secret::Proofs>>,
     },
     TimerFired {
         timer: Timer,
@@ -191,6 +195,31 @@ pub enum Event {
     CandidatesConfirmed {
         candidates: Vec<String>,
     },
+    /// A trustee of a secret ballot gives the key (X25519, hex) that the others encrypt
+    /// its shares of the election key to.
+    TrusteeKey {
+        member: String,
+        key: String,
+    },
+    /// A trustee deals: the commitments of its polynomial (points, hex) and, for each
+    /// other trustee, that trustee's share, encrypted to its key (base64).
+    TrusteeDealt {
+        member: String,
+        commitments: Vec<String>,
+        shares: BTreeMap<String, String>,
+    },
+    /// A trustee has checked the shares dealt to it against their commitments: it holds
+    /// its part of the key. Once every trustee has, the election key is made.
+    TrusteeReady {
+        member: String,
+    },
+    /// A trustee's share of the decryption of a closed secret round's tally, one per
+    /// choice, each with its proof.
+    Decrypted {
+        ballot: usize,
+        member: String,
+        shares: Vec<crate::secret::PartialDecryption>,
+    },
     /// The draft summary record of a session is circulated: the SHA-256 of each language's
     /// text, so that the version approved later is the version circulated.
     RecordCirculated {
@@ -233,6 +262,10 @@ impl Event {
             Event::ConsolidationRetried => "consolidation_retried",
             Event::Nominated { .. } => "nominated",
             Event::CandidatesConfirmed { .. } => "candidates_confirmed",
+            Event::TrusteeKey { .. } => "trustee_key",
+            Event::TrusteeDealt { .. } => "trustee_dealt",
+            Event::TrusteeReady { .. } => "trustee_ready",
+            Event::Decrypted { .. } => "decrypted",
         }
     }
 }
@@ -286,6 +319,8 @@ pub enum Recipients {
     NotVoted(usize),
     /// The voting delegates of the members present in the room for an electronic vote.
     InRoom(usize),
+    /// Every delegate of each trustee of the item's secret ballot.
+    Trustees,
 }
 
 /// Why an event was refused. Nothing changed.
@@ -418,6 +453,15 @@ pub enum Rejection {
     ConfirmCandidates,
     #[error("mark at most {0} candidates")]
     TooManyMarks(u32),
+    #[error("member `{0}` is not a trustee of this election")]
+    NotTrustee(String),
+    /// A step of the trustees' key ceremony out of its order, or given twice.
+    #[error("{0}")]
+    TrusteeStep(String),
+    #[error("the trustees have not made the election key yet: the election cannot open")]
+    NoElectionKey,
+    #[error("a secret ballot's vote must be encrypted in the ballot page")]
+    NotSealed,
 }
 
 /// An item's pending timer. Stored and logged by its name (`close:0`, `remind:0:1`,

@@ -51,6 +51,99 @@ pub struct Item {
     /// Those elected so far, round after round, best placed first within a round.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elected: Vec<String>,
+    /// A secret election's trustees and the key they make.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust: Option<Trust>,
+}
+
+/// The trustees of a secret election, in the workflow's order (trustee `j`, from 1, is the
+/// `j`-th), their key ceremony as it stands, and the election key it makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trust {
+    pub needed: u32,
+    pub trustees: Vec<Trustee>,
+    /// The election key (a point, hex), once every trustee is ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trustee {
+    pub member: String,
+    /// The key its shares are encrypted to (X25519, hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub box_key: Option<String>,
+    /// Its polynomial's commitments (points, hex), once dealt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commitments: Vec<String>,
+    /// Its share for each other trustee, encrypted to that trustee (base64).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub shares: BTreeMap<String, String>,
+    #[serde(default)]
+    pub ready: bool,
+}
+
+impl Trust {
+    /// Trustee `member`'s number (from 1).
+    pub fn number(&self, member: &str) -> Option<u64> {
+        let i = self.trustees.iter().position(|t| t.member == member)?;
+        Some(i as u64 + 1)
+    }
+
+    /// Every trustee's commitments, as points (empty when one cannot be read).
+    pub fn dealings(&self) -> Vec<Vec<curve25519_dalek::ristretto::RistrettoPoint>> {
+        self.trustees
+            .iter()
+            .map(|t| {
+                t.commitments
+                    .iter()
+                    .map(|c| crate::secret::point_from_hex(c))
+                    .collect::<Option<Vec<_>>>()
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    /// What the ceremony waits for, in words.
+    pub fn waiting_for(&self) -> Option<String> {
+        let steps = [
+            ("their keys", 0),
+            ("their dealings", 1),
+            ("their check of the shares", 2),
+        ];
+        let done = |t: &Trustee, step: u8| match step {
+            0 => t.box_key.is_some(),
+            1 => !t.commitments.is_empty(),
+            _ => t.ready,
+        };
+        steps.iter().find_map(|(what, step)| {
+            let missing: Vec<&str> = self
+                .trustees
+                .iter()
+                .filter(|t| !done(t, *step))
+                .map(|t| t.member.as_str())
+                .collect();
+            (!missing.is_empty()).then(|| format!("trustees {} to give {what}", missing.join(", ")))
+        })
+    }
+}
+
+/// A round of a secret election: the key its ballots are encrypted under, and once it is
+/// closed, the sum of its ballots and the trustees' shares of its decryption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tally: Option<Vec<crate::secret::Ciphertext>>,
+    /// Each trustee's checked decryption shares of the tally, one per choice.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub decryptions: BTreeMap<String, Vec<crate::secret::PartialDecryption>>,
+    /// When and why the round closed, once it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed: Option<(DateTime<Utc>, String)>,
+    /// Why the tally's decryption does not add up, when it does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// A candidate nominated for an election.
@@ -374,6 +467,8 @@ pub enum Awaiting {
     Electorate(usize),
     /// The texts with the adopted amendments applied.
     Texts,
+    /// The trustees' decryptions of a closed secret round's tally.
+    Decryption(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -416,6 +511,9 @@ pub struct Ballot {
     /// The round of an election this ballot is: its choices are candidates (and `blank`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round: Option<Round>,
+    /// A secret round: its votes are encrypted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealed>,
 }
 
 /// A vote taken in a meeting of the council.
@@ -515,6 +613,24 @@ impl Ballot {
         u64::from_str_radix(self.seed.get(..16).unwrap_or("0"), 16).unwrap_or(0)
     }
 
+    /// What a ballot of this round may mark, for its encryption and proofs: its choices
+    /// (`blank` last, when offered) and its seats.
+    pub fn shape(&self) -> crate::secret::Shape {
+        crate::secret::Shape {
+            choices: self.choices.len(),
+            seats: u64::from(self.round.map_or(1, |r| r.seats)),
+            blank: self
+                .choices
+                .last()
+                .is_some_and(|c| c == crate::rules::election::BLANK),
+        }
+    }
+
+    /// Closed to votes: counted, or (a secret round) summed and waiting for its count.
+    pub fn closed(&self) -> bool {
+        self.result.is_some() || self.sealed.as_ref().is_some_and(|s| s.tally.is_some())
+    }
+
     /// How many members have voted.
     pub fn cast(&self) -> usize {
         self.votes.cast
@@ -539,6 +655,11 @@ impl Ballot {
     /// also up to that many candidates joined by `+`, put in the ballot's order. `None`
     /// when it is neither.
     pub fn canonical(&self, choice: &str) -> Option<String> {
+        if self.sealed.is_some() {
+            // A secret vote: one ciphertext per choice.
+            return crate::secret::decode_choices(choice, self.choices.len())
+                .map(|_| choice.to_string());
+        }
         if self.choices.iter().any(|c| c == choice) {
             return Some(choice.to_string());
         }

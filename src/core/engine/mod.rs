@@ -17,6 +17,7 @@ mod event;
 mod item;
 mod log;
 mod recipients;
+mod sealed;
 mod step;
 
 use chrono_tz::Tz;
@@ -29,11 +30,12 @@ pub use election::{candidate_id, marks, taking_nominations};
 pub use event::{BALLOT_CANCELLED, BALLOT_EXTENDED, Effect, Event, Recipients, Rejection, Timer};
 pub use item::{
     Amendment, Awaiting, Ballot, BallotResult, Candidate, Change, Circulation, Electorate, Fate,
-    Item, Meeting, Point, PointStatus, Presence, Room, RoomMethod, Round, Ruling, Signal,
-    Statement, Status, Version, Voter, Votes,
+    Item, Meeting, Point, PointStatus, Presence, Room, RoomMethod, Round, Ruling, Sealed, Signal,
+    Statement, Status, Trust, Trustee, Version, Voter, Votes,
 };
 pub use log::{Record, ReplayError, replay};
 pub use recipients::{Addressee, recipients};
+pub use sealed::{TRUSTEE_CALL, secret_election};
 pub use step::{Facts, MAX_FOLLOW_UPS, Stepped, step};
 
 /// What `apply` needs besides the item and the event.

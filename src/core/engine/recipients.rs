@@ -63,5 +63,23 @@ pub fn recipients<'a>(roster: &'a Roster, item: &'a Item, to: &Recipients) -> Ve
                     .collect()
             })
             .unwrap_or_default(),
+        Recipients::Trustees => {
+            let trustees = item
+                .trust
+                .as_ref()
+                .map(|t| &t.trustees[..])
+                .unwrap_or_default();
+            roster
+                .members
+                .iter()
+                .filter(|m| trustees.iter().any(|t| t.member == m.id))
+                .flat_map(|m| {
+                    m.delegates
+                        .iter()
+                        .enumerate()
+                        .map(move |(i, d)| Addressee::Delegate(m, i, d))
+                })
+                .collect()
+        }
     }
 }

@@ -656,6 +656,11 @@ pub fn item_json(item: &Item) -> Value {
             let c = counts(b);
             // A round of an election: the marks of each candidate (and the blank ballots).
             let counts = match b.round {
+                // A secret round: nothing is known until the trustees have decrypted it.
+                Some(_) if b.sealed.is_some() => match &b.result {
+                    Some(r) => r.counts.clone(),
+                    None => BTreeMap::new(),
+                },
                 Some(_) => {
                     let m = crate::engine::marks(b);
                     let mut per: BTreeMap<String, u64> = m.candidates.into_iter().collect();
@@ -672,6 +677,7 @@ pub fn item_json(item: &Item) -> Value {
                 "opened_at": b.opened_at, "closes_at": (!b.in_session).then_some(b.closes_at),
                 "eligible": b.electorate.len(), "cast": c.cast(),
                 "counts": counts, "texts": b.texts, "amendment": b.amendment, "round": b.round,
+                "secret": b.sealed.is_some(),
                 "result": b.result.as_ref().map(|r| json!({"verdict": r.verdict.as_str(), "explanation": r.explanation, "reason": r.reason, "closed_at": r.closed_at, "elected": r.elected})),
             })
         })

@@ -9,6 +9,7 @@
 use super::{ApiError, App, AppState};
 use crate::engine::{Ballot, Event, Item, Rejection, Status};
 use crate::mail;
+use crate::secret;
 use crate::templates::direction;
 use crate::token::BallotRef;
 use crate::writer::WriteError;
@@ -23,19 +24,53 @@ use axum::response::{Html, IntoResponse, Response};
 /// `choice` per candidate marked (joined by `+`, as the engine records such a ballot).
 pub struct VoteForm {
     choice: String,
+    /// A secret ballot's vote, encrypted by the page: `secret::Ballot` as JSON.
+    sealed: Option<String>,
 }
 
 impl VoteForm {
     fn from_fields(fields: Vec<(String, String)>) -> Option<VoteForm> {
+        let sealed = fields
+            .iter()
+            .find(|(k, _)| k == "sealed")
+            .map(|(_, v)| v.clone());
         let marks: Vec<String> = fields
             .into_iter()
             .filter(|(k, _)| k == "choice")
             .map(|(_, v)| v)
             .collect();
-        (!marks.is_empty()).then(|| VoteForm {
+        (!marks.is_empty() || sealed.is_some()).then(|| VoteForm {
             choice: marks.join("+"),
+            sealed,
         })
     }
+}
+
+/// A secret round's vote as the page sent it, checked: its ciphertexts (the vote's
+/// `choice`) and proofs; `None` when it is not a well-formed ballot of this round, for
+/// this member, under the round's key.
+fn sealed_vote(
+    item: &Item,
+    r: &BallotRef,
+    b: &Ballot,
+    json: &str,
+) -> Option<(String, secret::Proofs)> {
+    let key = secret::point_from_hex(&b.sealed.as_ref()?.key)?;
+    let ballot: secret::Ballot = serde_json::from_str(json).ok()?;
+    let shape = b.shape();
+    let context = secret::ballot_context(&item.id, r.ballot, &r.member);
+    if !ballot.verify(&context, &key, &shape) {
+        return None;
+    }
+    let (choices, proofs) = ballot.split();
+    Some((secret::encode_choices(&choices), proofs))
+}
+
+/// A secret vote's tracker, from the vote as recorded (its ciphertexts).
+fn tracker_of(b: &Ballot, choice: &str) -> String {
+    secret::decode_choices(choice, b.choices.len())
+        .map(|c| secret::tracker(&c))
+        .unwrap_or_default()
 }
 
 /// What a token leads to, once checked against the stored item.
@@ -95,6 +130,14 @@ struct Words {
     cross_site: &'static str,
     busy_title: &'static str,
     busy: &'static str,
+    /// A secret ballot: what the page does, that it needs JavaScript, and its tracker.
+    secret: &'static str,
+    needs_js: &'static str,
+    voted_secret: &'static str,
+    tracker: &'static str,
+    sealed_recorded: &'static str,
+    not_checked: &'static str,
+    counting: &'static str,
 }
 
 impl Words {
@@ -151,6 +194,13 @@ const EN: Words = Words {
     cross_site: "Votes can only be cast from the ballot page itself.",
     busy_title: "Too many votes",
     busy: "This link has sent many votes in a short time. Nothing was changed; please try again in a minute.",
+    secret: "This ballot is secret: your browser encrypts your vote before sending it, and nobody, the Secretariat included, can see how you voted. Only the sum of all the ballots is decrypted, by the election's trustees.",
+    needs_js: "This secret ballot needs JavaScript, with which your browser encrypts your vote. Please turn JavaScript on, or open the link in another browser.",
+    voted_secret: "You have voted. You may vote again until the ballot closes: only your last ballot is counted.",
+    tracker: "Your ballot's tracker:",
+    sealed_recorded: "Your encrypted vote is recorded. Keep its tracker: you will find it on the public list of the ballots counted.",
+    not_checked: "Your vote could not be checked, and is not recorded: please reload the page and vote again.",
+    counting: "The ballots are sealed: the count waits for the trustees' decryption.",
 };
 
 const FR: Words = Words {
@@ -197,6 +247,13 @@ const FR: Words = Words {
     cross_site: "Le vote ne peut être exprimé que depuis la page du scrutin.",
     busy_title: "Trop de votes",
     busy: "Ce lien a envoyé de nombreux votes en peu de temps. Rien n'a été modifié ; veuillez réessayer dans une minute.",
+    secret: "Ce scrutin est secret : votre navigateur chiffre votre vote avant de l'envoyer, et personne, pas même le Secrétariat, ne peut voir comment vous avez voté. Seule la somme de tous les bulletins est déchiffrée, par les autorités de déchiffrement de l'élection.",
+    needs_js: "Ce scrutin secret a besoin de JavaScript, avec lequel votre navigateur chiffre votre vote. Veuillez activer JavaScript, ou ouvrir le lien dans un autre navigateur.",
+    voted_secret: "Vous avez voté. Vous pouvez voter de nouveau jusqu'à la clôture du scrutin : seul votre dernier bulletin est compté.",
+    tracker: "Code de suivi de votre bulletin :",
+    sealed_recorded: "Votre vote chiffré est enregistré. Conservez son code de suivi : vous le trouverez sur la liste publique des bulletins comptés.",
+    not_checked: "Votre vote n'a pas pu être vérifié et n'est pas enregistré : veuillez recharger la page et voter de nouveau.",
+    counting: "Les bulletins sont scellés : le dépouillement attend le déchiffrement par les autorités de déchiffrement.",
 };
 
 const AR: Words = Words {
@@ -243,6 +300,13 @@ const AR: Words = Words {
     cross_site: "لا يمكن التصويت إلا من صفحة الاقتراع نفسها.",
     busy_title: "أصوات كثيرة جدًا",
     busy: "أرسل هذا الرابط أصواتًا كثيرة في وقت قصير. لم يتغيّر شيء؛ يرجى المحاولة مرة أخرى بعد دقيقة.",
+    secret: "هذا اقتراع سري: يشفّر متصفحكم صوتكم قبل إرساله، ولا يستطيع أحد، ولا الأمانة نفسها، معرفة كيف صوّتم. ولا يُفك تشفير إلا مجموع الأوراق كلها، على يد الجهات المؤتمنة على مفتاح الانتخاب.",
+    needs_js: "يحتاج هذا الاقتراع السري إلى JavaScript، الذي يشفّر به متصفحكم صوتكم. يُرجى تفعيل JavaScript أو فتح الرابط في متصفح آخر.",
+    voted_secret: "لقد صوّتم. يمكنكم التصويت من جديد حتى إغلاق الاقتراع: لا تُحتسب إلا ورقتكم الأخيرة.",
+    tracker: "رمز التتبّع لورقتكم:",
+    sealed_recorded: "سُجّل صوتكم المشفّر. احتفظوا برمز تتبّعه: ستجدونه في القائمة العامة للأوراق المحتسبة.",
+    not_checked: "تعذّر التحقق من صوتكم ولم يُسجَّل: يُرجى إعادة تحميل الصفحة والتصويت من جديد.",
+    counting: "الأوراق مختومة: ينتظر الفرز فكّ التشفير على يد الجهات المؤتمنة على مفتاح الانتخاب.",
 };
 
 /// The usual choices in the reader's language; other choices are shown as written.
@@ -400,7 +464,7 @@ pub async fn ballot_vote(
         Err(r) => return *r,
     };
     let w = words(&f.language);
-    let closed = f.ballot().is_none_or(|b| b.result.is_some()) || f.item.status == Status::Ended;
+    let closed = f.ballot().is_none_or(|b| b.closed()) || f.item.status == Status::Ended;
     if closed {
         return page(
             StatusCode::CONFLICT,
@@ -433,7 +497,21 @@ pub async fn ballot_vote(
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
         return busy;
     }
-    let receipt = match cast(&app, &f.r, &form.choice).await {
+    let secret_ballot = f.ballot().filter(|b| b.sealed.is_some());
+    let (choice, proofs) = match (secret_ballot, &form.sealed) {
+        (Some(b), Some(json)) => match sealed_vote(&f.item, &f.r, b, json) {
+            Some((choice, proofs)) => (choice, Some(Box::new(proofs))),
+            None => {
+                let why = (StatusCode::UNPROCESSABLE_ENTITY, w.not_checked);
+                return ballot_html(&app, &f, &token, Some(why));
+            }
+        },
+        (Some(_), None) | (None, Some(_)) => {
+            return ballot_html(&app, &f, &token, Some((StatusCode::BAD_REQUEST, w.choose)));
+        }
+        (None, None) => (form.choice.clone(), None),
+    };
+    let receipt = match cast(&app, &f.r, &choice, proofs).await {
         Ok(receipt) => receipt,
         Err(WriteError::Rejected(Rejection::BallotClosed | Rejection::Ended)) => {
             return page(
@@ -473,12 +551,23 @@ pub async fn ballot_vote(
         .ballot()
         .map(|b| texts_html(b, &token, w))
         .unwrap_or_default();
+    let recorded = match secret_ballot {
+        Some(b) => format!(
+            "<p>{}</p><p>{} <code id=\"tracker\">{}</code></p>",
+            w.sealed_recorded,
+            w.tracker,
+            tracker_of(b, &choice)
+        ),
+        None => format!(
+            "<p>{} <strong id=\"choice\">{}</strong></p>",
+            w.recorded,
+            escape(&label(&app, &f, &form.choice))
+        ),
+    };
     let body = format!(
-        "<p class=\"question\">{}</p><p>{} <strong id=\"choice\">{}</strong></p>\
+        "<p class=\"question\">{}</p>{recorded}\
                  <p>{} <code id=\"receipt\" data-member=\"{}\">{}</code></p>{texts}<p><a href=\"/ballot/{}\">{}</a></p>",
         escape(&question),
-        w.recorded,
-        escape(&label(&app, &f, &form.choice)),
         w.receipt,
         escape(&f.r.member),
         escape(&receipt),
@@ -492,12 +581,18 @@ pub async fn ballot_vote(
 /// nothing: it is answered with the receipt of the vote that recorded the choice, once that
 /// vote is durable (the record read may be in a commit still syncing). Should another vote
 /// of the member's come in between, the repeat is answered as if it came first.
-async fn cast(app: &App, r: &BallotRef, choice: &str) -> Result<String, WriteError> {
+async fn cast(
+    app: &App,
+    r: &BallotRef,
+    choice: &str,
+    proofs: Option<Box<secret::Proofs>>,
+) -> Result<String, WriteError> {
     let store = |e: crate::store::Error| WriteError::Store(e.to_string());
     let event = Event::VoteCast {
         ballot: r.ballot,
         member: r.member.clone(),
         choice: choice.to_string(),
+        proofs,
     };
     match app.writer.event(r.item.clone(), event, None).await {
         Ok(done) => {
@@ -580,7 +675,7 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
     );
     body.push_str(&amendment_html(&f.item, b, w));
     body.push_str(&texts_html(b, token, w));
-    if b.result.is_some() || f.item.status == Status::Ended {
+    if b.closed() || f.item.status == Status::Ended {
         body.push_str(&format!("<p>{}</p>", w.closed));
         match &b.result {
             Some(result) if b.round.is_some() => body.push_str(&format!(
@@ -596,19 +691,38 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
                 w.result,
                 w.verdict(result.verdict)
             )),
+            None if b.sealed.is_some() && f.item.status != Status::Ended => {
+                body.push_str(&format!("<p id=\"counting\">{}</p>", w.counting))
+            }
             None => body.push_str(&format!("<p>{}</p>", w.withdrawn)),
         }
-        if let Some(c) = current {
-            body.push_str(&format!(
+        match current {
+            Some(c) if b.sealed.is_some() => body.push_str(&format!(
+                "<p>{} <code id=\"tracker\">{}</code></p>",
+                w.tracker,
+                tracker_of(b, c)
+            )),
+            Some(c) => body.push_str(&format!(
                 "<p>{} <strong id=\"current\">{}</strong></p>",
                 w.your_vote,
                 escape(c)
-            ));
+            )),
+            None => {}
         }
         return page(StatusCode::OK, &f.language, w.closed_title, &body);
     }
     if let Some((_, message)) = &error {
         body.push_str(&format!("<p class=\"error\" role=\"alert\">{message}</p>"));
+    }
+    if b.sealed.is_some() {
+        return secret_form(
+            app,
+            f,
+            b,
+            token,
+            error.map_or(StatusCode::OK, |(s, _)| s),
+            body,
+        );
     }
     match current {
         Some(c) => body.push_str(&format!(
@@ -666,6 +780,87 @@ fn ballot_html(app: &App, f: &Found, token: &str, error: Option<(StatusCode, &st
         w.ballot,
         &body,
     )
+}
+
+/// A secret round's form: the choices without names (nothing but the encrypted vote is
+/// posted), the round's key and context for the page's script, which encrypts the vote.
+fn secret_form(
+    app: &App,
+    f: &Found,
+    b: &Ballot,
+    token: &str,
+    status: StatusCode,
+    mut body: String,
+) -> Response {
+    let w = words(&f.language);
+    let key = b.sealed.as_ref().map_or("", |s| s.key.as_str());
+    let shape = b.shape();
+    let (seats, blank) = (shape.seats, shape.blank);
+    body.push_str(&format!("<p id=\"secret\">{}</p>", w.secret));
+    if let Some(c) = b.vote(&f.r.member) {
+        body.push_str(&format!(
+            "<p>{} {} <code id=\"tracker\">{}</code></p>",
+            w.voted_secret,
+            w.tracker,
+            tracker_of(b, c)
+        ));
+    } else {
+        body.push_str(&format!("<p>{}</p>", w.not_voted));
+    }
+    body.push_str(&format!(
+        "<noscript><p id=\"needs-javascript\" class=\"error\">{}</p></noscript>",
+        w.needs_js
+    ));
+    let mark_up_to = w.mark_up_to.replace("{n}", &seats.to_string());
+    body.push_str(&format!(
+        "<form id=\"secret-ballot\" method=\"post\" action=\"/ballot/{t}\" data-key=\"{key}\" data-context=\"{ctx}\" data-seats=\"{seats}\" data-blank=\"{blank}\" data-choose-one=\"{choose}\" data-mark-up-to=\"{mark}\"><fieldset><legend>{} <bdi>{}</bdi></legend>",
+        w.your_vote_for,
+        escape(&member_name(b, &f.r.member)),
+        t = escape(token),
+        key = escape(key),
+        ctx = escape(&String::from_utf8_lossy(&secret::ballot_context(&f.item.id, f.r.ballot, &f.r.member))),
+        choose = escape(w.choose),
+        mark = escape(&mark_up_to),
+    ));
+    if seats > 1 {
+        body.push_str(&format!("<p id=\"mark-up-to\">{}</p>", escape(&mark_up_to)));
+    }
+    let kind = if seats > 1 { "checkbox" } else { "radio" };
+    for c in &b.choices {
+        body.push_str(&format!(
+            "<label><input type=\"{kind}\" data-choice=\"{}\"> {}</label>",
+            escape(c),
+            escape(&label(app, f, c))
+        ));
+    }
+    let closes = crate::locale::datetime(
+        &f.language,
+        b.closes_at.with_timezone(&app.tz).fixed_offset(),
+    );
+    body.push_str(&format!(
+        "</fieldset><input type=\"hidden\" name=\"sealed\" value=\"\"><p id=\"secret-error\" class=\"error\" role=\"alert\" hidden></p><button type=\"submit\" disabled>{}</button></form><p>{} <bdi><time>{closes}</time></bdi>.</p><script src=\"/assets/secret-ballot.js\" defer></script>",
+        w.cast, w.closes
+    ));
+    page(status, &f.language, w.ballot, &body)
+}
+
+fn member_name(b: &Ballot, member: &str) -> String {
+    b.electorate
+        .voter(member)
+        .map_or(member, |v| v.member_name.as_str())
+        .to_string()
+}
+
+/// The secret ballot's script: encrypts the vote in the page (`assets/secret-ballot`).
+pub async fn secret_ballot_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("secret-ballot.js"),
+    )
+        .into_response()
 }
 
 /// What a ballot on an amendment changes: each language's passage and its replacement.

@@ -223,11 +223,36 @@ pub(super) fn section(
             ));
         }
     }
+    if let Some(t) = &item.trust {
+        let members: Vec<String> = t.trustees.iter().map(|t| escape(&t.member)).collect();
+        let state = match (&t.key, t.waiting_for()) {
+            (Some(_), _) => "the election key is made".to_string(),
+            (None, Some(w)) => format!("the key ceremony waits for {}", escape(&w)),
+            (None, None) => String::new(),
+        };
+        html.push_str(&format!(
+            "<p id=\"trustees\">Secret ballot, opened by {} of the trustees {}: {state}.</p>",
+            t.needed,
+            members.join(", ")
+        ));
+    }
     for b in item.ballots.iter().filter(|b| b.round.is_some()) {
         let Some(round) = b.round else { continue };
-        let state = match &b.result {
-            Some(r) => escape(&r.explanation),
-            None => format!(
+        let decryptions = b.sealed.as_ref().filter(|s| s.tally.is_some());
+        let state = match (&b.result, decryptions) {
+            (Some(r), _) => escape(&r.explanation),
+            (None, Some(s)) => format!(
+                "closed, {} of {} voted; the sealed tally waits for the trustees' decryptions ({} of {} given){}",
+                b.cast(),
+                b.electorate.len(),
+                s.decryptions.len(),
+                item.trust.as_ref().map_or(0, |t| t.needed),
+                s.failure
+                    .as_ref()
+                    .map(|f| format!(": {}", escape(f)))
+                    .unwrap_or_default()
+            ),
+            (None, None) => format!(
                 "open until {}, {} of {} voted",
                 b.closes_at.with_timezone(&tz).format("%-d %B %Y, %H:%M %Z"),
                 b.cast(),

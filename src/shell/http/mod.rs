@@ -21,6 +21,7 @@ mod elect;
 mod minutes;
 mod propose;
 mod session;
+pub mod trustee;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -172,6 +173,13 @@ pub fn public_router(app: Arc<App>) -> Router {
             "/nominate/{token}",
             get(elect::nominate_page).post(elect::nominate_post),
         )
+        .route(
+            "/trustee/{token}",
+            get(trustee::board_get).post(trustee::board_post),
+        )
+        .route("/elections/{item}", get(trustee::trackers_page))
+        .route("/assets/secret-ballot.js", get(ballot::secret_ballot_js))
+        .route("/elections/{item}/record.json", get(trustee::record_json))
         .layer(middleware::from_fn(time_limit))
         .layer(middleware::from_fn_with_state(app.clone(), count_request))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -192,6 +200,7 @@ fn protected_routes() -> Vec<Route> {
     routes.extend(documents::routes());
     routes.extend(amend::routes());
     routes.extend(elect::routes());
+    routes.extend(trustee::routes());
     routes
 }
 

@@ -334,7 +334,7 @@ pub fn context(
             names["default"] = json!(c.name_in("en"));
             labels.insert(c.id.clone(), names);
         }
-        if let (Some(round), Some(e)) = (b.round, spec.and_then(|s| s.election)) {
+        if let (Some(round), Some(e)) = (b.round, spec.and_then(|s| s.election.as_ref())) {
             labels.entry(BLANK).or_insert_with(|| {
                 json!({"en": "blank ballot", "fr": "bulletin blanc", "ar": "ورقة بيضاء", "default": "blank ballot"})
             });
@@ -367,6 +367,9 @@ pub fn context(
             "eligible": b.electorate.len(),
             "result": result,
         });
+        if b.sealed.is_some() {
+            data["ballot"]["secret"] = json!(true);
+        }
     }
     data
 }

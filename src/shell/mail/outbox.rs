@@ -4,6 +4,12 @@
 use super::transport::SendError;
 use super::*;
 
+/// What is escaped of an item's id in a link's path: all but letters, digits, `-_.`.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.');
+
 /// Everything the outbox worker needs.
 pub struct Outbox {
     pub store: Store,
@@ -175,8 +181,17 @@ impl Outbox {
             "name": mail.to.name, "language": mail.to.language,
             "member": mail.to.member, "member_name": mail.to.member_name,
         });
-        if let (Some(ballot), Some(member), Some(delegate)) =
-            (mail.ballot, &mail.to.member, mail.to.delegate)
+        // A secret ballot's public list of the ballots counted, by tracker.
+        if data["ballot"]["secret"] == true {
+            let base = self.public_url.trim_end_matches('/');
+            data["ballot"]["trackers"] = json!(format!(
+                "{base}/elections/{}",
+                percent_encoding::utf8_percent_encode(&mail.item, PATH_SEGMENT)
+            ));
+        }
+        let trustee_call = mail.template == crate::engine::TRUSTEE_CALL;
+        if let (false, Some(ballot), Some(member), Some(delegate)) =
+            (trustee_call, mail.ballot, &mail.to.member, mail.to.delegate)
         {
             let token = self.key.sign(&BallotRef {
                 item: mail.item.clone(),
@@ -189,8 +204,14 @@ impl Outbox {
                     "{}/ballot/{token}",
                     self.public_url.trim_end_matches('/')
                 ));
-                // An address's local part holds at most 64 characters.
-                if let Some(reply) = self.reply_domain.as_ref().filter(|_| token.len() + 7 <= 64) {
+                // An address's local part holds at most 64 characters; a secret ballot
+                // takes no vote by mail.
+                let secret = b["secret"] == true;
+                if let Some(reply) = self
+                    .reply_domain
+                    .as_ref()
+                    .filter(|_| token.len() + 7 <= 64 && !secret)
+                {
                     b["reply_to"] = json!(format!("ballot+{token}@{reply}"));
                 }
             }
@@ -209,6 +230,22 @@ impl Outbox {
             });
             let base = self.public_url.trim_end_matches('/');
             data["proposal"] = json!({ "link": format!("{base}/propose/{token}") });
+        }
+        // A trustee's link to the board of the key ceremony and of the rounds' decryption.
+        if let (true, Some(member), Some(delegate)) =
+            (trustee_call, &mail.to.member, mail.to.delegate)
+        {
+            let token = self.key.sign(&BallotRef {
+                item: mail.item.clone(),
+                ballot: BallotRef::TRUSTEE,
+                member: member.clone(),
+                delegate,
+            });
+            let base = self.public_url.trim_end_matches('/');
+            data["trustee"] = json!({
+                "link": format!("{base}/trustee/{token}"),
+                "decrypt": mail.ballot.is_some(),
+            });
         }
         // A call for nominations: each member's own link to nominate a candidate.
         if let (true, Some(member), Some(delegate)) = (

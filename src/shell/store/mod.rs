@@ -580,6 +580,7 @@ impl Store {
                 ballot: b,
                 member: m,
                 choice: c,
+                ..
             } = &record.event
                 && *b == ballot
                 && m == member

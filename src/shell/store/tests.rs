@@ -69,6 +69,7 @@ fn item_with_votes() -> Item {
             texts: Default::default(),
             amendment: None,
             round: None,
+            sealed: None,
         }],
         signals: Vec::new(),
         timers: Default::default(),
@@ -81,6 +82,7 @@ fn item_with_votes() -> Item {
         candidates: Vec::new(),
         standing: Vec::new(),
         elected: Vec::new(),
+        trust: None,
     };
     assert!(item.ballots[0].record("AAA", "yes"));
     item

@@ -111,6 +111,7 @@ impl Facts for Staging<'_> {
                 ballot,
                 member,
                 choice,
+                ..
             } => {
                 batch.votes.insert(
                     store::vote_key(id, *ballot, member),
@@ -258,8 +259,22 @@ impl Staging<'_> {
             self.tz,
         );
         // A vote's receipt carries the choice and the event hash.
-        if let Event::VoteCast { choice, .. } = &record.event {
-            context["vote"] = serde_json::json!({ "choice": choice, "receipt": record.hash });
+        if let Event::VoteCast {
+            choice,
+            proofs,
+            ballot,
+            ..
+        } = &record.event
+        {
+            context["vote"] = match (proofs, item.ballots.get(*ballot)) {
+                // A secret vote: its tracker, and nothing of what it marks.
+                (Some(_), Some(b)) => {
+                    let choices = crate::secret::decode_choices(choice, b.choices.len());
+                    let tracker = choices.map(|c| crate::secret::tracker(&c));
+                    serde_json::json!({ "tracker": tracker, "receipt": record.hash })
+                }
+                _ => serde_json::json!({ "choice": choice, "receipt": record.hash }),
+            };
         }
         // A notice caused by a version replacing another says so.
         if let Event::DocumentAdded { language, .. } = &record.event

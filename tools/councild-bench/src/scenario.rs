@@ -293,6 +293,7 @@ async fn fill_item(handle: &Handle, votes: usize, members: usize) -> anyhow::Res
                 "no"
             }
             .into(),
+            proofs: None,
         };
         let done = handle
             .event(done.item.clone(), event, None)
