@@ -37,6 +37,8 @@ pub struct RoundRecord {
     pub choices: Vec<String>,
     pub seats: u64,
     pub blank: bool,
+    /// The members who may vote in the round: a ballot of anyone else does not count.
+    pub electorate: Vec<String>,
     /// Every ballot cast, in the order cast; a member's last one is counted.
     pub ballots: Vec<CastRecord>,
     /// The sums, once the round closed.
@@ -101,6 +103,14 @@ fn sum_of(
     };
     let mut latest: BTreeMap<&str, &[Ciphertext]> = BTreeMap::new();
     for (i, cast) in round.ballots.iter().enumerate() {
+        if !round.electorate.contains(&cast.member) {
+            return Err(format!(
+                "round {n}, ballot {} (tracker {}): `{}` is not in the round's electorate",
+                i + 1,
+                cast.tracker,
+                cast.member
+            ));
+        }
         let context = secret::ballot_context(&r.item, round.ballot, &cast.member);
         if cast.ballot.tracker() != cast.tracker {
             return Err(format!(

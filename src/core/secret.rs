@@ -186,6 +186,17 @@ impl OneOf {
     }
 }
 
+/// What the proof about choice `i` of `n` is bound to: the ballot's context, then the
+/// choice's place, so that a ciphertext and its proof cannot move to another choice.
+fn choice_context(context: &[u8], i: usize, n: usize) -> Vec<u8> {
+    [context, format!("/choice/{i}/{n}").as_bytes()].concat()
+}
+
+/// What the proof about the sum of the `n` marks is bound to.
+fn overall_context(context: &[u8], n: usize) -> Vec<u8> {
+    [context, format!("/overall/{n}").as_bytes()].concat()
+}
+
 /// An encrypted ballot of one round: a ciphertext per choice (the candidates, then `blank`
 /// when the round offers it), each proved 0 or 1, and the proof that the marks are
 /// allowed (`overall`).
@@ -279,10 +290,15 @@ impl Ballot {
             .zip(&rs)
             .map(|(&m, r)| Ciphertext::encrypt(pk, u64::from(m), r))
             .collect();
+        let n = choices.len();
         let proofs = choices
             .iter()
             .zip(marks.iter().zip(&rs))
-            .map(|(c, (&m, r))| OneOf::prove(rng, context, pk, c, &[0, 1], usize::from(m), r))
+            .enumerate()
+            .map(|(i, (c, (&m, r)))| {
+                let context = choice_context(context, i, n);
+                OneOf::prove(rng, &context, pk, c, &[0, 1], usize::from(m), r)
+            })
             .collect();
         let r_sum: Scalar = rs
             .iter()
@@ -290,7 +306,8 @@ impl Ballot {
             .map(|(r, w)| r * Scalar::from(w))
             .sum();
         let total = shape.overall(&choices);
-        let overall = OneOf::prove(rng, context, pk, &total, &shape.sums(), real_sum, &r_sum);
+        let context = overall_context(context, n);
+        let overall = OneOf::prove(rng, &context, pk, &total, &shape.sums(), real_sum, &r_sum);
         Some(Ballot {
             choices,
             proofs,
@@ -300,16 +317,22 @@ impl Ballot {
 
     /// Whether every proof holds: each choice 0 or 1, and the marks allowed.
     pub fn verify(&self, context: &[u8], pk: &RistrettoPoint, shape: &Shape) -> bool {
-        self.choices.len() == shape.choices
-            && self.proofs.len() == shape.choices
+        let n = shape.choices;
+        (1..=100).contains(&shape.seats)
+            && self.choices.len() == n
+            && self.proofs.len() == n
             && self
                 .choices
                 .iter()
                 .zip(&self.proofs)
-                .all(|(c, p)| p.verify(context, pk, c, &[0, 1]))
-            && self
-                .overall
-                .verify(context, pk, &shape.overall(&self.choices), &shape.sums())
+                .enumerate()
+                .all(|(i, (c, p))| p.verify(&choice_context(context, i, n), pk, c, &[0, 1]))
+            && self.overall.verify(
+                &overall_context(context, n),
+                pk,
+                &shape.overall(&self.choices),
+                &shape.sums(),
+            )
     }
 
     /// The ballot's tracker: SHA-256 of its ciphertexts, which the voter keeps and finds on
@@ -685,6 +708,10 @@ mod tests {
         let mut swapped = b.clone();
         swapped.choices.swap(0, 1);
         assert!(!swapped.verify(ctx, &pk, &CHAIR));
+        // And with their proofs: a vote for one candidate made a vote for another.
+        let mut moved = swapped.clone();
+        moved.proofs.swap(0, 1);
+        assert!(!moved.verify(ctx, &pk, &CHAIR));
         let mut proof = b.clone();
         proof.proofs[0].branches[1].response += Scalar::ONE;
         assert!(!proof.verify(ctx, &pk, &CHAIR));

@@ -132,6 +132,21 @@ pub async fn run(link: &str, key_path: &Path) -> Result<Vec<String>> {
     let member = board["member"].as_str().unwrap_or_default().to_string();
     let j = board["number"].as_u64().unwrap_or(0);
     let needed = board["needed"].as_u64().unwrap_or(0) as usize;
+    // The trustees are numbered 1 to n in order, this one among them, and fewer than all
+    // are needed: a share is never dealt for 0 (which would give away the dealer's secret).
+    let numbers: Vec<u64> = board["trustees"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| t["number"].as_u64().unwrap_or(0))
+        .collect();
+    let n = numbers.len() as u64;
+    let numbered = numbers.iter().zip(1..).all(|(a, b)| *a == b);
+    if !numbered || !(1..=n).contains(&j) || needed < 1 || needed as u64 >= n {
+        bail!(
+            "the board does not describe the trustees as they must be (numbered 1 to n, fewer than all needed): not going on"
+        );
+    }
     let mut file = match std::fs::read(key_path) {
         Ok(bytes) => {
             let f: KeyFile = serde_json::from_slice(&bytes)
@@ -211,12 +226,13 @@ pub async fn run(link: &str, key_path: &Path) -> Result<Vec<String>> {
         let keys: Vec<String> = trustees
             .iter()
             .map(|t| {
-                let k = t["box_key"].as_str().unwrap_or_default();
-                format!(
-                    "{} {}",
-                    t["member"].as_str().unwrap_or_default(),
-                    &k[..k.len().min(16)]
-                )
+                let k: String = t["box_key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(16)
+                    .collect();
+                format!("{} {k}", t["member"].as_str().unwrap_or_default())
             })
             .collect();
         said.push(format!(

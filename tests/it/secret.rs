@@ -45,6 +45,10 @@ async fn vote(browser: &Browser, link: &str, choice: &str) -> String {
     browser.click(Locator::Css(&css)).await;
     browser.click(Locator::Css("button[type=submit]")).await;
     browser.settle("Receipt").await;
+    // The page's script: the tracker given is the one the browser computed.
+    browser
+        .settle("Your browser computed this same tracker")
+        .await;
     browser.text("#tracker").await
 }
 
@@ -163,8 +167,25 @@ async fn a_secret_ballot_is_cast_encrypted_tallied_by_two_trustees_and_verified(
             .await;
         browser.click(Locator::Css("button[type=submit]")).await;
         browser.settle("سُجّل").await;
+        browser.settle("حسب متصفحكم رمز التتبّع نفسه").await;
         browser.text("#tracker").await
     };
+    // Another member's ballot, proofs and all, replayed on Alphaland's link: refused (the
+    // proofs are bound to their member).
+    let public = daemon.public.clone();
+    let (_, record) = daemon
+        .get(&format!("{public}/elections/{item}/record.json"))
+        .await;
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let theirs = record["rounds"][0]["ballots"][0]["ballot"].to_string();
+    let resp = reqwest::Client::new()
+        .post(&a)
+        .form(&[("sealed", theirs.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    assert!(resp.text().await.unwrap().contains("could not be checked"));
     let ta = vote(&browser, &a, "ahmed_al_farsi").await;
     browser.screenshot("secret-ballot-recorded").await;
 

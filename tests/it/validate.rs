@@ -499,3 +499,71 @@ fn elections_get_clear_errors_with_line_and_column() {
     let e = "workflows/election.yaml:4:3: stage `elect` holds an election, but the workflow has no `nominations` stage";
     assert!(out.contains(e), "missing `{e}` in:\n{out}");
 }
+
+/// The shipped chair election with its `secret:` and `trustees:` lines replaced.
+fn secret_election(secret: &str) -> String {
+    let source = std::fs::read_to_string(repo().join("workflows/chair-election.yaml")).unwrap();
+    let kept: String = source
+        .lines()
+        .filter(|l| !l.contains("secret: true") && !l.contains("trustees:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    kept.replace(
+        "      blank: true\n",
+        &format!("      blank: true\n{secret}"),
+    )
+}
+
+#[test]
+fn a_secret_election_gets_clear_errors_with_line_and_column() {
+    let cases = [
+        (
+            "      secret: true\n",
+            "workflows/chair-election.yaml:34:7: a secret ballot needs `trustees: { members: [MEMBER, ...], needed: N }`",
+        ),
+        (
+            "      trustees: { members: [AAA, BBB], needed: 1 }\n",
+            "workflows/chair-election.yaml:34:7: `trustees` open a secret ballot's count: add `secret: true`",
+        ),
+        (
+            "      secret: true\n      trustees: { members: [AAA, BBX, AAA], needed: 3 }\n",
+            "workflows/chair-election.yaml:35:34: the roster has no member `BBX`; did you mean `BBB`?",
+        ),
+        (
+            "      secret: true\n      trustees: { members: [AAA, BBX, AAA], needed: 3 }\n",
+            "workflows/chair-election.yaml:35:39: trustee `AAA` is named twice",
+        ),
+        (
+            "      secret: true\n      trustees: { members: [AAA, BBB, CCC], needed: 3 }\n",
+            "workflows/chair-election.yaml:35:53: `needed` must be a whole number from 1 to one less than the trustees named (3)",
+        ),
+    ];
+    for (lines, error) in cases {
+        let source = secret_election(lines);
+        let (code, out) =
+            Council::new(ROSTER, &[("chair-election.yaml", &source)]).run(&["validate"]);
+        assert_eq!(code, 1, "{lines}: {out}");
+        assert!(out.contains(error), "missing `{error}` in:\n{out}");
+    }
+    // Right, it validates; and without the trustees' mail template, it does not.
+    let right = secret_election(
+        "      secret: true\n      trustees: { members: [AAA, BBB, CCC], needed: 2 }\n",
+    );
+    let council = Council::new(ROSTER, &[("chair-election.yaml", &right)]);
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 0, "{out}");
+    for language in ["en", "fr", "ar"] {
+        for part in ["subject", "text", "html"] {
+            let file = council
+                .path()
+                .join(format!("templates/{language}/trustee-call.{part}.hbs"));
+            std::fs::remove_file(file).unwrap();
+        }
+    }
+    let (code, out) = council.run(&["validate"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("a secret election sends `trustee-call` to its trustees"),
+        "{out}"
+    );
+}

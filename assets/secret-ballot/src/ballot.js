@@ -7,7 +7,7 @@
 import { ristretto255 } from '@noble/curves/ed25519.js';
 import { bytesToNumberLE, numberToBytesLE } from '@noble/curves/utils.js';
 import { sha256, sha512 } from '@noble/hashes/sha2.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex, concatBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 
 export const Point = ristretto255.Point;
 /** The base point `G`. */
@@ -124,6 +124,16 @@ function checkShape(shape) {
     throw new Error('the round is not described correctly');
 }
 
+/** What the proof about choice `i` of `n` is bound to: the context, then the choice's place. */
+export function choiceContext(context, i, n) {
+  return concatBytes(context, utf8ToBytes(`/choice/${i}/${n}`));
+}
+
+/** What the proof about the sum of the `n` marks is bound to. */
+export function overallContext(context, n) {
+  return concatBytes(context, utf8ToBytes(`/overall/${n}`));
+}
+
 /**
  * Encrypts the marks (one per choice, 0 or 1, or booleans) with a proof per choice that it
  * is 0 or 1, and a proof that the weighted sum is 1 to the seats. `null` when the marks do
@@ -139,11 +149,12 @@ export function encryptBallot(context, pk, shape, marks) {
   if (sum < 1 || sum > shape.seats) return null;
   const rs = ms.map(() => randomScalar());
   const choices = ms.map((m, i) => encrypt(pk, m, rs[i]));
-  const proofs = choices.map((c, i) => proveOneOf(context, pk, c, [0, 1], ms[i], rs[i]));
+  const n = choices.length;
+  const proofs = choices.map((c, i) => proveOneOf(choiceContext(context, i, n), pk, c, [0, 1], ms[i], rs[i]));
   const ws = weights(shape);
   const rSum = mod(rs.reduce((s, r, i) => s + r * BigInt(ws[i]), 0n));
   const total = overallCiphertext(shape, choices);
-  const overall = proveOneOf(context, pk, total, sums(shape), sum - 1, rSum);
+  const overall = proveOneOf(overallContext(context, n), pk, total, sums(shape), sum - 1, rSum);
   return { choices, proofs, overall };
 }
 
@@ -215,9 +226,16 @@ export function attach(form) {
       checkShape(shape);
       if (!marks.includes(1)) return show(form.dataset.chooseOne);
       if (markSum(shape, marks) > shape.seats) return show(form.dataset.markUpTo);
-      const json = seal(form.dataset.key, form.dataset.context, shape, marks);
-      if (json === null) return show(form.dataset.markUpTo);
-      sealed.value = json;
+      const ballot = encryptBallot(utf8ToBytes(form.dataset.context), electionKey(form.dataset.key), shape, marks);
+      if (ballot === null) return show(form.dataset.markUpTo);
+      sealed.value = ballotJson(ballot);
+      // The tracker as this browser computes it, for the answer page to compare with the
+      // one the daemon gives (`checkTracker`).
+      try {
+        globalThis.sessionStorage?.setItem(TRACKER_KEY + form.getAttribute('action'), tracker(ballot.choices));
+      } catch {
+        // No storage (a private window, say): the answer page then says nothing.
+      }
       button.disabled = true;
       form.submit();
     } catch (e) {
@@ -227,10 +245,37 @@ export function attach(form) {
   button.disabled = false;
 }
 
+const TRACKER_KEY = 'councild-tracker:';
+
+/**
+ * On the page that answers a vote: compares the tracker the daemon gives (`#tracker`, whose
+ * `data-check` is the ballot's form action) with the one this browser computed from the
+ * ballot it encrypted, and says which in `#tracker-check` (its `data-same`, or its
+ * `data-other` with `{tracker}` replaced). Says nothing when the browser kept none.
+ */
+export function checkTracker(doc, storage) {
+  const code = doc.getElementById('tracker');
+  const out = doc.getElementById('tracker-check');
+  if (!code || !out || !code.dataset.check || !storage) return;
+  const mine = storage.getItem(TRACKER_KEY + code.dataset.check);
+  if (!mine) return;
+  const same = mine === code.textContent.trim();
+  out.textContent = same ? out.dataset.same : out.dataset.other.replace('{tracker}', mine);
+  out.className = same ? 'tracker-same' : 'error';
+  out.hidden = false;
+}
+
 if (typeof document !== 'undefined') {
   const start = () => {
     const form = document.getElementById('secret-ballot');
     if (form) attach(form);
+    let storage = null;
+    try {
+      storage = globalThis.sessionStorage;
+    } catch {
+      // No storage: nothing to compare.
+    }
+    checkTracker(document, storage);
   };
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();

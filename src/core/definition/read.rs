@@ -1051,12 +1051,12 @@ fn read_secret(f: &yaml::Fields, known: &Known, d: &mut Diagnostics) -> (Option<
     let needed = match t.require("needed", "`trustees`", d) {
         None => 0,
         Some(n) => match yaml::scalar(n).and_then(|w| w.parse::<u32>().ok()) {
-            Some(v) if v >= 1 && v <= count => v,
+            Some(v) if v >= 1 && v < count => v,
             _ => {
                 d.error(
                     yaml::pos(n),
                     format!(
-                        "`needed` must be a whole number from 1 to the trustees named ({count})"
+                        "`needed` must be a whole number from 1 to one less than the trustees named ({count}): with all of them needed, the last to deal could choose the key"
                     ),
                 );
                 0

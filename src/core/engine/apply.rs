@@ -99,13 +99,17 @@ pub fn apply(
                 .ballots
                 .get(*ballot)
                 .is_some_and(|b| b.sealed.is_some());
-            match (sealed, proofs.is_some()) {
-                (true, false) => Err(Rejection::NotSealed),
-                (false, true) => Err(Rejection::BadInput(
+            match (sealed, proofs) {
+                (true, None) => Err(Rejection::NotSealed),
+                (false, Some(_)) => Err(Rejection::BadInput(
                     "proofs".into(),
                     "only a secret ballot's vote has proofs".into(),
                 )),
-                _ => vote_cast(ctx, item, at, *ballot, member, choice, &mut fx),
+                (true, Some(p)) => {
+                    sealed::check_vote(item, *ballot, member, choice, p)?;
+                    vote_cast(ctx, item, at, *ballot, member, choice, &mut fx)
+                }
+                (false, None) => vote_cast(ctx, item, at, *ballot, member, choice, &mut fx),
             }
         }
         Event::TrusteeKey { member, key } => sealed::trustee_key(item, member, key),
@@ -158,12 +162,7 @@ pub fn apply(
         Event::Cancelled { .. } => {
             // The reason stays in the log; the item ends. Whoever was asked to vote in a
             // ballot still open is told that their link no longer takes a vote.
-            for (i, b) in item
-                .ballots
-                .iter()
-                .enumerate()
-                .filter(|(_, b)| b.result.is_none())
-            {
+            for (i, b) in item.ballots.iter().enumerate().filter(|(_, b)| !b.closed()) {
                 // Those who had a link: the electorate, or those present for a vote in
                 // the room; nobody for a vote in session not yet opened to links.
                 let to = match &b.room {
@@ -1164,7 +1163,7 @@ fn deadline_extended(
     fx: &mut Vec<Effect>,
 ) -> Result<(), Rejection> {
     let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
-    if b.result.is_some() {
+    if b.closed() {
         return Err(Rejection::BallotClosed);
     }
     if b.in_session {

@@ -462,6 +462,8 @@ pub enum Rejection {
     NoElectionKey,
     #[error("a secret ballot's vote must be encrypted in the ballot page")]
     NotSealed,
+    #[error("the encrypted vote's proofs do not check: it is not a ballot of this round")]
+    ProofsFail,
 }
 
 /// An item's pending timer. Stored and logged by its name (`close:0`, `remind:0:1`,

@@ -697,8 +697,24 @@ impl Ballot {
         let Some(place) = self.electorate.place(member) else {
             return false;
         };
+        let previous = self.votes.by_place.get(place).copied().unwrap_or(0);
         let c = match self.choices.iter().position(|x| x == choice) {
             Some(c) => c,
+            // A secret round: each ballot is its voter's own, so a new one takes the place
+            // of the voter's last (no list of every ballot ever cast).
+            None if self.sealed.is_some() && self.canonical(choice).is_some() => {
+                let marked = &mut self.votes.marked;
+                match usize::from(previous).checked_sub(self.choices.len() + 1) {
+                    Some(m) if m < marked.len() => {
+                        marked[m] = choice.to_string();
+                        self.choices.len() + m
+                    }
+                    _ => {
+                        marked.push(choice.to_string());
+                        self.choices.len() + marked.len() - 1
+                    }
+                }
+            }
             None if self.canonical(choice).as_deref() == Some(choice) => {
                 let marked = &mut self.votes.marked;
                 let m = marked.iter().position(|x| x == choice).unwrap_or_else(|| {

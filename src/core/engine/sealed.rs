@@ -173,6 +173,30 @@ pub(super) fn seal_round(item: &mut Item, index: usize) {
     }
 }
 
+/// A secret vote, checked: its ciphertexts (the vote's `choice`) and their proofs are a
+/// ballot of this round, for this member, under the round's key.
+pub(super) fn check_vote(
+    item: &Item,
+    ballot: usize,
+    member: &str,
+    choice: &str,
+    proofs: &secret::Proofs,
+) -> Result<(), Rejection> {
+    let b = item.ballots.get(ballot).ok_or(Rejection::NoSuchBallot)?;
+    let key = b
+        .sealed
+        .as_ref()
+        .and_then(|s| secret::point_from_hex(&s.key))
+        .ok_or(Rejection::NotSealed)?;
+    let choices = secret::decode_choices(choice, b.choices.len()).ok_or(Rejection::ProofsFail)?;
+    let context = secret::ballot_context(&item.id, ballot, member);
+    let cast = secret::Ballot::join(choices, proofs.clone());
+    match cast.verify(&context, &key, &b.shape()) {
+        true => Ok(()),
+        false => Err(Rejection::ProofsFail),
+    }
+}
+
 /// A secret round closes: the latest ballot of each member is added up, and the item waits
 /// for the trustees' decryptions, whom it asks by mail.
 pub(super) fn close(

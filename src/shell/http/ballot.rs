@@ -46,22 +46,10 @@ impl VoteForm {
     }
 }
 
-/// A secret round's vote as the page sent it, checked: its ciphertexts (the vote's
-/// `choice`) and proofs; `None` when it is not a well-formed ballot of this round, for
-/// this member, under the round's key.
-fn sealed_vote(
-    item: &Item,
-    r: &BallotRef,
-    b: &Ballot,
-    json: &str,
-) -> Option<(String, secret::Proofs)> {
-    let key = secret::point_from_hex(&b.sealed.as_ref()?.key)?;
+/// A secret round's vote as the page sent it: its ciphertexts (the vote's `choice`) and
+/// proofs, which the engine checks; `None` when it is not a ballot's JSON.
+fn sealed_vote(json: &str) -> Option<(String, secret::Proofs)> {
     let ballot: secret::Ballot = serde_json::from_str(json).ok()?;
-    let shape = b.shape();
-    let context = secret::ballot_context(&item.id, r.ballot, &r.member);
-    if !ballot.verify(&context, &key, &shape) {
-        return None;
-    }
     let (choices, proofs) = ballot.split();
     Some((secret::encode_choices(&choices), proofs))
 }
@@ -138,6 +126,9 @@ struct Words {
     sealed_recorded: &'static str,
     not_checked: &'static str,
     counting: &'static str,
+    /// The answer page's script: the tracker is (not) the one the browser computed.
+    tracker_same: &'static str,
+    tracker_other: &'static str,
 }
 
 impl Words {
@@ -201,6 +192,8 @@ const EN: Words = Words {
     sealed_recorded: "Your encrypted vote is recorded. Keep its tracker: you will find it on the public list of the ballots counted.",
     not_checked: "Your vote could not be checked, and is not recorded: please reload the page and vote again.",
     counting: "The ballots are sealed: the count waits for the trustees' decryption.",
+    tracker_same: "Your browser computed this same tracker from the vote it encrypted: the ballot recorded is the one it sent.",
+    tracker_other: "Your browser computed another tracker ({tracker}) from the vote it encrypted: the ballot recorded is not the one it sent. Tell the Secretariat and the trustees.",
 };
 
 const FR: Words = Words {
@@ -254,6 +247,8 @@ const FR: Words = Words {
     sealed_recorded: "Votre vote chiffré est enregistré. Conservez son code de suivi : vous le trouverez sur la liste publique des bulletins comptés.",
     not_checked: "Votre vote n'a pas pu être vérifié et n'est pas enregistré : veuillez recharger la page et voter de nouveau.",
     counting: "Les bulletins sont scellés : le dépouillement attend le déchiffrement par les autorités de déchiffrement.",
+    tracker_same: "Votre navigateur a calculé ce même code de suivi à partir du vote qu'il a chiffré : le bulletin enregistré est celui qu'il a envoyé.",
+    tracker_other: "Votre navigateur a calculé un autre code de suivi ({tracker}) à partir du vote qu'il a chiffré : le bulletin enregistré n'est pas celui qu'il a envoyé. Prévenez le Secrétariat et les autorités de déchiffrement.",
 };
 
 const AR: Words = Words {
@@ -307,6 +302,8 @@ const AR: Words = Words {
     sealed_recorded: "سُجّل صوتكم المشفّر. احتفظوا برمز تتبّعه: ستجدونه في القائمة العامة للأوراق المحتسبة.",
     not_checked: "تعذّر التحقق من صوتكم ولم يُسجَّل: يُرجى إعادة تحميل الصفحة والتصويت من جديد.",
     counting: "الأوراق مختومة: ينتظر الفرز فكّ التشفير على يد الجهات المؤتمنة على مفتاح الانتخاب.",
+    tracker_same: "حسب متصفحكم رمز التتبّع نفسه من الصوت الذي شفّره: الورقة المسجّلة هي التي أرسلها.",
+    tracker_other: "حسب متصفحكم رمز تتبّع آخر ({tracker}) من الصوت الذي شفّره: الورقة المسجّلة ليست التي أرسلها. يُرجى إبلاغ الأمانة والجهات المؤتمنة على مفتاح الانتخاب.",
 };
 
 /// The usual choices in the reader's language; other choices are shown as written.
@@ -499,7 +496,7 @@ pub async fn ballot_vote(
     }
     let secret_ballot = f.ballot().filter(|b| b.sealed.is_some());
     let (choice, proofs) = match (secret_ballot, &form.sealed) {
-        (Some(b), Some(json)) => match sealed_vote(&f.item, &f.r, b, json) {
+        (Some(_), Some(json)) => match sealed_vote(json) {
             Some((choice, proofs)) => (choice, Some(Box::new(proofs))),
             None => {
                 let why = (StatusCode::UNPROCESSABLE_ENTITY, w.not_checked);
@@ -520,6 +517,10 @@ pub async fn ballot_vote(
                 w.closed_title,
                 &format!("<p>{}</p>", w.closed),
             );
+        }
+        Err(WriteError::Rejected(Rejection::ProofsFail)) => {
+            let why = (StatusCode::UNPROCESSABLE_ENTITY, w.not_checked);
+            return ballot_html(&app, &f, &token, Some(why));
         }
         Err(WriteError::Rejected(Rejection::NoSuchChoice(_) | Rejection::TooManyMarks(_))) => {
             let seats = f.ballot().and_then(|b| b.round).map_or(1, |r| r.seats);
@@ -552,11 +553,17 @@ pub async fn ballot_vote(
         .map(|b| texts_html(b, &token, w))
         .unwrap_or_default();
     let recorded = match secret_ballot {
+        // The page's script compares the tracker with the one the browser computed.
         Some(b) => format!(
-            "<p>{}</p><p>{} <code id=\"tracker\">{}</code></p>",
+            "<p>{}</p><p>{} <code id=\"tracker\" data-check=\"/ballot/{}\">{}</code></p>\
+             <p id=\"tracker-check\" hidden data-same=\"{}\" data-other=\"{}\"></p>\
+             <script src=\"/assets/secret-ballot.js\" defer></script>",
             w.sealed_recorded,
             w.tracker,
-            tracker_of(b, &choice)
+            escape(&token),
+            tracker_of(b, &choice),
+            escape(w.tracker_same),
+            escape(w.tracker_other)
         ),
         None => format!(
             "<p>{} <strong id=\"choice\">{}</strong></p>",

@@ -518,7 +518,8 @@ impl From<WriteError> for ApiError {
                 | Rejection::NotPresent(_)
                 | Rejection::NotInElectorate(_)
                 | Rejection::CountedTwice(_)
-                | Rejection::AbovePresent { .. },
+                | Rejection::AbovePresent { .. }
+                | Rejection::ProofsFail,
             ) => StatusCode::UNPROCESSABLE_ENTITY,
             WriteError::Rejected(
                 Rejection::NoSuchBallot | Rejection::NoSuchPoint(_) | Rejection::NoSuchAmendment(_),

@@ -170,6 +170,21 @@
       clean(encoded);
     }
   }
+  function concatBytes(...arrays) {
+    let sum = 0;
+    for (let i = 0; i < arrays.length; i++) {
+      const a = arrays[i];
+      abytes(a);
+      sum += a.length;
+    }
+    const res = new Uint8Array(sum);
+    for (let i = 0, pad = 0; i < arrays.length; i++) {
+      const a = arrays[i];
+      res.set(a, pad);
+      pad += a.length;
+    }
+    return res;
+  }
   function checkOpts(defaults, opts, title = "opts") {
     aopts(defaults, "defaults");
     if (opts !== void 0)
@@ -2310,6 +2325,12 @@
     if (!ok(shape.choices, 1) || !ok(shape.seats, 1) || typeof shape.blank !== "boolean")
       throw new Error("the round is not described correctly");
   }
+  function choiceContext(context, i, n) {
+    return concatBytes(context, utf8ToBytes(`/choice/${i}/${n}`));
+  }
+  function overallContext(context, n) {
+    return concatBytes(context, utf8ToBytes(`/overall/${n}`));
+  }
   function encryptBallot(context, pk, shape, marks) {
     checkShape(shape);
     const ms = marks.map(Number);
@@ -2319,11 +2340,12 @@
     if (sum < 1 || sum > shape.seats) return null;
     const rs = ms.map(() => randomScalar());
     const choices = ms.map((m, i) => encrypt(pk, m, rs[i]));
-    const proofs = choices.map((c, i) => proveOneOf(context, pk, c, [0, 1], ms[i], rs[i]));
+    const n = choices.length;
+    const proofs = choices.map((c, i) => proveOneOf(choiceContext(context, i, n), pk, c, [0, 1], ms[i], rs[i]));
     const ws = weights(shape);
     const rSum = mod2(rs.reduce((s, r, i) => s + r * BigInt(ws[i]), 0n));
     const total = overallCiphertext(shape, choices);
-    const overall = proveOneOf(context, pk, total, sums(shape), sum - 1, rSum);
+    const overall = proveOneOf(overallContext(context, n), pk, total, sums(shape), sum - 1, rSum);
     return { choices, proofs, overall };
   }
   function ballotJson(ballot) {
@@ -2383,9 +2405,13 @@
         checkShape(shape);
         if (!marks.includes(1)) return show(form.dataset.chooseOne);
         if (markSum(shape, marks) > shape.seats) return show(form.dataset.markUpTo);
-        const json = seal(form.dataset.key, form.dataset.context, shape, marks);
-        if (json === null) return show(form.dataset.markUpTo);
-        sealed.value = json;
+        const ballot = encryptBallot(utf8ToBytes(form.dataset.context), electionKey(form.dataset.key), shape, marks);
+        if (ballot === null) return show(form.dataset.markUpTo);
+        sealed.value = ballotJson(ballot);
+        try {
+          globalThis.sessionStorage?.setItem(TRACKER_KEY + form.getAttribute("action"), tracker(ballot.choices));
+        } catch {
+        }
         button.disabled = true;
         form.submit();
       } catch (e) {
@@ -2394,10 +2420,28 @@
     });
     button.disabled = false;
   }
+  var TRACKER_KEY = "councild-tracker:";
+  function checkTracker(doc, storage) {
+    const code = doc.getElementById("tracker");
+    const out = doc.getElementById("tracker-check");
+    if (!code || !out || !code.dataset.check || !storage) return;
+    const mine = storage.getItem(TRACKER_KEY + code.dataset.check);
+    if (!mine) return;
+    const same = mine === code.textContent.trim();
+    out.textContent = same ? out.dataset.same : out.dataset.other.replace("{tracker}", mine);
+    out.className = same ? "tracker-same" : "error";
+    out.hidden = false;
+  }
   if (typeof document !== "undefined") {
     const start = () => {
       const form = document.getElementById("secret-ballot");
       if (form) attach(form);
+      let storage = null;
+      try {
+        storage = globalThis.sessionStorage;
+      } catch {
+      }
+      checkTracker(document, storage);
     };
     if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
     else start();

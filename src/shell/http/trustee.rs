@@ -156,6 +156,7 @@ pub fn record(app: &super::App, item: &Item) -> Result<Option<audit::Record>, Ap
                 choices: b.choices.clone(),
                 seats: shape.seats,
                 blank: shape.blank,
+                electorate: b.electorate.iter().map(|v| v.member.clone()).collect(),
                 ballots: Vec::new(),
                 tally: s.tally.clone(),
                 decryptions: s.decryptions.clone(),
