@@ -207,6 +207,10 @@ pub enum Command {
         /// The trustee's key file (made at the first run; keep it private and backed up).
         #[arg(long)]
         key: PathBuf,
+        /// The digest of the trustees' box keys, once compared with the other trustees:
+        /// the command deals only to keys of that digest.
+        #[arg(long)]
+        keys: Option<String>,
     },
     /// Check a secret election's public record: every ballot's proofs, the tally of the
     /// ballots counted, every trustee's decryption and the counts; names the first thing
@@ -423,8 +427,8 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
             out.push_str(WORKFLOW_SCHEMA);
             return Ok(ExitCode::SUCCESS);
         }
-        Command::Trustee { link, key } => {
-            for line in crate::shell::trustee::run(link, key).await? {
+        Command::Trustee { link, key, keys } => {
+            for line in crate::shell::trustee::run(link, key, keys.as_deref()).await? {
                 put!(out, "{line}");
             }
             return Ok(ExitCode::SUCCESS);

@@ -92,7 +92,7 @@ fn open_share(from: &PublicKey, to: &SecretKey, text: &str) -> Option<curve25519
 }
 
 /// Runs every step due now; returns what was done and what it waits for, in lines.
-pub async fn run(link: &str, key_path: &Path) -> Result<Vec<String>> {
+pub async fn run(link: &str, key_path: &Path, compared: Option<&str>) -> Result<Vec<String>> {
     let http = reqwest::Client::new();
     let get = || async {
         let answer = http
@@ -204,8 +204,24 @@ pub async fn run(link: &str, key_path: &Path) -> Result<Vec<String>> {
             .iter()
             .all(|t| !t[field].is_null() && t[field] != json!([]))
     };
-    // 2. The dealing.
-    if board["key"].is_null() && all("box_key") && me(&board)["commitments"] == json!([]) {
+    // 2. The dealing: only to the box keys every trustee has seen (their digest, compared
+    // between the trustees, by telephone say, and given back with `--keys`).
+    let to_deal =
+        board["key"].is_null() && all("box_key") && me(&board)["commitments"] == json!([]);
+    let digest = keys_digest(&trustees);
+    if to_deal && compared != Some(digest.as_str()) {
+        if let Some(other) = compared {
+            bail!(
+                "the trustees' box keys on the board are not the ones compared ({other}): they now read {digest}. Do not deal; tell the Secretariat and the other trustees"
+            );
+        }
+        said.push(format!(
+            "every trustee has a box key; their digest is {digest}. Compare it with the other trustees (by telephone, say): when it is the same for all, deal with\n  councild trustee {link} --key {} --keys {digest}",
+            key_path.display()
+        ));
+        return Ok(said);
+    }
+    if to_deal {
         if file.polynomial.is_empty() {
             let d = Dealing::new(&mut OsRng, needed);
             file.polynomial = d.coefficients().iter().map(secret::scalar_hex).collect();
@@ -223,21 +239,8 @@ pub async fn run(link: &str, key_path: &Path) -> Result<Vec<String>> {
         }
         let commitments: Vec<String> = d.commitments().iter().map(secret::point_hex).collect();
         board = post(json!({"step": "deal", "commitments": commitments, "shares": shares})).await?;
-        let keys: Vec<String> = trustees
-            .iter()
-            .map(|t| {
-                let k: String = t["box_key"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(16)
-                    .collect();
-                format!("{} {k}", t["member"].as_str().unwrap_or_default())
-            })
-            .collect();
         said.push(format!(
-            "dealt this trustee's shares, encrypted to the box keys {}: compare them with the other trustees (by telephone, say) before the election opens",
-            keys.join(", ")
+            "dealt this trustee's shares, to the box keys of digest {digest}"
         ));
     }
     // 3. The check of the shares dealt to this trustee, and its key share.
@@ -333,6 +336,21 @@ pub async fn run(link: &str, key_path: &Path) -> Result<Vec<String>> {
         None => {}
     }
     Ok(said)
+}
+
+/// What the trustees compare before dealing: the first 32 hex digits of the SHA-256 of
+/// every trustee's member and box key, in order. The same for all of them unless someone
+/// has shown some of them other keys.
+fn keys_digest(trustees: &[Value]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for t in trustees {
+        h.update(t["member"].as_str().unwrap_or_default().as_bytes());
+        h.update(b":");
+        h.update(t["box_key"].as_str().unwrap_or_default().as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize()).chars().take(32).collect()
 }
 
 fn dealing(file: &KeyFile) -> Result<Dealing> {

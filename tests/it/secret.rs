@@ -28,12 +28,30 @@ async fn link_in(smtp: &SmtpServer, to: &str, subject: &str, kind: &str) -> Stri
         .to_string()
 }
 
-/// Every trustee runs `councild trustee` once, in turn; what each said.
-fn trustees_run(daemon: &Daemon, links: &[(String, std::path::PathBuf)]) -> Vec<String> {
+/// Every trustee runs `councild trustee` once, in turn (with the box keys' digest when
+/// given); what each said.
+fn trustees_run(
+    daemon: &Daemon,
+    links: &[(String, std::path::PathBuf)],
+    digest: Option<&str>,
+) -> Vec<String> {
     links
         .iter()
-        .map(|(link, key)| daemon.ok(&["trustee", link, "--key", key.to_str().unwrap()]))
+        .map(|(link, key)| {
+            let mut args = vec!["trustee", link, "--key", key.to_str().unwrap()];
+            args.extend(digest.map(|d| ["--keys", d]).into_iter().flatten());
+            daemon.ok(&args)
+        })
         .collect()
+}
+
+/// The digest of the box keys a trustee's run printed.
+fn digest_in(said: &str) -> String {
+    let after = said
+        .split("their digest is ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in {said}"));
+    after.chars().take(32).collect()
 }
 
 /// Votes on a secret ballot page in Chromium: ticks `choice`, sends, and returns the
@@ -80,12 +98,29 @@ async fn a_secret_ballot_is_cast_encrypted_tallied_by_two_trustees_and_verified(
         let link = link_in(&smtp, to, "", "/trustee/").await;
         links.push((link, council.path().join(format!("trustee-{member}.json"))));
     }
-    let first = trustees_run(&daemon, &links);
+    let first = trustees_run(&daemon, &links, None);
     assert!(
         first[0].contains("waiting for trustees BBB, CCC"),
         "{}",
         first[0]
     );
+    // The last to give its key sees every key: it deals only once the digest is compared,
+    // the same for all three; a wrong digest deals nothing.
+    let digest = digest_in(&first[2]);
+    assert_eq!(
+        digest_in(&trustees_run(&daemon, &links[..1], None)[0]),
+        digest
+    );
+    let (code, out) = daemon.cli(&[
+        "trustee",
+        &links[0].0,
+        "--key",
+        links[0].1.to_str().unwrap(),
+        "--keys",
+        "00000000000000000000000000000000",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("are not the ones compared"), "{out}");
     // Before the key is made, the election cannot open.
     daemon.ok(&["nominate", &item, "--name", "Ahmed Al-Farsi"]);
     daemon.ok(&["nominate", &item, "--name", "Ayşe Öztürk"]);
@@ -103,8 +138,8 @@ async fn a_secret_ballot_is_cast_encrypted_tallied_by_two_trustees_and_verified(
             &item,
         )
         .await;
-    trustees_run(&daemon, &links);
-    let last = trustees_run(&daemon, &links);
+    trustees_run(&daemon, &links, Some(&digest));
+    let last = trustees_run(&daemon, &links, Some(&digest));
     assert!(last[2].contains("the election key is made"), "{}", last[2]);
     // A trustee's key file is its own: 0600.
     use std::os::unix::fs::PermissionsExt;
@@ -236,7 +271,7 @@ async fn a_secret_ballot_is_cast_encrypted_tallied_by_two_trustees_and_verified(
     let decrypt = link_in(&smtp, "aaa.head", "waits for your decryption", "/trustee/").await;
     let token = |l: &str| l.rsplit('/').next().unwrap().to_string();
     assert_eq!(token(&decrypt), token(&links[0].0));
-    trustees_run(&daemon, &links[..2]);
+    trustees_run(&daemon, &links[..2], Some(&digest));
     let done = daemon
         .wait_item(&item, "the election to end", |i| i["status"] == "ended")
         .await;
