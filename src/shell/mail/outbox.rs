@@ -216,66 +216,50 @@ impl Outbox {
                 }
             }
         }
-        // A call for agenda points: each member's own link to propose one.
-        if let (true, Some(member), Some(delegate)) = (
-            data["item"]["proposals"] == true,
-            &mail.to.member,
-            mail.to.delegate,
-        ) {
-            let token = self.key.sign(&BallotRef {
-                item: mail.item.clone(),
-                ballot: BallotRef::PROPOSALS,
-                member: member.clone(),
-                delegate,
-            });
+        // Each member's own links, signed for its delegate: (whether this mail has it, the
+        // token's kind, the page's path, where the mail's data holds it).
+        let member_links = [
+            // A call for agenda points: to propose one.
+            (
+                data["item"]["proposals"] == true,
+                BallotRef::PROPOSALS,
+                "propose",
+                "proposal",
+            ),
+            // A call for nominations: to nominate a candidate.
+            (
+                data["item"]["nominations"] == true,
+                BallotRef::NOMINATIONS,
+                "nominate",
+                "nomination",
+            ),
+            // During the comment period: to propose an amendment.
+            (
+                data["item"]["takes_amendments"] == true,
+                BallotRef::AMENDMENTS,
+                "amend",
+                "amend",
+            ),
+            // A trustee's call: to the board of the key ceremony and of the decryptions.
+            (trustee_call, BallotRef::TRUSTEE, "trustee", "trustee"),
+        ];
+        if let (Some(member), Some(delegate)) = (&mail.to.member, mail.to.delegate) {
             let base = self.public_url.trim_end_matches('/');
-            data["proposal"] = json!({ "link": format!("{base}/propose/{token}") });
-        }
-        // A trustee's link to the board of the key ceremony and of the rounds' decryption.
-        if let (true, Some(member), Some(delegate)) =
-            (trustee_call, &mail.to.member, mail.to.delegate)
-        {
-            let token = self.key.sign(&BallotRef {
-                item: mail.item.clone(),
-                ballot: BallotRef::TRUSTEE,
-                member: member.clone(),
-                delegate,
-            });
-            let base = self.public_url.trim_end_matches('/');
-            data["trustee"] = json!({
-                "link": format!("{base}/trustee/{token}"),
-                "decrypt": mail.ballot.is_some(),
-            });
-        }
-        // A call for nominations: each member's own link to nominate a candidate.
-        if let (true, Some(member), Some(delegate)) = (
-            data["item"]["nominations"] == true,
-            &mail.to.member,
-            mail.to.delegate,
-        ) {
-            let token = self.key.sign(&BallotRef {
-                item: mail.item.clone(),
-                ballot: BallotRef::NOMINATIONS,
-                member: member.clone(),
-                delegate,
-            });
-            let base = self.public_url.trim_end_matches('/');
-            data["nomination"] = json!({ "link": format!("{base}/nominate/{token}") });
-        }
-        // During the comment period, each member's own link to propose an amendment.
-        if let (true, Some(member), Some(delegate)) = (
-            data["item"]["takes_amendments"] == true,
-            &mail.to.member,
-            mail.to.delegate,
-        ) {
-            let token = self.key.sign(&BallotRef {
-                item: mail.item.clone(),
-                ballot: BallotRef::AMENDMENTS,
-                member: member.clone(),
-                delegate,
-            });
-            let base = self.public_url.trim_end_matches('/');
-            data["amend"] = json!({ "link": format!("{base}/amend/{token}") });
+            for (wanted, kind, path, key) in member_links {
+                if !wanted {
+                    continue;
+                }
+                let token = self.key.sign(&BallotRef {
+                    item: mail.item.clone(),
+                    ballot: kind,
+                    member: member.clone(),
+                    delegate,
+                });
+                data[key] = json!({ "link": format!("{base}/{path}/{token}") });
+            }
+            if trustee_call {
+                data["trustee"]["decrypt"] = json!(mail.ballot.is_some());
+            }
         }
         // The texts: each member's own link to read them.
         if let (Some(documents), Some(member), Some(delegate)) = (
