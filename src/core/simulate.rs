@@ -573,13 +573,7 @@ pub fn run(
             voted = index + 1;
             for (member, choice) in votes.assign(&ballot.electorate)? {
                 // A later round of an election: votes for those no longer standing lapse.
-                let canonical = match ballot.sealed {
-                    Some(_) => ballot.round.map(|_| ballot.clone()).and_then(|mut b| {
-                        b.sealed = None;
-                        b.canonical(&choice)
-                    }),
-                    None => ballot.canonical(&choice),
-                };
+                let canonical = ballot.marks(&choice);
                 if ballot.round.is_some() && canonical.is_none() {
                     continue;
                 }

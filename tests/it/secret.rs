@@ -54,6 +54,17 @@ fn digest_in(said: &str) -> String {
     after.chars().take(32).collect()
 }
 
+/// Posts an encrypted ballot's JSON to a ballot link, as a script would; the answer.
+async fn post_sealed(link: &str, sealed: &str) -> (u16, String) {
+    let resp = reqwest::Client::new()
+        .post(link)
+        .form(&[("sealed", sealed)])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
 /// Votes on a secret ballot page in Chromium: ticks `choice`, sends, and returns the
 /// tracker the answer gives.
 async fn vote(browser: &Browser, link: &str, choice: &str) -> String {
@@ -179,13 +190,7 @@ async fn a_secret_ballot_is_cast_encrypted_tallied_by_two_trustees_and_verified(
     assert_eq!(status, 400);
     // A forged ballot (valid JSON, wrong proofs) is refused.
     let forged = json!({"choices": [], "proofs": [], "overall": []}).to_string();
-    let resp = reqwest::Client::new()
-        .post(&a)
-        .form(&[("sealed", forged.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 422);
+    assert_eq!(post_sealed(&a, &forged).await.0, 422);
     assert_eq!(daemon.item(&item).await["ballots"][0]["cast"], 0);
 
     // Gammaland votes for Al-Farsi, then changes to Öztürk; the others vote.
@@ -213,14 +218,9 @@ async fn a_secret_ballot_is_cast_encrypted_tallied_by_two_trustees_and_verified(
         .await;
     let record: Value = serde_json::from_str(&record).unwrap();
     let theirs = record["rounds"][0]["ballots"][0]["ballot"].to_string();
-    let resp = reqwest::Client::new()
-        .post(&a)
-        .form(&[("sealed", theirs.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 422);
-    assert!(resp.text().await.unwrap().contains("could not be checked"));
+    let (status, page) = post_sealed(&a, &theirs).await;
+    assert_eq!(status, 422);
+    assert!(page.contains("could not be checked"), "{page}");
     let ta = vote(&browser, &a, "ahmed_al_farsi").await;
     browser.screenshot("secret-ballot-recorded").await;
 

@@ -660,6 +660,12 @@ impl Ballot {
             return crate::secret::decode_choices(choice, self.choices.len())
                 .map(|_| choice.to_string());
         }
+        self.marks(choice)
+    }
+
+    /// The marks `choice` names in this ballot's order (`a`, `a+c`, `blank`), as an open
+    /// ballot records them; what a secret ballot encrypts. `None` when it names others.
+    pub fn marks(&self, choice: &str) -> Option<String> {
         if self.choices.iter().any(|c| c == choice) {
             return Some(choice.to_string());
         }
