@@ -349,6 +349,10 @@ pub enum Command {
         #[arg(long = "input", value_name = "NAME=VALUE")]
         inputs: Vec<String>,
     },
+    /// Rewrite the store with only what it holds now (the daemon stopped): sled keeps what
+    /// was overwritten or removed, every mail sent, until it reclaims it, lazily. Safe to
+    /// interrupt: the next start or compaction finishes or undoes it.
+    Compact,
     /// Print a shell completion script: `councild completions bash > /etc/bash_completion.d/councild`.
     Completions {
         /// The shell to complete for.
@@ -465,6 +469,34 @@ async fn command(cli: Cli, out: &mut String) -> anyhow::Result<ExitCode> {
         }
         Command::Serve => return daemon::serve(config).await.map(|()| ExitCode::SUCCESS),
         Command::Mail { item, links } => return written_mail(out, &config, item, links),
+        Command::Compact => {
+            let path = config.store_path();
+            let c = crate::store::compact(&path).map_err(|e| match e {
+                crate::store::Error::InUse(..) => anyhow::anyhow!(
+                    "{e}\nstop the daemon first (or let the other compaction end): `councild compact` rewrites the store"
+                ),
+                e => anyhow::anyhow!("{}: {e}; the store is the one before", path.display()),
+            })?;
+            if json {
+                let answer = json!({
+                    "store": path, "bytes_before": c.before, "bytes_after": c.after,
+                    "rows": c.rows, "row_bytes": c.live, "trees": c.trees,
+                });
+                put!(out, "{answer:#}");
+            } else {
+                put!(
+                    out,
+                    "{} compacted: {} → {} on disk ({} rows in {} trees, {} of rows; checked)",
+                    path.display(),
+                    megabytes(c.before),
+                    megabytes(c.after),
+                    c.rows,
+                    c.trees,
+                    megabytes(c.live)
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
         Command::Minutes {
             session, circulate, ..
         } if circulate => {
@@ -1027,6 +1059,10 @@ fn print_outbox(out: &mut String, answer: &Value, zone: &chrono_tz::Tz) {
         "LAST ERROR",
     ];
     print_table(out, &headers, &mails);
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// `councild mail`: the `.eml` files of the mail folder, oldest first.

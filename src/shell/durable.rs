@@ -63,16 +63,7 @@ impl Sync {
     pub(crate) fn open(folder: &Path) -> Result<Sync> {
         let failed = |e: std::io::Error| Error::Sync(folder.display().to_string(), e);
         let log = File::open(folder.join("db")).map_err(failed)?;
-        let known = files(folder).map_err(failed)?;
-        for file in &known {
-            File::open(file)
-                .and_then(|f| f.sync_all())
-                .map_err(failed)?;
-        }
-        sync_folders(folder).map_err(failed)?;
-        if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
-            sync_folder(parent).map_err(failed)?;
-        }
+        let known = sync_all(folder).map_err(failed)?;
         Ok(Sync {
             files: Arc::new(Files {
                 folder: folder.to_path_buf(),
@@ -171,6 +162,20 @@ impl Files {
     }
 }
 
+/// Makes every file of a sled folder durable, the folder itself and the one above it
+/// (which may just have made it); the files synced.
+pub(crate) fn sync_all(folder: &Path) -> std::io::Result<BTreeSet<PathBuf>> {
+    let known = files(folder)?;
+    for file in &known {
+        File::open(file)?.sync_all()?;
+    }
+    sync_folders(folder)?;
+    if let Some(parent) = folder.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_folder(parent)?;
+    }
+    Ok(known)
+}
+
 /// The files of sled's folder and of its `blobs/` folder.
 fn files(folder: &Path) -> std::io::Result<BTreeSet<PathBuf>> {
     let mut files = BTreeSet::new();
@@ -198,7 +203,7 @@ fn sync_folders(folder: &Path) -> std::io::Result<()> {
     }
 }
 
-fn sync_folder(folder: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_folder(folder: &Path) -> std::io::Result<()> {
     File::open(folder)?.sync_all()
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{Council, Daemon, poll, repo, until};
+use crate::harness::{Council, Daemon, councild, poll, repo, until};
 use crate::lazyfs::{self, LazyFs};
 
 const TIMED: &str = r#"
@@ -612,4 +612,144 @@ async fn a_power_cut_right_after_the_first_start_leaves_a_daemon_that_starts() {
     assert_eq!(after.1, made.1, "data/admin.token changed");
     drop(restarted);
     disk.unmount().unwrap();
+}
+
+/// The record of each item as the daemon reads it back: its events' hashes, stage and
+/// register number.
+async fn records(daemon: &Daemon, items: &[String]) -> Vec<Value> {
+    let mut all = Vec::new();
+    for id in items {
+        let item = daemon.item(id).await;
+        let hashes: Vec<Value> = item["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["hash"].clone())
+            .collect();
+        all.push(json!([id, item["stage"], item["register_number"], hashes]));
+    }
+    all
+}
+
+/// `councild compact` refused while the daemon runs, then killed at random moments, each
+/// kill followed by a power cut when `lazyfs` is usable: every start after finds every item
+/// with its whole log, and nothing left beside the store; a compaction run to its end is
+/// durable at once.
+#[tokio::test]
+async fn a_compaction_killed_or_cut_anywhere_leaves_the_whole_store() {
+    use rand::{Rng, SeedableRng};
+    const MEMBERS: usize = 20;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(env_or("COUNCILD_CRASH_SEED", 7));
+    let council = Council::new(&generated_roster(MEMBERS), &[("rounds.yaml", ROUNDS)]);
+    let data = council.path().join("data");
+    let mut disk = match lazyfs::usable() {
+        Ok(()) => {
+            let backing = council.path().join("data.backing");
+            councild::token::Key::load_or_create(&backing.join("secret.key")).unwrap();
+            Some(LazyFs::mount(&backing, &data).unwrap())
+        }
+        Err(why) => {
+            eprintln!("kills only, no power cuts: {why}");
+            None
+        }
+    };
+    let daemon = Daemon::start(council.path(), &[]);
+    let key = councild::token::Key::load_or_create(&data.join("secret.key")).unwrap();
+    let mut items = Vec::new();
+    for (n, voters) in [(0, MEMBERS), (1, MEMBERS), (2, MEMBERS / 2)] {
+        let id = daemon
+            .start_item("crash-rounds", json!({"title": format!("item {n}")}))
+            .await;
+        for m in 0..voters {
+            let token = key.sign(&councild::token::BallotRef {
+                item: id.clone(),
+                ballot: 0,
+                member: format!("M{m:03}"),
+                delegate: 0,
+            });
+            let link = format!("{}/ballot/{token}", daemon.public);
+            let (status, _) = daemon.vote(&link, ["yes", "no"][m % 3 / 2]).await;
+            assert_eq!(status, 200, "a vote in {id}");
+        }
+        items.push(id);
+    }
+    let before = records(&daemon, &items).await;
+    assert_eq!(
+        before[0][1], "adopt",
+        "the first ballot closed: {}",
+        before[0]
+    );
+    let (code, out) = council.run(&["compact"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("stop the daemon first"), "{out}");
+    daemon.kill();
+
+    // A whole compaction first, to know how long one takes: the kills fall within that.
+    let started = std::time::Instant::now();
+    let (code, out) = council.run(&["compact"]);
+    assert_eq!(code, 0, "{out}");
+    let whole_ms = (started.elapsed().as_millis() as u64).max(20);
+    let (mut finished, mut interrupted) = (0, 0);
+    for round in 0..8 {
+        let mut compact = councild()
+            .arg("compact")
+            .current_dir(council.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..whole_ms)));
+        match compact.try_wait().unwrap() {
+            Some(status) => {
+                assert!(status.success(), "round {round}: compact failed on its own");
+                finished += 1;
+            }
+            None => interrupted += 1,
+        }
+        let _ = compact.kill();
+        let _ = compact.wait();
+        if let Some(d) = disk.take() {
+            disk = Some(d.power_cut().unwrap());
+        }
+        let daemon = Daemon::start(council.path(), &[]);
+        assert_eq!(
+            records(&daemon, &items).await,
+            before,
+            "round {round}: the store after the fault is not the one before"
+        );
+        for leftover in ["store.compact", "store.old"] {
+            assert!(
+                !data.join(leftover).exists(),
+                "round {round}: {leftover} left"
+            );
+        }
+        daemon.kill();
+    }
+    eprintln!(
+        "compactions of {whole_ms} ms: {interrupted} killed while running, {finished} ended before the kill"
+    );
+    assert!(interrupted > 0, "no kill fell during a compaction");
+    let (code, out) = council.run(&["compact"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("compacted") && out.contains("checked"),
+        "{out}"
+    );
+    let (code, out) = council.run(&["--json", "compact"]);
+    assert_eq!(code, 0, "{out}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    if let Some(d) = disk.take() {
+        disk = Some(d.power_cut().unwrap());
+    }
+    // The compacted store, not the one before, is what the cut left.
+    assert_eq!(
+        councild::store::folder_bytes(&data.join("store")),
+        answer["bytes_after"].as_u64().unwrap()
+    );
+    let daemon = Daemon::start(council.path(), &[]);
+    assert_eq!(records(&daemon, &items).await, before);
+    daemon.kill();
+    if let Some(d) = disk {
+        d.unmount().unwrap();
+    }
 }

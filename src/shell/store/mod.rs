@@ -23,11 +23,13 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use sled::Transactional;
 
 mod codec;
+mod compact;
 mod keys;
 
 pub use crate::engine::Record;
 use crate::engine::{Electorate, Item};
 pub use codec::{decode, decode_item, encode, encode_item};
+pub use compact::{Compacted, compact, folder_bytes};
 use keys::item_prefix;
 pub use keys::{Owner, TimerKey, event_key, register_key, vote_key};
 
@@ -158,20 +160,10 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `path`. A second process on the same folder is refused.
     pub fn open(path: &Path) -> Result<Store> {
-        remove_unfinished_snapshots(path)?;
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(CACHE_BYTES)
-            .open()
-            .map_err(|e| {
-                let folder = path.display().to_string();
-                // sled's words when another process holds the lock on its `db` file.
-                if e.to_string().contains("could not acquire lock") {
-                    Error::InUse(folder, e)
-                } else {
-                    Error::Open(folder, e)
-                }
-            })?;
+        let lock = compact::lock_store(path)?;
+        compact::recover(path)?;
+        let db = open_db(path)?;
+        drop(lock);
         let tree = |name: &str| db.open_tree(name);
         Ok(Store {
             definitions: tree("definitions")?,
@@ -661,6 +653,24 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// Opens sled's store in `path` (made if absent) as councild configures it.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    remove_unfinished_snapshots(path)?;
+    sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_BYTES)
+        .open()
+        .map_err(|e| {
+            let folder = path.display().to_string();
+            // sled's words when another process holds the lock on its `db` file.
+            if e.to_string().contains("could not acquire lock") {
+                Error::InUse(folder, e)
+            } else {
+                Error::Open(folder, e)
+            }
+        })
 }
 
 /// sled writes a snapshot as `snap.N.generating` and renames it when it is whole, but

@@ -171,6 +171,117 @@ async fn an_unfinished_snapshot_does_not_keep_the_store_closed() {
     assert!(!unfinished.exists());
 }
 
+/// Opens the store, again while the last handle of the one before still lets go of its lock
+/// (the sync's blocking thread may hold it a moment longer).
+async fn open_when_free(path: &Path) -> Store {
+    for _ in 0..50 {
+        match Store::open(path) {
+            Err(Error::InUse(..)) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{} stays locked", path.display());
+}
+
+/// Compaction keeps every row and shrinks a store whose rows were overwritten and removed
+/// (as mail is, once sent); interrupted at any point (each state of the folder it passes
+/// through), the next open finds one whole store and nothing left beside it.
+#[tokio::test]
+async fn compaction_keeps_every_row_and_an_interrupted_one_leaves_one_whole_store() {
+    let root = tempfile::tempdir().unwrap();
+    let path = root.path().join("store");
+    let (copy, old) = (
+        root.path().join("store.compact"),
+        root.path().join("store.old"),
+    );
+    let item = item_with_votes();
+    {
+        let store = Store::open(&path).unwrap();
+        for i in 0..2_000 {
+            store
+                .put_mail(&format!("m{i}"), &"x".repeat(2_000))
+                .unwrap();
+        }
+        for i in 0..2_000 {
+            assert!(store.remove_mail(&format!("m{i}")).unwrap());
+        }
+        let mut batch = Batch::default();
+        store.stage_item(&item, &mut batch).unwrap();
+        store.commit(&batch).await.unwrap();
+        assert!(store.live_bytes().unwrap() < 20_000);
+    }
+    drop(open_when_free(&path).await);
+    let done = compact(&path).unwrap();
+    assert!(
+        done.after * 2 < done.before,
+        "{} bytes on disk before, {} after",
+        done.before,
+        done.after
+    );
+    assert!(done.rows >= 3 && done.trees >= 9, "{done:?}");
+    let whole = |store: &Store| {
+        assert_eq!(store.item("item-1").unwrap(), Some(item.clone()));
+        assert_eq!(store.mails::<String>().count(), 0);
+        assert_eq!(
+            store.meta.get("other").unwrap(),
+            None,
+            "the wrong store was kept"
+        );
+        assert!(!copy.exists() && !old.exists() && !path.join("compacted").exists());
+    };
+    whole(&open_when_free(&path).await);
+
+    // A copy of the store, told apart by a row of its own, with the marker or not.
+    let other_copy = |to: &Path, marker: bool| {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(&path).unwrap().flatten() {
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
+        let db = open_db(to).unwrap();
+        db.open_tree("meta").unwrap().insert("other", "1").unwrap();
+        db.flush().unwrap();
+        if marker {
+            std::fs::write(to.join("compacted"), b"").unwrap();
+        }
+    };
+    // Killed while copying: a part of a copy beside the store.
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::write(copy.join("db"), b"half a log").unwrap();
+    whole(&open_when_free(&path).await);
+    // Killed between the renames: no store, the old one, and a whole copy beside it; the
+    // old one comes back.
+    other_copy(&copy, true);
+    std::fs::rename(&path, &old).unwrap();
+    whole(&open_when_free(&path).await);
+    // Killed before the old store was removed: the new one (with the marker) stays.
+    other_copy(&old, false);
+    std::fs::write(path.join("compacted"), b"").unwrap();
+    whole(&open_when_free(&path).await);
+    // A `store.old` beside a store that is not the compacted one: nothing is removed and
+    // the start is refused.
+    other_copy(&old, false);
+    let refused = Store::open(&path).err().map(|e| e.to_string());
+    assert!(
+        refused.as_deref().is_some_and(|e| e.contains("move one")),
+        "{refused:?}"
+    );
+    assert!(old.exists());
+    std::fs::remove_dir_all(&old).unwrap();
+    // A compaction while the store is open is refused, and leaves it as it was; so is one
+    // where there is no store.
+    let open = open_when_free(&path).await;
+    assert!(matches!(compact(&path), Err(Error::InUse(..))));
+    whole(&open);
+    drop(open);
+    let nowhere = root.path().join("none/store");
+    assert!(compact(&nowhere).is_err());
+    assert!(!nowhere.join("db").exists());
+}
+
 /// A store written by the build before the stored form had a module of its own (commit
 /// 23da507, `tests/fixtures/make-store.sh`) opens, and every value in it decodes and
 /// encodes again to the very same bytes; every item is whole, ends where its log ends, has
