@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use councild::store::folder_bytes;
 use councild::token::{BallotRef, Key};
 use serde_json::{Value, json};
 
 use crate::harness::{
-    Admin, Daemon, TempFolder, dir_size, member_id, proc_cpu, proc_cpu_self, proc_hwm_kb, proc_io,
+    Admin, Daemon, TempFolder, member_id, proc_cpu, proc_cpu_self, proc_hwm_kb, proc_io,
     write_council,
 };
 use crate::{Args, MAIL_WAIT, ceilings, cpus, loadavg, ratio, times};
@@ -266,7 +267,7 @@ async fn load_daemon(
     let cpu_before = proc_cpu(daemon.pid())?;
     let io_before = proc_io(daemon.pid())?;
     let mail_dir = folder.path().join("data/mail");
-    let mail_before = dir_size(&mail_dir);
+    let mail_before = folder_bytes(&mail_dir);
     let self_cpu_before = proc_cpu_self()?;
     let client = http_client(s.clients)?;
     let started = Instant::now();
@@ -290,7 +291,7 @@ async fn load_daemon(
     let verdict_after_last_ms = last_ack.elapsed().as_secs_f64() * 1e3;
     let cpu_votes = proc_cpu(daemon.pid())? - cpu_before;
     let io_votes = proc_io(daemon.pid())?.since(&io_before);
-    let mail_file_bytes = dir_size(&mail_dir).saturating_sub(mail_before) as f64;
+    let mail_file_bytes = folder_bytes(&mail_dir).saturating_sub(mail_before) as f64;
     let client_cpu = proc_cpu_self()? - self_cpu_before;
     let after = admin.metrics().await?;
     eprintln!(
@@ -309,7 +310,7 @@ async fn load_daemon(
     let cpu_total = proc_cpu(daemon.pid())?;
     let rss_mb = proc_hwm_kb(daemon.pid())? as f64 / 1024.0;
     let final_metrics = admin.metrics().await?;
-    let store_mb = dir_size(&folder.path().join("data/store")) as f64 / 1e6;
+    let store_mb = folder_bytes(&folder.path().join("data/store")) as f64 / 1e6;
     daemon.stop().await?;
     eprintln!("councild stopped");
 

@@ -11,7 +11,10 @@
 //! at R per second instead, and latency is counted from each vote's scheduled time.
 //!
 //! `--scenario startup` and `--scenario timers` build a large store offline, in process,
-//! through the library's writer, then time the daemon's start on it (see `scenario.rs`).
+//! through the library's writer, then time the daemon's start on it (see `scenario.rs`);
+//! `--scenario year` builds a year of activity month by month and follows the store's size
+//! against its live data, then times the start before and after `councild compact`
+//! (`year.rs`).
 //! `--sweep members|items` repeats a measurement over a range and writes a CSV and an SVG
 //! chart (see `sweep.rs`).
 //!
@@ -23,6 +26,7 @@ mod load;
 mod scenario;
 mod svg;
 mod sweep;
+mod year;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -67,9 +71,22 @@ pub struct Args {
     /// Time the daemon's start on a large store built offline instead of the vote load.
     #[arg(long, value_enum)]
     scenario: Option<Scenario>,
-    /// Open items the scenarios build.
-    #[arg(long, default_value_t = 100_000)]
-    items: usize,
+    /// Open items the scenarios build (default 100,000); in the year, the council's items
+    /// over all its months (default 2,000).
+    #[arg(long)]
+    items: Option<usize>,
+    /// In the start-up scenario, also time a start after `councild compact`.
+    #[arg(long)]
+    compact: bool,
+    /// Months of activity in the year scenario.
+    #[arg(long, default_value_t = 12)]
+    months: usize,
+    /// Ballots of the large electorate over the year scenario's months.
+    #[arg(long, default_value_t = 100)]
+    big_ballots: usize,
+    /// Members of the year scenario's large electorate.
+    #[arg(long, default_value_t = 10_000)]
+    big_members: usize,
     /// Events per item in the start-up scenario (started, electorate fixed, then votes).
     #[arg(long, default_value_t = 10)]
     events_per_item: usize,
@@ -104,6 +121,9 @@ pub enum Scenario {
     Startup,
     /// N items whose timers are all due when the daemon starts: time until all fired.
     Timers,
+    /// A year of activity month by month: the store on disk against its live data, the
+    /// start on the aged store and on the same store compacted.
+    Year,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +173,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     match (args.sweep, args.scenario) {
         (Some(Sweep::Members), _) => sweep::members(&args, &daemon).await,
         (Some(Sweep::Items), _) => sweep::items(&args, &daemon).await,
+        (None, Some(Scenario::Year)) => {
+            let settings = year::Settings::from_args(&args)?;
+            let report = year::run(&settings, &daemon).await?;
+            for path in report.write_plot(&args.out)? {
+                eprintln!("wrote {}", path.display());
+            }
+            report.print(args.json)
+        }
         (None, Some(scenario)) => {
             let settings = scenario::Settings::from_args(&args, scenario)?;
             let report = scenario::run(&settings, &daemon).await?;

@@ -30,13 +30,11 @@ use councild::config::Config;
 use councild::definition::Definitions;
 use councild::engine::Event;
 use councild::observe::Metrics;
-use councild::store::Store;
+use councild::store::{Store, folder_bytes};
 use councild::writer::{Handle, Items, Wake, Writer};
 use serde_json::{Value, json};
 
-use crate::harness::{
-    Admin, Daemon, TempFolder, dir_size, member_id, proc_cpu, proc_hwm_kb, write_council,
-};
+use crate::harness::{Admin, Daemon, TempFolder, member_id, proc_cpu, proc_hwm_kb, write_council};
 use crate::{Args, SCENARIO_MEMBERS, Scenario, cpus, loadavg};
 
 /// An open ballot that never closes during the run: items stay open.
@@ -90,21 +88,31 @@ pub struct Settings {
     /// Events per item (startup); 1 for the timers (the `started` event).
     pub events_per_item: usize,
     pub members: usize,
+    /// Run `councild compact` after the first start, and time a second start.
+    pub compact: bool,
 }
 
 impl Settings {
     pub fn from_args(args: &Args, scenario: Scenario) -> anyhow::Result<Settings> {
         let s = Settings {
             scenario,
-            items: args.items,
+            items: args.items.unwrap_or(100_000),
             events_per_item: match scenario {
-                Scenario::Startup => args.events_per_item,
                 Scenario::Timers => 1,
+                Scenario::Startup | Scenario::Year => args.events_per_item,
             },
             members: args.members.unwrap_or(SCENARIO_MEMBERS),
+            compact: args.compact,
         };
         if s.items == 0 || s.members == 0 {
             bail!("--items and --members must be at least 1");
+        }
+        match scenario {
+            Scenario::Year => bail!("the year scenario has settings of its own"),
+            Scenario::Timers if s.compact => {
+                bail!("--compact is for the start-up scenario: the timers fire at the first start")
+            }
+            _ => {}
         }
         if scenario == Scenario::Startup && s.events_per_item < 2 {
             bail!("--events-per-item must be at least 2 (started, electorate fixed)");
@@ -114,14 +122,14 @@ impl Settings {
 
     fn votes_per_item(&self) -> usize {
         match self.scenario {
-            Scenario::Startup => self.events_per_item - 2,
+            Scenario::Startup | Scenario::Year => self.events_per_item - 2,
             Scenario::Timers => 0,
         }
     }
 
     fn workflow(&self) -> &'static str {
         match self.scenario {
-            Scenario::Startup => STARTUP_WORKFLOW,
+            Scenario::Startup | Scenario::Year => STARTUP_WORKFLOW,
             Scenario::Timers => TIMERS_WORKFLOW,
         }
     }
@@ -153,6 +161,9 @@ pub struct Report {
     pub settings: Settings,
     pub built: Built,
     pub started: Started,
+    /// With `--compact`: the seconds `councild compact` took, the store's bytes after it,
+    /// and the start on the compacted store.
+    pub compacted: Option<(f64, councild::store::Compacted, Started)>,
     loadavg: (String, String),
 }
 
@@ -177,19 +188,37 @@ pub async fn run(s: &Settings, daemon_bin: &Path) -> anyhow::Result<Report> {
         built.mails_removed,
         built.store_mb
     );
-    let started = start_daemon(folder.path(), s, daemon_bin).await?;
+    let due = (s.scenario == Scenario::Timers).then_some(s.items as u64);
+    let started = start_daemon(folder.path(), daemon_bin, due).await?;
+    let compacted = match s.compact {
+        true => {
+            let at = Instant::now();
+            let done = councild::store::compact(&config_for(folder.path()).store_path())
+                .context("compacting the store")?;
+            let seconds = at.elapsed().as_secs_f64();
+            eprintln!(
+                "compacted in {seconds:.1} s: {:.0} MB → {:.0} MB",
+                done.before as f64 / 1e6,
+                done.after as f64 / 1e6
+            );
+            let again = start_daemon(folder.path(), daemon_bin, due).await?;
+            Some((seconds, done, again))
+        }
+        false => None,
+    };
     drop(folder);
     Ok(Report {
         settings: s.clone(),
         built,
         started,
+        compacted,
         loadavg: (load_before, loadavg()),
     })
 }
 
 /// The daemon's configuration for the folder, with absolute paths (this process does not
 /// run in the folder), and nothing from the environment.
-fn config_for(root: &Path) -> Config {
+pub fn config_for(root: &Path) -> Config {
     let mut config = Config::default();
     config.storage.path = root.join("data");
     config.council.roster = root.join("config/council.yaml");
@@ -198,38 +227,63 @@ fn config_for(root: &Path) -> Config {
     config
 }
 
+/// The library's writer on a council folder's store, wired as `councild serve` wires it,
+/// with the folder's workflows in force.
+pub struct Offline {
+    pub store: Store,
+    pub handle: Handle,
+    pub workflows: Vec<councild::definition::Workflow>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Offline {
+    pub async fn open(root: &Path) -> anyhow::Result<Offline> {
+        let config = config_for(root);
+        // The same checks as `councild serve` (and `validate`): the workflow must be valid.
+        let loaded = councild::setup::load(&config).context("checking the generated council")?;
+        let tz = config.timezone()?;
+        std::fs::create_dir_all(&config.storage.path)
+            .with_context(|| format!("creating {}", config.storage.path.display()))?;
+        let store = Store::open(&config.store_path()).context("opening the store")?;
+        let (writer, handle) = Writer::open(
+            store.clone(),
+            councild::clock::Clock::system(),
+            Arc::new(ArcSwap::from_pointee(Definitions::default())),
+            Arc::new(arc_swap::ArcSwap::from_pointee(loaded.roster)),
+            tz,
+            Wake::default(),
+            Arc::new(Metrics::default()),
+            Arc::new(Items::default()),
+        )
+        .await
+        .context("opening the writer")?;
+        let task = tokio::spawn(writer.run());
+        handle
+            .reload(loaded.workflows.clone(), None)
+            .await
+            .context("storing the workflow")?;
+        Ok(Offline {
+            store,
+            handle,
+            workflows: loaded.workflows,
+            task,
+        })
+    }
+
+    /// Stops the writer (once every handle is gone) and gives back the store.
+    pub async fn close(self) -> anyhow::Result<Store> {
+        drop(self.handle);
+        self.task.await.context("the writer failed")?;
+        Ok(self.store)
+    }
+}
+
 /// Builds the store with the library's writer, then removes the outbox rows.
 async fn build(root: &Path, s: &Settings) -> anyhow::Result<Built> {
-    let config = config_for(root);
-    // The same checks as `councild serve` (and `validate`): the workflow must be valid.
-    let loaded = councild::setup::load(&config).context("checking the generated council")?;
-    let tz = config.timezone()?;
-    std::fs::create_dir_all(&config.storage.path)
-        .with_context(|| format!("creating {}", config.storage.path.display()))?;
-    let store = Store::open(&config.store_path()).context("opening the store")?;
-    let (writer, handle) = Writer::open(
-        store.clone(),
-        councild::clock::Clock::system(),
-        Arc::new(ArcSwap::from_pointee(Definitions::default())),
-        Arc::new(arc_swap::ArcSwap::from_pointee(loaded.roster)),
-        tz,
-        Wake::default(),
-        Arc::new(Metrics::default()),
-        Arc::new(Items::default()),
-    )
-    .await
-    .context("opening the writer")?;
-    let writer_task = tokio::spawn(writer.run());
-    handle
-        .reload(loaded.workflows, None)
-        .await
-        .context("storing the workflow")?;
-
+    let offline = Offline::open(root).await?;
     let started = Instant::now();
-    let events = fill(&handle, s).await;
-    // The writer stops once every handle is gone.
-    drop(handle);
-    writer_task.await.context("the writer failed")?;
+    let events = fill(&offline.handle, s).await;
+    let store = offline.close().await?;
     let events = events?;
     let seconds = started.elapsed().as_secs_f64();
     let mails_removed = clear_outbox(&store)?;
@@ -239,7 +293,7 @@ async fn build(root: &Path, s: &Settings) -> anyhow::Result<Built> {
         events,
         seconds,
         mails_removed,
-        store_mb: dir_size(&config.store_path()) as f64 / 1e6,
+        store_mb: folder_bytes(&config_for(root).store_path()) as f64 / 1e6,
     })
 }
 
@@ -324,7 +378,7 @@ struct MailId {
 }
 
 /// Removes every outbox row, as the outbox worker does once a mail is sent.
-fn clear_outbox(store: &Store) -> anyhow::Result<u64> {
+pub fn clear_outbox(store: &Store) -> anyhow::Result<u64> {
     let ids: Vec<String> = store
         .mails::<MailId>()
         .map(|m| m.map(|m| m.id))
@@ -338,17 +392,22 @@ fn clear_outbox(store: &Store) -> anyhow::Result<u64> {
     Ok(ids.len() as u64)
 }
 
-/// Starts `councild serve` on the built folder and times it.
-async fn start_daemon(root: &Path, s: &Settings, daemon_bin: &Path) -> anyhow::Result<Started> {
+/// Starts `councild serve` on the built folder and times it; with `due_timers`, also until
+/// that many timers have fired, the clock put past every one's due time.
+pub async fn start_daemon(
+    root: &Path,
+    daemon_bin: &Path,
+    due_timers: Option<u64>,
+) -> anyhow::Result<Started> {
     let admin_token = hex::encode(rand::random::<[u8; 16]>());
-    let env = match s.scenario {
+    let env = match due_timers {
         // Every item's timer was set at most an hour after the build began, and the build
         // is over: an offset of the wait plus a minute puts them all in the past.
-        Scenario::Timers => vec![(
+        Some(_) => vec![(
             "COUNCILD_CLOCK_OFFSET",
             format!("{}s", TIMER_WAIT.as_secs() + 60),
         )],
-        Scenario::Startup => Vec::new(),
+        None => Vec::new(),
     };
     let mut daemon = Daemon::start(daemon_bin, root, &admin_token, &env)?;
     let admin = Admin::new(&daemon.admin, &admin_token)?;
@@ -359,13 +418,13 @@ async fn start_daemon(root: &Path, s: &Settings, daemon_bin: &Path) -> anyhow::R
         "councild pid {} answered /healthz after {healthz_s:.2} s, /readyz after {readyz_s:.2} s",
         daemon.pid()
     );
-    let (all_fired_s, fired, timer_lag_mean_s) = match s.scenario {
-        Scenario::Timers => {
-            let (at, fired, lag) = wait_fired(&admin, &mut daemon, s.items as u64).await?;
+    let (all_fired_s, fired, timer_lag_mean_s) = match due_timers {
+        Some(target) => {
+            let (at, fired, lag) = wait_fired(&admin, &mut daemon, target).await?;
             eprintln!("{fired} timers fired {at:.2} s after the spawn");
             (Some(at), fired, lag)
         }
-        Scenario::Startup => (None, 0, None),
+        None => (None, 0, None),
     };
     let cpu_total_s = proc_cpu(daemon.pid())?;
     let rss_peak_mb = proc_hwm_kb(daemon.pid())? as f64 / 1024.0;
@@ -431,7 +490,7 @@ impl Report {
 
     fn name(&self) -> &'static str {
         match self.settings.scenario {
-            Scenario::Startup => "startup",
+            Scenario::Startup | Scenario::Year => "startup",
             Scenario::Timers => "timers",
         }
     }
@@ -457,15 +516,36 @@ impl Report {
                 "rss_at_ready_mb": d.rss_ready_mb, "rss_peak_mb": d.rss_peak_mb,
                 "cpu_until_ready_s": d.cpu_ready_s, "cpu_total_s": d.cpu_total_s,
             },
+            "compacted": self.compacted.as_ref().map(|(seconds, c, d)| json!({
+                "compact_s": seconds, "store_mb_before": c.before as f64 / 1e6,
+                "store_mb": c.after as f64 / 1e6, "live_mb": c.live as f64 / 1e6,
+                "readyz_s": d.readyz_s, "rss_peak_mb": d.rss_peak_mb,
+                "cpu_until_ready_s": d.cpu_ready_s,
+            })),
             "summary": self.summary(),
         })
     }
 
     fn summary(&self) -> String {
-        let (s, b, d) = (&self.settings, &self.built, &self.started);
+        let verdict = |ok: bool| if ok { "met" } else { "missed" };
+        let mut line = self.summary_of(&self.started);
+        if let Some((_, _, d)) = &self.compacted {
+            line.push_str(&format!(
+                "; compacted: ready in {:.2} s ({}), peak RSS {:.0} MB ({})",
+                d.readyz_s,
+                verdict(d.readyz_s < READY_TARGET_S),
+                d.rss_peak_mb,
+                verdict(d.rss_peak_mb < RSS_TARGET_MB)
+            ));
+        }
+        line
+    }
+
+    fn summary_of(&self, d: &Started) -> String {
+        let (s, b) = (&self.settings, &self.built);
         let verdict = |ok: bool| if ok { "met" } else { "missed" };
         match s.scenario {
-            Scenario::Startup => format!(
+            Scenario::Startup | Scenario::Year => format!(
                 "summary: start-up with {} open items, {} events: ready in {:.2} s (target < {READY_TARGET_S} s: {}), peak RSS {:.0} MB (target < {RSS_TARGET_MB} MB: {})",
                 s.items,
                 b.events,
@@ -495,7 +575,9 @@ impl Report {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let shape = match s.scenario {
-            Scenario::Startup => format!("{} open items × {} events", s.items, s.events_per_item),
+            Scenario::Startup | Scenario::Year => {
+                format!("{} open items × {} events", s.items, s.events_per_item)
+            }
             Scenario::Timers => format!("{} items with one due timer each", s.items),
         };
         let _ = writeln!(
@@ -541,6 +623,18 @@ impl Report {
             "  daemon       RSS {:.0} MB at ready, peak {:.0} MB; CPU {:.2} s in all",
             d.rss_ready_mb, d.rss_peak_mb, d.cpu_total_s
         );
+        if let Some((seconds, c, d)) = &self.compacted {
+            let _ = writeln!(
+                out,
+                "  compacted    in {seconds:.1} s (in process), store {:.0} MB → {:.0} MB for {:.0} MB of rows; then /readyz 200 after {:.2} s (CPU {:.2} s), peak RSS {:.0} MB",
+                c.before as f64 / 1e6,
+                c.after as f64 / 1e6,
+                c.live as f64 / 1e6,
+                d.readyz_s,
+                d.cpu_ready_s,
+                d.rss_peak_mb
+            );
+        }
         let _ = writeln!(out, "{}", self.summary());
         out
     }

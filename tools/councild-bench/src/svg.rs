@@ -18,11 +18,13 @@ pub struct Series<'a> {
     pub values: &'a [f64],
 }
 
-/// The chart: `xs` must be positive (log axis); `series` has one or two entries, the first
-/// on the left axis and the second on the right.
+/// The chart: `xs` must be positive on a log axis; `series` has one or two entries, the
+/// first on the left axis and the second on the right.
 pub struct Chart<'a> {
     pub title: &'a str,
     pub x_label: &'a str,
+    /// A log x axis (sizes over decades) or a linear one from 0 (time).
+    pub log_x: bool,
     pub xs: &'a [f64],
     pub series: &'a [Series<'a>],
 }
@@ -45,7 +47,11 @@ impl Chart<'_> {
             WIDTH / 2.0,
             escape(self.title)
         );
-        let x = LogAxis::new(self.xs);
+        let x = if self.log_x {
+            XAxis::Log(LogAxis::new(self.xs))
+        } else {
+            XAxis::Linear(LinearAxis::whole(self.xs))
+        };
         self.x_axis(&mut out, &x);
         for (i, series) in self.series.iter().take(2).enumerate() {
             let y = LinearAxis::new(series.values);
@@ -63,7 +69,7 @@ impl Chart<'_> {
         out
     }
 
-    fn x_axis(&self, out: &mut String, x: &LogAxis) {
+    fn x_axis(&self, out: &mut String, x: &XAxis) {
         let bottom = TOP + plot_height();
         for tick in x.ticks() {
             let px = x.px(tick);
@@ -80,14 +86,15 @@ impl Chart<'_> {
         }
         let _ = writeln!(
             out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{} (log scale)</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}{}</text>"#,
             LEFT + plot_width() / 2.0,
             HEIGHT - 18.0,
-            escape(self.x_label)
+            escape(self.x_label),
+            if self.log_x { " (log scale)" } else { "" }
         );
     }
 
-    fn line(&self, out: &mut String, x: &LogAxis, y: &LinearAxis, s: &Series, colour: &str) {
+    fn line(&self, out: &mut String, x: &XAxis, y: &LinearAxis, s: &Series, colour: &str) {
         let points: Vec<(f64, f64)> = self
             .xs
             .iter()
@@ -181,6 +188,27 @@ fn plot_height() -> f64 {
     HEIGHT - TOP - BOTTOM
 }
 
+enum XAxis {
+    Log(LogAxis),
+    Linear(LinearAxis),
+}
+
+impl XAxis {
+    fn px(&self, x: f64) -> f64 {
+        match self {
+            XAxis::Log(a) => a.px(x),
+            XAxis::Linear(a) => LEFT + x / a.hi * plot_width(),
+        }
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        match self {
+            XAxis::Log(a) => a.ticks(),
+            XAxis::Linear(a) => a.ticks(),
+        }
+    }
+}
+
 /// A log axis padded a little beyond the data.
 struct LogAxis {
     lo: f64,
@@ -247,6 +275,20 @@ impl LinearAxis {
             .fold(0.0, f64::max);
         let max = if max > 0.0 { max } else { 1.0 };
         let step = nice_step(max / 5.0);
+        LinearAxis {
+            hi: (max / step).ceil() * step,
+            step,
+        }
+    }
+
+    /// The same with a whole step (counts, months).
+    fn whole(values: &[f64]) -> LinearAxis {
+        let max = values
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .fold(1.0, f64::max);
+        let step = nice_step(max / 5.0).ceil();
         LinearAxis {
             hi: (max / step).ceil() * step,
             step,

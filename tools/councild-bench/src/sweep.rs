@@ -56,6 +56,7 @@ pub async fn members(args: &Args, daemon: &Path) -> anyhow::Result<()> {
             args.clients, args.sweep_votes
         ),
         x_label: "members (voters per ballot)",
+        log_x: true,
         xs: &xs,
         series: &[
             Series {
@@ -79,7 +80,7 @@ pub async fn items(args: &Args, daemon: &Path) -> anyhow::Result<()> {
     for items in ITEMS {
         let settings = scenario::Settings::from_args(
             &Args {
-                items,
+                items: Some(items),
                 ..args.clone()
             },
             Scenario::Startup,
@@ -114,6 +115,7 @@ pub async fn items(args: &Args, daemon: &Path) -> anyhow::Result<()> {
             args.events_per_item
         ),
         x_label: "open items",
+        log_x: true,
         xs: &xs,
         series: &[
             Series {
