@@ -124,15 +124,18 @@ impl Sync {
         }
         // Every call counted so far made its writes before it was counted.
         let covers = self.asked.load(Ordering::SeqCst);
-        db.flush_async().await?;
-        let files = self.files.clone();
-        let synced = tokio::task::spawn_blocking(move || {
-            files.log.sync_data()?;
-            files.sync_new()
+        // sled's flush and the syncs on one blocking thread: one hand-over each way per
+        // commit (sled's `flush_async` would add a hop to its own thread pool and back).
+        let (db, files) = (db.clone(), self.files.clone());
+        let folder = files.folder.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            db.flush()?;
+            let failed = |e| Error::Sync(files.folder.display().to_string(), e);
+            files.log.sync_data().map_err(failed)?;
+            files.sync_new().map_err(failed)
         })
         .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        synced.map_err(|e| Error::Sync(self.files.folder.display().to_string(), e))?;
+        .unwrap_or_else(|e| Err(Error::Sync(folder, std::io::Error::other(e))))?;
         self.done.store(covers, Ordering::SeqCst);
         self.synced.notify_waiters();
         Ok(())
