@@ -26,7 +26,7 @@ start: vote
 stages:
   vote:
     ballot:
-      question: "Adopt the load test proposal?"
+      question: "Adopt “{{item.title}}”?"
       choices: [yes, no]
       closes_after: 1h
       pass: simple_majority
