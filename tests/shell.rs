@@ -203,6 +203,7 @@ impl Shell {
             reload: councild::http::Reload::new(|| Err(vec!["no reload in this test".into()])),
             clock: self.clock.clone(),
             limits: Arc::default(),
+            questions: Default::default(),
         })
     }
 

@@ -179,6 +179,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         reload: setup::reloader(config.clone()),
         clock: clock.clone(),
         limits: Arc::default(),
+        questions: Default::default(),
     });
 
     let inbound = &app.config.inbound;

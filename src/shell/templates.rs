@@ -284,6 +284,9 @@ impl Templates {
     pub fn render_text(&self, text: &str, data: &Value, language: &str) -> String {
         /// Texts kept compiled; past this many (a reload loop, say) they are dropped.
         const KEPT: usize = 1_000;
+        if !text.contains("{{") {
+            return text.to_string();
+        }
         let mut data = data.clone();
         local_times(&mut data, language);
         let data = &data;

@@ -240,6 +240,95 @@ async fn a_reload_keeps_running_items_on_their_version_and_starts_new_ones_on_th
     assert_eq!(daemon.item(&old).await["chain"]["verified"], true);
 }
 
+/// The question of a ballot page as the reader sees it: what follows `by ` up to the `?`.
+fn asked_by(page: &str) -> String {
+    let (_, rest) = page.split_once("” by ").unwrap_or_else(|| panic!("{page}"));
+    rest.split_once('?').unwrap().0.to_string()
+}
+
+#[tokio::test]
+async fn the_question_and_each_receipt_show_the_deadline_as_it_stood() {
+    // The question names the deadline: votes leave it as it was, an extension changes it.
+    let workflow = QUICK.replace(
+        "question: \"Adopt “{{item.title}}”?\"",
+        "question: \"Adopt “{{item.title}}” by {{ballot.closes_at}}?\"",
+    );
+    assert_ne!(workflow, QUICK);
+    let council = Council::new(ROSTER, &[("quick.yaml", &workflow)]);
+    let daemon = council.start();
+    let id = daemon
+        .start_item("quick-adoption", json!({"title": "Asked in time"}))
+        .await;
+    new_links(&council, &[], 3).await;
+    let link_of = |to: &str| {
+        let mails = council.mails();
+        let mail = mails
+            .iter()
+            .find(|m| m.to.contains(to) && m.link().is_some());
+        mail.and_then(|m| m.link()).unwrap()
+    };
+    let (first, second) = (link_of("aaa.head"), link_of("ccc.first"));
+    let (status, page) = daemon.get(&first).await;
+    assert_eq!(status, 200, "{page}");
+    let asked = asked_by(&page);
+    assert!(page.contains("Adopt “Asked in time” by "), "{page}");
+    let (status, page) = daemon.vote(&first, "yes").await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(
+        asked_by(&page),
+        asked,
+        "a vote changes nothing the question shows"
+    );
+    let (_, page) = daemon.get(&second).await;
+    assert_eq!(asked_by(&page), asked);
+
+    let item = daemon.item(&id).await;
+    let closes: chrono::DateTime<chrono::Utc> = item["ballots"][0]["closes_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let later = closes + chrono::Duration::days(2);
+    let (status, body) = daemon
+        .admin(
+            Method::POST,
+            &format!("/api/items/{id}/ballots/0/deadline"),
+            Some(json!({"closes_at": later.to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for link in [&first, &second] {
+        let (_, page) = daemon.get(link).await;
+        let now = asked_by(&page);
+        assert_ne!(now, asked, "the page shows the deadline as extended");
+    }
+    let (status, page) = daemon.vote(&second, "no").await;
+    assert_eq!(status, 200, "{page}");
+    let extended = asked_by(&page);
+    assert_ne!(extended, asked);
+    // Each receipt tells the deadline as it stood at its vote.
+    let council = &council;
+    let receipt = async |to: &str| {
+        until("the receipt", Duration::from_secs(30), async || {
+            let mails = council.mails();
+            let m = mails
+                .iter()
+                .find(|m| m.to.contains(to) && m.subject.contains("recorded"));
+            m.map(|m| m.body.clone())
+        })
+        .await
+    };
+    let (first, second) = (receipt("aaa.head").await, receipt("ccc.first").await);
+    assert!(
+        first.contains(&asked) && !first.contains(&extended),
+        "{first}"
+    );
+    assert!(
+        second.contains(&extended) && !second.contains(&asked),
+        "{second}"
+    );
+}
+
 #[tokio::test]
 async fn a_deadline_is_extended_and_an_item_cancelled_through_events() {
     let council = Council::new(ROSTER, &[("quick.yaml", QUICK)]);

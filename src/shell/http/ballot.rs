@@ -621,7 +621,6 @@ async fn cast(
 
 /// A ballot's question for a reader of `language`: the workflow's text in that language
 /// (or its default), with the item's fields, in that language too, put in.
-/// A ballot's question in a language, its placeholders filled in from the item.
 pub(super) fn question(
     app: &App,
     item: &Item,
@@ -633,11 +632,71 @@ pub(super) fn question(
     let text = workflow
         .and_then(|w| w.ballot(&ballot.stage))
         .map_or(ballot.question.as_str(), |s| s.question.get(language));
+    // A text without placeholders is shown as written, without the item's data.
+    if !text.contains("{{") {
+        return text.to_string();
+    }
     // This ballot's own data (an amendment's number, say).
     let index = item.ballots.iter().position(|b| std::ptr::eq(b, ballot));
-    let mut data = mail::context(&app.roster.load().council, workflow, item, index, app.tz);
+    let roster = app.roster.load();
+    let revision = app.items.revision(item);
+    let key = index.map(|i| (item.id.clone(), i, language.to_string()));
+    if let (Some(revision), Some(key)) = (revision, &key)
+        && let Some(question) = app.questions.get(key, revision, &roster.council)
+    {
+        return question;
+    }
+    let mut data = mail::context(&roster.council, workflow, item, index, app.tz);
     mail::in_language(&mut data, language);
-    app.templates.load().render_text(text, &data, language)
+    let question = app.templates.load().render_text(text, &data, language);
+    if let (Some(revision), Some(key)) = (revision, key) {
+        app.questions
+            .put(key, revision, &roster.council, question.clone());
+    }
+    question
+}
+
+/// Ballot questions as rendered, by item, ballot and language, each under the item's
+/// revision ([`crate::writer::Items::revision`]) and the council's name: a vote's page
+/// renders its question again only once the item changed other than by votes.
+#[derive(Default)]
+pub struct Questions(std::sync::Mutex<std::collections::HashMap<QuestionKey, Kept>>);
+
+/// An item's id, the ballot's index and the reader's language.
+type QuestionKey = (String, usize, String);
+
+struct Kept {
+    revision: u64,
+    council: String,
+    question: String,
+}
+
+impl Questions {
+    /// Questions kept, at most; past them, the cache starts again.
+    const KEPT: usize = 10_000;
+
+    fn get(&self, key: &QuestionKey, revision: u64, council: &str) -> Option<String> {
+        let kept = self.0.lock().ok()?;
+        let k = kept.get(key)?;
+        (k.revision == revision && k.council == council).then(|| k.question.clone())
+    }
+
+    fn put(&self, key: QuestionKey, revision: u64, council: &str, question: String) {
+        if let Ok(mut kept) = self.0.lock() {
+            if kept.len() >= Self::KEPT {
+                kept.clear();
+            }
+            let council = council.to_string();
+            kept.insert(
+                key,
+                Kept {
+                    revision,
+                    council,
+                    question,
+                },
+            );
+        }
+    }
 }
 
 /// A choice as the reader sees it: the workflow's label in the page's language, else the

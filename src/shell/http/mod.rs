@@ -86,6 +86,8 @@ pub struct App {
     pub reload: Reload,
     pub clock: crate::clock::Clock,
     pub limits: Arc<crate::limits::Limits>,
+    /// Ballot questions as rendered, while their item is unchanged.
+    pub questions: ballot::Questions,
 }
 
 /// What reading the definitions on disk gives: the workflows, templates and roster, checked, or

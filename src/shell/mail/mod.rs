@@ -374,6 +374,18 @@ pub fn context(
     data
 }
 
+/// Whether `event`, just applied to `item`, left its [`context`] as it was: a vote cast in
+/// a ballot it left open (the data shows no votes; a vote that closed its ballot changed
+/// the result, the stage or more). What is derived from the data may be kept meanwhile.
+pub fn keeps_context(item: &Item, event: &crate::engine::Event) -> bool {
+    match event {
+        crate::engine::Event::VoteCast { ballot, .. } => {
+            item.ballots.get(*ballot).is_some_and(|b| !b.closed())
+        }
+        _ => false,
+    }
+}
+
 /// Puts the reader's language's words in a mail's data: the item's title, the ballot's
 /// question, and each choice's label (in `ballot.choices` and a receipt's `vote.choice`),
 /// where the workflow or the item gives them; the default text otherwise.

@@ -104,26 +104,65 @@ pub struct Wake {
 /// The committed state of every item, for readers: replaced after each durable batch, so
 /// that ballot pages and votes read an item without decoding it from the store.
 #[derive(Default)]
-pub struct Items(std::sync::RwLock<HashMap<String, Arc<Item>>>);
+pub struct Items(std::sync::RwLock<Published>);
+
+#[derive(Default)]
+struct Published {
+    /// Each item with its revision and the event count it began at. The revision
+    /// changes whenever the item's data for mail and pages ([`mail::context`]) may have
+    /// changed, that is after any event but a vote that leaves its ballot open; every
+    /// state of the item since it began has the same data.
+    items: HashMap<String, Revised>,
+    revisions: u64,
+}
+
+struct Revised {
+    item: Arc<Item>,
+    revision: u64,
+    since: u64,
+}
 
 impl Items {
     pub fn get(&self, id: &str) -> Option<Arc<Item>> {
-        self.0.read().ok()?.get(id).cloned()
+        Some(self.0.read().ok()?.items.get(id)?.item.clone())
+    }
+
+    /// The revision `item` belongs to, if it is the current one (`item` may be a state
+    /// read before the latest votes): what is derived from its data may be kept under it.
+    pub fn revision(&self, item: &Item) -> Option<u64> {
+        let published = self.0.read().ok()?;
+        let current = published.items.get(&item.id)?;
+        (item.seq >= current.since && item.seq <= current.item.seq).then_some(current.revision)
     }
 
     /// Every item, in no particular order.
     pub fn all(&self) -> Vec<Arc<Item>> {
         self.0
             .read()
-            .map(|map| map.values().cloned().collect())
+            .map(|p| p.items.values().map(|r| r.item.clone()).collect())
             .unwrap_or_default()
     }
 
-    fn publish(&self, items: impl Iterator<Item = Arc<Item>>) {
-        if let Ok(mut map) = self.0.write() {
-            for item in items {
-                map.insert(item.id.clone(), item);
-            }
+    /// Publishes items, each with whether its data changed (a new revision).
+    fn publish(&self, items: impl Iterator<Item = (Arc<Item>, bool)>) {
+        let Ok(mut p) = self.0.write() else { return };
+        for (item, changed) in items {
+            let kept = match p.items.get(&item.id) {
+                Some(r) if !changed => Some((r.revision, r.since)),
+                _ => None,
+            };
+            let (revision, since) = kept.unwrap_or_else(|| {
+                p.revisions += 1;
+                (p.revisions, item.seq)
+            });
+            p.items.insert(
+                item.id.clone(),
+                Revised {
+                    item,
+                    revision,
+                    since,
+                },
+            );
         }
     }
 }
@@ -228,6 +267,9 @@ pub struct Writer {
     items: HashMap<String, Arc<Item>>,
     next_item: u64,
     registers: HashMap<(String, i32), u64>,
+    /// For each item voted on last, its ballot and the data its receipts are built on: the
+    /// same for every vote until the item changes otherwise ([`mail::keeps_context`]).
+    receipts: HashMap<String, (usize, serde_json::Value)>,
     wake: Wake,
     metrics: Arc<Metrics>,
     published: Arc<Items>,
@@ -240,6 +282,8 @@ struct Staged {
     batch: Batch,
     undo: HashMap<String, Option<Arc<Item>>>,
     dirty: BTreeSet<String>,
+    /// The dirty items whose data for mail and pages may have changed (not only votes).
+    changed: BTreeSet<String>,
     /// Kinds of the events staged, counted once the batch is durable.
     kinds: Vec<&'static str>,
     /// What an operator reads in the log, logged once the batch is durable: an item
@@ -280,6 +324,8 @@ impl Writer {
             "roster reloaded: ballots opening from now use it; open ballots keep their electorate"
         );
         self.electorate = Arc::new(engine::electorate(&roster));
+        // The receipts' data names the council.
+        self.receipts.clear();
         self.shared_roster.store(roster.clone());
         self.roster = roster;
     }
@@ -358,6 +404,7 @@ impl Writer {
             }
             self.next_item = next_item;
             self.registers.clear();
+            self.receipts.clear();
             for reply in replies {
                 reply.send(Err(WriteError::Store(e.to_string())));
             }
@@ -394,8 +441,10 @@ impl Writer {
         if let Some(roster) = s.roster {
             self.use_roster(roster);
         }
-        self.published
-            .publish(s.dirty.iter().filter_map(|id| self.items.get(id).cloned()));
+        self.published.publish(s.dirty.iter().filter_map(|id| {
+            let item = self.items.get(id)?.clone();
+            Some((item, s.changed.contains(id)))
+        }));
         if timers_changed {
             self.wake.timers.notify_one();
         }
@@ -875,6 +924,7 @@ impl Writer {
             tz: self.tz,
             workflow: &def,
             s,
+            receipts: &mut self.receipts,
         };
         let stepped = engine::step(&ctx, &mut state, id, at, event, by, &mut staging);
         if let Some(item) = state {

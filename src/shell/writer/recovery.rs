@@ -38,7 +38,7 @@ impl Writer {
         }
         store.commit(&repaired).await?;
         let next_item = store.meta_u64(NEXT_ITEM)?;
-        published.publish(items.values().cloned());
+        published.publish(items.values().map(|i| (i.clone(), true)));
         let roster = shared_roster.load_full();
         let electorate = Arc::new(engine::electorate(&roster));
         let (tx, rx) = mpsc::channel(QUEUE);
@@ -53,6 +53,7 @@ impl Writer {
             items,
             next_item,
             registers: HashMap::new(),
+            receipts: HashMap::new(),
             wake,
             metrics,
             published,
@@ -79,7 +80,8 @@ impl Writer {
         for (id, item) in ids {
             self.items.insert(id, Arc::new(item));
         }
-        self.published.publish(self.items.values().cloned());
+        self.published
+            .publish(self.items.values().map(|i| (i.clone(), true)));
         Ok(count)
     }
 }

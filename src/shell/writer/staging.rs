@@ -4,6 +4,9 @@
 use super::*;
 use crate::engine::Addressee;
 
+/// The items whose receipt data is kept (those voted on last), at most.
+const RECEIPTS_KEPT: usize = 1_024;
+
 /// The writer's answers to the engine, and where its records go: the batch.
 pub(super) struct Staging<'a> {
     pub(super) store: &'a Store,
@@ -13,6 +16,8 @@ pub(super) struct Staging<'a> {
     pub(super) tz: Tz,
     pub(super) workflow: &'a Workflow,
     pub(super) s: &'a mut Staged,
+    /// The data receipts are built on, by item (`Writer::receipts`).
+    pub(super) receipts: &'a mut HashMap<String, (usize, serde_json::Value)>,
 }
 
 impl Facts for Staging<'_> {
@@ -102,6 +107,10 @@ impl Facts for Staging<'_> {
 
     fn logged(&mut self, item: &Item, record: &Record, effects: Vec<Effect>) {
         let id = item.id.as_str();
+        if !mail::keeps_context(item, &record.event) {
+            self.s.changed.insert(id.to_string());
+            self.receipts.remove(id);
+        }
         let batch = &mut self.s.batch;
         batch
             .events
@@ -251,14 +260,35 @@ impl Staging<'_> {
         to: Recipients,
         ballot: Option<usize>,
     ) {
-        let mut context = mail::context(
-            &self.roster.council,
-            Some(self.workflow),
-            item,
-            ballot,
-            self.tz,
-        );
-        // A vote's receipt carries the choice and the event hash.
+        let build = || {
+            mail::context(
+                &self.roster.council,
+                Some(self.workflow),
+                item,
+                ballot,
+                self.tz,
+            )
+        };
+        // A vote's receipt carries the choice and the event hash, on the item's data as
+        // it stands since its last change other than a vote (built once for them all).
+        let receipt = match &record.event {
+            Event::VoteCast { ballot: b, .. } if ballot == Some(*b) => Some(*b),
+            _ => None,
+        };
+        let mut context = match receipt.filter(|_| mail::keeps_context(item, &record.event)) {
+            Some(b) => match self.receipts.get(&item.id) {
+                Some((kept, data)) if *kept == b => data.clone(),
+                _ => {
+                    let data = build();
+                    if self.receipts.len() >= RECEIPTS_KEPT {
+                        self.receipts.clear();
+                    }
+                    self.receipts.insert(item.id.clone(), (b, data.clone()));
+                    data
+                }
+            },
+            None => build(),
+        };
         if let Event::VoteCast {
             choice,
             proofs,
