@@ -640,7 +640,8 @@ pub struct Vote {
     office: String,
 }
 
-fn vote(key: &Key, item: &str, member: usize, choice: &'static str) -> Vote {
+/// `office` numbers the address the vote comes from ([`plan`]).
+fn vote(key: &Key, item: &str, member: usize, office: usize, choice: &'static str) -> Vote {
     let token = key.sign(&BallotRef {
         item: item.to_string(),
         ballot: 0,
@@ -651,9 +652,9 @@ fn vote(key: &Key, item: &str, member: usize, choice: &'static str) -> Vote {
         path: format!("/ballot/{token}"),
         office: format!(
             "10.{}.{}.{}",
-            member >> 16 & 255,
-            member >> 8 & 255,
-            member & 255
+            office >> 16 & 255,
+            office >> 8 & 255,
+            office & 255
         ),
         body: if choice == "yes" {
             "choice=yes"
@@ -669,32 +670,35 @@ fn vote(key: &Key, item: &str, member: usize, choice: &'static str) -> Vote {
 /// closing one, after every other vote is acknowledged; the other members cast all their
 /// votes (round by round, ballots interleaved), and the last member's share of changes is
 /// cast by the others, so that each ballot still gets members × votes-per-member votes.
+///
+/// Each delegation votes from an office address of its own, a new one for each 100 of its
+/// votes: the per-address limit (120 at once, then 2 a second) applies as in a deployment,
+/// while a load puts more ballots at once before a delegation than a council would.
 fn plan(key: &Key, items: &[String], members: usize, per_member: usize) -> (Vec<Vote>, Vec<Vote>) {
     let others = members - 1;
+    let per_office = (100 / per_member.max(1)).max(1);
+    let vote = |ballot: usize, m: usize, choice| {
+        let office = m + members * (ballot / per_office);
+        vote(key, &items[ballot], m, office, choice)
+    };
     let mut bulk = Vec::with_capacity(items.len() * members * per_member);
     for round in 0..per_member {
         for m in 0..others {
-            for item in items {
+            for ballot in 0..items.len() {
                 // Two in three vote yes; a later round changes the vote.
                 let choice = if (m + round) % 3 == 2 { "no" } else { "yes" };
-                bulk.push(vote(key, item, m, choice));
+                bulk.push(vote(ballot, m, choice));
             }
         }
     }
     for extra in 0..per_member - 1 {
         let m = extra % others.max(1);
-        for item in items {
-            bulk.push(vote(
-                key,
-                item,
-                m,
-                if extra % 2 == 0 { "no" } else { "yes" },
-            ));
+        for ballot in 0..items.len() {
+            bulk.push(vote(ballot, m, if extra % 2 == 0 { "no" } else { "yes" }));
         }
     }
-    let closing = items
-        .iter()
-        .map(|item| vote(key, item, members - 1, "yes"))
+    let closing = (0..items.len())
+        .map(|ballot| vote(ballot, members - 1, "yes"))
         .collect();
     (bulk, closing)
 }
