@@ -277,13 +277,21 @@ fn spawn_outbox(
     }))
 }
 
-/// Lowers the calling thread's scheduling priority (nice 10; per thread on Linux).
+/// Sets the calling thread's scheduling priority 10 nice steps below the daemon's main
+/// thread (at most to 19; nice is per thread on Linux). Where it cannot, the outbox runs
+/// at the daemon's priority.
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: plain system calls on the calling thread's own id, no memory passed.
+    // SAFETY: plain system calls on the process's and the calling thread's own ids, no
+    // memory passed.
     unsafe {
-        let thread = libc::gettid();
-        if libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, 10) != 0 {
+        let thread = libc::gettid() as libc::id_t;
+        // -1 is also a priority: the error is told by errno, set to 0 before.
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, libc::getpid() as libc::id_t);
+        if *libc::__errno_location() != 0
+            || libc::setpriority(libc::PRIO_PROCESS, thread, (now + 10).min(19)) != 0
+        {
             tracing::debug!("the outbox's priority could not be lowered");
         }
     }
