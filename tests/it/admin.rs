@@ -240,6 +240,15 @@ async fn a_reload_keeps_running_items_on_their_version_and_starts_new_ones_on_th
     assert_eq!(daemon.item(&old).await["chain"]["verified"], true);
 }
 
+/// When an item's (as the API shows it) first ballot closes.
+fn closes_at(item: &Value) -> chrono::DateTime<chrono::Utc> {
+    item["ballots"][0]["closes_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// The question of a ballot page as the reader sees it: what follows `by ` up to the `?`.
 fn asked_by(page: &str) -> String {
     let (_, rest) = page.split_once("” by ").unwrap_or_else(|| panic!("{page}"));
@@ -282,12 +291,7 @@ async fn the_question_and_each_receipt_show_the_deadline_as_it_stood() {
     let (_, page) = daemon.get(&second).await;
     assert_eq!(asked_by(&page), asked);
 
-    let item = daemon.item(&id).await;
-    let closes: chrono::DateTime<chrono::Utc> = item["ballots"][0]["closes_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let closes = closes_at(&daemon.item(&id).await);
     let later = closes + chrono::Duration::days(2);
     let (status, body) = daemon
         .admin(
@@ -337,12 +341,7 @@ async fn a_deadline_is_extended_and_an_item_cancelled_through_events() {
         .start_item("quick-adoption", json!({"title": "To be withdrawn"}))
         .await;
     let links = new_links(&council, &[], 3).await;
-    let item = daemon.item(&id).await;
-    let closes: chrono::DateTime<chrono::Utc> = item["ballots"][0]["closes_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let closes = closes_at(&daemon.item(&id).await);
 
     let path = format!("/api/items/{id}/ballots/0/deadline");
     let (status, body) = daemon
@@ -362,11 +361,7 @@ async fn a_deadline_is_extended_and_an_item_cancelled_through_events() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let closes_now: chrono::DateTime<chrono::Utc> = body["item"]["ballots"][0]["closes_at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let closes_now = closes_at(&body["item"]);
     assert_eq!(closes_now, later);
     assert_eq!(
         body["item"]["timers"]["close:0"]
