@@ -255,35 +255,91 @@ pub fn cpu_from_stat(path: &str) -> anyhow::Result<f64> {
     Ok((tick(14)? + tick(15)?) / CLOCK_TICKS)
 }
 
-/// Bytes a process wrote: through write calls (`wchar`) and to the block layer (`write_bytes`).
+/// Bytes a process wrote: through write calls (`wchar`) and to the block layer
+/// (`write_bytes`), and the block layer's bytes by thread name (`sled-io-3` counted as
+/// `sled-io`): which part of the daemon writes them.
 pub struct Io {
     pub wchar: u64,
     pub write_bytes: u64,
+    pub by_thread: BTreeMap<String, u64>,
 }
 
 impl Io {
     pub fn since(&self, before: &Io) -> Io {
+        let by_thread = self
+            .by_thread
+            .iter()
+            .map(|(name, bytes)| {
+                let was = before.by_thread.get(name).copied().unwrap_or(0);
+                (name.clone(), bytes.saturating_sub(was))
+            })
+            .collect();
         Io {
             wchar: self.wchar.saturating_sub(before.wchar),
             write_bytes: self.write_bytes.saturating_sub(before.write_bytes),
+            by_thread,
         }
     }
+
+    /// The threads' shares of `write_bytes`, largest first; what threads that have ended
+    /// wrote is counted in the process's total only, and shown as `(ended threads)`.
+    pub fn shares(&self) -> Vec<(String, u64)> {
+        let mut shares: Vec<(String, u64)> = self
+            .by_thread
+            .iter()
+            .filter(|(_, b)| **b > 0)
+            .map(|(n, b)| (n.clone(), *b))
+            .collect();
+        let live: u64 = shares.iter().map(|(_, b)| b).sum();
+        if self.write_bytes > live {
+            shares.push(("(ended threads)".into(), self.write_bytes - live));
+        }
+        shares.sort_by_key(|s| std::cmp::Reverse(s.1));
+        shares
+    }
+}
+
+/// A `/proc` io file's field.
+fn io_field(path: &str, text: &str, name: &str) -> anyhow::Result<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .with_context(|| format!("{path}: no {name}"))?
+        .trim()
+        .parse()
+        .with_context(|| format!("{path}: {name}"))
+}
+
+/// Block-layer bytes written by each live thread of `pid`, by name without its number.
+fn io_by_thread(pid: u32) -> BTreeMap<String, u64> {
+    let mut by = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return by;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let (Ok(comm), Ok(io)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("io")),
+        ) else {
+            continue; // ended while read
+        };
+        let name = comm
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+        if let Ok(bytes) = io_field("task io", &io, "write_bytes:") {
+            *by.entry(name.to_string()).or_insert(0) += bytes;
+        }
+    }
+    by
 }
 
 pub fn proc_io(pid: u32) -> anyhow::Result<Io> {
     let path = format!("/proc/{pid}/io");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .with_context(|| format!("{path}: no {name}"))?
-            .trim()
-            .parse()
-            .with_context(|| format!("{path}: {name}"))
-    };
     Ok(Io {
-        wchar: field("wchar:")?,
-        write_bytes: field("write_bytes:")?,
+        wchar: io_field(&path, &text, "wchar:")?,
+        write_bytes: io_field(&path, &text, "write_bytes:")?,
+        by_thread: io_by_thread(pid),
     })
 }
 

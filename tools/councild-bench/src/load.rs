@@ -462,6 +462,7 @@ fn report_json(
             "store_mb": d.store_mb,
             "disk_write_mb_during_votes": d.io_votes.write_bytes as f64 / 1e6,
             "syscall_write_mb_during_votes": d.io_votes.wchar as f64 / 1e6,
+            "disk_write_mb_by_thread": d.io_votes.shares().into_iter().map(|(t, b)| (t, json!(b as f64 / 1e6))).collect::<serde_json::Map<String, Value>>(),
             "mail_file_mb_during_votes": d.mail_file_bytes / 1e6,
             "event_record_bytes_per_vote": ratio(d.event_bytes, votes.ok as f64),
             "store_write_bytes_per_vote": ratio(d.store_writes(), votes.ok as f64),
@@ -587,6 +588,22 @@ fn write_text(
         ratio(d.io_votes.write_bytes as f64, votes.ok as f64) / 1e3,
         d.io_votes.wchar as f64 / 1e6,
         ratio(d.mail_file_bytes, votes.ok as f64) / 1e3,
+    );
+    let shares: Vec<String> = d
+        .io_votes
+        .shares()
+        .iter()
+        .map(|(name, b)| {
+            format!(
+                "{name} {:.0} %",
+                100.0 * ratio(*b as f64, d.io_votes.write_bytes as f64)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "  by thread    {} (of the bytes to disk; sled-io: sled's log, outbox-io: .eml files)",
+        shares.join(", ")
     );
     let _ = writeln!(
         out,
