@@ -152,7 +152,7 @@ impl Drop for SmallDisk {
 #[tokio::test]
 async fn a_full_disk_refuses_votes_stops_the_daemon_and_loses_nothing() {
     let council = Council::new(ROSTER, &[("quick.yaml", crate::cycle::QUICK)]);
-    let Some(disk) = SmallDisk::mount(council.path().join("disk"), 8) else {
+    let Some(disk) = SmallDisk::mount(council.path().join("disk"), 64) else {
         eprintln!(
             "SKIPPED: this machine does not allow mounting a tmpfs (needs root); the disk-full test did not run"
         );
@@ -269,7 +269,7 @@ async fn a_stored_state_that_disagrees_with_its_log_is_rebuilt_from_the_log() {
 
     // Someone edits the stored state behind the daemon's back: the stage, in the item's
     // row, and a vote, added as a row of its own.
-    let db = sled::open(council.path().join("data/store")).unwrap();
+    let db = councild::store::open_db(&council.path().join("data/store")).unwrap();
     let items = db.open_tree("items").unwrap();
     let mut row = items.get(&id).unwrap().unwrap().to_vec();
     let from = br#""stage":"vote""#;

@@ -343,7 +343,7 @@ async fn a_secret_ballot_is_cast_encrypted_tallied_by_two_trustees_and_verified(
     // Nothing stored puts a member next to a choice: every vote row and every vote in the
     // log is ciphertext; no row of any tree holds a choice in the clear.
     daemon.kill();
-    let db = sled::open(council.path().join("data/store")).unwrap();
+    let db = councild::store::open_db(&council.path().join("data/store")).unwrap();
     let hex = |v: &[u8]| !v.is_empty() && v.iter().all(|b| b.is_ascii_hexdigit());
     let mut votes = 0;
     for (_, v) in db.open_tree("votes").unwrap().iter().flatten() {

@@ -346,7 +346,7 @@ async fn a_regulation_in_three_authentic_versions_from_circulation_to_the_regist
     // A version changed in the store is found when it is read, and never served.
     daemon.kill();
     {
-        let db = sled::open(council.path().join("data/store")).unwrap();
+        let db = councild::store::open_db(&council.path().join("data/store")).unwrap();
         let tree = db.open_tree("documents").unwrap();
         let mut bytes = tree.get(sha(&ar)).unwrap().unwrap().to_vec();
         bytes[0] ^= 1;
@@ -685,7 +685,7 @@ async fn amended_texts_that_cannot_be_made_stop_the_item_until_the_secretariat_r
     // The English version's stored copy is changed while its amendment is voted on.
     daemon.kill();
     {
-        let db = sled::open(council.path().join("data/store")).unwrap();
+        let db = councild::store::open_db(&council.path().join("data/store")).unwrap();
         let tree = db.open_tree("documents").unwrap();
         let mut bytes = tree.get(sha(en.as_bytes())).unwrap().unwrap().to_vec();
         bytes[0] ^= 1;

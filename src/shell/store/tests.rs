@@ -407,4 +407,19 @@ fn a_store_of_an_older_build_reads_back_byte_for_byte() {
         assert_eq!(e.id().as_bytes(), &*k);
         assert_eq!(encode(&e), v.to_vec());
     }
+
+    // Made with sled's 512 KB segments, the store keeps them when opened, and `compact`
+    // moves it to councild's own size, every item as it was.
+    let path = dir.path().join("store");
+    assert_eq!(segment_size(&path), 512 << 10);
+    drop(store);
+    compact(&path).unwrap();
+    assert_eq!(segment_size(&path), SEGMENT_BYTES);
+    let store = Store::open(&path).unwrap();
+    for (id, item) in &items {
+        assert_eq!(store.item(id).unwrap().as_ref(), Some(item), "{id}");
+    }
+    let new = tempfile::tempdir().unwrap();
+    drop(Store::open(&new.path().join("store")).unwrap());
+    assert_eq!(segment_size(&new.path().join("store")), SEGMENT_BYTES);
 }

@@ -189,10 +189,7 @@ impl Store {
 }
 
 fn open_sled(path: &Path) -> anyhow::Result<sled::Db> {
-    sled::Config::new()
-        .path(path)
-        .open()
-        .with_context(|| format!("opening sled in {}", path.display()))
+    councild::store::open_db(path).with_context(|| format!("opening sled in {}", path.display()))
 }
 
 /// C tasks, each inserting one value and flushing it before its next vote.
