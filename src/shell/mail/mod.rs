@@ -57,7 +57,12 @@ pub struct Mail {
     pub template: String,
     pub to: Recipient,
     pub ballot: Option<usize>,
+    /// The mail's own data; with `shared`, only what it adds to the data it shares.
     pub context: Value,
+    /// The key of the data this mail shares with others (the recipients of one notice, the
+    /// receipts of one ballot), kept once in the store's `contexts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared: Option<String>,
     pub created_at: DateTime<Utc>,
     pub attempts: u32,
     pub next_attempt: DateTime<Utc>,
@@ -95,6 +100,19 @@ impl Mail {
         }
     }
 
+    /// The data the mail is rendered with: what it shares, with its own on top.
+    pub fn data(&self, store: &Store) -> Result<Value, String> {
+        let Some(key) = &self.shared else {
+            return Ok(self.context.clone());
+        };
+        let mut data: Value = store
+            .context(key)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("its shared data `{key}` is not in the store"))?;
+        overlay(&mut data, &self.context);
+        Ok(data)
+    }
+
     /// A mail to send now, never tried yet.
     pub fn new(
         id: String,
@@ -112,6 +130,7 @@ impl Mail {
             to,
             ballot,
             context,
+            shared: None,
             created_at: at,
             attempts: 0,
             next_attempt: at,
@@ -372,6 +391,13 @@ pub fn context(
         }
     }
     data
+}
+
+/// Puts the keys of `own` in `data`, in place of theirs.
+pub fn overlay(data: &mut Value, own: &Value) {
+    if let (Some(data), Some(own)) = (data.as_object_mut(), own.as_object()) {
+        data.extend(own.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
 }
 
 /// Whether `event`, just applied to `item`, left its [`context`] as it was: a vote cast in

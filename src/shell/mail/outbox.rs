@@ -65,6 +65,12 @@ impl Outbox {
                     continue;
                 }
                 outbox.transport.close_idle().await;
+                // Nothing in flight: the data no mail names any more goes.
+                match outbox.store.sweep_contexts() {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(contexts = n, "shared mail data removed"),
+                    Err(e) => tracing::warn!(error = %e, "shared mail data could not be swept"),
+                }
                 let sleep = next.map_or(Duration::from_secs(60), |n| {
                     (n - now).to_std().unwrap_or_default()
                 });
@@ -159,7 +165,7 @@ impl Outbox {
             json!({ "to": failed.to.email, "error": error, "template": failed.template });
         let now = self.clock.now();
         let id = format!("{}.failed.{}", failed.id, now.timestamp_millis());
-        let notice = Mail::new(
+        let mut notice = Mail::new(
             id,
             &failed.item,
             FAILURE_TEMPLATE,
@@ -168,6 +174,7 @@ impl Outbox {
             context,
             now,
         );
+        notice.shared = failed.shared.clone();
         if let Err(e) = self.store.put_mail(&notice.id, &notice) {
             tracing::error!(item = %failed.item, error = %e, "the failure notice could not be queued");
         }
@@ -176,7 +183,7 @@ impl Outbox {
     /// Builds the message; the same mail always gets the same `Message-ID`.
     fn message(&self, mail: &Mail) -> Result<Message, String> {
         let templates = self.templates.load();
-        let mut data = mail.context.clone();
+        let mut data = mail.data(&self.store)?;
         data["recipient"] = json!({
             "name": mail.to.name, "language": mail.to.language,
             "member": mail.to.member, "member_name": mail.to.member_name,

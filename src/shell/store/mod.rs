@@ -2,7 +2,8 @@
 //!
 //! Trees (DESIGN.md section 3): `definitions` (version → source), `items` (id → state),
 //! `events` (item ‖ seq → event record, hash-chained), `timers` (due ‖ owner ‖ name),
-//! `outbox` (mail id → mail), `registers` (series ‖ year ‖ number → act), `meta`, and
+//! `outbox` (mail id → mail), `contexts` (key → the data several mails share, see
+//! [`Store::sweep_contexts`]), `registers` (series ‖ year ‖ number → act), `meta`, and
 //! `accounts` (the secretariat's users, sessions and API tokens, see `crate::accounts`),
 //! and `documents` (SHA-256 → the bytes of a version of an item's text).
 //! An item's state is split so that a vote writes a few bytes: `votes` (item ‖ ballot ‖
@@ -14,7 +15,7 @@
 //! a flush and an `fdatasync` ([`crate::shell::durable`]): nothing is acknowledged before it would
 //! survive a power cut.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -86,6 +87,8 @@ pub struct Batch {
     pub electorates: BTreeMap<String, Vec<u8>>,
     pub timers: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     pub outbox: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Data shared by the mails of this batch and later ones (key → encoded JSON).
+    pub contexts: Vec<(Vec<u8>, Vec<u8>)>,
     pub registers: Vec<(Vec<u8>, Vec<u8>)>,
     pub meta: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Workflow versions: content hash → source.
@@ -95,7 +98,7 @@ pub struct Batch {
 impl Batch {
     /// Bytes of the rows written (keys and values; a removal counts its key), by tree:
     /// what the bytes written to disk are compared to.
-    pub fn bytes_by_tree(&self) -> [(&'static str, usize); 9] {
+    pub fn bytes_by_tree(&self) -> [(&'static str, usize); 10] {
         fn rows<K: AsRef<[u8]>, V: AsRef<[u8]>>(rows: impl Iterator<Item = (K, V)>) -> usize {
             rows.map(|(k, v)| k.as_ref().len() + v.as_ref().len()).sum()
         }
@@ -115,6 +118,7 @@ impl Batch {
             ),
             ("timers", maybe(&self.timers)),
             ("outbox", rows(self.outbox.iter().map(|(k, v)| (k, v)))),
+            ("contexts", rows(self.contexts.iter().map(|(k, v)| (k, v)))),
             (
                 "registers",
                 rows(self.registers.iter().map(|(k, v)| (k, v))),
@@ -138,6 +142,7 @@ impl Batch {
             && self.electorates.is_empty()
             && self.timers.is_empty()
             && self.outbox.is_empty()
+            && self.contexts.is_empty()
             && self.registers.is_empty()
             && self.meta.is_empty()
             && self.definitions.is_empty()
@@ -156,6 +161,9 @@ pub struct Store {
     electorate_cache: Arc<Mutex<HashMap<String, Arc<Electorate>>>>,
     timers: sled::Tree,
     outbox: sled::Tree,
+    contexts: sled::Tree,
+    /// Contexts the writer may still name in mails it has yet to stage.
+    held: Arc<Mutex<HashSet<Vec<u8>>>>,
     registers: sled::Tree,
     meta: sled::Tree,
     accounts: sled::Tree,
@@ -180,6 +188,8 @@ impl Store {
             electorate_cache: Default::default(),
             timers: tree("timers")?,
             outbox: tree("outbox")?,
+            contexts: tree("contexts")?,
+            held: Default::default(),
             registers: tree("registers")?,
             meta: tree("meta")?,
             accounts: tree("accounts")?,
@@ -222,6 +232,7 @@ impl Store {
             &self.electorates,
             &self.timers,
             &self.outbox,
+            &self.contexts,
             &self.registers,
             &self.meta,
             &self.definitions,
@@ -235,6 +246,7 @@ impl Store {
                     electorates,
                     timers,
                     outbox,
+                    contexts,
                     registers,
                     meta,
                     definitions,
@@ -262,6 +274,9 @@ impl Store {
                     }
                     for (k, v) in &batch.outbox {
                         outbox.insert(k.as_slice(), v.as_slice())?;
+                    }
+                    for (k, v) in &batch.contexts {
+                        contexts.insert(k.as_slice(), v.as_slice())?;
                     }
                     for (k, v) in &batch.registers {
                         registers.insert(k.as_slice(), v.as_slice())?;
@@ -414,6 +429,73 @@ impl Store {
 
     pub fn remove_mail(&self, id: &str) -> Result<bool> {
         Ok(self.outbox.remove(id)?.is_some())
+    }
+
+    /// The data mails share under `key`, decoded.
+    pub fn context<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.contexts
+            .get(key)?
+            .map(|v| decode(key.as_bytes(), &v))
+            .transpose()
+    }
+
+    /// Marks `key` as one the writer may name in mails it has not staged yet (the context
+    /// it commits with the first of them), so that a sweep keeps it meanwhile.
+    pub fn hold_context(&self, key: &str) {
+        self.held_contexts().insert(key.as_bytes().to_vec());
+    }
+
+    /// The writer names `keys` in no more mails: once the mails naming them are sent, a
+    /// sweep removes them. Called only after the commit of the last mail naming them.
+    pub fn release_contexts(&self, keys: impl IntoIterator<Item = String>) {
+        let mut held = self.held_contexts();
+        for key in keys {
+            held.remove(key.as_bytes());
+        }
+    }
+
+    fn held_contexts(&self) -> std::sync::MutexGuard<'_, HashSet<Vec<u8>>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes the contexts no mail names and the writer does not hold; returns how many.
+    /// The held set is read first, the contexts listed next, the mails scanned last: a
+    /// context committed after the listing is not a candidate, one committed before it
+    /// came with its mails, and one released before the sweep began has all its mails
+    /// committed already. The removals are made durable by the next sync (one lost to a
+    /// crash is swept again; a removal that lasts implies the mails' removals before it).
+    pub fn sweep_contexts(&self) -> Result<usize> {
+        /// The one field of a mail row a sweep reads.
+        #[derive(Deserialize)]
+        struct Names {
+            shared: Option<String>,
+        }
+        let held = self.held_contexts().clone();
+        let mut unnamed = BTreeSet::new();
+        for key in self.contexts.iter().keys() {
+            let key = key?;
+            if !held.contains(&*key) {
+                unnamed.insert(key.to_vec());
+            }
+        }
+        if unnamed.is_empty() {
+            return Ok(0);
+        }
+        for row in self.outbox.iter() {
+            let (k, v) = row?;
+            if let Ok(Names { shared: Some(key) }) = decode(&k, &v) {
+                unnamed.remove(key.as_bytes());
+            }
+        }
+        for key in &unnamed {
+            self.contexts.remove(key)?;
+        }
+        Ok(unnamed.len())
+    }
+
+    /// Rows in `contexts`: the data of mails still to send, or of ones failed.
+    pub fn context_count(&self) -> usize {
+        self.contexts.len()
     }
 
     pub fn meta_u64(&self, key: &str) -> Result<u64> {

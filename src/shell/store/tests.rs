@@ -423,3 +423,52 @@ fn a_store_of_an_older_build_reads_back_byte_for_byte() {
     drop(Store::open(&new.path().join("store")).unwrap());
     assert_eq!(segment_size(&new.path().join("store")), SEGMENT_BYTES);
 }
+
+#[tokio::test]
+async fn shared_mail_data_is_swept_once_no_mail_names_it_and_the_writer_let_it_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let row = |id: &str, shared: &str| {
+        let mail = serde_json::json!({ "id": id, "shared": shared });
+        (id.as_bytes().to_vec(), encode(&mail))
+    };
+    let data = serde_json::json!({ "item": { "title": "Regulation" } });
+    let mut batch = Batch::default();
+    for key in ["item-1.3", "item-1.4.0", "item-2.5"] {
+        batch
+            .contexts
+            .push((key.as_bytes().to_vec(), encode(&data)));
+    }
+    // A receipt still to send names item-1.3; a notice's recipients item-1.4.0; item-2.5
+    // is the writer's, for receipts it has yet to stage.
+    batch.outbox.push(row("item-1.3.0.0", "item-1.3"));
+    batch.outbox.push(row("item-1.4.0.0", "item-1.4.0"));
+    batch.outbox.push(row("item-1.4.0.1", "item-1.4.0"));
+    store.hold_context("item-2.5");
+    store.commit(&batch).await.unwrap();
+    assert_eq!(store.sweep_contexts().unwrap(), 0);
+    assert_eq!(
+        store.context::<serde_json::Value>("item-1.3").unwrap(),
+        Some(data.clone())
+    );
+
+    // Sent: the receipt and one of the notices.
+    store.remove_mail("item-1.3.0.0").unwrap();
+    store.remove_mail("item-1.4.0.0").unwrap();
+    assert_eq!(store.sweep_contexts().unwrap(), 1);
+    assert_eq!(
+        store.context::<serde_json::Value>("item-1.3").unwrap(),
+        None
+    );
+    assert!(
+        store
+            .context::<serde_json::Value>("item-1.4.0")
+            .unwrap()
+            .is_some()
+    );
+
+    store.remove_mail("item-1.4.0.1").unwrap();
+    store.release_contexts(["item-2.5".to_string()]);
+    assert_eq!(store.sweep_contexts().unwrap(), 2);
+    assert_eq!(store.context_count(), 0);
+}

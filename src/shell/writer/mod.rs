@@ -267,9 +267,9 @@ pub struct Writer {
     items: HashMap<String, Arc<Item>>,
     next_item: u64,
     registers: HashMap<(String, i32), u64>,
-    /// For each item voted on last, its ballot and the data its receipts are built on: the
-    /// same for every vote until the item changes otherwise ([`mail::keeps_context`]).
-    receipts: HashMap<String, (usize, serde_json::Value)>,
+    /// For each item voted on last, its ballot and the key of the data its receipts share:
+    /// the same for every vote until the item changes otherwise ([`mail::keeps_context`]).
+    receipts: HashMap<String, (usize, String)>,
     wake: Wake,
     metrics: Arc<Metrics>,
     published: Arc<Items>,
@@ -289,6 +289,8 @@ struct Staged {
     /// What an operator reads in the log, logged once the batch is durable: an item
     /// started or ended, a ballot opened or closed. (item, what, said once per batch).
     milestones: Vec<(String, String)>,
+    /// Keys of shared mail data no later mail will name, released once the batch is durable.
+    released: Vec<String>,
     /// New definitions, in force once the batch is durable.
     definitions: Option<Definitions>,
     /// A new roster, in force once the batch is durable.
@@ -325,9 +327,15 @@ impl Writer {
         );
         self.electorate = Arc::new(engine::electorate(&roster));
         // The receipts' data names the council.
-        self.receipts.clear();
+        self.release_receipts();
         self.shared_roster.store(roster.clone());
         self.roster = roster;
+    }
+
+    /// Forgets the receipts' shared data: later receipts get theirs anew.
+    fn release_receipts(&mut self) {
+        let keys = self.receipts.drain().map(|(_, (_, key))| key);
+        self.store.release_contexts(keys);
     }
 
     /// Runs until every handle is dropped.
@@ -404,12 +412,14 @@ impl Writer {
             }
             self.next_item = next_item;
             self.registers.clear();
-            self.receipts.clear();
+            self.store.release_contexts(s.released);
+            self.release_receipts();
             for reply in replies {
                 reply.send(Err(WriteError::Store(e.to_string())));
             }
             return;
         }
+        self.store.release_contexts(s.released);
         self.metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());

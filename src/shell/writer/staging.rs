@@ -16,8 +16,8 @@ pub(super) struct Staging<'a> {
     pub(super) tz: Tz,
     pub(super) workflow: &'a Workflow,
     pub(super) s: &'a mut Staged,
-    /// The data receipts are built on, by item (`Writer::receipts`).
-    pub(super) receipts: &'a mut HashMap<String, (usize, serde_json::Value)>,
+    /// The shared data receipts name, by item (`Writer::receipts`).
+    pub(super) receipts: &'a mut HashMap<String, (usize, String)>,
 }
 
 impl Facts for Staging<'_> {
@@ -109,7 +109,8 @@ impl Facts for Staging<'_> {
         let id = item.id.as_str();
         if !mail::keeps_context(item, &record.event) {
             self.s.changed.insert(id.to_string());
-            self.receipts.remove(id);
+            let released = self.receipts.remove(id).map(|(_, key)| key);
+            self.s.released.extend(released);
         }
         let batch = &mut self.s.batch;
         batch
@@ -260,35 +261,10 @@ impl Staging<'_> {
         to: Recipients,
         ballot: Option<usize>,
     ) {
-        let build = || {
-            mail::context(
-                &self.roster.council,
-                Some(self.workflow),
-                item,
-                ballot,
-                self.tz,
-            )
-        };
-        // A vote's receipt carries the choice and the event hash, on the item's data as
-        // it stands since its last change other than a vote (built once for them all).
-        let receipt = match &record.event {
-            Event::VoteCast { ballot: b, .. } if ballot == Some(*b) => Some(*b),
-            _ => None,
-        };
-        let mut context = match receipt.filter(|_| mail::keeps_context(item, &record.event)) {
-            Some(b) => match self.receipts.get(&item.id) {
-                Some((kept, data)) if *kept == b => data.clone(),
-                _ => {
-                    let data = build();
-                    if self.receipts.len() >= RECEIPTS_KEPT {
-                        self.receipts.clear();
-                    }
-                    self.receipts.insert(item.id.clone(), (b, data.clone()));
-                    data
-                }
-            },
-            None => build(),
-        };
+        let (roster, workflow, tz) = (self.roster, self.workflow, self.tz);
+        let build = || mail::context(&roster.council, Some(workflow), item, ballot, tz);
+        // What is the recipient's own: a vote's receipt carries the choice and the event hash.
+        let mut own = serde_json::json!({});
         if let Event::VoteCast {
             choice,
             proofs,
@@ -296,7 +272,7 @@ impl Staging<'_> {
             ..
         } = &record.event
         {
-            context["vote"] = match (proofs, item.ballots.get(*ballot)) {
+            own["vote"] = match (proofs, item.ballots.get(*ballot)) {
                 // A secret vote: its tracker, and nothing of what it marks.
                 (Some(_), Some(b)) => {
                     let choices = crate::secret::decode_choices(choice, b.choices.len());
@@ -306,21 +282,7 @@ impl Staging<'_> {
                 _ => serde_json::json!({ "choice": choice, "receipt": record.hash }),
             };
         }
-        // A notice caused by a version replacing another says so.
-        if let Event::DocumentAdded { language, .. } = &record.event
-            && item.documents.get(language).is_some_and(|v| v.len() > 1)
-        {
-            context["item"]["texts_revised"] = serde_json::json!(true);
-        }
-        // A cancellation's notice gives its reason.
-        if let Event::Cancelled { reason } = &record.event {
-            context["cancellation"] = serde_json::json!({ "reason": reason });
-        }
-        // An extension's notice gives its reason, when one was given.
-        if let Event::DeadlineExtended { reason, .. } = &record.event {
-            context["extension"] = serde_json::json!({ "reason": reason });
-        }
-        let recipients = engine::recipients(self.roster, item, &to)
+        let recipients: Vec<Recipient> = engine::recipients(roster, item, &to)
             .into_iter()
             .map(|a| match a {
                 Addressee::Secretariat(d) => Recipient::delegate(d, None, None),
@@ -328,10 +290,52 @@ impl Staging<'_> {
                     Recipient::delegate(d, Some((&m.id, &m.name)), Some(i))
                 }
                 Addressee::Voter(v) => Recipient::voter(v),
-            });
-        for (r, to) in recipients.enumerate() {
+            })
+            .collect();
+        // The data several mails share is stored once, each row naming it: a ballot's
+        // receipts share the item's data as it stands since its last change other than a
+        // vote (kept while votes come), the recipients of one notice the notice's.
+        let receipt = match &record.event {
+            Event::VoteCast { ballot: b, .. } if ballot == Some(*b) => Some(*b),
+            _ => None,
+        };
+        let shared = match receipt.filter(|_| mail::keeps_context(item, &record.event)) {
+            Some(b) => Some(match self.receipts.get(&item.id) {
+                Some((kept, key)) if *kept == b => key.clone(),
+                _ => {
+                    let key = format!("{}.{}", item.id, record.seq);
+                    self.share(&key, &build());
+                    self.store.hold_context(&key);
+                    if self.receipts.len() >= RECEIPTS_KEPT {
+                        let all = self.receipts.drain().map(|(_, (_, key))| key);
+                        self.s.released.extend(all);
+                    }
+                    let replaced = self.receipts.insert(item.id.clone(), (b, key.clone()));
+                    self.s.released.extend(replaced.map(|(_, key)| key));
+                    key
+                }
+            }),
+            None if recipients.len() > 1 => {
+                let key = format!("{}.{}.{}", item.id, record.seq, index);
+                let mut data = build();
+                event_data(&mut data, item, record);
+                self.share(&key, &data);
+                Some(key)
+            }
+            None => None,
+        };
+        let context = match shared {
+            Some(_) => own,
+            None => {
+                let mut data = build();
+                event_data(&mut data, item, record);
+                mail::overlay(&mut data, &own);
+                data
+            }
+        };
+        for (r, to) in recipients.into_iter().enumerate() {
             let id = format!("{}.{}.{}.{}", item.id, record.seq, index, r);
-            let mail = Mail::new(
+            let mut mail = Mail::new(
                 id.clone(),
                 &item.id,
                 template,
@@ -340,10 +344,38 @@ impl Staging<'_> {
                 context.clone(),
                 record.at,
             );
+            mail.shared = shared.clone();
             self.s
                 .batch
                 .outbox
                 .push((id.into_bytes(), store::encode(&mail)));
         }
+    }
+
+    /// Stages data mails share, under `key`.
+    fn share(&mut self, key: &str, data: &serde_json::Value) {
+        let row = (key.as_bytes().to_vec(), store::encode(data));
+        self.s.batch.contexts.push(row);
+    }
+}
+
+/// What an event's notice says of it beyond the item's data.
+fn event_data(data: &mut serde_json::Value, item: &Item, record: &Record) {
+    match &record.event {
+        // A notice caused by a version replacing another says so.
+        Event::DocumentAdded { language, .. }
+            if item.documents.get(language).is_some_and(|v| v.len() > 1) =>
+        {
+            data["item"]["texts_revised"] = serde_json::json!(true);
+        }
+        // A cancellation's notice gives its reason.
+        Event::Cancelled { reason } => {
+            data["cancellation"] = serde_json::json!({ "reason": reason });
+        }
+        // An extension's notice gives its reason, when one was given.
+        Event::DeadlineExtended { reason, .. } => {
+            data["extension"] = serde_json::json!({ "reason": reason });
+        }
+        _ => {}
     }
 }

@@ -389,6 +389,8 @@ pub fn clear_outbox(store: &Store) -> anyhow::Result<u64> {
             .remove_mail(id)
             .with_context(|| format!("removing mail {id}"))?;
     }
+    // And the data they shared, as the outbox worker sweeps it once idle.
+    store.sweep_contexts().context("sweeping the mails' data")?;
     Ok(ids.len() as u64)
 }
 
