@@ -30,8 +30,11 @@ pub struct Item {
     pub timers: BTreeMap<Timer, DateTime<Utc>>,
     /// A fact the engine asked for and waits on before the stage goes on.
     pub awaiting: Option<Awaiting>,
-    /// Number of events in the item's log, and the hash of the last one (set by the store).
+    /// Number of events in the item's log, and the hash of the last one (set by the store,
+    /// which keeps them apart from the rest: see `store::encode_item`).
+    #[serde(skip)]
     pub seq: u64,
+    #[serde(skip)]
     pub head: String,
     /// A session of the council: its agenda and its meeting (absent for other items).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,7 @@
 //! The store: every sled call of councild lives here.
 //!
 //! Trees (DESIGN.md section 3): `definitions` (version → source), `items` (id → state),
+//! `ends` (id → where the item's log ends and how many votes each ballot has),
 //! `events` (item ‖ seq → event record, hash-chained), `timers` (due ‖ owner ‖ name),
 //! `outbox` (mail id → mail), `contexts` (key → the data several mails share, see
 //! [`Store::sweep_contexts`]), `registers` (series ‖ year ‖ number → act), `meta`, and
@@ -8,13 +9,15 @@
 //! and `documents` (SHA-256 → the bytes of a version of an item's text).
 //! An item's state is split so that a vote writes a few bytes: `votes` (item ‖ ballot ‖
 //! member → choice) holds the ballots' votes and `electorates` (content hash → voters) one
-//! copy of each distinct electorate; the `items` row holds the rest, with a checksum.
+//! copy of each distinct electorate; the `items` row holds the rest, with a checksum, and
+//! the small `ends` row what a vote changes besides its vote row ([`codec::ItemRows`]).
 //! Keys are big-endian so ranges scan in order; values are a format byte and JSON (a vote
 //! row's value is the choice itself).
 //! Writes that belong together go through [`Store::commit`] as one transaction followed by
 //! a flush and an `fdatasync` ([`crate::shell::durable`]): nothing is acknowledged before it would
 //! survive a power cut.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -29,7 +32,7 @@ mod keys;
 
 pub use crate::engine::Record;
 use crate::engine::{Electorate, Item};
-pub use codec::{decode, decode_item, encode, encode_item};
+pub use codec::{CHECKSUM, ItemRows, decode, decode_item, encode, encode_item};
 pub use compact::{Compacted, compact, folder_bytes};
 use keys::item_prefix;
 pub use keys::{Owner, TimerKey, event_key, register_key, vote_key};
@@ -78,8 +81,10 @@ pub struct Act {
 /// Writes staged for one commit.
 #[derive(Default)]
 pub struct Batch {
-    /// Item rows, from [`encode_item`].
+    /// Items' body rows and end rows, from [`encode_item`]: a body is written only when it
+    /// changed, an end with every change.
     pub items: BTreeMap<String, Vec<u8>>,
+    pub ends: BTreeMap<String, Vec<u8>>,
     pub events: Vec<(Vec<u8>, Vec<u8>)>,
     /// Vote rows ([`vote_key`] → choice); `None` removes one.
     pub votes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
@@ -98,7 +103,7 @@ pub struct Batch {
 impl Batch {
     /// Bytes of the rows written (keys and values; a removal counts its key), by tree:
     /// what the bytes written to disk are compared to.
-    pub fn bytes_by_tree(&self) -> [(&'static str, usize); 10] {
+    pub fn bytes_by_tree(&self) -> [(&'static str, usize); 11] {
         fn rows<K: AsRef<[u8]>, V: AsRef<[u8]>>(rows: impl Iterator<Item = (K, V)>) -> usize {
             rows.map(|(k, v)| k.as_ref().len() + v.as_ref().len()).sum()
         }
@@ -109,6 +114,10 @@ impl Batch {
             (
                 "items",
                 rows(self.items.iter().map(|(k, v)| (k.as_bytes(), v))),
+            ),
+            (
+                "ends",
+                rows(self.ends.iter().map(|(k, v)| (k.as_bytes(), v))),
             ),
             ("events", rows(self.events.iter().map(|(k, v)| (k, v)))),
             ("votes", maybe(&self.votes)),
@@ -137,6 +146,7 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
+            && self.ends.is_empty()
             && self.events.is_empty()
             && self.votes.is_empty()
             && self.electorates.is_empty()
@@ -154,6 +164,7 @@ pub struct Store {
     db: sled::Db,
     definitions: sled::Tree,
     items: sled::Tree,
+    ends: sled::Tree,
     events: sled::Tree,
     votes: sled::Tree,
     electorates: sled::Tree,
@@ -182,6 +193,7 @@ impl Store {
         Ok(Store {
             definitions: tree("definitions")?,
             items: tree("items")?,
+            ends: tree("ends")?,
             events: tree("events")?,
             votes: tree("votes")?,
             electorates: tree("electorates")?,
@@ -216,7 +228,9 @@ impl Store {
                 .electorates
                 .insert(b.electorate.id().to_string(), encode(&*b.electorate));
         }
-        batch.items.insert(item.id.clone(), encode_item(item));
+        let rows = encode_item(item);
+        batch.items.insert(item.id.clone(), rows.body);
+        batch.ends.insert(item.id.clone(), rows.end);
         Ok(())
     }
 
@@ -227,6 +241,7 @@ impl Store {
         }
         let trees = (
             &self.items,
+            &self.ends,
             &self.events,
             &self.votes,
             &self.electorates,
@@ -241,6 +256,7 @@ impl Store {
             .transaction(
                 |(
                     items,
+                    ends,
                     events,
                     votes,
                     electorates,
@@ -253,6 +269,9 @@ impl Store {
                 )| {
                     for (k, v) in &batch.items {
                         items.insert(k.as_bytes(), v.as_slice())?;
+                    }
+                    for (k, v) in &batch.ends {
+                        ends.insert(k.as_bytes(), v.as_slice())?;
                     }
                     for (k, v) in &batch.events {
                         events.insert(k.as_slice(), v.as_slice())?;
@@ -516,22 +535,40 @@ impl Store {
         let Some(row) = self.items.get(id)? else {
             return Ok(None);
         };
+        let end = self.ends.get(id)?;
         let votes = self
             .votes
             .scan_prefix(item_prefix(id))
             .collect::<sled::Result<Vec<_>>>()?;
-        self.assemble(id, &row, &votes).map(Some)
+        self.assemble(id, &row, end.as_deref(), &votes).map(Some)
     }
 
-    /// Every stored item in key order, read in one pass over the item and vote rows (much
-    /// cheaper than one `item` call each). The outer error is a storage failure; the inner
-    /// one, an item whose rows do not agree.
+    /// Every stored item in key order, read in one pass over the item, end and vote rows
+    /// (much cheaper than one `item` call each). The outer error is a storage failure; the
+    /// inner one, an item whose rows do not agree.
     pub fn items(&self) -> impl Iterator<Item = Result<(String, Result<Item>)>> + '_ {
         // Vote keys begin with their item's id and a 0 byte, so they sort as the ids do.
         let mut votes = self.votes.iter().peekable();
+        let mut ends = self.ends.iter().peekable();
         self.items.iter().map(move |row| {
             let (key, row) = row?;
             let id = String::from_utf8_lossy(&key).into_owned();
+            // Ends of items that have no row of their own are passed over.
+            let end = loop {
+                let order = match ends.peek() {
+                    Some(Ok((k, _))) => Some(k.as_ref().cmp(key.as_ref())),
+                    // Taken next, so that its error is returned.
+                    Some(Err(_)) => Some(Ordering::Less),
+                    None => None,
+                };
+                match order {
+                    Some(Ordering::Less) => {
+                        ends.next().transpose()?;
+                    }
+                    Some(Ordering::Equal) => break ends.next().transpose()?.map(|(_, v)| v),
+                    _ => break None,
+                }
+            };
             let prefix = item_prefix(&id);
             let mut rows = Vec::new();
             while let Some(next) = votes.peek() {
@@ -549,17 +586,23 @@ impl Store {
                     }
                 }
             }
-            let item = self.assemble(&id, &row, &rows);
+            let item = self.assemble(&id, &row, end.as_deref(), &rows);
             Ok((id, item))
         })
     }
 
-    fn assemble(&self, id: &str, row: &[u8], votes: &[(sled::IVec, sled::IVec)]) -> Result<Item> {
+    fn assemble(
+        &self,
+        id: &str,
+        row: &[u8],
+        end: Option<&[u8]>,
+        votes: &[(sled::IVec, sled::IVec)],
+    ) -> Result<Item> {
         let corrupt = |reason: String| Error::Corrupt {
             key: id.to_string(),
             reason,
         };
-        let (cast, mut item) = decode_item(id, row)?;
+        let (cast, mut item) = decode_item(id, row, end)?;
         for b in item.ballots.iter_mut() {
             b.electorate = self.electorate(b.electorate.id())?;
         }

@@ -127,6 +127,29 @@ async fn an_item_is_stored_in_rows_and_read_back_whole() {
     store.items.insert("item-1", edited).unwrap();
     let err = store.item("item-1").unwrap_err().to_string();
     assert!(err.contains("checksum"), "{err}");
+
+    // The end row: edited, of another body, or missing: refused as well.
+    store.items.insert("item-1", row.clone()).unwrap();
+    store.votes.remove(vote_key("item-1", 0, "BBB")).unwrap();
+    assert_eq!(store.item("item-1").unwrap(), Some(item.clone()));
+    let end = store.ends.get("item-1").unwrap().unwrap();
+    let mut edited = end.to_vec();
+    let last = edited.len() - 2;
+    edited[last] ^= 1;
+    store.ends.insert("item-1", edited).unwrap();
+    let err = store.item("item-1").unwrap_err().to_string();
+    assert!(err.contains("checksum"), "{err}");
+    let mut other = item.clone();
+    other.stage = "elsewhere".into();
+    store
+        .ends
+        .insert("item-1", encode_item(&other).end)
+        .unwrap();
+    let err = store.item("item-1").unwrap_err().to_string();
+    assert!(err.contains("another body"), "{err}");
+    store.ends.remove("item-1").unwrap();
+    let err = store.item("item-1").unwrap_err().to_string();
+    assert!(err.contains("no end row"), "{err}");
 }
 
 #[test]
@@ -325,8 +348,29 @@ fn a_store_of_an_older_build_reads_back_byte_for_byte() {
         ["item-1", "item-2", "item-3", "item-4", "item-5", "item-6"]
     );
     for (id, item) in &items {
+        // The old single row holds what the body and end rows of today hold, the same.
         let row = store.items.get(id).unwrap().unwrap();
-        assert_eq!(encode_item(item), row.to_vec(), "{id}: the item row");
+        assert_eq!(
+            store.ends.get(id).unwrap(),
+            None,
+            "{id}: an old store has no ends"
+        );
+        let (cast, mut old): (serde_json::Value, serde_json::Value) =
+            serde_json::from_slice(&row[1 + CHECKSUM..]).unwrap();
+        let seq = old.as_object_mut().unwrap().remove("seq").unwrap();
+        let head = old.as_object_mut().unwrap().remove("head").unwrap();
+        let rows = encode_item(item);
+        let body: serde_json::Value = serde_json::from_slice(&rows.body[1 + CHECKSUM..]).unwrap();
+        assert_eq!(body, old, "{id}: the body row");
+        let end: serde_json::Value = serde_json::from_slice(&rows.end[1 + CHECKSUM..]).unwrap();
+        assert_eq!(
+            (&end["seq"], &end["head"], &end["cast"]),
+            (&seq, &head, &cast),
+            "{id}: the end row"
+        );
+        let (_, again) = decode_item(id, &rows.body, Some(&rows.end)).unwrap();
+        assert_eq!(again.seq, item.seq, "{id}");
+        assert_eq!(again.head, item.head, "{id}");
         assert!(store.log_ends_at(id, item.seq, &item.head).unwrap(), "{id}");
         assert_eq!(store.verify_chain(id).unwrap(), None, "{id}: the chain");
         let mut log = Vec::new();

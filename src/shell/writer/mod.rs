@@ -270,6 +270,9 @@ pub struct Writer {
     /// For each item voted on last, its ballot and the key of the data its receipts share:
     /// the same for every vote until the item changes otherwise ([`mail::keeps_context`]).
     receipts: HashMap<String, (usize, String)>,
+    /// The checksum of each item's body row as last committed: a body equal to it is not
+    /// written again (a vote changes only the item's end row, see [`store::ItemRows`]).
+    bodies: HashMap<String, [u8; store::CHECKSUM]>,
     wake: Wake,
     metrics: Arc<Metrics>,
     published: Arc<Items>,
@@ -392,9 +395,15 @@ impl Writer {
                 }
             }
         }
+        let mut bodies = Vec::new();
         for id in &s.dirty {
             if let Some(item) = self.items.get(id) {
-                s.batch.items.insert(id.clone(), store::encode_item(item));
+                let rows = store::encode_item(item);
+                if self.bodies.get(id) != Some(&rows.sum) {
+                    s.batch.items.insert(id.clone(), rows.body);
+                    bodies.push((id.clone(), rows.sum));
+                }
+                s.batch.ends.insert(id.clone(), rows.end);
             }
         }
         let bytes = s.batch.bytes_by_tree();
@@ -420,6 +429,7 @@ impl Writer {
             return;
         }
         self.store.release_contexts(s.released);
+        self.bodies.extend(bodies);
         self.metrics
             .flush_seconds
             .observe(started.elapsed().as_secs_f64());

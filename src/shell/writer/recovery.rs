@@ -54,6 +54,7 @@ impl Writer {
             next_item,
             registers: HashMap::new(),
             receipts: HashMap::new(),
+            bodies: HashMap::new(),
             wake,
             metrics,
             published,

@@ -340,6 +340,7 @@ async fn load_daemon(
             "events",
             "votes",
             "items",
+            "ends",
             "outbox",
             "timers",
             "electorates",
