@@ -695,13 +695,20 @@ async fn a_compaction_killed_or_cut_anywhere_leaves_the_whole_store() {
             .arg("compact")
             .current_dir(council.path())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(0..whole_ms)));
         match compact.try_wait().unwrap() {
             Some(status) => {
-                assert!(status.success(), "round {round}: compact failed on its own");
+                let mut said = String::new();
+                if let Some(mut err) = compact.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut err, &mut said);
+                }
+                assert!(
+                    status.success(),
+                    "round {round}: compact failed on its own: {said}"
+                );
                 finished += 1;
             }
             None => interrupted += 1,
