@@ -372,7 +372,7 @@ struct OutboxFilter {
 fn mail_json(m: &Mail) -> Value {
     json!({
         "id": m.id, "item": m.item, "template": m.template, "to": m.to.email, "status": m.state().as_str(),
-        "attempts": m.attempts, "next_attempt": m.next_attempt, "last_error": m.last_error, "created_at": m.created_at,
+        "attempts": m.attempts, "next_attempt": m.due(), "last_error": m.last_error, "created_at": m.created_at,
     })
 }
 
@@ -436,7 +436,7 @@ pub(super) async fn retry(app: &App, by: &Actor, id: &str) -> Result<Mail, ApiEr
     mail.to = crate::mail::readdressed(&mail.to, &app.roster.load());
     mail.failed = false;
     mail.attempts = 0;
-    mail.next_attempt = app.clock.now();
+    mail.next_attempt = Some(app.clock.now());
     app.store.put_mail(id, &mail)?;
     app.store.flush().await?;
     app.wake.outbox.notify_one();

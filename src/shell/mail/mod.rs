@@ -56,6 +56,7 @@ pub struct Mail {
     pub item: String,
     pub template: String,
     pub to: Recipient,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ballot: Option<usize>,
     /// The mail's own data; with `shared`, only what it adds to the data it shares.
     pub context: Value,
@@ -64,10 +65,22 @@ pub struct Mail {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared: Option<String>,
     pub created_at: DateTime<Utc>,
+    // What follows is left out of a row while it holds its default, as it does in the
+    // row a vote commits for its receipt: sled rewrites the outbox's pages in proportion
+    // to its rows' size.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
-    pub next_attempt: DateTime<Utc>,
+    /// When the next try is due, if not at `created_at` (see [`Mail::due`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub failed: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Where a mail stands in the outbox (a sent mail leaves it).
@@ -92,6 +105,11 @@ impl MailState {
 }
 
 impl Mail {
+    /// When the mail is next tried.
+    pub fn due(&self) -> DateTime<Utc> {
+        self.next_attempt.unwrap_or(self.created_at)
+    }
+
     pub fn state(&self) -> MailState {
         match (self.failed, self.attempts) {
             (true, _) => MailState::Failed,
@@ -133,7 +151,7 @@ impl Mail {
             shared: None,
             created_at: at,
             attempts: 0,
-            next_attempt: at,
+            next_attempt: None,
             last_error: None,
             failed: false,
         }
@@ -145,9 +163,11 @@ pub struct Recipient {
     pub name: String,
     pub email: String,
     pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegate: Option<usize>,
 }
 

@@ -46,13 +46,14 @@ impl Outbox {
                 if mail.failed || in_flight.values().any(|id| *id == mail.id) {
                     continue;
                 }
-                if mail.next_attempt <= now {
+                let at = mail.due();
+                if at <= now {
                     due.push(mail);
                     if due.len() == ROUND {
                         break;
                     }
                 } else {
-                    next = Some(next.map_or(mail.next_attempt, |n| n.min(mail.next_attempt)));
+                    next = Some(next.map_or(at, |n| n.min(at)));
                 }
             }
             if due.is_empty() {
@@ -129,8 +130,9 @@ impl Outbox {
                 mail.attempts += 1;
                 let backoff = 2u64.pow(mail.attempts.min(10)) * 1_000;
                 let jitter = rand::random::<u64>() % (backoff / 2 + 1);
-                mail.next_attempt =
-                    self.clock.now() + chrono::Duration::milliseconds((backoff + jitter) as i64);
+                mail.next_attempt = Some(
+                    self.clock.now() + chrono::Duration::milliseconds((backoff + jitter) as i64),
+                );
                 tracing::warn!(item = %mail.item, mail = %mail.id, error = %e, attempt = mail.attempts, "mail delayed; will retry");
                 mail.last_error = Some(e);
             }

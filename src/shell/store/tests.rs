@@ -432,7 +432,10 @@ fn a_store_of_an_older_build_reads_back_byte_for_byte() {
     for row in store.outbox.iter() {
         let (k, v) = row.unwrap();
         let mail: crate::mail::Mail = decode(&k, &v).unwrap();
-        assert_eq!(encode(&mail), v.to_vec(), "mail {}", mail.id);
+        // A mail row now leaves out the fields at their default: the same mail reads back.
+        let again: crate::mail::Mail = decode(&k, &encode(&mail)).unwrap();
+        assert_eq!(again, mail);
+        assert!(encode(&mail).len() <= v.len(), "mail {}", mail.id);
         mails += 1;
     }
     assert!(
