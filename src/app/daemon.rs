@@ -93,7 +93,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let tz = config.timezone()?;
     crate::durable::private_folder(&config.storage.path)
         .with_context(|| format!("creating {}", config.storage.path.display()))?;
+    let opening = std::time::Instant::now();
     let store = Store::open(&config.store_path())?;
+    tracing::info!(ms = opening.elapsed().as_millis() as u64, "store opened");
     // Every version items may run on; the files on disk become current through the writer.
     let mut stored = Definitions::default();
     for (version, source) in store.definitions()? {
@@ -117,6 +119,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let wake = Wake::default();
     let metrics = Arc::new(Metrics::default());
     let items = Arc::new(crate::writer::Items::default());
+    let reading = std::time::Instant::now();
     let (mut writer, handle) = Writer::open(
         store.clone(),
         clock.clone(),
@@ -128,6 +131,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         items.clone(),
     )
     .await?;
+    tracing::info!(
+        items = items.count(),
+        ms = reading.elapsed().as_millis() as u64,
+        "items read and checked"
+    );
     if config.storage.check_on_start == crate::config::StartCheck::Full {
         let repaired = writer.check_logs().await?;
         tracing::info!(repaired, "every item's log replayed");

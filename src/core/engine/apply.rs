@@ -362,12 +362,12 @@ pub fn apply(
             }
             let template = ballot_spec(ctx, item).map(|s| s.template.clone());
             let b = &mut item.ballots[*ballot];
-            b.room = Some(Room {
+            b.room = Some(Box::new(Room {
                 session: session.clone(),
                 present,
                 method: RoomMethod::Electronic,
                 hands: BTreeMap::new(),
-            });
+            }));
             if let Some(template) = template {
                 fx.push(Effect::Mail {
                     template,
@@ -860,12 +860,12 @@ fn vote_recorded(
             return Err(Rejection::NoSuchChoice(choice.clone()));
         }
     }
-    b.room = Some(Room {
+    b.room = Some(Box::new(Room {
         session: session.to_string(),
         present,
         method,
         hands: hands.clone(),
-    });
+    }));
     let reason = format!("recorded in session: {}", method.as_str());
     close(ctx, item, ballot, at, &reason, fx);
     Ok(())

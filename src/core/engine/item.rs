@@ -504,7 +504,7 @@ pub struct Ballot {
     pub in_session: bool,
     /// How the vote was taken in the room, once recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<Room>,
+    pub room: Option<Box<Room>>,
     /// The SHA-256 of each language's version of the text voted on (frozen from then on).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub texts: BTreeMap<String, String>,
@@ -516,7 +516,7 @@ pub struct Ballot {
     pub round: Option<Round>,
     /// A secret round: its votes are encrypted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sealed: Option<Sealed>,
+    pub sealed: Option<Box<Sealed>>,
 }
 
 /// A vote taken in a meeting of the council.

@@ -163,13 +163,13 @@ pub(super) fn trustee_ready(
 pub(super) fn seal_round(item: &mut Item, index: usize) {
     let key = item.trust.as_ref().and_then(|t| t.key.clone());
     if let (Some(b), Some(key)) = (item.ballots.get_mut(index), key) {
-        b.sealed = Some(Sealed {
+        b.sealed = Some(Box::new(Sealed {
             key,
             tally: None,
             decryptions: BTreeMap::new(),
             closed: None,
             failure: None,
-        });
+        }));
     }
 }
 

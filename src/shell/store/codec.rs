@@ -106,6 +106,9 @@ pub fn decode_item(id: &str, body: &[u8], end: Option<&[u8]>) -> Result<(Vec<usi
                 return Err(corrupt("the end row goes with another body".into()));
             }
             let mut item: Item = parse(id, json)?;
+            // Read as a sequence of unknown length, the ballots get room for four or more;
+            // an item is kept for as long as it is open (a ballot is over 400 bytes).
+            item.ballots.shrink_to_fit();
             item.seq = end.seq;
             item.head = end.head;
             Ok((end.cast, item))

@@ -135,6 +135,11 @@ impl Items {
         (item.seq >= current.since && item.seq <= current.item.seq).then_some(current.revision)
     }
 
+    /// How many items there are.
+    pub fn count(&self) -> usize {
+        self.0.read().map(|p| p.items.len()).unwrap_or_default()
+    }
+
     /// Every item, in no particular order.
     pub fn all(&self) -> Vec<Arc<Item>> {
         self.0

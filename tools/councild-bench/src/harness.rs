@@ -15,8 +15,8 @@ use crate::{CLOCK_TICKS, MAIL_WAIT};
 // ---------------------------------------------------------------------------------------
 // The council folder
 
-/// A folder under the system's temporary folder, removed when dropped.
-pub struct TempFolder(PathBuf);
+/// A folder under the system's temporary folder, removed when dropped (unless kept).
+pub struct TempFolder(PathBuf, bool);
 
 impl TempFolder {
     pub fn new() -> anyhow::Result<TempFolder> {
@@ -30,7 +30,15 @@ impl TempFolder {
             rand::random::<u32>()
         ));
         std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempFolder(path))
+        Ok(TempFolder(path, false))
+    }
+
+    /// The folder `path` (made if missing), left in place when dropped.
+    pub fn kept(path: &Path) -> anyhow::Result<TempFolder> {
+        std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+        let path =
+            std::path::absolute(path).with_context(|| format!("resolving {}", path.display()))?;
+        Ok(TempFolder(path, true))
     }
 
     pub fn path(&self) -> &Path {
@@ -40,6 +48,9 @@ impl TempFolder {
 
 impl Drop for TempFolder {
     fn drop(&mut self) {
+        if self.1 {
+            return;
+        }
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
             eprintln!("could not remove {}: {e}", self.0.display());
         }

@@ -78,6 +78,10 @@ pub struct Args {
     /// In the start-up scenario, also time a start after `councild compact`.
     #[arg(long)]
     compact: bool,
+    /// The start-up and timer scenarios: build the council folder here and keep it; when it
+    /// already holds one this tool built, time the start on it without building again.
+    #[arg(long)]
+    keep: Option<PathBuf>,
     /// Months of activity in the year scenario.
     #[arg(long, default_value_t = 12)]
     months: usize,

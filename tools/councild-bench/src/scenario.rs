@@ -90,6 +90,8 @@ pub struct Settings {
     pub members: usize,
     /// Run `councild compact` after the first start, and time a second start.
     pub compact: bool,
+    /// Build the folder here and keep it, or time the start on the one built here before.
+    pub keep: Option<std::path::PathBuf>,
 }
 
 impl Settings {
@@ -103,6 +105,7 @@ impl Settings {
             },
             members: args.members.unwrap_or(SCENARIO_MEMBERS),
             compact: args.compact,
+            keep: args.keep.clone(),
         };
         if s.items == 0 || s.members == 0 {
             bail!("--items and --members must be at least 1");
@@ -135,7 +138,8 @@ impl Settings {
     }
 }
 
-/// What the offline build made.
+/// What the offline build made (kept beside a `--keep` folder's council as `built.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Built {
     pub events: u64,
     pub seconds: f64,
@@ -169,25 +173,46 @@ pub struct Report {
 
 pub async fn run(s: &Settings, daemon_bin: &Path) -> anyhow::Result<Report> {
     let load_before = loadavg();
-    let folder = TempFolder::new()?;
-    let key: [u8; 32] = rand::random();
-    write_council(folder.path(), s.members, &key, s.workflow())?;
-    eprintln!(
-        "council folder {} ({} members); building {} items offline",
-        folder.path().display(),
-        s.members,
-        s.items
-    );
-    let built = build(folder.path(), s).await?;
-    eprintln!(
-        "built {} items, {} events in {:.1} s ({:.0} events/s); {} outbox rows removed; store {:.0} MB",
-        s.items,
-        built.events,
-        built.seconds,
-        built.events as f64 / built.seconds,
-        built.mails_removed,
-        built.store_mb
-    );
+    let folder = match &s.keep {
+        Some(dir) => TempFolder::kept(dir)?,
+        None => TempFolder::new()?,
+    };
+    let record = folder.path().join("built.json");
+    let built = match std::fs::read(&record) {
+        Ok(bytes) => {
+            eprintln!(
+                "council folder {} built before: timing the start only (its own settings)",
+                folder.path().display()
+            );
+            serde_json::from_slice(&bytes)
+                .with_context(|| format!("reading {}", record.display()))?
+        }
+        Err(_) => {
+            let key: [u8; 32] = rand::random();
+            write_council(folder.path(), s.members, &key, s.workflow())?;
+            eprintln!(
+                "council folder {} ({} members); building {} items offline",
+                folder.path().display(),
+                s.members,
+                s.items
+            );
+            let built = build(folder.path(), s).await?;
+            eprintln!(
+                "built {} items, {} events in {:.1} s ({:.0} events/s); {} outbox rows removed; store {:.0} MB",
+                s.items,
+                built.events,
+                built.seconds,
+                built.events as f64 / built.seconds,
+                built.mails_removed,
+                built.store_mb
+            );
+            if s.keep.is_some() {
+                std::fs::write(&record, serde_json::to_vec(&built)?)
+                    .with_context(|| format!("writing {}", record.display()))?;
+            }
+            built
+        }
+    };
     let due = (s.scenario == Scenario::Timers).then_some(s.items as u64);
     let started = start_daemon(folder.path(), daemon_bin, due).await?;
     let compacted = match s.compact {
