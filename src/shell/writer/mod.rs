@@ -135,6 +135,13 @@ impl Items {
         (item.seq >= current.since && item.seq <= current.item.seq).then_some(current.revision)
     }
 
+    /// Forgets an item that turned out to have no log.
+    fn forget(&self, id: &str) {
+        if let Ok(mut p) = self.0.write() {
+            p.items.remove(id);
+        }
+    }
+
     /// How many items there are.
     pub fn count(&self) -> usize {
         self.0.read().map(|p| p.items.len()).unwrap_or_default()
@@ -270,6 +277,10 @@ pub struct Writer {
     electorate: Arc<engine::Electorate>,
     /// Shared with the published items until a request changes one.
     items: HashMap<String, Arc<Item>>,
+    /// Items read at start whose rows are yet to be checked against the end of their log
+    /// (see `recovery`), and since when.
+    unchecked: BTreeSet<String>,
+    checking: std::time::Instant,
     next_item: u64,
     registers: HashMap<(String, i32), u64>,
     /// For each item voted on last, its ballot and the key of the data its receipts share:
@@ -349,7 +360,14 @@ impl Writer {
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
         let mut queue = Vec::with_capacity(MAX_BATCH);
-        while self.rx.recv_many(&mut queue, MAX_BATCH).await > 0 {
+        loop {
+            if !self.unchecked.is_empty() && self.rx.is_empty() {
+                self.check_some().await;
+                continue;
+            }
+            if self.rx.recv_many(&mut queue, MAX_BATCH).await == 0 {
+                break;
+            }
             self.batch(std::mem::take(&mut queue)).await;
         }
     }
@@ -919,6 +937,10 @@ impl Writer {
         event: Event,
         by: Option<String>,
     ) -> Result<Done, WriteError> {
+        if self.check_end(id, &mut s.batch) {
+            s.dirty.insert(id.to_string());
+            s.changed.insert(id.to_string());
+        }
         let event = self.resolve(id, event)?;
         let before = self.items.remove(id);
         let version = match (&before, &event) {

@@ -1,7 +1,9 @@
-//! Start-up: every item read back and checked against the end of its log, and the full
-//! replay (`check_on_start = "full"`); wherever the two disagree, the log wins.
+//! Start-up: every item read back whole (its rows' checksums, its vote rows against their
+//! counts), then, once the daemon is ready, checked against the end of its log: before its
+//! first change, or in the writer's idle time, whichever comes first. And the full replay
+//! (`check_on_start = "full"`). Wherever the rows and the log disagree, the log wins.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::*;
@@ -21,14 +23,24 @@ impl Writer {
         published: Arc<Items>,
     ) -> anyhow::Result<(Writer, Handle)> {
         let mut items = HashMap::new();
+        let mut unchecked = BTreeSet::new();
         let mut repaired = Batch::default();
         for stored in store.items() {
             let (id, stored) = stored?;
-            let item = match check_stored(&store, &id, stored) {
-                Ok(item) => Some(item),
+            let item = match stored {
+                Ok(item) => {
+                    unchecked.insert(id.clone());
+                    Some(item)
+                }
                 Err(problem) => {
                     let replayed = replay(&store, &defs.load(), tz, &id)?;
-                    log_wins(&store, &id, &problem, replayed.as_ref(), &mut repaired)?;
+                    log_wins(
+                        &store,
+                        &id,
+                        &problem.to_string(),
+                        replayed.as_ref(),
+                        &mut repaired,
+                    )?;
                     replayed
                 }
             };
@@ -51,6 +63,8 @@ impl Writer {
             tz,
             electorate,
             items,
+            unchecked,
+            checking: std::time::Instant::now(),
             next_item,
             registers: HashMap::new(),
             receipts: HashMap::new(),
@@ -77,6 +91,7 @@ impl Writer {
             }
         }
         self.store.commit(&repaired).await?;
+        self.unchecked.clear();
         let count = ids.len();
         for (id, item) in ids {
             self.items.insert(id, Arc::new(item));
@@ -102,18 +117,80 @@ fn log_wins(
     }
 }
 
-/// An item's stored state, if it is whole and ends where its log ends.
-fn check_stored(store: &Store, id: &str, stored: store::Result<Item>) -> Result<Item, String> {
-    let item = stored.map_err(|e| e.to_string())?;
-    match store.log_ends_at(id, item.seq, &item.head) {
-        Ok(true) => Ok(item),
-        Ok(false) => Err(format!(
-            "the item row is at event {}, which is not where its log ends",
-            item.seq
-        )),
-        Err(e) => Err(e.to_string()),
+impl Writer {
+    /// Checks, once after start, that `id`'s rows end where its log ends; where they do not,
+    /// the log wins: the item is replayed and its rows staged in `batch`. Whether the item
+    /// changed.
+    pub(super) fn check_end(&mut self, id: &str, batch: &mut Batch) -> bool {
+        if !self.unchecked.remove(id) {
+            return false;
+        }
+        let Some(item) = self.items.get(id) else {
+            return false;
+        };
+        let problem = match self.store.log_ends_at(id, item.seq, &item.head) {
+            Ok(true) => return false,
+            Ok(false) => format!(
+                "the item row is at event {}, which is not where its log ends",
+                item.seq
+            ),
+            Err(e) => e.to_string(),
+        };
+        let replayed = match replay(&self.store, &self.defs.load(), self.tz, id) {
+            Ok(replayed) => replayed,
+            Err(e) => {
+                tracing::error!(item = %id, %problem, error = %e, "stored state differs from its event log, which does not replay; the stored state is kept");
+                return false;
+            }
+        };
+        if let Err(e) = log_wins(&self.store, id, &problem, replayed.as_ref(), batch) {
+            tracing::error!(item = %id, error = %e, "the state replayed from the log cannot be staged");
+        }
+        match replayed {
+            Some(item) => self.items.insert(id.to_string(), Arc::new(item)),
+            None => {
+                self.published.forget(id);
+                self.items.remove(id)
+            }
+        };
+        true
+    }
+
+    /// Checks the ends of up to [`CHECK_AT_ONCE`] items not yet checked, and commits what
+    /// their logs repair.
+    pub(super) async fn check_some(&mut self) {
+        let mut batch = Batch::default();
+        let mut changed = Vec::new();
+        for _ in 0..CHECK_AT_ONCE {
+            let Some(id) = self.unchecked.first().cloned() else {
+                break;
+            };
+            if self.check_end(&id, &mut batch) {
+                changed.push(id);
+            }
+        }
+        if let Err(e) = self.store.commit(&batch).await {
+            tracing::error!(error = %e, "the items repaired from their logs cannot be stored");
+            self.wake.storage_failed.notify_one();
+        }
+        self.published.publish(
+            changed
+                .iter()
+                .filter_map(|id| Some((self.items.get(id)?.clone(), true))),
+        );
+        if self.unchecked.is_empty() {
+            tracing::info!(
+                items = self.items.len(),
+                ms = self.checking.elapsed().as_millis() as u64,
+                "every item's rows checked against the end of its log"
+            );
+        }
+        tokio::task::yield_now().await;
     }
 }
+
+/// Items whose log ends the writer checks at a time in its idle time: a few milliseconds.
+const CHECK_AT_ONCE: usize = 256;
 
 /// Rebuilds an item by folding its log through the engine (the stored state must equal it).
 pub fn replay(store: &Store, defs: &Definitions, tz: Tz, id: &str) -> anyhow::Result<Option<Item>> {
