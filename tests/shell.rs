@@ -382,3 +382,80 @@ async fn the_routers_start_an_item_and_take_a_vote_without_a_socket() {
         "the receipt is the record's hash"
     );
 }
+
+/// A writer on `store` with `workflow` current, and the items it publishes.
+async fn writer_on(store: &Store, workflow: &Workflow) -> (Writer, Handle, Arc<Items>) {
+    let mut defs = Definitions::default();
+    defs.insert_current(workflow.clone());
+    let items = Arc::new(Items::default());
+    let (writer, handle) = Writer::open(
+        store.clone(),
+        Clock::system(),
+        Arc::new(ArcSwap::from_pointee(defs)),
+        Arc::new(ArcSwap::from_pointee(roster())),
+        tz(),
+        Wake::default(),
+        Arc::new(Metrics::default()),
+        items.clone(),
+    )
+    .await
+    .unwrap();
+    (writer, handle, items)
+}
+
+fn vote(member: &str) -> Event {
+    Event::VoteCast {
+        ballot: 0,
+        member: member.into(),
+        choice: "yes".into(),
+        proofs: None,
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_comes_before_the_idle_check_steps_the_item_its_log_has() {
+    let tie = workflow(TIE);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (writer, handle, items) = writer_on(&store, &tie).await;
+    let running = tokio::spawn(writer.run());
+    let id = handle
+        .start(tie.name.clone(), BTreeMap::new(), None)
+        .await
+        .unwrap()
+        .item;
+    let before = items.get(&id).unwrap();
+    handle.event(id.clone(), vote("AAA"), None).await.unwrap();
+    drop(handle);
+    running.await.unwrap();
+
+    // The item's rows put back as they were before AAA's vote, whole: only the log has it.
+    let mut batch = councild::store::Batch::default();
+    store.stage_item(&before, &mut batch).unwrap();
+    store.commit(&batch).await.unwrap();
+
+    // BBB's vote is waiting before the writer runs, so it comes before any idle check.
+    let (writer, handle, items) = writer_on(&store, &tie).await;
+    assert_eq!(
+        items.get(&id).unwrap().ballots[0].cast(),
+        0,
+        "as its rows say"
+    );
+    let queued = tokio::spawn({
+        let (handle, id) = (handle.clone(), id.clone());
+        async move { handle.event(id, vote("BBB"), None).await }
+    });
+    tokio::task::yield_now().await;
+    let running = tokio::spawn(writer.run());
+    queued.await.unwrap().unwrap();
+    let item = items.get(&id).unwrap();
+    assert_eq!(
+        item.ballots[0].cast(),
+        2,
+        "AAA's vote from the log, and BBB's"
+    );
+    let log: Vec<Record> = store.events(&id).map(Result::unwrap).collect();
+    assert_eq!(log.len() as u64, item.seq, "no event written over another");
+    drop(handle);
+    running.await.unwrap();
+}
