@@ -180,9 +180,41 @@ async fn a_regulation_is_circulated_voted_and_adopted_under_a_number() {
         daemon.item(&id).await["events"].as_array().unwrap().len(),
         events
     );
-    assert_eq!(daemon.vote(&b, "no").await.0, 200);
-    let (status, _) = daemon.vote(&b, "yes").await;
-    assert_eq!(status, 200);
+    let (status, first) = daemon.vote(&b, "no").await;
+    assert_eq!(status, 200, "{first}");
+    let (status, changed) = daemon.vote(&b, "yes").await;
+    assert_eq!(status, 200, "{changed}");
+    // Each vote's receipt mail (in Arabic, bbb's language) tells that vote: its own
+    // receipt, and its choice, which differs between the two.
+    let receipts = until("bbb's two receipts", Duration::from_secs(30), async || {
+        let mails: Vec<_> = council
+            .mails()
+            .into_iter()
+            .filter(|m| m.to.contains("bbb.head@") && m.body.contains("الإيصال: "))
+            .collect();
+        match mails.len() {
+            2 => Ok(mails),
+            n => Err(format!("{n} receipts")),
+        }
+    })
+    .await;
+    let bodies: Vec<&str> = receipts.iter().map(|m| m.body.as_str()).collect();
+    let told = |page: &str| {
+        let said = format!("الإيصال: {}", hash(page));
+        let told: Vec<&str> = bodies
+            .iter()
+            .copied()
+            .filter(|b| b.contains(&said))
+            .collect();
+        assert_eq!(told.len(), 1, "{said}: {bodies:#?}");
+        let choice = told[0]
+            .split("على النحو التالي: ")
+            .nth(1)
+            .unwrap_or_default();
+        choice.lines().next().unwrap_or_default().to_string()
+    };
+    let (no, yes) = (told(&first), told(&changed));
+    assert!(!no.is_empty() && no != yes, "{no} / {yes}: {bodies:#?}");
     let (_, page) = daemon.get(&b).await;
     assert!(page.contains("data-choice=\"yes\""), "{page}");
     assert_eq!(

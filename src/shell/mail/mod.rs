@@ -49,34 +49,86 @@ const IDLE_CLOSE: Duration = Duration::from_secs(60);
 const ROUND: usize = 256;
 
 /// One mail to one recipient, as stored in the outbox.
+///
+/// A row is stored under short names (the long ones of earlier rows still read) and
+/// leaves out the fields at their default, as they are in the row a vote commits for its
+/// receipt: sled rewrites the outbox's pages in proportion to its rows' size.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mail {
     /// Stable id: `ITEM.SEQ.EFFECT.RECIPIENT`; the `Message-ID` is built from it.
     pub id: String,
+    #[serde(rename = "i", alias = "item")]
     pub item: String,
+    #[serde(rename = "t", alias = "template")]
     pub template: String,
     pub to: Recipient,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "b",
+        alias = "ballot",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ballot: Option<usize>,
     /// The mail's own data; with `shared`, only what it adds to the data it shares.
+    #[serde(
+        rename = "c",
+        alias = "context",
+        default = "empty",
+        skip_serializing_if = "is_empty"
+    )]
     pub context: Value,
     /// The key of the data this mail shares with others (the recipients of one notice, the
     /// receipts of one ballot), kept once in the store's `contexts`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "s",
+        alias = "shared",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub shared: Option<String>,
+    /// The event, in the item's log, of the vote this mail tells (a receipt's choice and
+    /// hash): read from the log when the mail is rendered rather than copied into the row.
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub vote: Option<u64>,
+    #[serde(rename = "at", alias = "created_at")]
     pub created_at: DateTime<Utc>,
-    // What follows is left out of a row while it holds its default, as it does in the
-    // row a vote commits for its receipt: sled rewrites the outbox's pages in proportion
-    // to its rows' size.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(
+        rename = "a",
+        alias = "attempts",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
     pub attempts: u32,
     /// When the next try is due, if not at `created_at` (see [`Mail::due`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "due",
+        alias = "next_attempt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub next_attempt: Option<DateTime<Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "err",
+        alias = "last_error",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub last_error: Option<String>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        rename = "f",
+        alias = "failed",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub failed: bool,
+}
+
+fn empty() -> Value {
+    json!({})
+}
+
+fn is_empty(v: &Value) -> bool {
+    v.as_object().is_some_and(|o| o.is_empty())
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -118,16 +170,40 @@ impl Mail {
         }
     }
 
-    /// The data the mail is rendered with: what it shares, with its own on top.
+    /// The data the mail is rendered with: what it shares, with its own on top, and the
+    /// vote it tells as the item's log holds it.
     pub fn data(&self, store: &Store) -> Result<Value, String> {
-        let Some(key) = &self.shared else {
-            return Ok(self.context.clone());
+        let mut data = match &self.shared {
+            None => self.context.clone(),
+            Some(key) => {
+                let mut data: Value = store
+                    .context(key)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("its shared data `{key}` is not in the store"))?;
+                overlay(&mut data, &self.context);
+                data
+            }
         };
-        let mut data: Value = store
-            .context(key)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("its shared data `{key}` is not in the store"))?;
-        overlay(&mut data, &self.context);
+        if let Some(seq) = self.vote {
+            let vote = match store.event(&self.item, seq).map_err(|e| e.to_string())? {
+                Some(crate::engine::Record {
+                    event: crate::engine::Event::VoteCast { choice, .. },
+                    hash,
+                    ..
+                }) => json!({ "choice": choice, "receipt": hash }),
+                Some(_) => return Err(format!("event {seq} of {} is not a vote", self.item)),
+                None => {
+                    return Err(format!(
+                        "its vote, event {seq} of {}, is not in the store",
+                        self.item
+                    ));
+                }
+            };
+            let Some(fields) = data.as_object_mut() else {
+                return Err("its data is not an object".into());
+            };
+            fields.insert("vote".into(), vote);
+        }
         Ok(data)
     }
 
@@ -149,6 +225,7 @@ impl Mail {
             ballot,
             context,
             shared: None,
+            vote: None,
             created_at: at,
             attempts: 0,
             next_attempt: None,
@@ -160,14 +237,32 @@ impl Mail {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recipient {
+    #[serde(rename = "n", alias = "name")]
     pub name: String,
+    #[serde(rename = "e", alias = "email")]
     pub email: String,
+    #[serde(rename = "l", alias = "language")]
     pub language: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "m",
+        alias = "member",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub member: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "mn",
+        alias = "member_name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub member_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "d",
+        alias = "delegate",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub delegate: Option<usize>,
 }
 

@@ -484,9 +484,10 @@ impl Store {
     /// committed already. The removals are made durable by the next sync (one lost to a
     /// crash is swept again; a removal that lasts implies the mails' removals before it).
     pub fn sweep_contexts(&self) -> Result<usize> {
-        /// The one field of a mail row a sweep reads.
+        /// The one field of a mail row a sweep reads (`mail::Mail::shared`).
         #[derive(Deserialize)]
         struct Names {
+            #[serde(rename = "s", alias = "shared")]
             shared: Option<String>,
         }
         let held = self.held_contexts().clone();
@@ -676,6 +677,12 @@ impl Store {
         };
         let last: Hash = decode(&key, &row)?;
         Ok(last.hash == head && !self.events.contains_key(event_key(item, seq + 1))?)
+    }
+
+    /// Event `seq` of the item's log.
+    pub fn event(&self, item: &str, seq: u64) -> Result<Option<Record>> {
+        let key = event_key(item, seq);
+        self.events.get(&key)?.map(|v| decode(&key, &v)).transpose()
     }
 
     pub fn events(&self, item: &str) -> impl Iterator<Item = Result<Record>> + '_ {

@@ -263,8 +263,11 @@ impl Staging<'_> {
     ) {
         let (roster, workflow, tz) = (self.roster, self.workflow, self.tz);
         let build = || mail::context(&roster.council, Some(workflow), item, ballot, tz);
-        // What is the recipient's own: a vote's receipt carries the choice and the event hash.
+        // What is the recipient's own: the vote the record casts, for its receipt. A
+        // secret vote's tracker (and nothing of what it marks) goes in the row; an open
+        // vote's choice and hash are read from the log when the mail is rendered.
         let mut own = serde_json::json!({});
+        let mut vote = None;
         if let Event::VoteCast {
             choice,
             proofs,
@@ -272,15 +275,14 @@ impl Staging<'_> {
             ..
         } = &record.event
         {
-            own["vote"] = match (proofs, item.ballots.get(*ballot)) {
-                // A secret vote: its tracker, and nothing of what it marks.
+            match (proofs, item.ballots.get(*ballot)) {
                 (Some(_), Some(b)) => {
                     let choices = crate::secret::decode_choices(choice, b.choices.len());
                     let tracker = choices.map(|c| crate::secret::tracker(&c));
-                    serde_json::json!({ "tracker": tracker, "receipt": record.hash })
+                    own["vote"] = serde_json::json!({ "tracker": tracker, "receipt": record.hash });
                 }
-                _ => serde_json::json!({ "choice": choice, "receipt": record.hash }),
-            };
+                _ => vote = Some(record.seq),
+            }
         }
         let recipients: Vec<Recipient> = engine::recipients(roster, item, &to)
             .into_iter()
@@ -345,6 +347,7 @@ impl Staging<'_> {
                 record.at,
             );
             mail.shared = shared.clone();
+            mail.vote = vote;
             self.s
                 .batch
                 .outbox
