@@ -475,9 +475,9 @@ fn a_store_of_an_older_build_reads_back_byte_for_byte() {
 async fn shared_mail_data_is_swept_once_no_mail_names_it_and_the_writer_let_it_go() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    // A mail row names its shared data under `s` (and, written by an earlier build, `shared`).
-    let row = |id: &str, shared: &str| {
-        let name = if id.ends_with(".1") { "shared" } else { "s" };
+    // A mail row names its shared data under `s`; one written by an earlier build, under
+    // `shared`.
+    let row = |id: &str, name: &str, shared: &str| {
         let mail = serde_json::json!({ "id": id, (name): shared });
         (id.as_bytes().to_vec(), encode(&mail))
     };
@@ -490,9 +490,11 @@ async fn shared_mail_data_is_swept_once_no_mail_names_it_and_the_writer_let_it_g
     }
     // A receipt still to send names item-1.3; a notice's recipients item-1.4.0; item-2.5
     // is the writer's, for receipts it has yet to stage.
-    batch.outbox.push(row("item-1.3.0.0", "item-1.3"));
-    batch.outbox.push(row("item-1.4.0.0", "item-1.4.0"));
-    batch.outbox.push(row("item-1.4.0.1", "item-1.4.0"));
+    batch.outbox.push(row("item-1.3.0.0", "s", "item-1.3"));
+    batch.outbox.push(row("item-1.4.0.0", "s", "item-1.4.0"));
+    batch
+        .outbox
+        .push(row("item-1.4.0.1", "shared", "item-1.4.0"));
     store.hold_context("item-2.5");
     store.commit(&batch).await.unwrap();
     assert_eq!(store.sweep_contexts().unwrap(), 0);
